@@ -1,0 +1,226 @@
+"""Benchmark LiDAR → camera projection (``edgefuse.fusion.Projector``) against plain numpy.
+
+Public API only.  Scenes: ``kitti`` (KITTI object frame 000001: 120,268 points, 1242x375, read from
+``$EDGEFUSE_DATA`` or ``../shared/data``, skipped when absent) and ``synthetic`` (120,000 points
+uniform in a KITTI-like volume around the car, same calibration and image size).  For each scene:
+median/p99/max of ``Projector.project`` on one thread (JIT warm) and of a vectorised numpy version
+with the same semantics in the same process, their ratio, and deadline misses against 1.5 ms.  JIT
+time is reported separately, both as ``warmup()`` in this process (may load from cache) and cold in a
+subprocess with an empty cache.  ``--contention`` also times ``threads=1`` vs ``threads=2`` while
+another process keeps one core busy.
+
+    python bench/bench_projection.py [--reps 300] [--contention]
+
+Prints JSON and writes ``bench/results/projection.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numba
+import numpy as np
+import numpy.typing as npt
+
+import edgefuse
+from edgefuse.fusion import PINHOLE, Projector
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "projection.json"
+WIDTH, HEIGHT = 1242, 375
+DEADLINE_MS = 1.5
+F64 = npt.NDArray[np.float64]
+
+
+def _kitti_dir() -> Path:
+    base = Path(os.environ.get("EDGEFUSE_DATA", ROOT.parent / "shared" / "data"))
+    return base / "kitti_object_3frames" / "training"
+
+
+def _calibration(path: Path) -> tuple[F64, F64]:
+    """K (3, 3) and T_cam2_from_velo (4, 4) from a KITTI object calib file (baseline folded into T)."""
+    calib: dict[str, F64] = {}
+    for line in path.read_text().splitlines():
+        if ":" in line:
+            key, values = line.split(":", 1)
+            calib[key] = np.array(values.split(), dtype=np.float64)
+    P2 = calib["P2"].reshape(3, 4)
+    K = P2[:, :3].copy()
+    R0 = np.eye(4)
+    R0[:3, :3] = calib["R0_rect"].reshape(3, 3)
+    Tv = np.eye(4)
+    Tv[:3] = calib["Tr_velo_to_cam"].reshape(3, 4)
+    B = np.eye(4)
+    B[:3, 3] = np.linalg.solve(K, P2[:, 3])
+    return K, B @ R0 @ Tv
+
+
+def numpy_project(  # noqa: PLR0917
+    xyz: npt.NDArray[np.float32], K: F64, T: F64, width: int, height: int,
+    min_depth: float = 0.1, max_depth: float = 200.0,
+) -> tuple[npt.NDArray[np.float32], Any]:
+    """Vectorised numpy projection + z-buffer with the Projector's semantics (pinhole)."""
+    cam = xyz.astype(np.float64) @ T[:3, :3].T + T[:3, 3]
+    z = cam[:, 2]
+    keep = np.flatnonzero((z >= min_depth) & (z <= max_depth))
+    c = cam[keep]
+    u = (K[0, 0] * c[:, 0] / c[:, 2] + K[0, 2]).astype(np.float32).astype(np.float64)
+    v = (K[1, 1] * c[:, 1] / c[:, 2] + K[1, 2]).astype(np.float32).astype(np.float64)
+    inside = (u >= -0.5) & (u < width - 0.5) & (v >= -0.5) & (v < height - 0.5)
+    idx = keep[inside]
+    pix = np.floor(v[inside] + 0.5).astype(np.int64) * width + np.floor(u[inside] + 0.5).astype(np.int64)
+    zi = z[idx]
+    order = np.lexsort((idx, zi, pix))  # by pixel, then depth, then point index
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = pix[order][1:] != pix[order][:-1]
+    win = order[first]
+    depth = np.zeros(width * height, dtype=np.float32)
+    index = np.full(width * height, -1, dtype=np.int32)
+    depth[pix[win]] = zi[win]
+    index[pix[win]] = idx[win]
+    return depth.reshape(height, width), index.reshape(height, width)
+
+
+def _bind(fn: Callable[..., object], *args: Any) -> Callable[[], object]:
+    """``fn`` with its arguments bound (a typed stand-in for a default-argument lambda)."""
+    return lambda: fn(*args)
+
+
+def _stats(fn: Callable[[], object], reps: int) -> dict[str, float]:
+    times = np.empty(reps)
+    for i in range(reps):
+        start = time.perf_counter()
+        fn()
+        times[i] = time.perf_counter() - start
+    ms = times * 1e3
+    return {"median_ms": float(np.median(ms)), "p99_ms": float(np.percentile(ms, 99)),
+            "max_ms": float(ms.max()), "deadline_misses": int(np.count_nonzero(ms > DEADLINE_MS)),
+            "reps": reps}
+
+
+def _cold_jit_seconds() -> float | None:
+    """Warm-up time in a fresh interpreter with an empty Numba cache (true compile time)."""
+    code = ("import numpy as np; from edgefuse.fusion import Projector, PINHOLE; import time; "
+            "p = Projector(PINHOLE, np.diag([700.0, 700.0, 1.0]), None, 1242, 375, np.eye(4)); "
+            "print(p.warmup())")
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, EDGEFUSE_NUMBA_CACHE_DIR=cache, NUMBA_CACHE_DIR=cache)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                             check=False)
+    try:
+        return float(out.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return None
+
+
+def _scenes(rng: np.random.Generator) -> dict[str, tuple[npt.NDArray[np.float32], F64, F64]]:
+    kitti = _kitti_dir()
+    calib = kitti / "calib" / "000001.txt"
+    if not calib.exists():
+        calib = ROOT / "tests" / "data" / "kitti_object_3frames" / "training" / "calib" / "000000.txt"
+    K, T = _calibration(calib)
+    synthetic = rng.uniform([-80.0, -80.0, -3.0], [80.0, 80.0, 3.0], size=(120_000, 3)).astype(np.float32)
+    scenes = {"synthetic_uniform_120k": (synthetic, K, T)}
+    velo = kitti / "velodyne" / "000001.bin"
+    if velo.exists():
+        xyz = np.ascontiguousarray(np.fromfile(velo, dtype=np.float32).reshape(-1, 4)[:, :3])
+        scenes["kitti_000001"] = (xyz, K, T)
+    return scenes
+
+
+def _busy() -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=300)
+    parser.add_argument("--contention", action="store_true", help="also time threads=1/2 with one core busy")
+    parser.add_argument("--no-cold-jit", action="store_true", help="skip the cold-compile subprocess")
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    report: dict[str, Any] = {
+        "benchmark": "projection",
+        "edgefuse": edgefuse.__version__,
+        "commit": _commit(),
+        "cpu": _cpu(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+        "numba_max_threads": numba.config.NUMBA_NUM_THREADS,  # type: ignore[attr-defined]
+        "image": [WIDTH, HEIGHT],
+        "deadline_ms": DEADLINE_MS,
+        "scenes": {},
+    }
+    for name, (xyz, K, T) in _scenes(rng).items():
+        projector = Projector(PINHOLE, K, None, WIDTH, HEIGHT, T, threads=1)
+        warmup_s = projector.warmup()
+        result = projector.project(xyz, copy=True)
+        depth_np, index_np = numpy_project(xyz, K, T, WIDTH, HEIGHT)
+        identical = bool(np.array_equal(depth_np, result.depth) and np.array_equal(index_np, result.index))
+        edge = _stats(_bind(projector.project, xyz), args.reps)
+        ref = _stats(_bind(numpy_project, xyz, K, T, WIDTH, HEIGHT), max(args.reps // 5, 20))
+        entry: dict[str, Any] = {
+            "points": int(xyz.shape[0]),
+            "valid_points": result.n_valid,
+            "pixels_with_depth": result.n_pixels,
+            "warmup_s": warmup_s,
+            "projector_threads1": edge,
+            "numpy": ref,
+            "speedup_vs_numpy": ref["median_ms"] / edge["median_ms"],
+            "numpy_result_identical": identical,
+        }
+        if args.contention:
+            parallel = Projector(PINHOLE, K, None, WIDTH, HEIGHT, T, threads=2)
+            parallel.warmup()
+            entry["idle_threads2"] = _stats(_bind(parallel.project, xyz), args.reps)
+            busy = _busy()
+            try:
+                time.sleep(0.3)
+                entry["busy_core_threads1"] = _stats(_bind(projector.project, xyz), args.reps)
+                entry["busy_core_threads2"] = _stats(_bind(parallel.project, xyz), args.reps)
+            finally:
+                busy.kill()
+                busy.wait()
+        report["scenes"][name] = entry
+    if not args.no_cold_jit:
+        report["cold_jit_warmup_s"] = _cold_jit_seconds()
+    text = json.dumps(report, indent=2)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(text + "\n")
+    print(text)
+    return 0
+
+
+def _commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                             check=False)
+    except OSError:
+        return None
+    return out.stdout.strip() or None
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

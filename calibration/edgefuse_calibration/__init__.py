@@ -1,0 +1,1 @@
+"""Calibration estimation tools (temporal and spatial) that write edgefuse rig files."""

@@ -1,0 +1,1 @@
+"""Sensor drivers (camera, LiDAR packets, radar, IMU/GNSS serial) as edgefuse Sources."""

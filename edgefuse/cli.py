@@ -1,0 +1,192 @@
+"""The ``edgefuse`` command line.
+
+``edgefuse info BAG`` · ``edgefuse convert SRC OUT`` · ``edgefuse validate PIPELINE|RIG`` ·
+``edgefuse replay PIPELINE [--bag BAG] [--rate R | --max-speed] [--out OUT.mcap] [--check-budgets]
+[--report REPORT.json]``.
+
+Bad input prints one clear line on stderr and exits non-zero (2 for usage/input errors, 3 for a budget
+breach); ``--trace`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from edgefuse.errors import EdgefuseError, ValidationError
+
+EXIT_INPUT = 2
+EXIT_BUDGET = 3
+
+
+def bundled_pipelines() -> dict[str, Path]:
+    """Pipelines shipped with edgefuse, by name (``radiate_demo`` …)."""
+    root = resources.files("edgefuse") / "data" / "pipelines"
+    out: dict[str, Path] = {}
+    try:
+        for entry in root.iterdir():
+            if entry.name.endswith(".yaml"):
+                out[entry.name[:-5]] = Path(str(entry))
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    return out
+
+
+def resolve_pipeline(name: str) -> Path:
+    """A pipeline path, or the name of a bundled pipeline."""
+    path = Path(name)
+    if path.exists():
+        return path
+    bundled = bundled_pipelines()
+    if name in bundled:
+        return bundled[name]
+    raise FileNotFoundError(
+        f"pipeline {name} not found (bundled pipelines: {', '.join(sorted(bundled)) or 'none'})")
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from edgefuse.bag import bag_info, format_info  # noqa: PLC0415
+
+    info = bag_info(args.bag)
+    if args.json:
+        print(json.dumps(_jsonable(info), indent=2, default=str))
+    else:
+        print(format_info(info))
+    return 0
+
+
+def _jsonable(obj: Any) -> Any:
+    as_dict = getattr(obj, "as_dict", None)
+    if callable(as_dict):
+        return as_dict()
+    from dataclasses import asdict, is_dataclass  # noqa: PLC0415
+
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return asdict(obj)
+    return obj
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from edgefuse.pipeline.config import check_pipeline  # noqa: PLC0415
+
+    bad = 0
+    for name in args.files:
+        path = resolve_pipeline(name)
+        problems: list[Any]
+        if _is_rig_file(path):
+            from edgefuse.rig import validate_rig_file  # noqa: PLC0415
+
+            problems = list(validate_rig_file(path))
+            kind = "rig"
+        else:
+            _, problems = check_pipeline(path, rig_override=args.rig)
+            kind = "pipeline"
+        if problems:
+            bad += 1
+            for p in problems:
+                print(str(p), file=sys.stderr)
+            print(f"{path}: {len(problems)} problem(s)", file=sys.stderr)
+        else:
+            print(f"{path}: valid {kind}")
+    return EXIT_INPUT if bad else 0
+
+
+def _is_rig_file(path: Path) -> bool:
+    try:
+        head = path.read_text(encoding="utf-8", errors="replace")[:4096]
+    except OSError:
+        return False
+    return any(line.startswith("edgefuse_rig:") for line in head.splitlines())
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from edgefuse.replay import format_report, replay  # noqa: PLC0415
+
+    result = replay(
+        resolve_pipeline(args.pipeline), bag=args.bag, rate=args.rate, max_speed=args.max_speed, out=args.out,
+        report_path=args.report, progress=None if args.quiet else sys.stderr, rig=args.rig,
+    )
+    print(format_report(result.report))
+    if args.check_budgets and result.breaches:
+        print(f"edgefuse: {len(result.breaches)} latency budget breach(es)", file=sys.stderr)
+        return EXIT_BUDGET
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edgefuse", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trace", action="store_true", help="show the traceback on errors")
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("info", help="topics, types, counts, rates, span, stamp gaps and disorder of a bag")
+    p.add_argument("bag", nargs="+", help="ROS 1 .bag file or ROS 2 bag folder (sqlite3 / MCAP)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("validate", help="check pipeline and rig files; list every problem")
+    p.add_argument("files", nargs="+", help="pipeline YAML(s) (or bundled names) and/or rig YAML(s)")
+    p.add_argument("--rig", help="use this rig file instead of the pipeline's")
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("replay", help="replay a bag through a pipeline and report latency against budgets")
+    p.add_argument("pipeline", help="pipeline YAML, or a bundled pipeline name (e.g. radiate_demo)")
+    p.add_argument("--bag", help="recording to replay (default: the pipeline's 'bag:')")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--rate", type=float, default=1.0, help="pace by recorded time at this speed (default 1.0)")
+    g.add_argument("--max-speed", action="store_true", help="run flat out, no pacing")
+    p.add_argument("--out", help="write outputs to this ROS 2 bag (MCAP)")
+    p.add_argument("--report", help="write the JSON report here")
+    p.add_argument("--check-budgets", action="store_true", help="exit 3 when a latency budget is breached")
+    p.add_argument("--rig", help="use this rig file instead of the pipeline's")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
+    p.set_defaults(func=_cmd_replay)
+
+    try:
+        from edgefuse.convert import add_convert_parser  # noqa: PLC0415
+    except ImportError:
+        pass
+    else:
+        add_convert_parser(sub)
+    return parser
+
+
+def _version() -> str:
+    from edgefuse import __version__  # noqa: PLC0415
+
+    return f"edgefuse {__version__}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ValidationError as exc:
+        if args.trace:
+            raise
+        for problem in exc.problems:
+            print(f"edgefuse: {problem}", file=sys.stderr)
+        return EXIT_INPUT
+    except (EdgefuseError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+        if args.trace:
+            raise
+        print(f"edgefuse: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("edgefuse: interrupted", file=sys.stderr)
+        return 130
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.strerror or exc}: {exc.filename}"
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+if __name__ == "__main__":
+    sys.exit(main())

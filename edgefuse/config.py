@@ -1,0 +1,107 @@
+"""Process-wide runtime settings: Numba cache directory and thread counts.
+
+Read from the environment at import time and overridable by a pipeline's ``runtime:`` section or
+:func:`configure`:
+
+- ``EDGEFUSE_NUMBA_CACHE_DIR``: where compiled kernels are cached (default: ``$XDG_CACHE_HOME/edgefuse/numba``
+  or ``~/.cache/edgefuse/numba``).  If no writable directory exists, caching is switched off so that
+  importing edgefuse works from a read-only install.
+- ``EDGEFUSE_NUMBA_THREADS``: Numba's thread count for parallel kernels (default: Numba's default).
+- ``EDGEFUSE_ORT_THREADS``: ONNX Runtime intra-op threads (default: ONNX Runtime's default, 0).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "edgefuse" / "numba"
+
+
+def _writable_dir(path: Path) -> bool:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(path, os.W_OK | os.X_OK)
+
+
+@dataclass
+class RuntimeConfig:
+    """Settings that apply to the whole process."""
+
+    numba_cache_dir: Path | None
+    numba_threads: int | None
+    ort_threads: int
+
+
+def _int_env(name: str) -> int | None:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {value!r}") from None
+    if number < 0:
+        raise ValueError(f"{name} must be >= 0, got {number}")
+    return number
+
+
+def _init() -> RuntimeConfig:
+    requested = os.environ.get("EDGEFUSE_NUMBA_CACHE_DIR")
+    cache: Path | None = Path(requested) if requested else _default_cache_dir()
+    if cache is not None and not _writable_dir(cache):
+        cache = None
+    if cache is not None and "NUMBA_CACHE_DIR" not in os.environ:
+        # numba reads NUMBA_CACHE_DIR when it is imported; if it already was, set its config directly.
+        os.environ["NUMBA_CACHE_DIR"] = str(cache)
+        numba_mod = sys.modules.get("numba")
+        if numba_mod is not None:
+            numba_mod.config.CACHE_DIR = str(cache)
+    return RuntimeConfig(
+        numba_cache_dir=cache,
+        numba_threads=_int_env("EDGEFUSE_NUMBA_THREADS"),
+        ort_threads=_int_env("EDGEFUSE_ORT_THREADS") or 0,
+    )
+
+
+CONFIG = _init()
+
+
+def cache_enabled() -> bool:
+    """Whether Numba kernels should be compiled with ``cache=True``."""
+    return CONFIG.numba_cache_dir is not None
+
+
+def configure(
+    *, numba_threads: int | None = None, ort_threads: int | None = None, numba_cache_dir: str | None = None
+) -> RuntimeConfig:
+    """Change settings at run time (before kernels are compiled for the cache directory to matter)."""
+    if numba_cache_dir is not None:
+        path = Path(numba_cache_dir)
+        CONFIG.numba_cache_dir = path if _writable_dir(path) else None
+        if CONFIG.numba_cache_dir is not None:
+            import numba  # noqa: PLC0415
+
+            numba.config.CACHE_DIR = str(path)  # type: ignore[attr-defined]
+    if numba_threads is not None:
+        CONFIG.numba_threads = numba_threads
+    if ort_threads is not None:
+        CONFIG.ort_threads = ort_threads
+    apply_numba_threads()
+    return CONFIG
+
+
+def apply_numba_threads() -> int:
+    """Apply the configured Numba thread count (clamped to what Numba allows); returns the count in use."""
+    import numba  # noqa: PLC0415
+
+    if CONFIG.numba_threads:
+        numba.set_num_threads(max(1, min(CONFIG.numba_threads, numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
+    return int(numba.get_num_threads())

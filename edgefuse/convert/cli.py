@@ -1,0 +1,102 @@
+"""``edgefuse convert SRC OUT …``: argparse adapter the edgefuse CLI wires in.
+
+Usage (after ``add_convert_parser(subparsers)``)::
+
+    edgefuse convert SRC OUT [--layout auto|radiate|kitti_object|kitti_raw] [--storage mcap|sqlite3]
+                     [--max-frames N] [--start-s S] [--time-window START END | --overlap]
+                     [--compress-images] [--streams a,b] [--gps-offset-s S]
+                     [--on-error raise|skip]
+
+Times are decimal seconds parsed exactly (``--time-window 1574859772.43 1574859775.77`` is in the
+dataset's clock, absolute unix seconds for RADIATE and KITTI raw; for KITTI object the synthesized
+clock starts at ``--start-s``, default 1 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from edgefuse.errors import EdgefuseError
+from edgefuse.time import ns_from_seconds
+
+
+def _seconds(text: str) -> int:
+    try:
+        return ns_from_seconds(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a decimal number of seconds: {text!r}") from None
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def add_convert_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``convert`` sub-command to an argparse ``subparsers`` object; returns its parser.
+
+    The parser's default ``func`` is :func:`run_convert`.
+    """
+    from edgefuse.convert.kitti_object import DEFAULT_START_NS  # noqa: PLC0415 - keep CLI start-up cheap
+
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "convert", help="convert a dataset folder (RADIATE, KITTI object, KITTI raw) to a ROS 2 bag",
+        description="Convert a dataset folder to a ROS 2 bag (standard sensor_msgs types, calibration on "
+                    "/tf_static, rig.yaml and convert_report.json inside the bag folder).")
+    p.add_argument("src", type=Path, help="dataset folder")
+    p.add_argument("out", type=Path, help="bag folder to create (must not exist)")
+    p.add_argument("--layout", choices=("auto", "radiate", "kitti_object", "kitti_raw"), default="auto")
+    p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
+    p.add_argument("--max-frames", type=_non_negative, default=None, metavar="N",
+                   help="at most N messages per topic")
+    p.add_argument("--start-s", type=_seconds, default=DEFAULT_START_NS, metavar="S",
+                   help="KITTI object: stamp of frame 000000 in seconds (default 1)")
+    window = p.add_mutually_exclusive_group()
+    window.add_argument("--time-window", type=_seconds, nargs=2, metavar=("START", "END"),
+                        help="keep messages stamped in [START, END] (seconds, dataset clock)")
+    window.add_argument("--overlap", action="store_true",
+                        help="keep only the window every converted stream covers")
+    p.add_argument("--compress-images", action="store_true",
+                   help="write CompressedImage with the original PNG bytes instead of decoded Image")
+    p.add_argument("--jpeg-quality", type=int, default=None, metavar="Q",
+                   help="RADIATE with --compress-images: camera frames as JPEG at quality Q (1-100)")
+    p.add_argument("--compress-bag", action="store_true", help="zstd-compress the bag storage (MCAP chunks)")
+    p.add_argument("--streams", default=None,
+                   help="RADIATE: comma-separated subset of zed_left,zed_right,velo_lidar,radar,gps_imu")
+    p.add_argument("--gps-offset-s", type=_seconds, default=0, metavar="S",
+                   help="RADIATE: add S seconds to GPS/IMU stamps (default 0: keep their own clock)")
+    p.add_argument("--on-error", choices=("raise", "skip"), default="raise",
+                   help="unreadable items: stop (default) or report and go on")
+    p.set_defaults(func=run_convert)
+    return p
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    """Run a conversion from parsed arguments; print the report summary.
+
+    Returns:
+        0 on success, 1 when the conversion failed (one line on stderr, no traceback).
+    """
+    from edgefuse.convert.converter import convert  # noqa: PLC0415 - keep CLI start-up cheap
+
+    window: Any = "overlap" if args.overlap else (tuple(args.time_window) if args.time_window else None)
+    streams = [s.strip() for s in args.streams.split(",") if s.strip()] if args.streams else None
+    try:
+        report = convert(args.src, args.out, layout=args.layout, storage=args.storage,
+                         frames=args.max_frames, compress_images=args.compress_images,
+                         start_ns=args.start_s, window_ns=window, streams=streams,
+                         gps_offset_ns=args.gps_offset_s, on_error=args.on_error,
+                         camera_jpeg_quality=args.jpeg_quality, compress=args.compress_bag)
+    except EdgefuseError as err:
+        print(f"edgefuse convert: error: {err}", file=sys.stderr)
+        return 1
+    print(report.summary())
+    return 0

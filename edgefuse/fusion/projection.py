@@ -1,0 +1,486 @@
+"""Project a LiDAR/radar point cloud into a camera: z-buffered sparse depth image and point colours.
+
+This is the first data-level fusion stage.  :class:`Projector` validates the camera and extrinsics
+once, preallocates every buffer, and compiles its kernels in :meth:`Projector.warmup`; after that
+:meth:`Projector.project` allocates no arrays (only the small result object and array views).
+
+Conventions (the same in the kernels and in the test reference):
+
+- ``T_cam_from_lidar`` (4, 4) maps points from the LiDAR (or radar) frame to the camera optical frame
+  (x right, y down, z forward).  Depth is camera-frame ``z`` in metres (for every model, fisheye too).
+- Camera models: ``PINHOLE``, ``PLUMB_BOB``, ``RATIONAL``, ``EQUIDISTANT``
+  (:mod:`edgefuse.fusion._models`, identical to :mod:`edgefuse.rig.camera`).  Distortion matches
+  ``cv2.projectPoints`` / ``cv2.fisheye.projectPoints``; skew ``K[0, 1]`` is applied as
+  ``u = fx * xd + skew * yd + cx``.
+- Pixel centres sit at integer coordinates: the pixel of a point is
+  ``(row, col) = (floor(v + 0.5), floor(u + 0.5))`` computed from the published float32 ``uv``, and a
+  point is inside the image when ``-0.5 <= u < width - 0.5`` and ``-0.5 <= v < height - 0.5``.
+- A point is *valid* when its coordinates are finite, ``min_depth_m <= z <= max_depth_m`` (so points
+  behind the camera, at zero depth or NaN are invalid) and it lands inside the image.
+- Z-buffer: the nearest valid point wins a pixel (compared in float64), ties go to the lowest point
+  index; parallel and serial runs give identical results.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numba
+import numpy as np
+import numpy.typing as npt
+
+from edgefuse.errors import CalibrationError
+from edgefuse.fusion import _kernels
+from edgefuse.fusion._models import EQUIDISTANT, MODEL_NAMES, N_COEFFS, PINHOLE, PLUMB_BOB, RATIONAL
+
+__all__ = [
+    "EQUIDISTANT",
+    "PINHOLE",
+    "PLUMB_BOB",
+    "RATIONAL",
+    "CameraParamError",
+    "ProjectionResult",
+    "Projector",
+    "project_to_depth",
+]
+
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+I32 = npt.NDArray[np.int32]
+U8 = npt.NDArray[np.uint8]
+BoolArray = npt.NDArray[np.bool_]
+
+#: Below this many points a projector with ``threads > 1`` still runs the serial kernel: starting the
+#: thread pool costs more than it saves.
+PARALLEL_MIN_POINTS = 50_000
+#: Smallest number of points one thread takes at a time in the parallel kernel.
+PARALLEL_CHUNK = 4096
+
+
+class CameraParamError(CalibrationError, ValueError):
+    """Camera intrinsics, distortion, image size or extrinsic transform are invalid.
+
+    A :class:`~edgefuse.errors.CalibrationError` that is also a :class:`ValueError`; ``field`` names
+    the offending parameter (``"K"``, ``"D"``, ``"T_cam_from_lidar"``, ``"model_id"`` …).
+    """
+
+    def __init__(self, message: str, *, field: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+def _max_numba_threads() -> int:
+    """Numba's thread-pool size (``NUMBA_NUM_THREADS``)."""
+    return int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
+
+
+class _PathChooser:
+    """Pick the serial or the parallel projection kernel by measured time per point.
+
+    Both give identical results, so switching is free.  Each path keeps its last ``window`` timings;
+    until both have ``min_samples`` the paths alternate, then the faster median wins and the other is
+    re-measured once every ``probe_every`` calls.  This keeps ``threads > 1`` from being slower than
+    serial when other processes hold the cores (thread pool waits on a preempted thread).
+    """
+
+    def __init__(self, window: int = 9, min_samples: int = 3, probe_every: int = 32) -> None:
+        self._times: tuple[deque[float], deque[float]] = (deque(maxlen=window), deque(maxlen=window))
+        self._min_samples = min_samples
+        self._probe_every = probe_every
+        self._calls = 0
+
+    def pick(self) -> bool:
+        """Return True to run the parallel kernel for this call."""
+        self._calls += 1
+        serial, parallel = self._times
+        if len(serial) < self._min_samples or len(parallel) < self._min_samples:
+            return len(parallel) < len(serial)
+        faster_parallel = float(np.median(parallel)) < float(np.median(serial))
+        if self._calls % self._probe_every == 0:
+            return not faster_parallel
+        return faster_parallel
+
+    def record(self, parallel: bool, seconds_per_point: float) -> None:
+        """Store the measured time of one call of the path just run."""
+        self._times[int(parallel)].append(seconds_per_point)
+
+    @property
+    def prefers_parallel(self) -> bool | None:
+        """Current preference, or None while still measuring."""
+        serial, parallel = self._times
+        if len(serial) < self._min_samples or len(parallel) < self._min_samples:
+            return None
+        return float(np.median(parallel)) < float(np.median(serial))
+
+
+class _KernelCamera(Protocol):
+    """What :meth:`Projector.from_camera` needs from a camera (``edgefuse.rig.camera``)."""
+
+    def kernel_params(self) -> tuple[int, Any, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectionResult:
+    """Output of :meth:`Projector.project`.
+
+    Unless produced with ``copy=True`` the arrays are read-only views into buffers owned by the
+    :class:`Projector` and are overwritten by its next :meth:`~Projector.project` call; call
+    :meth:`copy` to keep them.
+
+    Attributes:
+        depth: (H, W) float32 sparse depth image in metres (camera ``z``); 0 where no point landed.
+        index: (H, W) int32 index of the point that won each pixel; -1 where none did.
+        uv: (N, 2) float32 pixel coordinates (u = column, v = row, pixel centres at integers);
+            NaN for invalid points.
+        valid: (N,) bool, True for points that are finite, within the depth range and inside the image.
+        n_valid: number of True entries in ``valid`` (points, not pixels: occluded points count).
+    """
+
+    depth: F32
+    index: I32
+    uv: F32
+    valid: BoolArray
+    n_valid: int
+
+    def copy(self) -> ProjectionResult:
+        """Return a result owning writable copies of all arrays."""
+        return ProjectionResult(self.depth.copy(), self.index.copy(), self.uv.copy(), self.valid.copy(),
+                                self.n_valid)
+
+    @property
+    def n_pixels(self) -> int:
+        """Number of pixels with a depth (z-buffer winners)."""
+        return int(np.count_nonzero(self.index >= 0))
+
+
+def _as_points(xyz: Any) -> npt.NDArray[np.floating[Any]]:
+    """Check an (N, 3) float32/float64 cloud, making it C-contiguous if needed (the only copy made)."""
+    if not isinstance(xyz, np.ndarray):
+        raise TypeError(f"xyz must be a numpy array of shape (N, 3), got {type(xyz).__name__}")
+    if xyz.ndim != 2 or xyz.shape[1] != 3:
+        raise ValueError(f"xyz must have shape (N, 3), got {xyz.shape}")
+    if xyz.dtype.kind != "f" or xyz.dtype.itemsize not in (4, 8):
+        raise TypeError(
+            f"xyz must be float32 or float64, got {xyz.dtype}; "
+            "convert explicitly, e.g. xyz.astype(np.float32)"
+        )
+    if not xyz.dtype.isnative:
+        xyz = xyz.astype(xyz.dtype.newbyteorder("="))
+    return np.ascontiguousarray(xyz)
+
+
+def _check_camera(model_id: Any, K: Any, D: Any, width: Any, height: Any) -> tuple[int, F64, F64, int, int]:
+    """Validate camera parameters; return ``(model, intr (5,) [fx, fy, skew, cx, cy], D (8,), w, h)``."""
+    is_int = isinstance(model_id, int | np.integer) and not isinstance(model_id, bool)
+    if not is_int or int(model_id) not in N_COEFFS:
+        raise CameraParamError(f"unknown camera model {model_id!r}; expected one of {MODEL_NAMES}",
+                               field="model_id")
+    model = int(model_id)
+    for name, value in (("width", width), ("height", height)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or int(value) <= 0:
+            raise CameraParamError(f"must be a positive integer, got {value!r}", field=name)
+    w, h = int(width), int(height)
+    if w * h >= 2**31 - 1:
+        raise CameraParamError(f"image {w}x{h} has too many pixels for int32 indices", field="width")
+    K_arr = np.asarray(K, dtype=np.float64)
+    if K_arr.shape != (3, 3):
+        raise CameraParamError(f"must be 3x3, got shape {K_arr.shape}", field="K")
+    if not np.all(np.isfinite(K_arr)):
+        raise CameraParamError("contains NaN or inf", field="K")
+    if K_arr[1, 0] != 0 or K_arr[2, 0] != 0 or K_arr[2, 1] != 0 or K_arr[2, 2] != 1:
+        raise CameraParamError(f"must be upper triangular with K[2,2] == 1, got {K_arr.tolist()}", field="K")
+    if K_arr[0, 0] <= 0 or K_arr[1, 1] <= 0:
+        raise CameraParamError(f"focal lengths must be positive, got fx={K_arr[0, 0]}, fy={K_arr[1, 1]}",
+                               field="K")
+    D_arr = np.asarray(D if D is not None else (), dtype=np.float64).reshape(-1)
+    if D_arr.size > 8:
+        raise CameraParamError(f"at most 8 coefficients, got {D_arr.size}", field="D")
+    if not np.all(np.isfinite(D_arr)):
+        raise CameraParamError("contains NaN or inf", field="D")
+    D8 = np.zeros(8, dtype=np.float64)
+    D8[: D_arr.size] = D_arr
+    used = N_COEFFS[model]
+    if np.any(D8[used:] != 0):
+        raise CameraParamError(
+            f"model {MODEL_NAMES[model]} uses {used} coefficient(s) but D[{used}:] is not zero: "
+            f"{D8.tolist()}",
+            field="D",
+        )
+    intr = np.array([K_arr[0, 0], K_arr[1, 1], K_arr[0, 1], K_arr[0, 2], K_arr[1, 2]], dtype=np.float64)
+    return model, intr, D8, w, h
+
+
+def _check_transform(T: Any, tol: float) -> tuple[F64, F64]:
+    """Validate a rigid (4, 4) transform; return C-contiguous ``R`` (3, 3) and ``t`` (3,)."""
+    T_arr = np.asarray(T, dtype=np.float64)
+    field = "T_cam_from_lidar"
+    if T_arr.shape != (4, 4):
+        raise CameraParamError(f"must be 4x4, got shape {T_arr.shape}", field=field)
+    if not np.all(np.isfinite(T_arr)):
+        raise CameraParamError("contains NaN or inf", field=field)
+    if not np.allclose(T_arr[3], [0.0, 0.0, 0.0, 1.0], rtol=0.0, atol=1e-12):
+        raise CameraParamError(f"last row must be [0, 0, 0, 1], got {T_arr[3].tolist()}", field=field)
+    R = np.ascontiguousarray(T_arr[:3, :3])
+    error = float(np.max(np.abs(R.T @ R - np.eye(3))))
+    if error > tol or np.linalg.det(R) <= 0:
+        raise CameraParamError(
+            f"rotation is not orthonormal (max |R^T R - I| = {error:.3g} > {tol:g}, "
+            f"det = {np.linalg.det(R):.6g})",
+            field=field,
+        )
+    return R, np.ascontiguousarray(T_arr[:3, 3])
+
+
+class Projector:
+    """Reusable, preallocated projector of point clouds into one camera.
+
+    Construct once per camera/sensor pair, call :meth:`warmup` at stage start, then :meth:`project`
+    per message.  Buffers are sized for ``max_points``; a larger cloud grows them once to its size
+    (the only allocation outside construction), smaller clouds use the leading part.
+
+    Args:
+        model_id: camera model id (``PINHOLE``, ``PLUMB_BOB``, ``RATIONAL``, ``EQUIDISTANT``).
+        K: (3, 3) intrinsics ``[[fx, skew, cx], [0, fy, cy], [0, 0, 1]]`` in pixels.
+        D: distortion coefficients, up to 8, zero-padded (OpenCV order for the model).
+        width, height: image size in pixels.
+        T_cam_from_lidar: (4, 4) rigid transform from the point-cloud frame to the camera optical frame.
+        min_depth_m, max_depth_m: valid depth range (camera ``z``, metres); ``min_depth_m > 0``.
+        max_points: initial buffer capacity in points.
+        threads: 1 runs the serial kernel.  ``> 1`` allows the per-point projection to run on up to
+            that many Numba threads (clouds of at least :data:`PARALLEL_MIN_POINTS`); the z-buffer
+            pass stays serial so results are identical either way.  Because a parallel kernel can be
+            slower than the serial one when other processes hold the cores, the projector times both
+            paths on live calls and keeps using the faster one (re-checking the other now and then).
+        rotation_tol: allowed ``max |R^T R - I|`` of the transform's rotation.
+        max_radius: largest undistorted normalised radius ``sqrt((x/z)^2 + (y/z)^2)`` (the tangent of
+            the angle off the optical axis) a valid point may have.  Polynomial distortion models fold
+            back beyond some radius, which would put far off-axis points inside the image; set this
+            to where the model stops being monotonic (``inf``: no limit, exactly OpenCV's behaviour).
+    """
+
+    def __init__(  # noqa: PLR0917
+        self,
+        model_id: int,
+        K: npt.ArrayLike,
+        D: npt.ArrayLike | None,
+        width: int,
+        height: int,
+        T_cam_from_lidar: npt.ArrayLike,
+        *,
+        min_depth_m: float = 0.1,
+        max_depth_m: float = 200.0,
+        max_points: int = 200_000,
+        threads: int = 1,
+        rotation_tol: float = 1e-5,
+        max_radius: float = np.inf,
+    ) -> None:
+        self.model_id, self._intr, self._D, self.width, self.height = _check_camera(
+            model_id, K, D, width, height
+        )
+        self._R, self._t = _check_transform(T_cam_from_lidar, rotation_tol)
+        # Kernels take the parameters as float tuples (no reference counting in their loops).
+        self._Rt = tuple(float(x) for x in np.hstack([self._R, self._t[:, None]]).reshape(-1))
+        self._intr_t = tuple(float(x) for x in self._intr)
+        self._D_t = tuple(float(x) for x in self._D)
+        if not (np.isfinite(min_depth_m) and np.isfinite(max_depth_m) and 0 < min_depth_m < max_depth_m):
+            raise ValueError(
+                "depth range must satisfy 0 < min_depth_m < max_depth_m (finite), "
+                f"got {min_depth_m!r}, {max_depth_m!r}"
+            )
+        if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 0:
+            raise ValueError(f"max_points must be a non-negative integer, got {max_points!r}")
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"threads must be a positive integer, got {threads!r}")
+        if not (max_radius > 0):
+            raise ValueError(f"max_radius must be > 0 (inf for no limit), got {max_radius!r}")
+        self.max_radius = float(max_radius)
+        self._max_r2 = self.max_radius * self.max_radius
+        self.min_depth_m = float(min_depth_m)
+        self.max_depth_m = float(max_depth_m)
+        self.threads = threads
+        self._chooser = _PathChooser()
+        n_pixels = self.width * self.height
+        self._depth = np.zeros(n_pixels, dtype=np.float32)
+        self._index = np.full(n_pixels, -1, dtype=np.int32)
+        self._touched = np.zeros(n_pixels, dtype=np.int32)
+        self._n_touched = 0
+        self._allocate(max_points)
+        self._depth_view = self._readonly(self._depth.reshape(self.height, self.width))
+        self._index_view = self._readonly(self._index.reshape(self.height, self.width))
+
+    @classmethod
+    def from_camera(
+        cls,
+        camera: _KernelCamera,
+        T_cam_from_lidar: npt.ArrayLike,
+        *,
+        width: int | None = None,
+        height: int | None = None,
+        **kwargs: Any,
+    ) -> Projector:
+        """Build from a camera exposing ``kernel_params() -> (model_id, K, D)`` (``edgefuse.rig``).
+
+        ``width``/``height`` default to the camera's ``width``/``height`` attributes.
+        """
+        model_id, K, D = camera.kernel_params()
+        w = width if width is not None else getattr(camera, "width", None)
+        h = height if height is not None else getattr(camera, "height", None)
+        if w is None or h is None:
+            raise CameraParamError("camera has no width/height; pass them explicitly", field="width")
+        return cls(model_id, K, D, int(w), int(h), T_cam_from_lidar, **kwargs)
+
+    @staticmethod
+    def _readonly(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        view = array.view()
+        view.flags.writeable = False
+        return view
+
+    def _allocate(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._uv = np.empty((capacity, 2), dtype=np.float32)
+        self._pix = np.empty(capacity, dtype=np.int32)
+        self._zdepth = np.empty(capacity, dtype=np.float64)
+        self._valid = np.empty(capacity, dtype=np.bool_)
+        self._scratch = np.empty(capacity, dtype=np.int32)
+        self._colors = np.empty((capacity, 3), dtype=np.uint8)
+
+    @property
+    def K(self) -> F64:  # noqa: N802 (the camera matrix is K everywhere)
+        """(3, 3) intrinsics in use."""
+        fx, fy, skew, cx, cy = self._intr
+        return np.array([[fx, skew, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+
+    @property
+    def D(self) -> F64:  # noqa: N802
+        """(8,) zero-padded distortion coefficients in use."""
+        return self._D.copy()
+
+    @property
+    def T_cam_from_lidar(self) -> F64:  # noqa: N802
+        """(4, 4) transform in use."""
+        T = np.eye(4)
+        T[:3, :3] = self._R
+        T[:3, 3] = self._t
+        return T
+
+    def warmup(self) -> float:
+        """Compile (or load from cache) every kernel for float32 and float64 clouds; returns seconds.
+
+        Call at stage start so the first message never pays for JIT.  Leaves no visible state behind.
+        """
+        start = time.perf_counter()
+        image = np.zeros((self.height, self.width, 3), dtype=np.uint8)
+        for dtype in (np.float32, np.float64):
+            points = np.zeros((1, 3), dtype=dtype)
+            args = (points, self._Rt, self.model_id, self._intr_t, self._D_t, self.width, self.height,
+                    self.min_depth_m, self.max_depth_m, self._max_r2, self._uv[:1], self._pix[:1],
+                    self._zdepth[:1], self._valid[:1])
+            _kernels._project_points(*args)
+            if self.threads > 1:
+                _kernels._project_points_parallel(*args, 1)
+            result = self.project(points)
+            for bilinear in (False, True):
+                self.colorize(image, result, bilinear=bilinear)
+        self.project(np.zeros((0, 3), dtype=np.float32))
+        return time.perf_counter() - start
+
+    def project(self, xyz: npt.NDArray[np.floating[Any]], *, copy: bool = False) -> ProjectionResult:
+        """Project an (N, 3) float32/float64 cloud (metres, LiDAR frame) into the camera.
+
+        A non-contiguous or non-native-endian input is copied once; other dtypes raise ``TypeError``
+        and other shapes ``ValueError``.  NaN/inf points, points behind the camera or outside
+        ``[min_depth_m, max_depth_m]`` and points outside the image are invalid; they are never
+        written to the depth image.  An empty cloud gives an all-zero depth image.
+
+        Returns a :class:`ProjectionResult` whose arrays are read-only views valid until the next
+        call, or independent copies when ``copy=True``.
+        """
+        points = _as_points(xyz)
+        n = points.shape[0]
+        if n > self.capacity:
+            self._allocate(n)
+        uv, pix, zdepth, valid = self._uv[:n], self._pix[:n], self._zdepth[:n], self._valid[:n]
+        args = (points, self._Rt, self.model_id, self._intr_t, self._D_t, self.width, self.height,
+                self.min_depth_m, self.max_depth_m, self._max_r2, uv, pix, zdepth, valid)
+        if self.threads > 1 and n >= PARALLEL_MIN_POINTS:
+            parallel = self._chooser.pick()
+            start = time.perf_counter()
+            if parallel:
+                previous = numba.get_num_threads()
+                numba.set_num_threads(min(self.threads, _max_numba_threads()))
+                try:
+                    _kernels._project_points_parallel(*args, max(PARALLEL_CHUNK, -(-n // (8 * self.threads))))
+                finally:
+                    numba.set_num_threads(previous)
+            else:
+                _kernels._project_points(*args)
+            self._chooser.record(parallel, (time.perf_counter() - start) / n)
+        else:
+            _kernels._project_points(*args)
+        n_valid, self._n_touched = _kernels._zbuffer_points(
+            pix, zdepth, self._depth, self._index, self._touched, self._n_touched, self._scratch
+        )
+        result = ProjectionResult(self._depth_view, self._index_view, self._readonly(uv),
+                                  self._readonly(valid), int(n_valid))
+        return result.copy() if copy else result
+
+    def colorize(
+        self,
+        image: npt.NDArray[np.uint8],
+        result: ProjectionResult,
+        *,
+        bilinear: bool = False,
+        copy: bool = False,
+    ) -> U8:
+        """Colour each point of ``result`` from ``image`` (H, W, 3) uint8, any channel order (kept).
+
+        Returns (N, 3) uint8; 0 for invalid points.  Nearest samples the point's pixel
+        ``(floor(v + 0.5), floor(u + 0.5))``; ``bilinear=True`` interpolates between the four
+        surrounding pixel centres (edges clamped) and rounds half up.  Occluded points are coloured
+        too (use ``result.index`` to keep only z-buffer winners).  The returned array is a read-only
+        view into a projector buffer, valid until the next ``colorize`` call, unless ``copy=True``.
+        """
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+            raise TypeError(f"image must be a uint8 numpy array, got {getattr(image, 'dtype', type(image))}")
+        if image.shape != (self.height, self.width, 3):
+            raise ValueError(f"image must have shape ({self.height}, {self.width}, 3), got {image.shape}")
+        uv, valid = result.uv, result.valid
+        if uv.ndim != 2 or uv.shape[1] != 2 or uv.dtype != np.float32 or valid.shape != (uv.shape[0],) \
+                or valid.dtype != np.bool_:
+            raise ValueError("result is not a ProjectionResult from this projector (uv/valid shapes)")
+        n = uv.shape[0]
+        if n > self._colors.shape[0]:
+            self._colors = np.empty((n, 3), dtype=np.uint8)
+        out = self._colors[:n]
+        _kernels._sample_colors(np.ascontiguousarray(image), np.ascontiguousarray(uv),
+                                np.ascontiguousarray(valid), bool(bilinear), out)
+        return out.copy() if copy else self._readonly(out)
+
+
+def project_to_depth(  # noqa: PLR0917 (positional camera parameters are the contract)
+    xyz: npt.NDArray[np.floating[Any]],
+    model_id: int,
+    K: npt.ArrayLike,
+    D: npt.ArrayLike | None,
+    width: int,
+    height: int,
+    T_cam_from_lidar: npt.ArrayLike,
+    *,
+    min_depth_m: float = 0.1,
+    max_depth_m: float = 200.0,
+    max_radius: float = np.inf,
+    threads: int = 1,
+) -> ProjectionResult:
+    """One-shot projection (builds a :class:`Projector` sized for ``xyz``; see its docs).
+
+    Convenient for scripts and tests; a pipeline stage should keep one :class:`Projector` instead.
+    The returned arrays are owned by the result (nothing else refers to the buffers).
+    """
+    points = _as_points(xyz)
+    projector = Projector(model_id, K, D, width, height, T_cam_from_lidar, min_depth_m=min_depth_m,
+                          max_depth_m=max_depth_m, max_points=points.shape[0], threads=threads,
+                          max_radius=max_radius)
+    return projector.project(points)

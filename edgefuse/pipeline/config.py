@@ -1,0 +1,506 @@
+"""Pipeline YAML: parse, check the whole graph at load time, and report every problem at once.
+
+Format (see README "Pipeline YAML reference")::
+
+    edgefuse_pipeline: 1
+    name: radiate_demo
+    rig: rig.yaml                      # calibration file, relative to this file (optional)
+    bag: ../data/demo                  # default recording for `edgefuse replay` (optional)
+    runtime: {numba_threads: 2, ort_threads: 1}
+    inputs:                            # name -> topic, edge type, rig sensor
+      lidar:  {topic: /lidar/points, type: PointCloud, sensor: lidar}
+      camera: {topic: /camera/image/compressed, type: CompressedImage, sensor: zed_left}
+    sync:
+      policy: approximate              # exact | approximate | latest | imu_window | collector
+      inputs: [lidar, camera]          # default: every input not held
+      params: {queue_size: 10, max_interval_ms: 60}   # *_ms values are converted to *_ns
+      hold: {radar: {max_age_ms: 500}} # zero-order hold: latest radar (<= set stamp) joins each set
+    stages:
+      - name: decode
+        type: decode_image
+        in: {image: camera}            # port -> input name or <stage>.<output>
+      - name: project
+        type: lidar_camera_projection
+        in: {cloud: lidar, image: decode.image}
+        params: {camera: zed_left}
+        budget_ms: 30                  # or budget: {deadline_ms: 30, p99_ms: 25, max_miss_rate: 0.01}
+    outputs:                           # what sinks publish / record
+      - {topic: /edgefuse/depth, from: project.depth}
+    budgets:
+      end_to_end_ms: 50                # or end_to_end: {deadline_ms: ..., ...}
+
+Checked at load time (``edgefuse validate``): YAML syntax, unknown or missing keys, unknown stage types and
+parameters, edges that name nothing, edge type mismatches, cycles, duplicate names, synchronizer
+parameters, budgets, the rig file itself, and every calibration frame / camera a stage or input needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgefuse._yaml import line_of, load_yaml, plain
+from edgefuse.errors import Problem, ValidationError
+from edgefuse.pipeline.budget import Budget, parse_budget
+from edgefuse.pipeline.stage import PAYLOAD_TYPES, Stage, compatible, known_stage_types, stage_class
+
+TOP_KEYS = {"edgefuse_pipeline", "name", "description", "rig", "bag", "runtime", "inputs", "sync", "stages",
+            "outputs", "budgets"}
+INPUT_KEYS = {"topic", "type", "sensor", "frame_id"}
+STAGE_KEYS = {"name", "type", "in", "params", "budget", "budget_ms"}
+SYNC_KEYS = {"policy", "inputs", "params", "hold"}
+RUNTIME_KEYS = {"numba_threads", "ort_threads", "numba_cache_dir"}
+
+
+@dataclass
+class InputSpec:
+    name: str
+    topic: str
+    type: str
+    sensor: str | None = None
+    frame_id: str | None = None
+
+
+@dataclass
+class StageSpec:
+    name: str
+    type: str
+    cls: type[Stage]
+    wiring: dict[str, str]
+    params: dict[str, Any]
+    budget: Budget | None
+
+
+@dataclass
+class OutputSpec:
+    topic: str
+    source: str
+    type: str
+
+
+@dataclass
+class HoldSpec:
+    name: str
+    max_age_ns: int | None
+
+
+@dataclass
+class PipelineConfig:
+    """A validated pipeline.  ``stages`` are in execution (topological) order."""
+
+    path: Path | None
+    name: str
+    inputs: dict[str, InputSpec]
+    sync_policy: str
+    sync_inputs: list[str]
+    sync_params: dict[str, Any]
+    hold: list[HoldSpec]
+    stages: list[StageSpec]
+    outputs: list[OutputSpec]
+    e2e_budget: Budget | None
+    rig_path: Path | None = None
+    bag_path: Path | None = None
+    runtime: dict[str, Any] = field(default_factory=dict)
+    rig: Any = None
+
+
+def ms_to_ns_params(params: dict[str, Any]) -> dict[str, Any]:
+    """``{max_interval_ms: 50}`` → ``{max_interval_ns: 50_000_000}`` (recursively for nested dicts)."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, dict):
+            out[key] = ms_to_ns_params(value)
+        elif key.endswith("_ms") and isinstance(value, int | float) and not isinstance(value, bool):
+            out[key[:-3] + "_ns"] = round(value * 1_000_000)
+        else:
+            out[key] = value
+    return out
+
+
+class _Collector:
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.problems: list[Problem] = []
+
+    def add(self, message: str, node: Any = None, key: Any = None) -> None:
+        self.problems.append(Problem(message, self.file, line_of(node, key) if node is not None else None))
+
+
+def load_pipeline(path: str | Path, *, rig_override: str | Path | None = None) -> PipelineConfig:
+    """Load and fully validate a pipeline file; raises :class:`ValidationError` listing every problem."""
+    config, problems = check_pipeline(path, rig_override=rig_override)
+    if problems or config is None:
+        raise ValidationError(problems=problems or [Problem("invalid pipeline", str(path))], kind=str(path))
+    return config
+
+
+def check_pipeline(
+    path: str | Path, *, rig_override: str | Path | None = None
+) -> tuple[PipelineConfig | None, list[Problem]]:
+    """Validate a pipeline file; returns ``(config or None, problems)`` without raising for content errors."""
+    path = Path(path)
+    data, problems = load_yaml(path)
+    if problems:
+        return None, problems
+    c = _Collector(str(path))
+    if not isinstance(data, dict):
+        c.add("a pipeline file must be a YAML mapping")
+        return None, c.problems
+    for key in data:
+        if key not in TOP_KEYS:
+            c.add(f"unknown top-level key '{key}' (known: {', '.join(sorted(TOP_KEYS))})", data, key)
+    version = data.get("edgefuse_pipeline")
+    if version != 1:
+        c.add(f"'edgefuse_pipeline: 1' expected first (got {version!r})", data, "edgefuse_pipeline")
+
+    base = path.parent
+    rig, rig_path = _check_rig(data, base, rig_override, c)
+    inputs = _check_inputs(data, c, rig)
+    sync_policy, sync_inputs, sync_params, hold = _check_sync(data, inputs, c)
+    stages = _check_stages(data, inputs, hold, rig, c)
+    outputs = _check_outputs(data, inputs, stages, c)
+    e2e_budget = _check_budgets(data, c)
+    runtime = _check_runtime(data, c)
+    bag_path = None
+    if data.get("bag") is not None:
+        if isinstance(data["bag"], str):
+            bag_path = (base / data["bag"]).resolve()
+        else:
+            c.add("'bag' must be a path", data, "bag")
+    if c.problems:
+        return None, c.problems
+    return PipelineConfig(
+        path=path, name=str(data.get("name") or path.stem), inputs=inputs, sync_policy=sync_policy,
+        sync_inputs=sync_inputs, sync_params=sync_params, hold=hold, stages=stages, outputs=outputs,
+        e2e_budget=e2e_budget, rig_path=rig_path, bag_path=bag_path, runtime=runtime, rig=rig,
+    ), []
+
+
+def _check_rig(data: Any, base: Path, override: str | Path | None, c: _Collector) -> tuple[Any, Path | None]:
+    value = override if override is not None else data.get("rig")
+    if value is None:
+        return None, None
+    if not isinstance(value, str | Path):
+        c.add("'rig' must be a path to a rig YAML file", data, "rig")
+        return None, None
+    rig_path = Path(value) if override is not None else (base / value)
+    if not rig_path.exists():
+        c.add(f"rig file not found: {rig_path}", data, "rig")
+        return None, None
+    from edgefuse.rig import load_rig, validate_rig_file  # noqa: PLC0415
+
+    rig_problems = validate_rig_file(rig_path)
+    if rig_problems:
+        c.problems.extend(rig_problems)
+        return None, rig_path
+    return load_rig(rig_path), rig_path
+
+
+def _check_inputs(data: Any, c: _Collector, rig: Any) -> dict[str, InputSpec]:
+    raw = data.get("inputs")
+    out: dict[str, InputSpec] = {}
+    if not isinstance(raw, dict) or not raw:
+        c.add("'inputs' must be a non-empty mapping of input name -> {topic, type}", data,
+              "inputs" if "inputs" in data else None)
+        return out
+    topics: dict[str, str] = {}
+    for name, spec in raw.items():
+        if not isinstance(spec, dict):
+            c.add(f"input '{name}' must be a mapping with topic and type", raw, name)
+            continue
+        for key in spec:
+            if key not in INPUT_KEYS:
+                c.add(f"input '{name}': unknown key '{key}' (known: {', '.join(sorted(INPUT_KEYS))})", spec, key)
+        topic, typ = spec.get("topic"), spec.get("type")
+        if not isinstance(topic, str) or not topic.startswith("/"):
+            c.add(f"input '{name}': 'topic' must be an absolute topic name like /camera/image", spec,
+                  "topic" if "topic" in spec else None)
+            continue
+        if topic in topics:
+            c.add(f"input '{name}': topic {topic} already used by input '{topics[topic]}'", spec, "topic")
+        topics[topic] = str(name)
+        if typ not in PAYLOAD_TYPES or typ == "Any":
+            known = ", ".join(k for k in PAYLOAD_TYPES if k != "Any")
+            c.add(f"input '{name}': unknown type {typ!r} (known: {known})", spec, "type" if "type" in spec else None)
+            continue
+        sensor = spec.get("sensor")
+        frame_id = spec.get("frame_id")
+        if sensor is not None:
+            if rig is None:
+                c.add(f"input '{name}': names rig sensor '{sensor}' but the pipeline has no rig", spec, "sensor")
+            elif sensor not in rig.sensors and sensor not in rig.cameras:
+                c.add(f"input '{name}': sensor '{sensor}' is not in the rig (known: "
+                      f"{', '.join(sorted(set(rig.sensors) | set(rig.cameras)))})", spec, "sensor")
+            elif frame_id is None:
+                frame_id = _sensor_frame(rig, str(sensor))
+        if frame_id is not None and rig is not None and not rig_has_frame(rig, str(frame_id)):
+            c.add(f"input '{name}': calibration frame '{frame_id}' is missing from the rig", spec,
+                  "frame_id" if "frame_id" in spec else "sensor")
+        out[str(name)] = InputSpec(str(name), topic, str(typ), None if sensor is None else str(sensor),
+                                   None if frame_id is None else str(frame_id))
+    return out
+
+
+def rig_has_frame(rig: Any, frame: str) -> bool:
+    """Whether ``frame`` is part of the rig's frame graph."""
+    from edgefuse.errors import CalibrationError  # noqa: PLC0415
+
+    try:
+        rig.transform(frame, frame)
+    except CalibrationError:
+        return False
+    return True
+
+
+def _sensor_frame(rig: Any, sensor: str) -> str | None:
+    if sensor in rig.sensors:
+        return str(rig.sensors[sensor].frame_id)
+    if sensor in rig.cameras:
+        return str(rig.cameras[sensor].frame_id)
+    return None
+
+
+def _check_sync(
+    data: Any, inputs: dict[str, InputSpec], c: _Collector
+) -> tuple[str, list[str], dict[str, Any], list[HoldSpec]]:
+    from edgefuse.sync import validate_params  # noqa: PLC0415
+
+    raw = data.get("sync")
+    if raw is None:
+        raw = {"policy": "approximate"}
+    if not isinstance(raw, dict):
+        c.add("'sync' must be a mapping with a policy", data, "sync")
+        return "approximate", [], {}, []
+    for key in raw:
+        if key not in SYNC_KEYS:
+            c.add(f"sync: unknown key '{key}' (known: {', '.join(sorted(SYNC_KEYS))})", raw, key)
+    policy = raw.get("policy", "approximate")
+    hold: list[HoldSpec] = []
+    hold_raw = raw.get("hold") or {}
+    if not isinstance(hold_raw, dict):
+        c.add("sync.hold must map input name -> {max_age_ms}", raw, "hold")
+        hold_raw = {}
+    for name, spec in hold_raw.items():
+        if name not in inputs:
+            c.add(f"sync.hold: unknown input '{name}'", hold_raw, name)
+            continue
+        spec = spec or {}
+        max_age = spec.get("max_age_ms") if isinstance(spec, dict) else None
+        if not isinstance(spec, dict) or set(spec) - {"max_age_ms"}:
+            c.add(f"sync.hold.{name}: only 'max_age_ms' is allowed", hold_raw, name)
+        hold.append(HoldSpec(str(name), None if max_age is None else round(float(max_age) * 1_000_000)))
+    held = {h.name for h in hold}
+    sync_inputs_raw = raw.get("inputs")
+    if sync_inputs_raw is None:
+        sync_inputs = [n for n in inputs if n not in held]
+    elif isinstance(sync_inputs_raw, list):
+        sync_inputs = [str(n) for n in sync_inputs_raw]
+        for i, n in enumerate(sync_inputs):
+            if n not in inputs:
+                c.add(f"sync.inputs: unknown input '{n}' (known: {', '.join(inputs)})", sync_inputs_raw, i)
+            if n in held:
+                c.add(f"sync.inputs: '{n}' is also held; an input is either synchronized or held", sync_inputs_raw, i)
+    else:
+        c.add("sync.inputs must be a list of input names", raw, "inputs")
+        sync_inputs = []
+    if not sync_inputs:
+        c.add("sync: no inputs to synchronize", raw)
+    params_raw = raw.get("params") or {}
+    if not isinstance(params_raw, dict):
+        c.add("sync.params must be a mapping", raw, "params")
+        params_raw = {}
+    params = ms_to_ns_params(plain(params_raw))
+    if sync_inputs and all(n in inputs for n in sync_inputs):
+        for msg in validate_params(str(policy), sync_inputs, params):
+            c.add(f"sync: {msg}", raw, "params" if "params" in raw else "policy")
+    return str(policy), sync_inputs, params, hold
+
+
+def _check_stages(
+    data: Any, inputs: dict[str, InputSpec], hold: list[HoldSpec], rig: Any, c: _Collector
+) -> list[StageSpec]:
+    raw = data.get("stages") or []
+    if not isinstance(raw, list):
+        c.add("'stages' must be a list", data, "stages")
+        return []
+    specs: dict[str, StageSpec] = {}
+    nodes: dict[str, Any] = {}
+    order: list[str] = []
+    for i, st in enumerate(raw):
+        if not isinstance(st, dict):
+            c.add(f"stage #{i + 1} must be a mapping", raw, i)
+            continue
+        for key in st:
+            if key not in STAGE_KEYS:
+                c.add(f"stage #{i + 1}: unknown key '{key}' (known: {', '.join(sorted(STAGE_KEYS))})", st, key)
+        name, typ = st.get("name"), st.get("type")
+        if not isinstance(name, str) or not name.isidentifier():
+            c.add(f"stage #{i + 1}: 'name' must be an identifier, got {name!r}", st, "name" if "name" in st else None)
+            continue
+        if name in specs or name in inputs:
+            c.add(f"stage '{name}': name already used", st, "name")
+            continue
+        cls = stage_class(str(typ)) if isinstance(typ, str) else None
+        if cls is None:
+            c.add(f"stage '{name}': unknown stage type {typ!r} (known: {', '.join(known_stage_types())})", st,
+                  "type" if "type" in st else None)
+            continue
+        params = plain(st.get("params") or {})
+        if not isinstance(params, dict):
+            c.add(f"stage '{name}': 'params' must be a mapping", st, "params")
+            params = {}
+        for msg in cls.check_params(params):
+            c.add(f"stage '{name}': {msg}", st, "params" if "params" in st else "type")
+        wiring = st.get("in") or {}
+        if not isinstance(wiring, dict):
+            c.add(f"stage '{name}': 'in' must map port -> source", st, "in")
+            wiring = {}
+        budget, err = parse_budget(st.get("budget", st.get("budget_ms")))
+        if err:
+            c.add(f"stage '{name}': {err}", st, "budget" if "budget" in st else "budget_ms")
+        specs[name] = StageSpec(name, str(typ), cls, {str(k): str(v) for k, v in wiring.items()}, params, budget)
+        nodes[name] = st
+        order.append(name)
+
+    # Edges: ports, sources, types (held inputs are inputs like any other here).
+    for name in order:
+        spec, st = specs[name], nodes[name]
+        wiring_node = st.get("in") or {}
+        ports = {p.rstrip("?"): p.endswith("?") for p in spec.cls.inputs}
+        accepted = {p.rstrip("?"): t for p, t in spec.cls.inputs.items()}
+        for port, source in spec.wiring.items():
+            if port not in ports:
+                c.add(f"stage '{name}': type '{spec.type}' has no input port '{port}' "
+                      f"(ports: {', '.join(ports) or 'none'})", wiring_node, port)
+                continue
+            produced = _source_type(source, inputs, specs)
+            if produced is None:
+                c.add(f"stage '{name}': input '{port}' comes from '{source}', which is neither a pipeline input "
+                      f"nor <stage>.<output>", wiring_node, port)
+            elif not compatible(produced, accepted[port]):
+                c.add(f"stage '{name}': type mismatch on edge {source} -> {name}.{port}: "
+                      f"{produced} is not {accepted[port]}", wiring_node, port)
+        for port, optional in ports.items():
+            if not optional and port not in spec.wiring:
+                c.add(f"stage '{name}': required input port '{port}' is not connected", st, "in" if "in" in st else None)
+    # Cycles and execution order.
+    ordered = _toposort(specs, c, nodes)
+    # Calibration: each stage checks what it needs from the rig.
+    for name in ordered:
+        spec = specs[name]
+        frames = {port: _source_frame(src, inputs) for port, src in spec.wiring.items()}
+        check = getattr(spec.cls, "check_rig", None)
+        if check is not None:
+            for msg in check(spec.params, rig, frames):
+                c.add(f"stage '{name}': {msg}", nodes[name], "params" if "params" in nodes[name] else "type")
+    return [specs[n] for n in ordered]
+
+
+def _source_frame(source: str, inputs: dict[str, InputSpec]) -> str | None:
+    if source in inputs:
+        return inputs[source].frame_id
+    return None
+
+
+def _source_type(source: str, inputs: dict[str, InputSpec], specs: dict[str, StageSpec]) -> str | None:
+    if source in inputs:
+        return inputs[source].type
+    stage, _, port = source.partition(".")
+    if stage in specs and port in specs[stage].cls.outputs:
+        return specs[stage].cls.outputs[port]
+    return None
+
+
+def _toposort(specs: dict[str, StageSpec], c: _Collector, nodes: dict[str, Any]) -> list[str]:
+    deps = {
+        name: {src.partition(".")[0] for src in spec.wiring.values() if src.partition(".")[0] in specs}
+        for name, spec in specs.items()
+    }
+    order: list[str] = []
+    ready = [n for n in specs if not deps[n]]
+    remaining = {n: set(d) for n, d in deps.items() if d}
+    while ready:
+        n = ready.pop(0)
+        order.append(n)
+        for m in list(remaining):
+            remaining[m].discard(n)
+            if not remaining[m]:
+                del remaining[m]
+                ready.append(m)
+    if remaining:
+        cycle = _find_cycle(remaining)
+        first = cycle[0] if cycle else next(iter(remaining))
+        c.add(f"cycle in the stage graph: {' -> '.join(cycle + cycle[:1])}", nodes[first], "in")
+    return order
+
+
+def _find_cycle(remaining: dict[str, set[str]]) -> list[str]:
+    start = next(iter(remaining))
+    path: list[str] = []
+    seen: dict[str, int] = {}
+    node = start
+    while node not in seen:
+        seen[node] = len(path)
+        path.append(node)
+        nxt = next((d for d in sorted(remaining.get(node, ())) if d in remaining), None)
+        if nxt is None:
+            return path
+        node = nxt
+    return path[seen[node]:]
+
+
+def _check_outputs(
+    data: Any, inputs: dict[str, InputSpec], stages: list[StageSpec], c: _Collector
+) -> list[OutputSpec]:
+    raw = data.get("outputs") or []
+    specs = {s.name: s for s in stages}
+    out: list[OutputSpec] = []
+    if not isinstance(raw, list):
+        c.add("'outputs' must be a list of {topic, from}", data, "outputs")
+        return out
+    seen: set[str] = set()
+    for i, o in enumerate(raw):
+        if not isinstance(o, dict) or set(o) - {"topic", "from"}:
+            c.add(f"output #{i + 1} must be a mapping with exactly 'topic' and 'from'", raw, i)
+            continue
+        topic, source = o.get("topic"), o.get("from")
+        if not isinstance(topic, str) or not topic.startswith("/"):
+            c.add(f"output #{i + 1}: 'topic' must be an absolute topic name", o, "topic" if "topic" in o else None)
+            continue
+        if topic in seen:
+            c.add(f"output #{i + 1}: topic {topic} written twice", o, "topic")
+        seen.add(topic)
+        typ = _source_type(str(source), inputs, specs)
+        if typ is None:
+            c.add(f"output {topic}: 'from: {source}' names no pipeline input or <stage>.<output>", o, "from")
+            continue
+        out.append(OutputSpec(topic, str(source), typ))
+    return out
+
+
+def _check_budgets(data: Any, c: _Collector) -> Budget | None:
+    raw = data.get("budgets") or {}
+    if not isinstance(raw, dict):
+        c.add("'budgets' must be a mapping", data, "budgets")
+        return None
+    for key in raw:
+        if key not in {"end_to_end", "end_to_end_ms"}:
+            c.add(f"budgets: unknown key '{key}' (known: end_to_end, end_to_end_ms)", raw, key)
+    budget, err = parse_budget(raw.get("end_to_end", raw.get("end_to_end_ms")))
+    if err:
+        c.add(f"budgets: {err}", raw, "end_to_end" if "end_to_end" in raw else "end_to_end_ms")
+    return budget
+
+
+def _check_runtime(data: Any, c: _Collector) -> dict[str, Any]:
+    raw = data.get("runtime") or {}
+    if not isinstance(raw, dict):
+        c.add("'runtime' must be a mapping", data, "runtime")
+        return {}
+    for key, value in raw.items():
+        if key not in RUNTIME_KEYS:
+            c.add(f"runtime: unknown key '{key}' (known: {', '.join(sorted(RUNTIME_KEYS))})", raw, key)
+        elif key != "numba_cache_dir" and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            c.add(f"runtime.{key} must be an integer >= 0", raw, key)
+    return plain(raw)

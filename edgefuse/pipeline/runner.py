@@ -1,0 +1,272 @@
+"""The pipeline executor: envelopes in → synchronizer → stages (timed) → sinks.
+
+One :class:`PipelineRunner` serves all three ways of feeding a pipeline (replay, live drivers, a
+transport): a source calls :meth:`PipelineRunner.feed` with each :class:`~edgefuse.envelope.Envelope`
+and :meth:`PipelineRunner.finish` at the end.  Every stage call, the sinks and the whole path from
+the arrival of a set's last member to the end of publishing (end-to-end) are timed against the budgets
+of the pipeline YAML.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from edgefuse import config as runtime_config
+from edgefuse.envelope import Envelope
+from edgefuse.errors import EdgefuseError, PipelineError
+from edgefuse.pipeline.config import OutputSpec, PipelineConfig
+from edgefuse.pipeline.latency import LatencyRecorder
+from edgefuse.pipeline.stage import PAYLOAD_TYPES, Stage
+from edgefuse.time import NS_PER_MS
+
+
+class Sink(Protocol):
+    """Where outputs go: a bag writer, a transport publisher, a digest recorder."""
+
+    def open(self, outputs: Sequence[OutputSpec]) -> None: ...
+
+    def write(self, topic: str, stamp_ns: int, payload: Any) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class StageErrorLog:
+    count: int = 0
+    first: list[str] = field(default_factory=list)
+
+    def add(self, text: str) -> None:
+        self.count += 1
+        if len(self.first) < 5:
+            self.first.append(text)
+
+
+class PipelineRunner:
+    """Runs a validated :class:`PipelineConfig`."""
+
+    def __init__(self, config: PipelineConfig, sinks: Iterable[Sink] = ()) -> None:
+        from edgefuse.sync import make_synchronizer  # noqa: PLC0415
+
+        self.config = config
+        self.sinks = list(sinks)
+        self.rig = config.rig
+        self.sync = make_synchronizer(config.sync_policy, config.sync_inputs, **config.sync_params)
+        self._by_topic = {spec.topic: spec for spec in config.inputs.values()}
+        self._held = {h.name: h for h in config.hold}
+        self._held_queues: dict[str, deque[Envelope]] = {h.name: deque(maxlen=64) for h in config.hold}
+        self._offsets = {
+            spec.name: self._offset_for(spec.sensor, spec.topic) for spec in config.inputs.values()
+        }
+        self.stages: list[Stage] = []
+        for spec in config.stages:
+            try:
+                stage = spec.cls(spec.name, spec.params, self.rig)
+            except EdgefuseError:
+                raise
+            except (ValueError, TypeError, KeyError) as exc:
+                raise PipelineError(f"stage '{spec.name}' ({spec.type}) failed to construct: {exc}") from exc
+            frames = {port: config.inputs[src].frame_id if src in config.inputs else None
+                      for port, src in spec.wiring.items()}
+            if hasattr(stage, "input_frames"):
+                stage.input_frames = frames
+            self.stages.append(stage)
+        self.stage_latency = {
+            s.name: LatencyRecorder(s.name, None if s.budget is None else s.budget.deadline_ns)
+            for s in config.stages
+        }
+        e2e_budget = config.e2e_budget
+        self.e2e = LatencyRecorder("end_to_end", None if e2e_budget is None else e2e_budget.deadline_ns)
+        self.sink_latency = LatencyRecorder("sinks")
+        self.sync_wait_data = LatencyRecorder("sync_wait_data_time")
+        self.start_ms: dict[str, float] = {}
+        self.stage_errors: dict[str, StageErrorLog] = {s.name: StageErrorLog() for s in config.stages}
+        self.stage_skipped: dict[str, int] = {s.name: 0 for s in config.stages}
+        self.sets = 0
+        self.partial_sets = 0
+        self.fed: dict[str, int] = {name: 0 for name in config.inputs}
+        self.unknown_topic = 0
+        self.type_mismatch = 0
+        self.outputs_written: dict[str, int] = {o.topic: 0 for o in config.outputs}
+        self.held_missing: dict[str, int] = {h.name: 0 for h in config.hold}
+        self._started = False
+        self._outputs_by_source: dict[str, list[OutputSpec]] = {}
+        for o in config.outputs:
+            self._outputs_by_source.setdefault(o.source, []).append(o)
+
+    def _offset_for(self, sensor: str | None, topic: str) -> int:
+        if self.rig is None:
+            return 0
+        for key in (sensor, topic):
+            if key is None:
+                continue
+            try:
+                return int(self.rig.time_offset_ns(key))
+            except (KeyError, EdgefuseError):
+                continue
+        return 0
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Apply runtime settings, start every stage (JIT compile, model load) and open the sinks."""
+        rt = self.config.runtime
+        runtime_config.configure(
+            numba_threads=rt.get("numba_threads"), ort_threads=rt.get("ort_threads"),
+            numba_cache_dir=rt.get("numba_cache_dir"),
+        )
+        for stage in self.stages:
+            t0 = time.perf_counter_ns()
+            stage.start()
+            self.start_ms[stage.name] = (time.perf_counter_ns() - t0) / NS_PER_MS
+        for sink in self.sinks:
+            sink.open(self.config.outputs)
+        self._started = True
+
+    def feed(self, env: Envelope) -> int:
+        """Deliver one envelope; returns the number of sets processed because of it."""
+        if not self._started:
+            raise PipelineError("PipelineRunner.feed() before start()")
+        spec = self._by_topic.get(env.topic)
+        if spec is None:
+            self.unknown_topic += 1
+            return 0
+        expected = PAYLOAD_TYPES.get(spec.type)
+        if expected is not None and not isinstance(env.payload, expected):
+            self.type_mismatch += 1
+            raise PipelineError(
+                f"input '{spec.name}' expects {spec.type} but {env.topic} carries {type(env.payload).__name__}"
+                f" ({env.msgtype})", topic=env.topic, stamp_ns=env.stamp_ns)
+        offset = self._offsets[spec.name]
+        if offset:
+            env.meta["header_stamp_ns"] = env.stamp_ns
+            env.stamp_ns += offset
+        env.meta["inject_ns"] = time.perf_counter_ns()
+        self.fed[spec.name] += 1
+        if spec.name in self._held:
+            self._held_queues[spec.name].append(env)
+            return 0
+        sets = self.sync.push(spec.name, env.stamp_ns, env)
+        for s in sets:
+            self._process(s, trigger_stamp_ns=env.stamp_ns)
+        return len(sets)
+
+    def poll(self, now_ns: int) -> int:
+        """For clock-driven synchronizers (collector): emit sets whose deadline passed."""
+        poll = getattr(self.sync, "poll", None)
+        if poll is None:
+            return 0
+        sets = poll(now_ns)
+        for s in sets:
+            self._process(s, trigger_stamp_ns=None)
+        return len(sets)
+
+    def finish(self) -> None:
+        """End of stream: flush the synchronizer, stop stages, close sinks."""
+        try:
+            for s in self.sync.flush():
+                self._process(s, trigger_stamp_ns=None)
+        finally:
+            for stage in self.stages:
+                stage.stop()
+            for sink in self.sinks:
+                sink.close()
+
+    # -- per set ---------------------------------------------------------------------------------
+    def _held_member(self, name: str, stamp_ns: int) -> Envelope | None:
+        best = None
+        for env in self._held_queues[name]:
+            if env.stamp_ns <= stamp_ns and (best is None or env.stamp_ns >= best.stamp_ns):
+                best = env
+        hold = self._held[name]
+        if best is not None and hold.max_age_ns is not None and stamp_ns - best.stamp_ns > hold.max_age_ns:
+            best = None
+        if best is None:
+            self.held_missing[name] += 1
+        return best
+
+    def _process(self, sset: Any, trigger_stamp_ns: int | None) -> None:
+        self.sets += 1
+        if sset.missing:
+            self.partial_sets += 1
+        members: dict[str, Envelope] = dict(sset.members)
+        for name in self._held:
+            env = self._held_member(name, sset.stamp_ns)
+            if env is not None:
+                members[name] = env
+        inject = max((e.meta.get("inject_ns", 0) for e in members.values()), default=time.perf_counter_ns())
+        if trigger_stamp_ns is not None:
+            self.sync_wait_data.add(max(0, trigger_stamp_ns - sset.stamp_ns))
+        values: dict[str, Any] = {name: env.payload for name, env in members.items()}
+        stamp = sset.stamp_ns
+        for stage, spec in zip(self.stages, self.config.stages, strict=True):
+            ins: dict[str, Any] = {}
+            runnable = True
+            for port, src in spec.wiring.items():
+                if src in values:
+                    ins[port] = values[src]
+                elif (port + "?") not in spec.cls.inputs:
+                    runnable = False
+            if not runnable:
+                self.stage_skipped[stage.name] += 1
+                continue
+            t0 = time.perf_counter_ns()
+            try:
+                outs = stage.process(ins, stamp)
+            except EdgefuseError as exc:
+                self.stage_errors[stage.name].add(str(exc))
+                continue
+            self.stage_latency[stage.name].add(time.perf_counter_ns() - t0)
+            for port, payload in outs.items():
+                values[f"{stage.name}.{port}"] = payload
+        t0 = time.perf_counter_ns()
+        for source, outs in self._outputs_by_source.items():
+            payload = values.get(source)
+            if payload is None:
+                continue
+            for o in outs:
+                for sink in self.sinks:
+                    sink.write(o.topic, stamp, payload)
+                self.outputs_written[o.topic] += 1
+        done = time.perf_counter_ns()
+        self.sink_latency.add(done - t0)
+        self.e2e.add(done - inject)
+
+    # -- reporting -------------------------------------------------------------------------------
+    def report(self) -> dict[str, Any]:
+        """Latency, counts, drops and errors as a JSON-ready dict."""
+        stages = {}
+        breaches: list[str] = []
+        for spec in self.config.stages:
+            summary = self.stage_latency[spec.name].summary()
+            entry = summary.as_dict()
+            entry.update(type=spec.type, start_ms=self.start_ms.get(spec.name),
+                         errors=self.stage_errors[spec.name].count,
+                         first_errors=self.stage_errors[spec.name].first,
+                         skipped_missing_input=self.stage_skipped[spec.name])
+            stages[spec.name] = entry
+            if spec.budget is not None:
+                breaches += spec.budget.breaches(summary)
+        e2e = self.e2e.summary()
+        if self.config.e2e_budget is not None:
+            breaches += self.config.e2e_budget.breaches(e2e)
+        sync_stats = self.sync.stats
+        as_dict = getattr(sync_stats, "as_dict", None)
+        return {
+            "pipeline": self.config.name,
+            "sets": self.sets,
+            "partial_sets": self.partial_sets,
+            "inputs_fed": dict(self.fed),
+            "unknown_topic_messages": self.unknown_topic,
+            "held_missing": dict(self.held_missing),
+            "sync": {"policy": self.config.sync_policy,
+                     "stats": as_dict() if callable(as_dict) else repr(sync_stats)},
+            "stages": stages,
+            "sinks": self.sink_latency.summary().as_dict(),
+            "end_to_end": e2e.as_dict(),
+            "sync_wait_data_time": self.sync_wait_data.summary().as_dict(),
+            "outputs_written": dict(self.outputs_written),
+            "budget_breaches": breaches,
+        }

@@ -1,0 +1,177 @@
+"""Stages: small objects with a lifecycle, declared input/output types and validated parameters.
+
+Lifecycle: ``construct`` (validate params, allocate buffers) → :meth:`Stage.start` (open resources, compile
+kernels, load models; timed and reported apart from steady state) → :meth:`Stage.process` per
+synchronized set (no allocation on the hot path where avoidable) → :meth:`Stage.stop`.
+
+New stage types register with :func:`register_stage`; third-party packages may also expose them through
+the ``edgefuse.stages`` entry-point group (loaded lazily by :func:`stage_class`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any, ClassVar, TypeVar
+
+from edgefuse.errors import ConfigError
+from edgefuse.msgs import types as T
+
+# Edge types: the names used in pipeline YAML and stage declarations.
+PAYLOAD_TYPES: dict[str, type | None] = {
+    "Image": T.ImageData,
+    "CompressedImage": T.CompressedImageData,
+    "PointCloud": T.PointCloud,
+    "Imu": T.ImuData,
+    "ImuBatch": T.ImuBatch,
+    "NavSatFix": T.NavSatFixData,
+    "CameraInfo": T.CameraInfoData,
+    "Odometry": T.OdometryData,
+    "RadarScan": T.RadarScanData,
+    "Transform": T.TransformData,
+    "Any": None,
+}
+
+MSGTYPE_TO_TYPE: dict[str, str] = {
+    "sensor_msgs/msg/Image": "Image",
+    "sensor_msgs/msg/CompressedImage": "CompressedImage",
+    "sensor_msgs/msg/PointCloud2": "PointCloud",
+    "sensor_msgs/msg/Imu": "Imu",
+    "sensor_msgs/msg/NavSatFix": "NavSatFix",
+    "sensor_msgs/msg/CameraInfo": "CameraInfo",
+    "nav_msgs/msg/Odometry": "Odometry",
+    "radar_msgs/msg/RadarScan": "RadarScan",
+}
+TYPE_TO_MSGTYPE: dict[str, str] = {v: k for k, v in MSGTYPE_TO_TYPE.items()}
+
+
+def normalize_msgtype(msgtype: str) -> str:
+    """``sensor_msgs/Imu`` (ROS 1 style) → ``sensor_msgs/msg/Imu``."""
+    parts = msgtype.split("/")
+    if len(parts) == 2:
+        return f"{parts[0]}/msg/{parts[1]}"
+    return msgtype
+
+
+def type_of_msgtype(msgtype: str) -> str | None:
+    """Edge type name for a ROS message type, or None when edgefuse has no payload for it."""
+    return MSGTYPE_TO_TYPE.get(normalize_msgtype(msgtype))
+
+
+def compatible(produced: str, accepted: str) -> bool:
+    """Whether an edge carrying ``produced`` may feed a port that accepts ``accepted`` (``A|B`` unions allowed)."""
+    accepted_set = set(accepted.split("|"))
+    return produced == "Any" or "Any" in accepted_set or produced in accepted_set
+
+
+@dataclass(frozen=True)
+class Param:
+    """A stage parameter: expected Python type(s), default, and whether it must be given."""
+
+    kind: type | tuple[type, ...]
+    default: Any = None
+    required: bool = False
+    doc: str = ""
+
+
+class Stage:
+    """Base class of all pipeline stages.
+
+    Subclasses set ``type_name``, ``inputs`` (port → edge type; a trailing ``?`` marks an optional port),
+    ``outputs`` (port → edge type) and ``params`` (name → :class:`Param`), and implement
+    :meth:`process`.  ``rig`` is the loaded :class:`edgefuse.rig.Rig` (or None when the pipeline has none).
+    """
+
+    type_name: ClassVar[str] = ""
+    inputs: ClassVar[dict[str, str]] = {}
+    outputs: ClassVar[dict[str, str]] = {}
+    params: ClassVar[dict[str, Param]] = {}
+    #: rig cameras / frames / sensors this stage needs, as (kind, param name): checked at load time.
+    rig_refs: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+    def __init__(self, name: str, params: Mapping[str, Any], rig: Any = None) -> None:
+        self.name = name
+        self.rig = rig
+        self.p: dict[str, Any] = {k: params.get(k, spec.default) for k, spec in self.params.items()}
+
+    def start(self) -> None:
+        """Open resources, compile kernels, load models.  Called once before the first :meth:`process`."""
+
+    def process(self, inputs: Mapping[str, Any], stamp_ns: int) -> dict[str, Any]:
+        """Process one synchronized set; ``inputs`` maps port → payload (optional ports may be absent).
+
+        Returns port → payload for this stage's outputs (an output may be omitted when there is none).
+        """
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Release resources."""
+
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any]) -> list[str]:
+        """Problems with ``params`` (unknown name, wrong type, missing required) — all of them."""
+        problems = []
+        for key in params:
+            if key not in cls.params:
+                known = ", ".join(sorted(cls.params)) or "none"
+                problems.append(f"stage type '{cls.type_name}' has no parameter '{key}' (known: {known})")
+        for key, spec in cls.params.items():
+            if key not in params:
+                if spec.required:
+                    problems.append(f"stage type '{cls.type_name}' needs parameter '{key}'")
+                continue
+            value = params[key]
+            kinds = spec.kind if isinstance(spec.kind, tuple) else (spec.kind,)
+            if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+                continue
+            if isinstance(value, bool) and bool not in kinds:
+                problems.append(f"parameter '{key}' must be {_kind_name(kinds)}, got {value!r}")
+            elif not isinstance(value, kinds):
+                problems.append(f"parameter '{key}' must be {_kind_name(kinds)}, got {value!r}")
+        return problems
+
+
+def _kind_name(kinds: tuple[type, ...]) -> str:
+    return " or ".join(k.__name__ for k in kinds)
+
+
+_REGISTRY: dict[str, type[Stage]] = {}
+S = TypeVar("S", bound=type[Stage])
+
+
+def register_stage(type_name: str) -> Callable[[S], S]:
+    """Class decorator: make a Stage subclass available under ``type_name`` in pipeline YAML."""
+
+    def deco(cls: S) -> S:
+        if type_name in _REGISTRY and _REGISTRY[type_name] is not cls:
+            raise ConfigError(f"stage type '{type_name}' registered twice")
+        cls.type_name = type_name
+        _REGISTRY[type_name] = cls
+        return cls
+
+    return deco
+
+
+def _load_builtin() -> None:
+    from edgefuse.pipeline import stages as _stages  # noqa: F401, PLC0415
+
+
+def stage_class(type_name: str) -> type[Stage] | None:
+    """The Stage class registered for ``type_name`` (built-ins, then ``edgefuse.stages`` entry points)."""
+    _load_builtin()
+    if type_name in _REGISTRY:
+        return _REGISTRY[type_name]
+    for ep in entry_points(group="edgefuse.stages"):
+        if ep.name == type_name:
+            cls = ep.load()
+            if isinstance(cls, type) and issubclass(cls, Stage):
+                cls.type_name = type_name
+                _REGISTRY[type_name] = cls
+                return cls
+    return None
+
+
+def known_stage_types() -> list[str]:
+    _load_builtin()
+    return sorted(_REGISTRY)
