@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,15 +42,17 @@ class RuntimeConfig:
 
 
 def _int_env(name: str) -> int | None:
+    """An integer >= 0 from the environment; a bad value is reported (warning) and ignored, not fatal."""
     value = os.environ.get(name)
     if value is None or value.strip() == "":
         return None
     try:
         number = int(value)
     except ValueError:
-        raise ValueError(f"{name} must be an integer, got {value!r}") from None
+        number = -1
     if number < 0:
-        raise ValueError(f"{name} must be >= 0, got {number}")
+        warnings.warn(f"{name} must be an integer >= 0, got {value!r}; ignored", RuntimeWarning, stacklevel=3)
+        return None
     return number
 
 

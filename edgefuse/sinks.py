@@ -22,11 +22,13 @@ def check_writable_output(path: Path) -> None:
     """Fail early, with one clear line, when an output bag cannot be written."""
     parent = path.parent if str(path.parent) else Path()
     if path.exists():
-        raise ReplayError(f"output {path} already exists; remove it or choose another name", file=path)
+        raise ReplayError("output already exists; remove it or choose another name", file=path)
     if not parent.exists():
-        raise ReplayError(f"cannot write {path}: folder {parent} does not exist", file=path)
+        raise ReplayError(f"cannot write output: folder {parent} does not exist", file=path)
+    if not parent.is_dir():
+        raise ReplayError(f"cannot write output: {parent} is not a folder", file=path)
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise ReplayError(f"cannot write {path}: folder {parent} is not writable", file=path)
+        raise ReplayError(f"cannot write output: folder {parent} is not writable", file=path)
 
 
 class RecordSink:

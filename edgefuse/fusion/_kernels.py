@@ -68,15 +68,23 @@ def _project_points(  # noqa: PLR0915, PLR0917 (one flat kernel; scalar argument
         px = np.float64(xyz[i, 0])
         py = np.float64(xyz[i, 1])
         pz = np.float64(xyz[i, 2])
+        uv[i, 0] = _NAN32
+        uv[i, 1] = _NAN32
+        zdepth[i] = 0.0
+        pix[i] = -1
+        valid[i] = False
+        # Early exits suit scan-ordered LiDAR clouds (long runs of points behind the camera predict
+        # well).  A branch-free variant was ~30% faster on randomly ordered clouds but ~40% slower on
+        # real KITTI scans, so this one was kept.
+        if not (math.isfinite(px) and math.isfinite(py) and math.isfinite(pz)):
+            continue
         zc = r20 * px + r21 * py + r22 * pz + t2
-        # Validity is accumulated in a flag and the arithmetic runs for every point: one hard-to-predict
-        # branch per point instead of three (about a third faster on unordered clouds).
-        ok = (math.isfinite(px) & math.isfinite(py) & math.isfinite(pz)
-              & (zc >= min_depth) & (zc <= max_depth) & (zc > 0.0))  # NaN compares False
-        z_safe = zc if ok else 1.0
-        x = (r00 * px + r01 * py + r02 * pz + t0) / z_safe
-        y = (r10 * px + r11 * py + r12 * pz + t1) / z_safe
-        ok = ok & (x * x + y * y <= max_r2)  # beyond where the lens model stays monotonic
+        if not (zc >= min_depth and zc <= max_depth and zc > 0.0):  # behind, out of range or NaN
+            continue
+        x = (r00 * px + r01 * py + r02 * pz + t0) / zc
+        y = (r10 * px + r11 * py + r12 * pz + t1) / zc
+        if not (x * x + y * y <= max_r2):  # beyond where the lens model stays monotonic
+            continue
         xd = x
         yd = y
         if model == EQUIDISTANT:
@@ -103,8 +111,9 @@ def _project_points(  # noqa: PLR0915, PLR0917 (one flat kernel; scalar argument
             a3 = r2 + 2.0 * y * y
             cdist = 1.0 + k1 * r2 + k2 * r4 + k3 * r6
             denominator = 1.0 + k4 * r2 + k5 * r4 + k6 * r6
-            ok = ok & (denominator != 0.0)  # OpenCV yields inf there; a kernel never divides by zero
-            icdist2 = 1.0 / (denominator if denominator != 0.0 else 1.0)
+            if denominator == 0.0:  # OpenCV yields inf there; a kernel never divides by zero
+                continue
+            icdist2 = 1.0 / denominator
             xd = x * cdist * icdist2 + p1 * a1 + p2 * a2
             yd = y * cdist * icdist2 + p1 * a3 + p2 * a1
         # Round to the published float32 first so the integer pixel always agrees with ``uv``.
@@ -112,25 +121,17 @@ def _project_points(  # noqa: PLR0915, PLR0917 (one flat kernel; scalar argument
         v32 = np.float32(fy * yd + cy)
         u = np.float64(u32)
         v = np.float64(v32)
-        ok = ok & (u >= -0.5) & (u < width - 0.5) & (v >= -0.5) & (v < height - 0.5)  # NaN/inf fail
-        col = 0
-        row = 0
-        if ok:
-            col = math.floor(u + 0.5)
-            row = math.floor(v + 0.5)
-            ok = (col >= 0) & (col < width) & (row >= 0) & (row < height)  # always true; bounds guard
-        if ok:
-            uv[i, 0] = u32
-            uv[i, 1] = v32
-            zdepth[i] = zc
-            pix[i] = row * width + col
-            valid[i] = True
-        else:
-            uv[i, 0] = _NAN32
-            uv[i, 1] = _NAN32
-            zdepth[i] = 0.0
-            pix[i] = -1
-            valid[i] = False
+        if not (u >= -0.5 and u < width - 0.5 and v >= -0.5 and v < height - 0.5):  # also NaN/inf
+            continue
+        col = math.floor(u + 0.5)
+        row = math.floor(v + 0.5)
+        if col < 0 or col >= width or row < 0 or row >= height:  # unreachable; keeps writes in bounds
+            continue
+        uv[i, 0] = u32
+        uv[i, 1] = v32
+        zdepth[i] = zc
+        pix[i] = row * width + col
+        valid[i] = True
 
 
 @njit(parallel=True)

@@ -111,7 +111,7 @@ class LidarCameraProjection(Stage):
             proj = Projector(
                 model_id, K, D, int(self.camera.width), int(self.camera.height), np.asarray(T.matrix),
                 min_depth_m=float(self.p["min_depth_m"]), max_depth_m=float(self.p["max_depth_m"]),
-                max_points=int(self.p["max_points"]),
+                max_points=int(self.p["max_points"]), max_radius=float(self.camera.max_radius),
             )
             proj.warmup()
             self._projectors[frame] = proj

@@ -104,6 +104,17 @@ class CameraModel:
 
     # -- parameters ---------------------------------------------------------------------------
     @property
+    def max_radius(self) -> float:
+        """Largest undistorted normalised radius ``sqrt((x/z)^2 + (y/z)^2)`` the model is valid for.
+
+        Beyond it the distortion polynomial stops being monotonic and far off-axis points would fold
+        back into the image; projection kernels treat such points as invalid (``inf``: no limit).
+        """
+        if self.model == "equidistant":
+            return float(np.tan(self._r_max)) if self._r_max < np.pi / 2 else float("inf")
+        return float(self._r_max)
+
+    @property
     def model_id(self) -> int:
         """Integer model id (:data:`PINHOLE`, :data:`PLUMB_BOB`, :data:`RATIONAL`, :data:`EQUIDISTANT`)."""
         return MODEL_IDS[self.model]

@@ -124,3 +124,15 @@ def test_bad_parameters_rejected() -> None:
         CameraModel("c", "c", 640, 480, bad, np.zeros(0), "pinhole")
     with pytest.raises(CalibrationError, match="width must be a positive integer"):
         CameraModel("c", "c", 0, 480, K, np.zeros(0), "pinhole")
+
+
+def test_max_radius_is_the_fold_point_of_the_distortion() -> None:
+    import math
+
+    from edgefuse.rig import CameraModel
+
+    K = [[100.0, 0.0, 50.0], [0.0, 100.0, 50.0], [0.0, 0.0, 1.0]]
+    cam = CameraModel("c", "c", 100, 100, K, [-0.5, 0.0, 0.0, 0.0, 0.0], "plumb_bob")
+    # r_d = r (1 - 0.5 r^2) stops growing where 1 - 1.5 r^2 = 0
+    assert cam.max_radius == pytest.approx(math.sqrt(1 / 1.5), abs=1e-4)  # found on a 5e-5 grid
+    assert CameraModel("p", "p", 100, 100, K, [], "pinhole").max_radius == math.inf

@@ -1,0 +1,138 @@
+"""The ``edgefuse`` command line on the bundled recordings: what a user runs first."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgefuse.cli import EXIT_BUDGET, EXIT_INPUT, bundled_pipelines, main
+
+HUSKY = Path(__file__).parent / "data" / "husky_imu_gps_odom_bag" / "test1.bag"
+
+
+def test_bundled_demo_pipeline_is_valid(capsys: pytest.CaptureFixture[str]) -> None:
+    assert "radiate_demo" in bundled_pipelines()
+    assert main(["validate", "radiate_demo"]) == 0
+    assert "valid pipeline" in capsys.readouterr().out
+
+
+def test_replay_demo_max_speed_report_and_outputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edgefuse.bag import open_bag
+
+    report = tmp_path / "r.json"
+    out = tmp_path / "out"
+    rc = main(["replay", "radiate_demo", "--max-speed", "--report", str(report), "--out", str(out),
+               "--check-budgets", "-q"])
+    text = capsys.readouterr().out
+    data = json.loads(report.read_text())
+    assert rc in (0, EXIT_BUDGET)  # budgets are timing; correctness is asserted below
+    assert (rc == EXIT_BUDGET) == bool(data["budget_breaches"])
+    assert data["sets"] == 32 and data["partial_sets"] == 0
+    assert data["messages"] == 97  # 33 clouds + 50 images + 14 radar scans
+    assert data["stages"]["project"]["count"] == 32
+    assert data["stages"]["project"]["errors"] == 0
+    for key in ("count", "p50_ms", "p90_ms", "p99_ms", "max_ms", "deadline_misses"):
+        assert key in data["end_to_end"]
+    assert data["held_missing"]["radar"] == 0
+    assert "end_to_end" in text and "project [lidar_camera_projection]" in text
+    with open_bag(out) as reader:
+        topics = reader.topics
+        assert topics["/edgefuse/zed_left/depth"].count == 32
+        assert topics["/edgefuse/lidar/colored"].count == 32
+        env = next(iter(reader.envelopes(["/edgefuse/zed_left/depth"])))
+        depth = env.payload.data
+        assert depth.shape == (376, 672)
+        assert 2000 < int((depth > 0).sum()) < 6000  # ~3-5k LiDAR returns land in the image (SOURCE.md)
+        assert 0.5 <= float(depth[depth > 0].min()) and float(depth.max()) <= 100.0
+
+
+def test_replay_twice_gives_identical_digests(tmp_path: Path) -> None:
+    reports = []
+    for k in range(2):
+        path = tmp_path / f"r{k}.json"
+        assert main(["replay", "radiate_demo", "--max-speed", "-q", "--report", str(path)]) in (0,)
+        reports.append(json.loads(path.read_text()))
+    assert reports[0]["output_digests"] == reports[1]["output_digests"]
+    assert len(reports[0]["output_digests"]) == 2
+
+
+def test_check_budgets_exits_nonzero_on_breach(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = bundled_pipelines()["radiate_demo"]
+    text = src.read_text().replace("end_to_end_ms: 50", "end_to_end: {deadline_ms: 0.001}")
+    text = text.replace("rig: ../demo/rig.yaml", f"rig: {src.parent.parent / 'demo' / 'rig.yaml'}")
+    text = text.replace("bag: ../demo", f"bag: {src.parent.parent / 'demo'}")
+    pipeline = tmp_path / "tight.yaml"
+    pipeline.write_text(text)
+    assert main(["replay", str(pipeline), "--max-speed", "-q", "--check-budgets"]) == EXIT_BUDGET
+    assert "BUDGET BREACHES" in capsys.readouterr().out
+    assert main(["replay", str(pipeline), "--max-speed", "-q"]) == 0  # reported, not enforced
+
+
+def test_paced_replay_respects_rate(tmp_path: Path) -> None:
+    from edgefuse.replay import replay
+
+    pipeline = bundled_pipelines()["radiate_demo"]
+    res = replay(pipeline, rate=4.0)
+    # 3.34 s recorded at 4x takes at least 0.83 s of wall time
+    assert res.report["wall_s"] >= res.report["recorded_span_s"] / 4.0 * 0.98
+    assert res.report["realtime_factor"] <= 4.0 * 1.05
+
+
+def test_output_not_writable_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    rc = main(["replay", "radiate_demo", "--max-speed", "-q", "--out", str(blocker / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == EXIT_INPUT
+    assert len(err) == 1 and "cannot write output" in err[0] and "is not a folder" in err[0]
+    existing = tmp_path / "exists"
+    existing.mkdir()
+    assert main(["replay", "radiate_demo", "--max-speed", "-q", "--out", str(existing)]) == EXIT_INPUT
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_info_on_real_husky_bag(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", str(HUSKY)]) == 0
+    out = capsys.readouterr().out
+    assert "/imu/data" in out and "11865" in out and "/fix" in out and "989" in out
+    assert main(["info", "--json", str(HUSKY)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["message_count"] == 16806
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["info", "/nonexistent/bag.bag"], "edgefuse: "),
+        (["replay", "no_such_pipeline"], "pipeline no_such_pipeline not found"),
+        (["validate", "no_such_pipeline"], "not found"),
+    ],
+)
+def test_bad_input_one_line_nonzero(argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == EXIT_INPUT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0]
+
+
+def test_garbage_bag_and_trace_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "garbage.bag"
+    bad.write_bytes(os.urandom(4096))
+    assert main(["info", str(bad)]) == EXIT_INPUT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "garbage.bag" in err[0]
+    from edgefuse.errors import BagError
+
+    with pytest.raises(BagError):
+        main(["--trace", "info", str(bad)])
+
+
+def test_console_script_runs_as_a_process() -> None:
+    proc = subprocess.run([sys.executable, "-m", "edgefuse.cli", "validate", "radiate_demo"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "valid pipeline" in proc.stdout
