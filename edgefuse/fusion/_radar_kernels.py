@@ -25,7 +25,7 @@ _TWO_PI = 2.0 * math.pi
 
 
 @njit()
-def _polar_to_cartesian(  # noqa: PLR0913, PLR0917 (flat kernel; scalar arguments by design)
+def _polar_to_cartesian(  # noqa: PLR0917 (flat kernel; scalar arguments by design)
     polar: np.ndarray,
     out: np.ndarray,
     range_res_m: float,
@@ -69,7 +69,7 @@ def _polar_to_cartesian(  # noqa: PLR0913, PLR0917 (flat kernel; scalar argument
 
 
 @njit()
-def _polar_peaks(  # noqa: PLR0913, PLR0917
+def _polar_peaks(  # noqa: PLR0912, PLR0917 (one flat kernel)
     polar: np.ndarray,
     threshold: float,
     i_min: int,
@@ -133,7 +133,7 @@ def _polar_peaks(  # noqa: PLR0913, PLR0917
 
 
 @njit()
-def _cartesian_lut(  # noqa: PLR0913, PLR0917
+def _cartesian_lut(  # noqa: PLR0917
     n_r: int,
     n_a: int,
     range_res_m: float,
@@ -179,7 +179,7 @@ def _cartesian_lut(  # noqa: PLR0913, PLR0917
 
 
 @njit()
-def _remap_lut(  # noqa: PLR0913, PLR0917
+def _remap_lut(  # noqa: PLR0917
     polar: np.ndarray,
     idx: np.ndarray,
     wr_in: np.ndarray,

@@ -84,7 +84,7 @@ def _polar_view(polar: Any, azimuth_axis: int) -> npt.NDArray[Any]:
     return arr.T if azimuth_axis == 0 else arr
 
 
-def polar_to_cartesian(  # noqa: PLR0913
+def polar_to_cartesian(
     polar: Any,
     *,
     range_res_m: float = NAVTECH_RANGE_RES_M,
@@ -150,7 +150,7 @@ class PolarToCartesian:
     rounding boundary.
     """
 
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         n_range: int,
         n_azimuth: int,
@@ -180,7 +180,9 @@ class PolarToCartesian:
         rr = _check_positive(range_res_m, "range_res_m")
         orr = rr if out_res_m is None else _check_positive(out_res_m, "out_res_m")
         cx, cy = radiate_center_px(w, h) if center_px is None else (float(center_px[0]), float(center_px[1]))
-        if not (np.isfinite(cx) and np.isfinite(cy) and np.isfinite(azimuth_offset_bins) and np.isfinite(fill)):
+        if not (
+            np.isfinite(cx) and np.isfinite(cy) and np.isfinite(azimuth_offset_bins) and np.isfinite(fill)
+        ):
             raise RadarInputError("center_px, azimuth_offset_bins and fill must be finite", field="center_px")
         self.n_range = int(n_range)
         self.n_azimuth = int(n_azimuth)
@@ -188,8 +190,18 @@ class PolarToCartesian:
         self._idx = np.empty((h, w), dtype=np.int32)
         self._wr = np.empty((h, w), dtype=np.float32)
         self._wa = np.empty((h, w), dtype=np.float32)
-        _k._cartesian_lut(self.n_range, self.n_azimuth, rr, orr, cx, cy, float(azimuth_offset_bins),
-                          self._idx, self._wr, self._wa)
+        _k._cartesian_lut(
+            self.n_range,
+            self.n_azimuth,
+            rr,
+            orr,
+            cx,
+            cy,
+            float(azimuth_offset_bins),
+            self._idx,
+            self._wr,
+            self._wa,
+        )
         self._rnd = 0.5 if out_dtype == np.uint8 else 0.0
         self._fill = float(np.clip(fill, 0.0, 255.0)) if out_dtype == np.uint8 else float(fill)
         self.out = np.zeros((h, w), dtype=out_dtype)
@@ -201,21 +213,33 @@ class PolarToCartesian:
         tiny_w = np.zeros((1, 1), dtype=np.float32)
         for dtype in _POLAR_DTYPES:
             tiny = np.zeros((2, 2), dtype=dtype)
-            _k._remap_lut(tiny.T if self.azimuth_axis == 0 else tiny, tiny_idx, tiny_w, tiny_w, tiny_out,
-                          self._fill, self._rnd)
+            _k._remap_lut(
+                tiny.T if self.azimuth_axis == 0 else tiny,
+                tiny_idx,
+                tiny_w,
+                tiny_w,
+                tiny_out,
+                self._fill,
+                self._rnd,
+            )
 
     def convert(self, polar: Any) -> npt.NDArray[Any]:
         """Cartesian image (H, W) of one scan (the object's buffer, overwritten by the next call)."""
         p = _polar_view(polar, self.azimuth_axis)
         if p.shape != (self.n_range, self.n_azimuth):
             raise RadarInputError(
-                f"expected (range, azimuth) = ({self.n_range}, {self.n_azimuth}), got {p.shape}", field="polar")
+                f"expected (range, azimuth) = ({self.n_range}, {self.n_azimuth}), got {p.shape}",
+                field="polar",
+            )
         _k._remap_lut(p, self._idx, self._wr, self._wa, self.out, self._fill, self._rnd)
         return self.out
 
 
 def cartesian_pixels(
-    xy: Any, *, out_res_m: float = NAVTECH_RANGE_RES_M, center_px: tuple[float, float] | None = None,
+    xy: Any,
+    *,
+    out_res_m: float = NAVTECH_RANGE_RES_M,
+    center_px: tuple[float, float] | None = None,
     out_size_px: int = 1152,
 ) -> F32:
     """Continuous pixel coordinates (N, 2) float32 ``(u, v)`` of radar-frame points (N, >=2) ``x, y`` in m.
@@ -245,7 +269,7 @@ class RadarPointExtractor:
     :meth:`extract` returns a view into a buffer owned by the extractor, overwritten by the next call.
     """
 
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         n_range: int,
         n_azimuth: int,
@@ -260,7 +284,9 @@ class RadarPointExtractor:
         if int(n_range) < 1 or int(n_azimuth) < 1:
             raise RadarInputError(f"must be >= 1, got {n_range}x{n_azimuth}", field="n_range")
         if int(max_peaks_per_azimuth) < 1:
-            raise RadarInputError(f"must be >= 1, got {max_peaks_per_azimuth!r}", field="max_peaks_per_azimuth")
+            raise RadarInputError(
+                f"must be >= 1, got {max_peaks_per_azimuth!r}", field="max_peaks_per_azimuth"
+            )
         if not np.isfinite(threshold):
             raise RadarInputError(f"must be finite, got {threshold!r}", field="threshold")
         if not np.isfinite(min_range_m) or min_range_m < 0.0:
@@ -287,24 +313,53 @@ class RadarPointExtractor:
         """Compile the kernel for uint8 and float32 scans now (not on the first real scan)."""
         for dtype in _POLAR_DTYPES:
             tiny = np.zeros((3, 2), dtype=dtype)
-            _k._polar_peaks(tiny, self.threshold, 0, 1, self.range_res_m, self.azimuth_offset_bins,
-                            self._cand, self._keep, self._buf)
+            _k._polar_peaks(
+                tiny,
+                self.threshold,
+                0,
+                1,
+                self.range_res_m,
+                self.azimuth_offset_bins,
+                self._cand,
+                self._keep,
+                self._buf,
+            )
             if self.azimuth_axis == 0:
-                _k._polar_peaks(tiny.T, self.threshold, 0, 1, self.range_res_m, self.azimuth_offset_bins,
-                                self._cand, self._keep, self._buf)
+                _k._polar_peaks(
+                    tiny.T,
+                    self.threshold,
+                    0,
+                    1,
+                    self.range_res_m,
+                    self.azimuth_offset_bins,
+                    self._cand,
+                    self._keep,
+                    self._buf,
+                )
 
     def extract(self, polar: Any) -> npt.NDArray[np.void]:
         """Points (N,) :data:`RADAR_POINT_DTYPE` of one scan (a view into the extractor's buffer)."""
         p = _polar_view(polar, self.azimuth_axis)
         if p.shape != (self.n_range, self.n_azimuth):
             raise RadarInputError(
-                f"expected (range, azimuth) = ({self.n_range}, {self.n_azimuth}), got {p.shape}", field="polar")
-        n = _k._polar_peaks(p, self.threshold, self._i_min, self.max_peaks, self.range_res_m,
-                            self.azimuth_offset_bins, self._cand, self._keep, self._buf)
+                f"expected (range, azimuth) = ({self.n_range}, {self.n_azimuth}), got {p.shape}",
+                field="polar",
+            )
+        n = _k._polar_peaks(
+            p,
+            self.threshold,
+            self._i_min,
+            self.max_peaks,
+            self.range_res_m,
+            self.azimuth_offset_bins,
+            self._cand,
+            self._keep,
+            self._buf,
+        )
         return self._points[:n]
 
 
-def polar_to_points(  # noqa: PLR0913
+def polar_to_points(
     polar: Any,
     *,
     range_res_m: float = NAVTECH_RANGE_RES_M,
@@ -321,7 +376,12 @@ def polar_to_points(  # noqa: PLR0913
     """
     p = _polar_view(polar, azimuth_axis)
     ext = RadarPointExtractor(
-        p.shape[0], p.shape[1], range_res_m=range_res_m, threshold=threshold, min_range_m=min_range_m,
-        max_peaks_per_azimuth=max_peaks_per_azimuth, azimuth_offset_bins=azimuth_offset_bins,
+        p.shape[0],
+        p.shape[1],
+        range_res_m=range_res_m,
+        threshold=threshold,
+        min_range_m=min_range_m,
+        max_peaks_per_azimuth=max_peaks_per_azimuth,
+        azimuth_offset_bins=azimuth_offset_bins,
     )
     return ext.extract(p).copy()

@@ -153,8 +153,23 @@ def register_stage(type_name: str) -> Callable[[S], S]:
     return deco
 
 
+_BUILTINS_LOADED = False
+
+
 def _load_builtin() -> None:
-    from edgefuse.pipeline import stages as _stages  # noqa: F401, PLC0415
+    """Import every built-in stage module (``edgefuse/pipeline/stages*.py``) once."""
+    global _BUILTINS_LOADED  # noqa: PLW0603
+    if _BUILTINS_LOADED:
+        return
+    import importlib  # noqa: PLC0415
+    import pkgutil  # noqa: PLC0415
+
+    import edgefuse.pipeline as package  # noqa: PLC0415
+
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if info.name.startswith("stages"):
+            importlib.import_module(f"edgefuse.pipeline.{info.name}")
+    _BUILTINS_LOADED = True
 
 
 def stage_class(type_name: str) -> type[Stage] | None:

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from edgefuse.errors import MessageError, PipelineError
 from edgefuse.fusion.radar import NAVTECH_RANGE_RES_M, PolarToCartesian, RadarInputError, RadarPointExtractor
@@ -27,9 +27,9 @@ class RadarPolarPoints(Stage):
     the stage, overwritten by the next call.
     """
 
-    inputs = {"scan": "Image"}
-    outputs = {"points": "PointCloud", "cartesian": "Image"}
-    params = {
+    inputs: ClassVar[dict[str, str]] = {"scan": "Image"}
+    outputs: ClassVar[dict[str, str]] = {"points": "PointCloud", "cartesian": "Image"}
+    params: ClassVar[dict[str, Param]] = {
         "range_res_m": Param(float, NAVTECH_RANGE_RES_M, doc="metres per range bin"),
         "n_range": Param(int, 576, doc="range bins per azimuth"),
         "n_azimuth": Param(int, 400, doc="azimuths per 360° scan"),
@@ -48,16 +48,25 @@ class RadarPolarPoints(Stage):
         p = self.p
         try:
             self._extractor = RadarPointExtractor(
-                p["n_range"], p["n_azimuth"], range_res_m=p["range_res_m"], threshold=p["threshold"],
-                min_range_m=p["min_range_m"], max_peaks_per_azimuth=p["max_peaks_per_azimuth"],
-                azimuth_offset_bins=p["azimuth_offset_bins"], azimuth_axis=p["azimuth_axis"],
+                p["n_range"],
+                p["n_azimuth"],
+                range_res_m=p["range_res_m"],
+                threshold=p["threshold"],
+                min_range_m=p["min_range_m"],
+                max_peaks_per_azimuth=p["max_peaks_per_azimuth"],
+                azimuth_offset_bins=p["azimuth_offset_bins"],
+                azimuth_axis=p["azimuth_axis"],
             )
             self._cart: PolarToCartesian | None = None
             if p["cartesian"]:
                 self._cart = PolarToCartesian(
-                    p["n_range"], p["n_azimuth"], range_res_m=p["range_res_m"],
-                    out_size_px=p["cartesian_size_px"], out_res_m=p["cartesian_res_m"],
-                    azimuth_offset_bins=p["azimuth_offset_bins"], azimuth_axis=p["azimuth_axis"],
+                    p["n_range"],
+                    p["n_azimuth"],
+                    range_res_m=p["range_res_m"],
+                    out_size_px=p["cartesian_size_px"],
+                    out_res_m=p["cartesian_res_m"],
+                    azimuth_offset_bins=p["azimuth_offset_bins"],
+                    azimuth_axis=p["azimuth_axis"],
                 )
         except RadarInputError as exc:
             raise PipelineError(f"stage '{name}': parameter {exc.message}") from None
@@ -75,7 +84,9 @@ class RadarPolarPoints(Stage):
             data = data[:, :, 0]
         if scan.encoding not in ("mono8", "8UC1", "32FC1") or data.ndim != 2:
             raise MessageError(
-                f"radar scan must be a mono8/8UC1/32FC1 image, got {scan.encoding} {data.shape}", stamp_ns=stamp_ns)
+                f"radar scan must be a mono8/8UC1/32FC1 image, got {scan.encoding} {data.shape}",
+                stamp_ns=stamp_ns,
+            )
         try:
             pts = self._extractor.extract(data)
             out: dict[str, Any] = {

@@ -36,9 +36,18 @@ LIDAR_FRAME = "000040"
 
 
 # -- slow references (python loops, float64, same formulas as documented) -------------------------------
-def ref_polar_to_cartesian(  # noqa: PLR0913
-    polar: npt.NDArray[Any], h: int, w: int, range_res_m: float, out_res_m: float, cx: float, cy: float,
-    az_off: float, out_dtype: Any, *, f32_weights: bool = False,
+def ref_polar_to_cartesian(  # noqa: PLR0917 (mirrors the kernel's flat signature)
+    polar: npt.NDArray[Any],
+    h: int,
+    w: int,
+    range_res_m: float,
+    out_res_m: float,
+    cx: float,
+    cy: float,
+    az_off: float,
+    out_dtype: Any,
+    *,
+    f32_weights: bool = False,
 ) -> npt.NDArray[Any]:
     n_r, n_a = polar.shape
     out = np.zeros((h, w), dtype=out_dtype)
@@ -63,13 +72,19 @@ def ref_polar_to_cartesian(  # noqa: PLR0913
             if f32_weights:
                 wa, wr = float(np.float32(wa)), float(np.float32(wr))
             i1 = min(i0 + 1, n_r - 1)
-            val = (1 - wr) * ((1 - wa) * p[i0, j0] + wa * p[i0, j1]) + wr * ((1 - wa) * p[i1, j0] + wa * p[i1, j1])
+            val = (1 - wr) * ((1 - wa) * p[i0, j0] + wa * p[i0, j1]) + wr * (
+                (1 - wa) * p[i1, j0] + wa * p[i1, j1]
+            )
             out[v, u] = math.floor(val + 0.5) if out_dtype == np.uint8 else val
     return out
 
 
-def ref_polar_to_points(
-    polar: npt.NDArray[Any], range_res_m: float, threshold: float, min_range_m: float, max_peaks: int,
+def ref_polar_to_points(  # noqa: PLR0917
+    polar: npt.NDArray[Any],
+    range_res_m: float,
+    threshold: float,
+    min_range_m: float,
+    max_peaks: int,
     az_off: float = 0.5,
 ) -> list[tuple[float, float, float, float]]:
     n_r, n_a = polar.shape
@@ -77,8 +92,13 @@ def ref_polar_to_points(
     rows = []
     for j in range(n_a):
         col = [float(x) for x in polar[:, j]]
-        peaks = [i for i in range(max(i_min, 0), n_r)
-                 if col[i] >= threshold and (i == 0 or col[i] > col[i - 1]) and (i == n_r - 1 or col[i] >= col[i + 1])]
+        peaks = [
+            i
+            for i in range(max(i_min, 0), n_r)
+            if col[i] >= threshold
+            and (i == 0 or col[i] > col[i - 1])
+            and (i == n_r - 1 or col[i] >= col[i + 1])
+        ]
         strongest = sorted(peaks, key=lambda i: (-col[i], i))[:max_peaks]
         th = (j + az_off) * (2 * math.pi / n_a)
         for i in sorted(strongest):
@@ -91,10 +111,10 @@ def _as_rows(pts: npt.NDArray[np.void]) -> npt.NDArray[np.float32]:
     return np.stack([pts[f] for f in ("x", "y", "z", "intensity")], axis=1)
 
 
-def _polar() -> npt.NDArray[np.uint8]:
+def _polar() -> npt.NDArray[Any]:
     img = cv2.imread(str(SEQ / "Navtech_Polar" / f"{RADAR_FRAME}.png"), cv2.IMREAD_UNCHANGED)
     assert img is not None
-    return img  # type: ignore[no-any-return]
+    return img
 
 
 # -- polar → Cartesian -----------------------------------------------------------------------------
@@ -103,11 +123,14 @@ def test_cartesian_matches_slow_reference(dtype: Any) -> None:
     rng = np.random.default_rng(1)
     polar = rng.integers(0, 256, size=(23, 17)).astype(dtype)
     # 48x40 px at 0.3 m/px over a 23-bin (0.25 m) scan: covers the centre, the azimuth wrap and the edge.
-    got = polar_to_cartesian(polar, range_res_m=0.25, out_size_px=(48, 40), out_res_m=0.3, center_px=(19.3, 24.0))
+    got = polar_to_cartesian(
+        polar, range_res_m=0.25, out_size_px=(48, 40), out_res_m=0.3, center_px=(19.3, 24.0)
+    )
     want = ref_polar_to_cartesian(polar, 48, 40, 0.25, 0.3, 19.3, 24.0, 0.5, dtype)
     assert got.dtype == dtype
     assert np.array_equal(got, want)
-    assert (got == 0).any() and (got > 0).sum() > 1000  # both inside and beyond the last range bin
+    assert (got == 0).any()
+    assert (got > 0).sum() > 1000
 
 
 def test_cartesian_lut_variant_matches_reference_and_direct() -> None:
@@ -136,14 +159,15 @@ def test_cartesian_preallocated_output_is_written_in_place() -> None:
 
 
 def test_cartesian_geometry_on_synthetic_target() -> None:
-    """One bright cell at bin 40, column 100 of 400 (azimuth 90.45° clockwise from forward) → right of radar."""
+    """A bright cell at bin 40, column 100 of 400 (90.45° clockwise from forward) lands right of the radar."""
     polar = np.zeros((100, 400), dtype=np.uint8)
     polar[40, 100] = 255
     img = polar_to_cartesian(polar, range_res_m=0.5, out_size_px=200, out_res_m=0.5)
     v, u = np.unravel_index(int(np.argmax(img)), img.shape)
     cx, cy = radiate_center_px(200)
     th = math.radians(100.5 * 0.9)
-    assert abs(u - (cx + 40 * math.sin(th))) <= 1 and abs(v - (cy - 40 * math.cos(th))) <= 1
+    assert abs(u - (cx + 40 * math.sin(th))) <= 1
+    assert abs(v - (cy - 40 * math.cos(th))) <= 1
     pts = polar_to_points(polar, range_res_m=0.5, threshold=100)
     assert pts.shape == (1,)
     assert np.isclose(pts["x"][0], 20 * math.sin(th), atol=1e-5)
@@ -157,14 +181,20 @@ def test_cartesian_matches_radiate_sdk_image() -> None:
     polar = _polar()
     assert polar.shape == (576, 400)  # rows = 576 range bins, columns = 400 azimuths
     truth = cv2.imread(str(SEQ / "Navtech_Cartesian" / f"{RADAR_FRAME}.png"), cv2.IMREAD_UNCHANGED)
+    assert truth is not None
     mine = polar_to_cartesian(polar, range_res_m=NAVTECH_RANGE_RES_M, out_size_px=1152)
     a, b = mine.astype(np.float64).ravel(), truth.astype(np.float64).ravel()
     corr = float(np.corrcoef(a, b)[0, 1])
     mae = float(np.abs(a - b).mean())
-    assert corr > 0.97 and mae < 3.0, (corr, mae)  # measured: 0.9745 / 2.68 grey levels
+    assert corr > 0.97, corr  # measured: 0.9745
+    assert mae < 3.0, mae  # measured: 2.68 grey levels
     # The conventions are what makes it match: wrong direction / origin / centre are far worse.
-    for kwargs in ({"azimuth_offset_bins": 0.5 + 100}, {"azimuth_offset_bins": -0.5}, {"center_px": (576.0, 576.0)}):
-        alt = polar_to_cartesian(polar, **kwargs).astype(np.float64).ravel()  # type: ignore[arg-type]
+    for kwargs in (
+        {"azimuth_offset_bins": 0.5 + 100},
+        {"azimuth_offset_bins": -0.5},
+        {"center_px": (576.0, 576.0)},
+    ):
+        alt = polar_to_cartesian(polar, **kwargs).astype(np.float64).ravel()
         assert float(np.corrcoef(alt, b)[0, 1]) < corr - 0.005
     mirrored = mine[:, ::-1].astype(np.float64).ravel()
     assert float(np.corrcoef(mirrored, b)[0, 1]) < 0.6
@@ -192,11 +222,12 @@ def test_points_real_scan_matches_reference_and_extractor_reuses_buffer() -> Non
     got = ext.extract(polar)
     want = np.array(ref_polar_to_points(polar, NAVTECH_RANGE_RES_M, 80, 5.0, 4), dtype=np.float32)
     assert np.array_equal(_as_rows(got), want)
-    assert got.base is not None and ext.extract(polar).shape == got.shape
+    assert got.base is not None
+    assert ext.extract(polar).shape == got.shape
 
 
 def test_radar_points_lie_on_lidar() -> None:
-    """LiDAR 40 → radar frame via the rig; radar peaks at 5–20 m sit on it, a rotated/mirrored radar does not."""
+    """LiDAR 40 mapped into the radar frame by the rig: radar peaks at 5-20 m sit on it, others do not."""
     rig = from_radiate(DATA / "config" / "default-calib.yaml")
     lidar = np.loadtxt(SEQ / "velo_lidar" / f"{LIDAR_FRAME}.csv", delimiter=",")
     xyz = rig.transform("radar", "lidar").apply(lidar[:, :3])
@@ -212,7 +243,8 @@ def test_radar_points_lie_on_lidar() -> None:
 
     def rotated(deg: float) -> npt.NDArray[np.float64]:
         a = math.radians(deg)
-        return xy @ np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]]).T
+        rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+        return np.asarray(xy @ rot.T, dtype=np.float64)
 
     good = median_nn(xy)
     assert good < 0.5, good  # measured 0.374 m (radar scan 0.03 s after the LiDAR, car at ~10 m/s)
@@ -224,7 +256,8 @@ def test_radar_points_lie_on_lidar() -> None:
 def test_bad_inputs_raise_structured_errors() -> None:
     with pytest.raises(RadarInputError) as ei:
         polar_to_cartesian(np.zeros((4, 4, 3), dtype=np.uint8))
-    assert ei.value.field == "polar" and isinstance(ei.value, MessageError)
+    assert ei.value.field == "polar"
+    assert isinstance(ei.value, MessageError)
     with pytest.raises(RadarInputError, match="dtype"):
         polar_to_points(np.zeros((4, 4), dtype=np.int64))
     with pytest.raises(RadarInputError) as ei:
@@ -246,11 +279,15 @@ def test_stage_on_real_scan() -> None:
     polar = _polar()
     out = stage.process({"scan": ImageData(7, "radar", "mono8", polar)}, 7)
     cloud, cart = out["points"], out["cartesian"]
-    assert cloud.frame_id == "radar" and cloud.stamp_ns == 7
+    assert cloud.frame_id == "radar"
+    assert cloud.stamp_ns == 7
     assert cloud.width == cloud.points.shape[0] > 500
-    assert np.array_equal(_as_rows(cloud.points), _as_rows(
-        polar_to_points(polar, threshold=80, min_range_m=5.0, max_peaks_per_azimuth=4)))
-    assert cart.encoding == "mono8" and cart.data.shape == (1152, 1152)
+    assert np.array_equal(
+        _as_rows(cloud.points),
+        _as_rows(polar_to_points(polar, threshold=80, min_range_m=5.0, max_peaks_per_azimuth=4)),
+    )
+    assert cart.encoding == "mono8"
+    assert cart.data.shape == (1152, 1152)
     assert np.abs(cart.data.astype(int) - polar_to_cartesian(polar)).max() <= 1
     with pytest.raises(MessageError):
         stage.process({"scan": ImageData(8, "radar", "bgr8", np.zeros((576, 400, 3), np.uint8))}, 8)
