@@ -39,6 +39,11 @@ def test_replay_demo_max_speed_report_and_outputs(tmp_path: Path, capsys: pytest
     for key in ("count", "p50_ms", "p90_ms", "p99_ms", "max_ms", "deadline_misses"):
         assert key in data["end_to_end"]
     assert data["held_missing"]["radar"] == 0
+    # the 4 Hz radar is held into every set, but each of its 14 scans is processed and published once
+    assert data["stages"]["radar_points"]["count"] == 14
+    assert data["stages"]["radar_points"]["reused_unchanged_inputs"] == 32 - 14
+    assert data["outputs_written"]["/edgefuse/radar/points"] == 14
+    assert data["outputs_written"]["/edgefuse/radar/colored"] == 32
     assert "end_to_end" in text and "project [lidar_camera_projection]" in text
     with open_bag(out) as reader:
         topics = reader.topics
@@ -58,7 +63,7 @@ def test_replay_twice_gives_identical_digests(tmp_path: Path) -> None:
         assert main(["replay", "radiate_demo", "--max-speed", "-q", "--report", str(path)]) in (0,)
         reports.append(json.loads(path.read_text()))
     assert reports[0]["output_digests"] == reports[1]["output_digests"]
-    assert len(reports[0]["output_digests"]) == 2
+    assert len(reports[0]["output_digests"]) == 4
 
 
 def test_check_budgets_exits_nonzero_on_breach(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
