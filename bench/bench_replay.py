@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         runs.append(replay(pipeline, max_speed=True).report)
     rtf = [r["realtime_factor"] for r in runs]
     p99 = [r["end_to_end"]["p99_ms"] for r in runs]
-    digests = {json.dumps(r["output_digests"], sort_keys=True) for r in runs + [first.report]}
+    digests = {json.dumps(r["output_digests"], sort_keys=True) for r in [*runs, first.report]}
     result = {
         "bench": "replay",
         "pipeline": str(pipeline),

@@ -49,7 +49,7 @@ def resolve_pipeline(name: str) -> Path:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from edgefuse.bag import bag_info, format_info  # noqa: PLC0415
+    from edgefuse.bag import bag_info, format_info
 
     info = bag_info(args.bag)
     if args.json:
@@ -63,7 +63,7 @@ def _jsonable(obj: Any) -> Any:
     as_dict = getattr(obj, "as_dict", None)
     if callable(as_dict):
         return as_dict()
-    from dataclasses import asdict, is_dataclass  # noqa: PLC0415
+    from dataclasses import asdict, is_dataclass
 
     if is_dataclass(obj) and not isinstance(obj, type):
         return asdict(obj)
@@ -71,14 +71,14 @@ def _jsonable(obj: Any) -> Any:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from edgefuse.pipeline.config import check_pipeline  # noqa: PLC0415
+    from edgefuse.pipeline.config import check_pipeline
 
     bad = 0
     for name in args.files:
         path = resolve_pipeline(name)
         problems: list[Any]
         if _is_rig_file(path):
-            from edgefuse.rig import validate_rig_file  # noqa: PLC0415
+            from edgefuse.rig import validate_rig_file
 
             problems = list(validate_rig_file(path))
             kind = "rig"
@@ -104,7 +104,7 @@ def _is_rig_file(path: Path) -> bool:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from edgefuse.replay import format_report, replay  # noqa: PLC0415
+    from edgefuse.replay import format_report, replay
 
     result = replay(
         resolve_pipeline(args.pipeline), bag=args.bag, rate=args.rate, max_speed=args.max_speed, out=args.out,
@@ -146,17 +146,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=_cmd_replay)
 
-    try:
-        from edgefuse.convert import add_convert_parser  # noqa: PLC0415
-    except ImportError:
-        pass
-    else:
-        add_convert_parser(sub)
+    from edgefuse.convert import add_convert_parser
+
+    add_convert_parser(sub)
+    _add_plugin_commands(sub)
     return parser
 
 
+def _add_plugin_commands(sub: Any) -> None:
+    """Sub-commands from other packages (``edgefuse.cli`` entry points, e.g. ``calibrate`` from
+    edgefuse_calibration), loaded here so that edgefuse core never imports them at module import time."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="edgefuse.cli"):
+        try:
+            add = ep.load()
+        except (ImportError, AttributeError) as exc:
+            print(f"edgefuse: warning: command '{ep.name}' unavailable ({exc})", file=sys.stderr)
+            continue
+        add(sub)
+
+
 def _version() -> str:
-    from edgefuse import __version__  # noqa: PLC0415
+    from edgefuse import __version__
 
     return f"edgefuse {__version__}"
 

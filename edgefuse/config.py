@@ -90,7 +90,7 @@ def configure(
         path = Path(numba_cache_dir)
         CONFIG.numba_cache_dir = path if _writable_dir(path) else None
         if CONFIG.numba_cache_dir is not None:
-            import numba  # noqa: PLC0415
+            import numba
 
             numba.config.CACHE_DIR = str(path)  # type: ignore[attr-defined]
     if numba_threads is not None:
@@ -103,7 +103,7 @@ def configure(
 
 def apply_numba_threads() -> int:
     """Apply the configured Numba thread count (clamped to what Numba allows); returns the count in use."""
-    import numba  # noqa: PLC0415
+    import numba
 
     if CONFIG.numba_threads:
         numba.set_num_threads(max(1, min(CONFIG.numba_threads, numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]

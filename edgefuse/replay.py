@@ -75,7 +75,7 @@ def replay(
     rig: str | Path | None = None,
 ) -> ReplayResult:
     """Replay ``bag`` (default: the pipeline's ``bag:``) through ``pipeline``; return the report."""
-    from edgefuse.bag import open_bag  # noqa: PLC0415
+    from edgefuse.bag import open_bag
 
     config = load_pipeline(pipeline, rig_override=rig)
     bag_path = Path(bag) if bag is not None else config.bag_path
@@ -156,11 +156,11 @@ def replay(
 
 
 def _environment() -> dict[str, Any]:
-    import numba  # noqa: PLC0415
-    import numpy  # noqa: PLC0415
+    import numba
+    import numpy
 
-    from edgefuse import __version__  # noqa: PLC0415
-    from edgefuse.config import CONFIG  # noqa: PLC0415
+    from edgefuse import __version__
+    from edgefuse.config import CONFIG
 
     return {
         "edgefuse": __version__, "python": sys.version.split()[0], "numpy": numpy.__version__,

@@ -54,7 +54,7 @@ class RecordSink:
             self._digests[o.topic] = hashlib.sha256()
             self.counts[o.topic] = 0
         if self.out is not None:
-            from edgefuse.bag import BagWriter  # noqa: PLC0415
+            from edgefuse.bag import BagWriter
 
             self._writer = BagWriter(self.out, storage=self.storage)  # type: ignore[arg-type]
             self._writer.__enter__()
@@ -62,7 +62,7 @@ class RecordSink:
                 self._writer.add_topic(topic, msgtype)
 
     def write(self, topic: str, stamp_ns: int, payload: Any) -> None:
-        from edgefuse.msgs import from_payload, serialize  # noqa: PLC0415
+        from edgefuse.msgs import from_payload, serialize
 
         msgtype = self._msgtypes[topic]
         raw = serialize(from_payload(payload, msgtype=msgtype), msgtype)

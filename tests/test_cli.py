@@ -53,7 +53,7 @@ def test_replay_demo_max_speed_report_and_outputs(tmp_path: Path, capsys: pytest
         depth = env.payload.data
         assert depth.shape == (376, 672)
         assert 2000 < int((depth > 0).sum()) < 6000  # ~3-5k LiDAR returns land in the image (SOURCE.md)
-        assert 0.5 <= float(depth[depth > 0].min()) and float(depth.max()) <= 100.0
+        assert float(depth[depth > 0].min()) >= 0.5 and float(depth.max()) <= 100.0
 
 
 def test_replay_twice_gives_identical_digests(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ which share no code with rosbags."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ mcap_ros2 = pytest.importorskip("mcap_ros2.decoder", reason="test extra 'mcap-ro
 DEMO = Path(__file__).parents[1] / "edgefuse" / "data" / "demo" / "demo.mcap"
 
 
-def _read(path: Path, topic: str) -> list[object]:
+def _read(path: Path, topic: str) -> list[Any]:
     with path.open("rb") as f:
         reader = mcap_reader.make_reader(f, decoder_factories=[mcap_ros2.DecoderFactory()])
         return [msg for _, _, _, msg in reader.iter_decoded_messages(topics=[topic])]

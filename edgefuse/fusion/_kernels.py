@@ -259,3 +259,71 @@ def _sample_colors(
             value = (1.0 - av) * top + av * bottom
             q = math.floor(value + 0.5)
             out[i, c] = min(max(q, 0), 255)
+
+
+@njit()
+def _paint_points(  # noqa: PLR0917
+    features: np.ndarray,
+    uv: np.ndarray,
+    valid: np.ndarray,
+    index_img: np.ndarray,
+    visible_only: bool,
+    fill: float,
+    out: np.ndarray,
+) -> int:
+    """PointPainting: copy the feature vector of each point's pixel into ``out``.
+
+    ``features`` (H, W, C) float32 or uint8, ``uv`` (N, 2) float32 and ``valid`` (N,) bool from a
+    projection, ``index_img`` (H, W) int32 z-buffer winners, ``out`` (N, C) float32.  A point is
+    painted when it is valid, its pixel ``(floor(v + 0.5), floor(u + 0.5))`` lies in the image and,
+    with ``visible_only``, it won its pixel (``index_img[row, col] == i``).  Every other point gets
+    ``fill`` in all channels.  Returns the number of painted points.
+    """
+    height = features.shape[0]
+    width = features.shape[1]
+    channels = features.shape[2]
+    n = min(uv.shape[0], valid.shape[0], out.shape[0])
+    fill32 = np.float32(fill)
+    painted = 0
+    for i in range(n):
+        row = -1
+        col = -1
+        if valid[i]:
+            u = np.float64(uv[i, 0])
+            v = np.float64(uv[i, 1])
+            if u >= -0.5 and u < width - 0.5 and v >= -0.5 and v < height - 0.5:
+                col = math.floor(u + 0.5)
+                row = math.floor(v + 0.5)
+                if col < 0 or col >= width or row < 0 or row >= height:
+                    row = -1
+                elif visible_only and not (row < index_img.shape[0] and col < index_img.shape[1]
+                                           and index_img[row, col] == i):
+                    row = -1
+        if row < 0:
+            for c in range(channels):
+                out[i, c] = fill32
+            continue
+        for c in range(channels):
+            out[i, c] = np.float32(features[row, col, c])
+        painted += 1
+    return painted
+
+
+@njit()
+def _assign_camera(valid: np.ndarray, uv: np.ndarray, camera_id: int, camera: np.ndarray,
+                   uv_out: np.ndarray) -> int:
+    """Give each still unassigned point (``camera[i] < 0``) that is ``valid`` in this camera to it.
+
+    ``valid`` (N,) bool and ``uv`` (N, 2) float32 are one camera's projection; ``camera`` (N,) int32
+    and ``uv_out`` (N, 2) float32 are the running assignment (called once per camera in order, so a
+    point goes to the lowest-numbered camera that sees it).  Returns how many points were assigned now.
+    """
+    n = min(valid.shape[0], uv.shape[0], camera.shape[0], uv_out.shape[0])
+    count = 0
+    for i in range(n):
+        if camera[i] < 0 and valid[i]:
+            camera[i] = camera_id
+            uv_out[i, 0] = uv[i, 0]
+            uv_out[i, 1] = uv[i, 1]
+            count += 1
+    return count

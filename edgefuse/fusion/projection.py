@@ -42,6 +42,8 @@ __all__ = [
     "PLUMB_BOB",
     "RATIONAL",
     "CameraParamError",
+    "MultiCameraProjector",
+    "MultiProjectionResult",
     "ProjectionResult",
     "Projector",
     "project_to_depth",
@@ -484,3 +486,133 @@ def project_to_depth(  # noqa: PLR0917 (positional camera parameters are the con
                           max_depth_m=max_depth_m, max_points=points.shape[0], threads=threads,
                           max_radius=max_radius)
     return projector.project(points)
+
+
+@dataclass(frozen=True, slots=True)
+class MultiProjectionResult:
+    """Output of :meth:`MultiCameraProjector.project`.
+
+    Unless produced with ``copy=True`` the arrays are read-only views into buffers owned by the
+    projector and overwritten by its next call.
+
+    Attributes:
+        names: camera names, in camera-id order.
+        results: one :class:`ProjectionResult` per camera (depth image, index map, uv, valid),
+            exactly what that camera's single :class:`Projector` gives.
+        camera: (N,) int32 camera id each point is assigned to: the lowest id among the cameras in
+            which the point is valid (in view, occluded or not); -1 when no camera sees it.
+        uv: (N, 2) float32 pixel coordinates in the assigned camera; NaN where ``camera == -1``.
+        n_assigned: number of points with ``camera >= 0``.
+    """
+
+    names: tuple[str, ...]
+    results: tuple[ProjectionResult, ...]
+    camera: I32
+    uv: F32
+    n_assigned: int
+
+    def copy(self) -> MultiProjectionResult:
+        """Return a result owning writable copies of all arrays."""
+        return MultiProjectionResult(self.names, tuple(r.copy() for r in self.results), self.camera.copy(),
+                                     self.uv.copy(), self.n_assigned)
+
+    def __getitem__(self, name: str) -> ProjectionResult:
+        """The result of the camera called ``name``."""
+        try:
+            return self.results[self.names.index(name)]
+        except ValueError:
+            raise KeyError(f"no camera {name!r}; cameras: {', '.join(self.names)}") from None
+
+
+class MultiCameraProjector:
+    """Project one cloud into several cameras in one call (e.g. nuScenes' six).
+
+    Holds one :class:`Projector` per camera (each preallocated, sharing the same options) plus the
+    per-point assignment buffers.  :meth:`project` runs every camera's kernels on the same validated
+    cloud (validated and made contiguous once) and then assigns each point to the lowest-numbered
+    camera that sees it.  Per-camera results are identical to separate single-camera projections.
+
+    Args:
+        projectors: one :class:`Projector` per camera, in camera-id order.
+        names: camera names (default ``cam0``, ``cam1`` …); must be unique.
+    """
+
+    def __init__(self, projectors: list[Projector] | tuple[Projector, ...],
+                 names: list[str] | tuple[str, ...] | None = None) -> None:
+        self.projectors = tuple(projectors)
+        if not self.projectors or not all(isinstance(p, Projector) for p in self.projectors):
+            raise ValueError("projectors must be a non-empty sequence of Projector")
+        if len(self.projectors) > 2**15:
+            raise ValueError(f"too many cameras: {len(self.projectors)}")
+        names_t = tuple(names) if names is not None else tuple(f"cam{i}" for i in range(len(self.projectors)))
+        if len(names_t) != len(self.projectors) or len(set(names_t)) != len(names_t):
+            raise ValueError(f"names must be {len(self.projectors)} unique strings, got {names_t!r}")
+        self.names = names_t
+        capacity = max(p.capacity for p in self.projectors)
+        self._allocate(capacity)
+
+    @classmethod
+    def from_cameras(
+        cls,
+        cameras: list[_KernelCamera] | tuple[_KernelCamera, ...],
+        transforms: list[npt.ArrayLike] | tuple[npt.ArrayLike, ...],
+        names: list[str] | tuple[str, ...] | None = None,
+        **kwargs: Any,
+    ) -> MultiCameraProjector:
+        """Build from cameras with ``kernel_params()``/``width``/``height`` (``edgefuse.rig``) and one
+        ``T_cam_from_lidar`` (4, 4) per camera; ``kwargs`` go to every :class:`Projector`."""
+        if len(cameras) != len(transforms):
+            raise ValueError(f"{len(cameras)} cameras but {len(transforms)} transforms")
+        return cls([Projector.from_camera(c, T, **kwargs) for c, T in zip(cameras, transforms, strict=True)],
+                   names)
+
+    @classmethod
+    def from_rig(cls, rig: Any, camera_names: list[str] | tuple[str, ...], cloud_frame: str,
+                 **kwargs: Any) -> MultiCameraProjector:
+        """Build from a :class:`edgefuse.rig.Rig`: cameras by name, transforms from ``cloud_frame``.
+
+        ``max_radius`` defaults to each camera's own ``max_radius`` (where its lens model folds back).
+        Raises :class:`~edgefuse.errors.CalibrationError` for an unknown camera or a missing transform.
+        """
+        projectors = []
+        for name in camera_names:
+            camera = rig.camera(name)
+            T = np.asarray(rig.transform(camera.frame_id, cloud_frame).matrix)
+            options = dict(kwargs)
+            options.setdefault("max_radius", float(getattr(camera, "max_radius", np.inf)))
+            projectors.append(Projector.from_camera(camera, T, **options))
+        return cls(projectors, list(camera_names))
+
+    def _allocate(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._camera = np.empty(capacity, dtype=np.int32)
+        self._uv = np.empty((capacity, 2), dtype=np.float32)
+
+    def warmup(self) -> float:
+        """Compile (or load from cache) every kernel; returns seconds."""
+        start = time.perf_counter()
+        for projector in self.projectors:
+            projector.warmup()
+        self.project(np.zeros((1, 3), np.float32))
+        self.project(np.zeros((1, 3), np.float64))
+        self.project(np.zeros((0, 3), np.float32))
+        return time.perf_counter() - start
+
+    def project(self, xyz: npt.NDArray[np.floating[Any]], *, copy: bool = False) -> MultiProjectionResult:
+        """Project an (N, 3) float32/float64 cloud into every camera (see :meth:`Projector.project`)."""
+        points = _as_points(xyz)
+        n = points.shape[0]
+        if n > self.capacity:
+            self._allocate(n)
+        camera, uv = self._camera[:n], self._uv[:n]
+        camera.fill(-1)
+        uv.fill(np.nan)
+        results = []
+        n_assigned = 0
+        for k, projector in enumerate(self.projectors):
+            result = projector.project(points)
+            n_assigned += int(_kernels._assign_camera(result.valid, result.uv, k, camera, uv))
+            results.append(result)
+        out = MultiProjectionResult(self.names, tuple(results), Projector._readonly(camera),
+                                    Projector._readonly(uv), n_assigned)
+        return out.copy() if copy else out

@@ -65,7 +65,7 @@ class InputSpec:
 @dataclass
 class StageSpec:
     name: str
-    type: str
+    type_name: str
     cls: type[Stage]
     wiring: dict[str, str]
     params: dict[str, Any]
@@ -188,7 +188,7 @@ def _check_rig(data: Any, base: Path, override: str | Path | None, c: _Collector
     if not rig_path.exists():
         c.add(f"rig file not found: {rig_path}", data, "rig")
         return None, None
-    from edgefuse.rig import load_rig, validate_rig_file  # noqa: PLC0415
+    from edgefuse.rig import load_rig, validate_rig_file
 
     rig_problems = validate_rig_file(rig_path)
     if rig_problems:
@@ -244,7 +244,7 @@ def _check_inputs(data: Any, c: _Collector, rig: Any) -> dict[str, InputSpec]:
 
 def rig_has_frame(rig: Any, frame: str) -> bool:
     """Whether ``frame`` is part of the rig's frame graph."""
-    from edgefuse.errors import CalibrationError  # noqa: PLC0415
+    from edgefuse.errors import CalibrationError
 
     try:
         rig.transform(frame, frame)
@@ -264,7 +264,7 @@ def _sensor_frame(rig: Any, sensor: str) -> str | None:
 def _check_sync(
     data: Any, inputs: dict[str, InputSpec], c: _Collector
 ) -> tuple[str, list[str], dict[str, Any], list[HoldSpec]]:
-    from edgefuse.sync import validate_params  # noqa: PLC0415
+    from edgefuse.sync import validate_params
 
     raw = data.get("sync")
     if raw is None:
@@ -281,11 +281,11 @@ def _check_sync(
     if not isinstance(hold_raw, dict):
         c.add("sync.hold must map input name -> {max_age_ms}", raw, "hold")
         hold_raw = {}
-    for name, spec in hold_raw.items():
+    for name, hold_spec in hold_raw.items():
         if name not in inputs:
             c.add(f"sync.hold: unknown input '{name}'", hold_raw, name)
             continue
-        spec = spec or {}
+        spec = hold_spec or {}
         max_age = spec.get("max_age_ms") if isinstance(spec, dict) else None
         if not isinstance(spec, dict) or set(spec) - {"max_age_ms"}:
             c.add(f"sync.hold.{name}: only 'max_age_ms' is allowed", hold_raw, name)
@@ -371,7 +371,7 @@ def _check_stages(
         accepted = {p.rstrip("?"): t for p, t in spec.cls.inputs.items()}
         for port, source in spec.wiring.items():
             if port not in ports:
-                c.add(f"stage '{name}': type '{spec.type}' has no input port '{port}' "
+                c.add(f"stage '{name}': type '{spec.type_name}' has no input port '{port}' "
                       f"(ports: {', '.join(ports) or 'none'})", wiring_node, port)
                 continue
             produced = _source_type(source, inputs, specs)
@@ -383,7 +383,8 @@ def _check_stages(
                       f"{produced} is not {accepted[port]}", wiring_node, port)
         for port, optional in ports.items():
             if not optional and port not in spec.wiring:
-                c.add(f"stage '{name}': required input port '{port}' is not connected", st, "in" if "in" in st else None)
+                c.add(f"stage '{name}': required input port '{port}' is not connected", st,
+                      "in" if "in" in st else None)
     # Cycles and execution order.
     ordered = _toposort(specs, c, nodes)
     # Calibration: each stage checks what it needs from the rig.
@@ -503,4 +504,5 @@ def _check_runtime(data: Any, c: _Collector) -> dict[str, Any]:
             c.add(f"runtime: unknown key '{key}' (known: {', '.join(sorted(RUNTIME_KEYS))})", raw, key)
         elif key != "numba_cache_dir" and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
             c.add(f"runtime.{key} must be an integer >= 0", raw, key)
-    return plain(raw)
+    out: dict[str, Any] = plain(raw)
+    return out

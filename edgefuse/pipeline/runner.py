@@ -49,7 +49,7 @@ class PipelineRunner:
     """Runs a validated :class:`PipelineConfig`."""
 
     def __init__(self, config: PipelineConfig, sinks: Iterable[Sink] = ()) -> None:
-        from edgefuse.sync import make_synchronizer  # noqa: PLC0415
+        from edgefuse.sync import make_synchronizer
 
         self.config = config
         self.sinks = list(sinks)
@@ -68,7 +68,7 @@ class PipelineRunner:
             except EdgefuseError:
                 raise
             except (ValueError, TypeError, KeyError) as exc:
-                raise PipelineError(f"stage '{spec.name}' ({spec.type}) failed to construct: {exc}") from exc
+                raise PipelineError(f"stage '{spec.name}' ({spec.type_name}) failed to construct: {exc}") from exc
             frames = {port: config.inputs[src].frame_id if src in config.inputs else None
                       for port, src in spec.wiring.items()}
             if hasattr(stage, "input_frames"):
@@ -247,11 +247,11 @@ class PipelineRunner:
                 values[key] = payload
                 fresh.add(key)
         t0 = time.perf_counter_ns()
-        for source, outs in self._outputs_by_source.items():
+        for source, specs in self._outputs_by_source.items():
             payload = values.get(source)
             if payload is None or source not in fresh:
                 continue
-            for o in outs:
+            for o in specs:
                 for sink in self.sinks:
                     sink.write(o.topic, stamp, payload)
                 self.outputs_written[o.topic] += 1
@@ -267,7 +267,7 @@ class PipelineRunner:
         for spec in self.config.stages:
             summary = self.stage_latency[spec.name].summary()
             entry = summary.as_dict()
-            entry.update(type=spec.type, start_ms=self.start_ms.get(spec.name),
+            entry.update(type=spec.type_name, start_ms=self.start_ms.get(spec.name),
                          errors=self.stage_errors[spec.name].count,
                          first_errors=self.stage_errors[spec.name].first,
                          skipped_missing_input=self.stage_skipped[spec.name],

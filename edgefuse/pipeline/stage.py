@@ -16,20 +16,20 @@ from importlib.metadata import entry_points
 from typing import Any, ClassVar, TypeVar
 
 from edgefuse.errors import ConfigError
-from edgefuse.msgs import types as T
+from edgefuse.msgs import types as payloads
 
 # Edge types: the names used in pipeline YAML and stage declarations.
 PAYLOAD_TYPES: dict[str, type | None] = {
-    "Image": T.ImageData,
-    "CompressedImage": T.CompressedImageData,
-    "PointCloud": T.PointCloud,
-    "Imu": T.ImuData,
-    "ImuBatch": T.ImuBatch,
-    "NavSatFix": T.NavSatFixData,
-    "CameraInfo": T.CameraInfoData,
-    "Odometry": T.OdometryData,
-    "RadarScan": T.RadarScanData,
-    "Transform": T.TransformData,
+    "Image": payloads.ImageData,
+    "CompressedImage": payloads.CompressedImageData,
+    "PointCloud": payloads.PointCloud,
+    "Imu": payloads.ImuData,
+    "ImuBatch": payloads.ImuBatch,
+    "NavSatFix": payloads.NavSatFixData,
+    "CameraInfo": payloads.CameraInfoData,
+    "Odometry": payloads.OdometryData,
+    "RadarScan": payloads.RadarScanData,
+    "Transform": payloads.TransformData,
     "Any": None,
 }
 
@@ -125,9 +125,7 @@ class Stage:
             kinds = spec.kind if isinstance(spec.kind, tuple) else (spec.kind,)
             if float in kinds and isinstance(value, int) and not isinstance(value, bool):
                 continue
-            if isinstance(value, bool) and bool not in kinds:
-                problems.append(f"parameter '{key}' must be {_kind_name(kinds)}, got {value!r}")
-            elif not isinstance(value, kinds):
+            if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
                 problems.append(f"parameter '{key}' must be {_kind_name(kinds)}, got {value!r}")
         return problems
 
@@ -161,10 +159,10 @@ def _load_builtin() -> None:
     global _BUILTINS_LOADED  # noqa: PLW0603
     if _BUILTINS_LOADED:
         return
-    import importlib  # noqa: PLC0415
-    import pkgutil  # noqa: PLC0415
+    import importlib
+    import pkgutil
 
-    import edgefuse.pipeline as package  # noqa: PLC0415
+    import edgefuse.pipeline as package
 
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
         if info.name.startswith("stages"):

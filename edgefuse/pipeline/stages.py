@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
@@ -25,9 +25,9 @@ COLORED_POINT_DTYPE = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("rgb"
 class DecodeImage(Stage):
     """Decode a CompressedImage (PNG/JPEG) into an Image (``bgr8``, ``mono8``, ``mono16`` or ``bgra8``)."""
 
-    inputs = {"image": "CompressedImage"}
-    outputs = {"image": "Image"}
-    params = {"grayscale": Param(bool, False, doc="decode to mono8")}
+    inputs: ClassVar[dict[str, str]] = {"image": "CompressedImage"}
+    outputs: ClassVar[dict[str, str]] = {"image": "Image"}
+    params: ClassVar[dict[str, Param]] = {"grayscale": Param(bool, False, doc="decode to mono8")}
 
     def process(self, inputs: Mapping[str, Any], stamp_ns: int) -> dict[str, Any]:
         comp: CompressedImageData = inputs["image"]
@@ -64,9 +64,9 @@ class LidarCameraProjection(Stage):
     before the next set is processed.
     """
 
-    inputs = {"cloud": "PointCloud", "image?": "Image"}
-    outputs = {"depth": "Image", "colored_cloud": "PointCloud"}
-    params = {
+    inputs: ClassVar[dict[str, str]] = {"cloud": "PointCloud", "image?": "Image"}
+    outputs: ClassVar[dict[str, str]] = {"depth": "Image", "colored_cloud": "PointCloud"}
+    params: ClassVar[dict[str, Param]] = {
         "camera": Param(str, required=True, doc="rig camera name"),
         "cloud_frame": Param(str, None, doc="override the cloud's frame_id"),
         "min_depth_m": Param(float, 0.1),
@@ -93,9 +93,10 @@ class LidarCameraProjection(Stage):
 
     def __init__(self, name: str, params: Mapping[str, Any], rig: Any = None) -> None:
         super().__init__(name, params, rig)
-        self.camera = _lookup_camera(rig, self.p["camera"]) if rig is not None else None
-        if self.camera is None:
+        camera = _lookup_camera(rig, self.p["camera"]) if rig is not None else None
+        if camera is None:
             raise PipelineError(f"stage '{name}': camera '{self.p['camera']}' not in the rig")
+        self.camera: Any = camera
         self.input_frames: dict[str, str | None] = {}
         self._projectors: dict[str, Any] = {}
         self._colored = np.zeros(self.p["max_points"], dtype=COLORED_POINT_DTYPE)
@@ -104,7 +105,7 @@ class LidarCameraProjection(Stage):
     def _projector(self, frame: str) -> Any:
         proj = self._projectors.get(frame)
         if proj is None:
-            from edgefuse.fusion import Projector  # noqa: PLC0415
+            from edgefuse.fusion import Projector
 
             T = self.rig.transform(self.camera.frame_id, frame)
             model_id, K, D = self.camera.kernel_params()

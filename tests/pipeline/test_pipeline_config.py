@@ -19,7 +19,8 @@ def test_valid_pipeline_loads_in_topological_order(tiny_pipeline: Path) -> None:
 
 
 def test_ms_params_become_ns() -> None:
-    assert ms_to_ns_params({"a_ms": 1.5, "b": 2, "n": {"c_ms": 2}}) == {"a_ns": 1_500_000, "b": 2, "n": {"c_ns": 2_000_000}}
+    converted = ms_to_ns_params({"a_ms": 1.5, "b": 2, "n": {"c_ms": 2}})
+    assert converted == {"a_ns": 1_500_000, "b": 2, "n": {"c_ns": 2_000_000}}
 
 
 def test_every_problem_is_reported_at_once(tmp_path: Path, tiny_pipeline: Path) -> None:

@@ -1,0 +1,309 @@
+"""Numba kernels of the temporal-alignment tools (private; the wrappers in ``dtw.py``, ``xcorr.py``
+and ``cca.py`` validate and shape the inputs).  Kernels take arrays and scalars only and never raise.
+
+DTW conventions match dtaidistance (``dtw.distance``): the local cost is the squared difference
+``(a_i - b_j)²``, steps are (1,1), (1,0), (0,1) without penalty, and the distance is the square root
+of the accumulated cost.  The Sakoe-Chiba window ``w`` lets row ``i`` use columns
+``max(0, i - max(0, r-c) - w + 1) <= j < min(c, i + max(0, c-r) + w)`` (so ``w = 1`` with equal lengths
+is the diagonal only, and a length difference widens the band on one side, as in dtaidistance).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgefuse._jit import njit
+
+_INF = np.inf
+
+
+@njit("float64(float64[::1], float64[::1], int64)", fastmath=False)
+def _dtw_cost(a, b, window):  # type: ignore[no-untyped-def]
+    """Accumulated DTW cost (no sqrt) of ``a`` (r,) vs ``b`` (c,) within ``window`` (>= 1).
+
+    Memory O(c): two rows.  Cells outside the band are +inf.
+    """
+    r = a.shape[0]
+    c = b.shape[0]
+    prev = np.full(c + 1, _INF)
+    cur = np.full(c + 1, _INF)
+    prev[0] = 0.0
+    lo_shift = max(0, r - c)
+    hi_shift = max(0, c - r)
+    for i in range(r):
+        js = max(0, i - lo_shift - window + 1)
+        je = min(c, i + hi_shift + window)
+        cur[js] = _INF
+        ai = a[i]
+        left = _INF
+        for j in range(js, je):
+            diff = ai - b[j]
+            d = diff * diff
+            m = prev[j]
+            up = prev[j + 1]
+            if up < m:
+                m = up
+            if left < m:
+                m = left
+            left = d + m
+            cur[j + 1] = left
+        if je + 1 <= c:
+            cur[je + 1] = _INF
+        tmp = prev
+        prev = cur
+        cur = tmp
+        if i == 0:
+            cur[0] = _INF  # D[i+1][0] = inf for every row after the origin row
+    return prev[c]
+
+
+@njit("Tuple((float64, int64[:, ::1]))(float64[::1], float64[::1], int64)", fastmath=False)
+def _dtw_path(a, b, window):  # type: ignore[no-untyped-def]
+    """DTW cost (no sqrt) and optimal warping path ((K, 2) index pairs, start to end).
+
+    The accumulated-cost matrix is stored only inside the band: r rows × (band width + 1) cells,
+    i.e. O(n·w) memory.
+    """
+    r = a.shape[0]
+    c = b.shape[0]
+    lo_shift = max(0, r - c)
+    hi_shift = max(0, c - r)
+    width = min(c, lo_shift + hi_shift + 2 * window - 1)
+    # row i stores columns js(i)-1 .. js(i)+width-1 (index 0 = left guard)
+    D = np.full((r, width + 1), _INF)
+    js_arr = np.empty(r, np.int64)
+    for i in range(r):
+        js = max(0, i - lo_shift - window + 1)
+        je = min(c, i + hi_shift + window)
+        js_arr[i] = js
+        ai = a[i]
+        left = _INF
+        for j in range(js, je):
+            diff = ai - b[j]
+            d = diff * diff
+            if i == 0:
+                m = 0.0 if j == 0 else _INF
+            else:
+                pjs = js_arr[i - 1]
+                m = _INF
+                k = j - pjs  # column j-1 in previous row storage is index (j-1)-pjs+1
+                if 0 <= k <= width:
+                    m = D[i - 1, k]
+                if 0 <= k + 1 <= width and D[i - 1, k + 1] < m:
+                    m = D[i - 1, k + 1]
+            if left < m:
+                m = left
+            left = d + m
+            D[i, j - js + 1] = left
+    cost = D[r - 1, c - 1 - js_arr[r - 1] + 1]
+    # backtrack
+    path = np.empty((r + c, 2), np.int64)
+    n = 0
+    i = r - 1
+    j = c - 1
+    while True:
+        path[n, 0] = i
+        path[n, 1] = j
+        n += 1
+        if i == 0 and j == 0:
+            break
+        best = _INF
+        bi = i
+        bj = j
+        if i > 0 and j > 0:
+            k = j - 1 - js_arr[i - 1] + 1
+            if 0 <= k <= width and D[i - 1, k] < best:
+                best = D[i - 1, k]
+                bi = i - 1
+                bj = j - 1
+        if i > 0:
+            k = j - js_arr[i - 1] + 1
+            if 0 <= k <= width and D[i - 1, k] < best:
+                best = D[i - 1, k]
+                bi = i - 1
+                bj = j
+        if j > 0:
+            k = j - 1 - js_arr[i] + 1
+            if 0 <= k <= width and D[i, k] < best:
+                best = D[i, k]
+                bi = i
+                bj = j - 1
+        if bi == i and bj == j:
+            break  # unreachable (cannot happen inside a valid band)
+        i = bi
+        j = bj
+    out = np.empty((n, 2), np.int64)
+    for k in range(n):
+        out[k, 0] = path[n - 1 - k, 0]
+        out[k, 1] = path[n - 1 - k, 1]
+    return cost, out
+
+
+@njit("Tuple((float64, int64, int64))(float64[::1], float64[::1])", fastmath=False)
+def _dtw_subsequence(q, s):  # type: ignore[no-untyped-def]
+    """Best match of the whole query ``q`` (r,) to any contiguous part of ``s`` (c,).
+
+    Free start and end in ``s`` (the first row may start at any column), squared-difference cost.
+    Returns (cost, start, end) with ``s[start:end+1]`` the matched part.  O(c) memory: the start
+    column is carried along with the accumulated cost.
+    """
+    r = q.shape[0]
+    c = s.shape[0]
+    prev = np.zeros(c + 1)
+    prev[0] = _INF
+    pstart = np.arange(-1, c).astype(np.int64)
+    cur = np.empty(c + 1)
+    cstart = np.empty(c + 1, np.int64)
+    for i in range(r):
+        cur[0] = _INF
+        qi = q[i]
+        for j in range(c):
+            diff = qi - s[j]
+            d = diff * diff
+            if i == 0:
+                cur[j + 1] = d
+                cstart[j + 1] = j
+                continue
+            m = prev[j]
+            st = pstart[j]
+            if prev[j + 1] < m:
+                m = prev[j + 1]
+                st = pstart[j + 1]
+            if cur[j] < m:
+                m = cur[j]
+                st = cstart[j]
+            cur[j + 1] = d + m
+            cstart[j + 1] = st
+        tmp = prev
+        prev = cur
+        cur = tmp
+        tmp2 = pstart
+        pstart = cstart
+        cstart = tmp2
+    best = _INF
+    end = 0
+    for j in range(c):
+        if prev[j + 1] < best:
+            best = prev[j + 1]
+            end = j
+    return best, pstart[end + 1], end
+
+
+@njit("Tuple((float64, int64))(float64[::1], float64[::1], float64, float64, int64)", fastmath=False)
+def _dtw_line_cost(a, b, slope, intercept, radius):  # type: ignore[no-untyped-def]
+    """DTW cost restricted to ``|j - (slope·i + intercept)| <= radius`` (a warp that is a straight
+    line ± ``radius`` samples), open at both ends: the path may start on the first row or column the
+    band reaches and end on the last row or column.  Returns (cost, number of rows on the path) of
+    the end with the lowest cost per row (inf, 0 when the band misses ``b``)."""
+    r = a.shape[0]
+    c = b.shape[0]
+    prev = np.full(c + 1, _INF)
+    cur = np.full(c + 1, _INF)
+    prev_rows = np.zeros(c + 1, np.int64)
+    cur_rows = np.zeros(c + 1, np.int64)
+    # columns written in the buffer now called ``cur`` (to be reset before reuse)
+    cur_lo = 0
+    cur_hi = 0
+    prev_lo = 0
+    prev_hi = 0
+    best = _INF
+    best_rows = 0
+    first_row = -1
+    for i in range(r):
+        center = slope * i + intercept
+        js = int(np.floor(center)) - radius
+        je = int(np.ceil(center)) + radius + 1
+        if js < 0:
+            js = 0
+        if je > c:
+            je = c
+        for k in range(cur_lo, cur_hi):
+            cur[k] = _INF
+        if js >= je:
+            if first_row >= 0:
+                break
+            continue
+        if first_row < 0:
+            first_row = i
+        for j in range(js, je):
+            diff = a[i] - b[j]
+            d = diff * diff
+            if i == first_row or j == 0:
+                m = 0.0  # open begin
+                rows = 0
+            else:
+                m = _INF
+                rows = 0
+                if prev_lo <= j < prev_hi:
+                    m = prev[j]
+                    rows = prev_rows[j]
+                if prev_lo <= j + 1 < prev_hi and prev[j + 1] < m:
+                    m = prev[j + 1]
+                    rows = prev_rows[j + 1]
+                if j > js and cur[j] < m:
+                    m = cur[j]
+                    rows = cur_rows[j] - 1
+            cur[j + 1] = d + m
+            cur_rows[j + 1] = rows + 1
+        cur_lo = js + 1
+        cur_hi = je + 1
+        for j in range(js, je):
+            if (i == r - 1 or j == c - 1) and cur[j + 1] < _INF:
+                if best_rows == 0 or cur[j + 1] * best_rows < best * cur_rows[j + 1]:
+                    best = cur[j + 1]
+                    best_rows = cur_rows[j + 1]
+        tmp = prev
+        prev = cur
+        cur = tmp
+        tmpr = prev_rows
+        prev_rows = cur_rows
+        cur_rows = tmpr
+        lo = prev_lo
+        hi = prev_hi
+        prev_lo = cur_lo
+        prev_hi = cur_hi
+        cur_lo = lo
+        cur_hi = hi
+    return best, best_rows
+
+
+@njit("void(float64[:, ::1], bool_[::1], float64[:, ::1], bool_[::1], int64, int64[::1],"
+      " float64[:, ::1], float64[:, :, ::1], float64[:, :, :, ::1])", fastmath=False)
+def _lagged_moments(X, vx, Y, vy, lag0, block_of, count, s1, s2):  # type: ignore[no-untyped-def]
+    """Per lag and per block, the sufficient statistics of the pairs (X[g], Y[g - lag]).
+
+    X (n, p) and Y (n, q) share one time grid; vx / vy flag valid grid samples.  Lag index ``k``
+    means ``lag = lag0 + k`` grid steps.  ``block_of[g]`` is the block of grid sample g.
+    Outputs (zeroed by the caller): ``count[k, m]``, ``s1[k, m, :]`` = sum of z, ``s2[k, m, :, :]`` =
+    sum of z zᵀ with z = [X[g], Y[g-lag]] (p + q values).
+    """
+    n = X.shape[0]
+    p = X.shape[1]
+    q = Y.shape[1]
+    d = p + q
+    nl = count.shape[0]
+    z = np.empty(d)
+    for k in range(nl):
+        lag = lag0 + k
+        g0 = max(0, lag)
+        g1 = min(n, n + lag)
+        for g in range(g0, g1):
+            h = g - lag
+            if not (vx[g] and vy[h]):
+                continue
+            m = block_of[g]
+            for u in range(p):
+                z[u] = X[g, u]
+            for u in range(q):
+                z[p + u] = Y[h, u]
+            count[k, m] += 1.0
+            for u in range(d):
+                zu = z[u]
+                s1[k, m, u] += zu
+                for v in range(u, d):
+                    s2[k, m, u, v] += zu * z[v]
+    for k in range(nl):
+        for m in range(count.shape[1]):
+            for u in range(d):
+                for v in range(u):
+                    s2[k, m, u, v] = s2[k, m, v, u]
