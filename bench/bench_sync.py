@@ -136,7 +136,7 @@ def cold_compile_seconds() -> float | None:
 
 
 def machine_info() -> dict[str, Any]:
-    import numba  # noqa: PLC0415 -- after edgefuse, which sets Numba's cache directory before numba loads
+    import numba
 
     cpu = platform.processor() or platform.machine()
     try:

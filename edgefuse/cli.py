@@ -175,7 +175,10 @@ def _version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    trace = "--trace" in argv  # accepted anywhere: `edgefuse --trace info X` or `edgefuse info X --trace`
+    args = parser.parse_args([a for a in argv if a != "--trace"])
+    args.trace = trace
     try:
         return int(args.func(args))
     except ValidationError as exc:

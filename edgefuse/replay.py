@@ -18,6 +18,7 @@ counted in steady-state latency.
 from __future__ import annotations
 
 import json
+import math
 import platform
 import sys
 import time
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from edgefuse.errors import ReplayError
+from edgefuse.errors import EdgefuseError, ReplayError
 from edgefuse.pipeline.config import load_pipeline
 from edgefuse.pipeline.latency import LatencyRecorder
 from edgefuse.pipeline.runner import PipelineRunner
@@ -81,12 +82,14 @@ def replay(
     bag_path = Path(bag) if bag is not None else config.bag_path
     if bag_path is None:
         raise ReplayError("no recording given: pass --bag or set 'bag:' in the pipeline", file=pipeline)
-    if not max_speed and (rate is None or rate <= 0):
-        raise ReplayError(f"--rate must be > 0, got {rate}")
+    if not max_speed and (rate is None or not math.isfinite(rate) or rate <= 0):
+        raise ReplayError(f"--rate must be a finite number > 0, got {rate}")
     if report_path is not None:
         rp = Path(report_path)
-        if not rp.parent.exists() or (rp.exists() and rp.is_dir()):
-            raise ReplayError(f"cannot write report {rp}: folder {rp.parent} does not exist", file=rp)
+        if rp.is_dir():
+            raise ReplayError("cannot write the report: this is a folder; give a file name", file=rp)
+        if not rp.parent.is_dir():
+            raise ReplayError(f"cannot write the report: folder {rp.parent} does not exist", file=rp)
     if out is not None:
         check_writable_output(Path(out))
     sink = RecordSink(out)
@@ -110,10 +113,17 @@ def replay(
         wall0 = time.perf_counter_ns()
         done = 0
         it = reader.envelopes(topics)
+        aborted: str | None = None
         try:
             while True:
                 t0 = time.perf_counter_ns()
-                env = next(it, None)
+                try:
+                    env = next(it, None)
+                except EdgefuseError as exc:
+                    # A recording corrupt part-way: stop reading, but finish the pipeline, close the
+                    # outputs and write the report (marked incomplete) before failing.
+                    aborted = exc.message
+                    break
                 if env is None:
                     break
                 source_lat.add(time.perf_counter_ns() - t0)
@@ -148,10 +158,15 @@ def replay(
         output_digests=sink.digests(),
         output_counts=dict(sink.counts),
         out=None if out is None else str(out),
+        complete=aborted is None,
+        error=aborted,
         environment=_environment(),
     )
     if report_path is not None:
         Path(report_path).write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    if aborted is not None:
+        raise ReplayError(f"replay stopped after {done} of {total} messages: {aborted} (outputs and report "
+                          "cover the messages before it)", file=bag_path)
     return ReplayResult(report, list(report["budget_breaches"]))
 
 

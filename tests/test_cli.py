@@ -68,7 +68,8 @@ def test_replay_twice_gives_identical_digests(tmp_path: Path) -> None:
 
 def test_check_budgets_exits_nonzero_on_breach(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     src = bundled_pipelines()["radiate_demo"]
-    text = src.read_text().replace("end_to_end_ms: 50", "end_to_end: {deadline_ms: 0.001}")
+    text = src.read_text().replace("end_to_end_ms: 150", "end_to_end: {deadline_ms: 0.001}")
+    assert "deadline_ms: 0.001" in text
     text = text.replace("rig: ../demo/rig.yaml", f"rig: {src.parent.parent / 'demo' / 'rig.yaml'}")
     text = text.replace("bag: ../demo", f"bag: {src.parent.parent / 'demo'}")
     pipeline = tmp_path / "tight.yaml"

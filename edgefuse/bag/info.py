@@ -61,6 +61,9 @@ class BagInfo:
     end_ns: int | None
     message_count: int
     topics: dict[str, TopicStats] = field(default_factory=dict)
+    #: message types used in the bag that neither the bag nor the typestore defines: their messages
+    #: cannot be decoded (stamps fall back to record time); register their .msg definitions to fix.
+    undefined_types: list[str] = field(default_factory=list)
 
     @property
     def duration_ns(self) -> int:
@@ -143,6 +146,7 @@ def bag_info(paths: PathsArg, *, reader: BagReader | None = None) -> BagInfo:
         end_ns=last_rec,
         message_count=count,
         topics={name: _stats(topics[name].msgtype, sources[name], stamps[name]) for name in topics},
+        undefined_types=sorted({info.msgtype for info in topics.values() if info.definition == "none"}),
     )
 
 
@@ -200,4 +204,8 @@ def format_info(info: BagInfo) -> str:
             c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
         ]
         lines.append("  ".join(cells).rstrip())
+    for msgtype in info.undefined_types:
+        lines.append(f"note: {msgtype} is defined neither in the bag nor in edgefuse's typestore: its messages "
+                     "cannot be decoded and its stamps are record times (register its .msg definition with "
+                     "edgefuse.msgs.register_definitions)")
     return "\n".join(lines)

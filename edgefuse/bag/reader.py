@@ -169,6 +169,12 @@ class BagReader:
         """
         if self._reader is not None:
             return self
+        for path in self.paths:
+            if path.is_file() and path.suffix == ".bag":
+                with path.open("rb") as f:
+                    magic = f.read(13)
+                if magic != b"#ROSBAG V2.0\n":
+                    raise BagError("not a ROS 1 bag (no '#ROSBAG V2.0' header)", file=path)
         with bag_errors(self.file, "cannot open bag"):
             reader = AnyReader(self.paths, default_typestore=self._default)
             reader.open()

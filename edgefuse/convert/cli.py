@@ -15,11 +15,9 @@ clock starts at ``--start-s``, default 1 s).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
-from edgefuse.errors import EdgefuseError
 from edgefuse.time import ns_from_seconds
 
 
@@ -45,7 +43,7 @@ def add_convert_parser(subparsers: Any) -> argparse.ArgumentParser:
 
     The parser's default ``func`` is :func:`run_convert`.
     """
-    from edgefuse.convert.kitti_object import DEFAULT_START_NS  # noqa: PLC0415 - keep CLI start-up cheap
+    from edgefuse.convert.kitti_object import DEFAULT_START_NS
 
     p: argparse.ArgumentParser = subparsers.add_parser(
         "convert", help="convert a dataset folder (RADIATE, KITTI object, KITTI raw) to a ROS 2 bag",
@@ -68,6 +66,9 @@ def add_convert_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="write CompressedImage with the original PNG bytes instead of decoded Image")
     p.add_argument("--jpeg-quality", type=int, default=None, metavar="Q",
                    help="RADIATE with --compress-images: camera frames as JPEG at quality Q (1-100)")
+    p.add_argument("--calib-frame", type=_non_negative, default=None, metavar="N",
+                   help="KITTI object: use frame N's calibration for the bag (frames calibrated "
+                        "differently are skipped and reported; default: the first frame)")
     p.add_argument("--compress-bag", action="store_true", help="zstd-compress the bag storage (MCAP chunks)")
     p.add_argument("--streams", default=None,
                    help="RADIATE: comma-separated subset of zed_left,zed_right,velo_lidar,radar,gps_imu")
@@ -83,20 +84,21 @@ def run_convert(args: argparse.Namespace) -> int:
     """Run a conversion from parsed arguments; print the report summary.
 
     Returns:
-        0 on success, 1 when the conversion failed (one line on stderr, no traceback).
+        0 on success.
+
+    Raises:
+        ConvertError: the conversion failed; the ``edgefuse`` CLI prints it as one line and exits 2
+            (``--trace`` shows the traceback), like every other command.
     """
-    from edgefuse.convert.converter import convert  # noqa: PLC0415 - keep CLI start-up cheap
+    from edgefuse.convert.converter import convert
 
     window: Any = "overlap" if args.overlap else (tuple(args.time_window) if args.time_window else None)
     streams = [s.strip() for s in args.streams.split(",") if s.strip()] if args.streams else None
-    try:
-        report = convert(args.src, args.out, layout=args.layout, storage=args.storage,
-                         frames=args.max_frames, compress_images=args.compress_images,
-                         start_ns=args.start_s, window_ns=window, streams=streams,
-                         gps_offset_ns=args.gps_offset_s, on_error=args.on_error,
-                         camera_jpeg_quality=args.jpeg_quality, compress=args.compress_bag)
-    except EdgefuseError as err:
-        print(f"edgefuse convert: error: {err}", file=sys.stderr)
-        return 1
+    report = convert(args.src, args.out, layout=args.layout, storage=args.storage,
+                     frames=args.max_frames, compress_images=args.compress_images,
+                     start_ns=args.start_s, window_ns=window, streams=streams,
+                     gps_offset_ns=args.gps_offset_s, on_error=args.on_error,
+                     camera_jpeg_quality=args.jpeg_quality, compress=args.compress_bag,
+                     calib_frame=args.calib_frame)
     print(report.summary())
     return 0

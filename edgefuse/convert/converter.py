@@ -88,6 +88,7 @@ def read_dataset(
     gps_offset_ns: int = 0,
     calibration: Path | None = None,
     camera_jpeg_quality: int | None = None,
+    calib_frame: int | None = None,
 ) -> DatasetPlan:
     """Scan ``src`` with the reader of its layout and return the :class:`DatasetPlan`.
 
@@ -105,7 +106,8 @@ def read_dataset(
                             gps_offset_ns=gps_offset_ns, calibration=calibration,
                             camera_jpeg_quality=camera_jpeg_quality)
     if layout == "kitti_object":
-        return read_kitti_object(src, compress_images=compress_images, start_ns=start_ns)
+        return read_kitti_object(src, compress_images=compress_images, start_ns=start_ns,
+                                 calib_frame=calib_frame)
     if layout == "kitti_raw":
         return read_kitti_raw(src, compress_images=compress_images)
     raise ConvertError(f"unknown layout {layout!r}; expected auto, {', '.join(LAYOUTS)}")
@@ -172,6 +174,7 @@ def convert(
     on_error: Literal["raise", "skip"] = "raise",
     compress: bool = False,
     camera_jpeg_quality: int | None = None,
+    calib_frame: int | None = None,
 ) -> ConvertReport:
     """Convert a dataset folder to a ROS 2 bag.
 
@@ -190,6 +193,8 @@ def convert(
         gps_offset_ns: shift of RADIATE GPS/IMU stamps.
         calibration: RADIATE calibration file (default: found next to the data).
         camera_jpeg_quality: RADIATE with ``compress_images``: camera frames as JPEG at this quality.
+        calib_frame: KITTI object: the frame whose calibration becomes the bag's rig (default: the
+            first); frames with another calibration are skipped and reported.
         compress: zstd-compress the bag's storage (MCAP chunks), see :class:`edgefuse.bag.BagWriter`.
         on_error: ``raise`` stops at the first unreadable item (ConvertError with file and line);
             ``skip`` reports it in ``ConvertReport.skipped`` and goes on.
@@ -210,7 +215,7 @@ def convert(
         raise ConvertError("output exists; remove it or choose another path", file=out)
     plan = read_dataset(src, layout=layout, compress_images=compress_images, start_ns=start_ns,
                         streams=streams, gps_offset_ns=gps_offset_ns, calibration=calibration,
-                        camera_jpeg_quality=camera_jpeg_quality)
+                        camera_jpeg_quality=camera_jpeg_quality, calib_frame=calib_frame)
     window = overlap_window(plan) if window_ns == "overlap" else window_ns
     items, cut_notes = select_items(plan, window_ns=window, max_frames=frames)
     report = ConvertReport(layout=plan.layout, source=str(plan.root), output=str(out), storage=storage,
@@ -233,11 +238,13 @@ def convert(
 # rig
 
 
-def _import_rig(layout: str, path: Path) -> Rig:
+def _import_rig(layout: str, path: Path, camera_size: tuple[int, int] | None = None) -> Rig:
     try:
         if layout == "radiate":
             return importers.from_radiate(path)
         if layout == "kitti_object":
+            if camera_size is not None:
+                return importers.from_kitti_object(path, image_size=camera_size)
             return importers.from_kitti_object(path)
         return importers.from_kitti_raw(path / "calib_cam_to_cam.txt", path / "calib_velo_to_cam.txt",
                                         path / "calib_imu_to_velo.txt")
@@ -247,7 +254,7 @@ def _import_rig(layout: str, path: Path) -> Rig:
 
 def _load_rig(plan: DatasetPlan, report: ConvertReport) -> Rig:
     assert plan.calibration is not None
-    rig = _import_rig(plan.layout, plan.calibration)
+    rig = _import_rig(plan.layout, plan.calibration, plan.camera_size)
     _add_frame_aliases(rig, _payload_frames(plan), report)
     _set_sensor_topics(rig, plan)
     return rig
@@ -317,7 +324,7 @@ def _camera_of_frame(rig: Rig, frame_id: str) -> Any:
 # writing
 
 
-def _write_all(writer: Any, plan: DatasetPlan, items: Sequence[Item], *, rig: Rig | None,  # noqa: PLR0912
+def _write_all(writer: Any, plan: DatasetPlan, items: Sequence[Item], *, rig: Rig | None,
                report: ConvertReport, on_error: str) -> None:
     topics = {t: m for t, m in plan.topics.items() if any(it.topic == t for it in items)}
     infos: dict[str, str] = {}

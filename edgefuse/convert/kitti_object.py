@@ -57,11 +57,17 @@ def find_object_root(root: Path) -> Path:
 
 
 def read_kitti_object(root: Path, *, compress_images: bool = False,
-                      start_ns: int = DEFAULT_START_NS) -> DatasetPlan:
+                      start_ns: int = DEFAULT_START_NS, calib_frame: int | None = None) -> DatasetPlan:
     """Scan a KITTI object folder and plan its conversion (see the module docstring).
 
     A frame with an image but no point cloud (or the reverse) converts what exists and reports the
     missing part; a frame without calib file gets no CameraInfo (reported).
+
+    KITTI object frames come from different drives with different calibrations, but a bag has one
+    ``/tf_static``.  The calibration of ``calib_frame`` (default: the first frame) becomes the bag's
+    rig; frames whose calibration differs are skipped and reported (convert them in another bag with
+    ``calib_frame`` set to one of them), never written with the wrong calibration.  The rig camera
+    takes the size of that frame's image.
 
     Raises:
         ConvertError: not a KITTI object folder, or a file name that is not a frame number.
@@ -100,7 +106,26 @@ def read_kitti_object(root: Path, *, compress_images: bool = False,
             plan.skipped.append(SkippedItem("calib", key, "no calib file: no camera_info for this frame",
                                             str(base / "calib")))
     if calibs:
-        plan.calibration = calibs[min(calibs)]
+        ref = min(calibs) if calib_frame is None else calib_frame
+        if ref not in calibs:
+            raise ConvertError(f"no calib file for frame {ref:06d}", file=base / "calib")
+        plan.calibration = calibs[ref]
+        ref_values = _calib_values(calibs[ref])
+        differs = sorted(f for f, path in calibs.items() if not _same_calib(_calib_values(path), ref_values))
+        if differs:
+            keys = {f"{f:06d}" for f in differs}
+            for item in [it for it in plan.items if it.key in keys]:
+                plan.items.remove(item)
+                plan.skipped.append(SkippedItem(item.stream, item.key,
+                                                f"calibration differs from {plan.calibration.name} (the bag's "
+                                                f"/tf_static); convert it separately with --calib-frame "
+                                                f"{int(item.key)}", str(item.source)))
+            plan.notes.append(f"{len(differs)} frame(s) with another calibration skipped: "
+                              + ", ".join(f"{f:06d}" for f in differs))
+        if ref in images:
+            shape = _png_size(images[ref])
+            if shape is not None:
+                plan.camera_size = shape
         plan.notes.append(f"/tf_static from {plan.calibration.name}; "
                           "camera_info per frame from its own calib")
     else:
@@ -111,6 +136,34 @@ def read_kitti_object(root: Path, *, compress_images: bool = False,
         plan.notes.append("label_2/ not converted")
     plan.sort()
     return plan
+
+
+def _calib_values(path: Path) -> dict[str, tuple[float, ...]]:
+    out: dict[str, tuple[float, ...]] = {}
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        key, sep, rest = line.partition(":")
+        if not sep:
+            continue
+        try:
+            out[key.strip()] = tuple(float(v) for v in rest.split())
+        except ValueError:
+            out[key.strip()] = ()
+    return out
+
+
+def _same_calib(a: dict[str, tuple[float, ...]], b: dict[str, tuple[float, ...]]) -> bool:
+    keys = ("P2", "R0_rect", "Tr_velo_to_cam")
+    return all(len(a.get(k, ())) == len(b.get(k, ())) and
+               all(abs(x - y) <= 1e-9 * max(1.0, abs(y)) for x, y in zip(a.get(k, ()), b.get(k, ()), strict=True))
+               for k in keys)
+
+
+def _png_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR chunk (no decode)."""
+    head = path.read_bytes()[:24]
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
 
 
 def _numbered(folder: Path, ext: str) -> dict[int, Path]:

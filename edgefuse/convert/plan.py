@@ -76,6 +76,8 @@ class DatasetPlan:
         calibration: file or folder the rig importer reads (None: no calibration found).
         item_calibration: item key → calibration file, for datasets whose calibration changes per
             frame (KITTI object); CameraInfo of that frame's images comes from it.
+        camera_size: (width, height) of the calibrated camera's images when the calibration file
+            does not say (KITTI object), so the rig's camera matches the images.
     """
 
     layout: str
@@ -88,6 +90,7 @@ class DatasetPlan:
     calibration: Path | None = None
     item_calibration: dict[str, Path] = field(default_factory=dict)
     frame_of_topic: dict[str, str] = field(default_factory=dict)
+    camera_size: tuple[int, int] | None = None
 
     def sort(self) -> None:
         """Sort items by stamp, then by topic order, then by key (deterministic)."""

@@ -114,7 +114,7 @@ def find_calibration(seq: Path, levels: int = 4) -> Path | None:
     return None
 
 
-def read_radiate(  # noqa: PLR0912
+def read_radiate(
     root: Path,
     *,
     compress_images: bool = False,

@@ -32,7 +32,7 @@ _NAN32 = np.float32(np.nan)
 
 
 @njit()
-def _project_points(  # noqa: PLR0915, PLR0917 (one flat kernel; scalar arguments by design)
+def _project_points(  # noqa: PLR0917 (one flat kernel; scalar arguments by design)
     xyz: np.ndarray,
     Rt: tuple[float, ...],
     model: int,
@@ -81,8 +81,112 @@ def _project_points(  # noqa: PLR0915, PLR0917 (one flat kernel; scalar argument
         zc = r20 * px + r21 * py + r22 * pz + t2
         if not (zc >= min_depth and zc <= max_depth and zc > 0.0):  # behind, out of range or NaN
             continue
-        x = (r00 * px + r01 * py + r02 * pz + t0) / zc
-        y = (r10 * px + r11 * py + r12 * pz + t1) / zc
+        iz = 1.0 / zc  # as cv2.projectPoints: one reciprocal, two products
+        x = (r00 * px + r01 * py + r02 * pz + t0) * iz
+        y = (r10 * px + r11 * py + r12 * pz + t1) * iz
+        if not (x * x + y * y <= max_r2):  # beyond where the lens model stays monotonic
+            continue
+        xd = x
+        yd = y
+        if model == EQUIDISTANT:
+            # cv2.fisheye.projectPoints; D = (k1, k2, k3, k4) sits in the slots named k1, k2, p1, p2.
+            r = math.sqrt(x * x + y * y)
+            if r > 1e-8:
+                theta = math.atan(r)
+                theta2 = theta * theta
+                theta3 = theta2 * theta
+                theta5 = theta3 * theta2
+                theta7 = theta5 * theta2
+                theta9 = theta7 * theta2
+                theta_d = theta + k1 * theta3 + k2 * theta5 + p1 * theta7 + p2 * theta9
+                cdist = theta_d * (1.0 / r)
+                xd = x * cdist
+                yd = y * cdist
+        elif model != PINHOLE:
+            # cv2.projectPoints; PLUMB_BOB is RATIONAL with k4 = k5 = k6 = 0.
+            r2 = x * x + y * y
+            r4 = r2 * r2
+            r6 = r4 * r2
+            a1 = 2.0 * x * y
+            a2 = r2 + 2.0 * x * x
+            a3 = r2 + 2.0 * y * y
+            cdist = 1.0 + k1 * r2 + k2 * r4 + k3 * r6
+            denominator = 1.0 + k4 * r2 + k5 * r4 + k6 * r6
+            if denominator == 0.0:  # OpenCV yields inf there; a kernel never divides by zero
+                continue
+            icdist2 = 1.0 / denominator
+            xd = x * cdist * icdist2 + p1 * a1 + p2 * a2
+            yd = y * cdist * icdist2 + p1 * a3 + p2 * a1
+        # Round to the published float32 first so the integer pixel always agrees with ``uv``.
+        u32 = np.float32(fx * xd + skew * yd + cx)
+        v32 = np.float32(fy * yd + cy)
+        u = np.float64(u32)
+        v = np.float64(v32)
+        if not (u >= -0.5 and u < width - 0.5 and v >= -0.5 and v < height - 0.5):  # also NaN/inf
+            continue
+        col = math.floor(u + 0.5)
+        row = math.floor(v + 0.5)
+        if col < 0 or col >= width or row < 0 or row >= height:  # unreachable; keeps writes in bounds
+            continue
+        uv[i, 0] = u32
+        uv[i, 1] = v32
+        zdepth[i] = zc
+        pix[i] = row * width + col
+        valid[i] = True
+
+
+@njit()
+def _project_points_2pass(  # noqa: PLR0917
+    xyz: np.ndarray,
+    Rt: tuple[float, ...],
+    model: int,
+    intr: tuple[float, ...],
+    D: tuple[float, ...],
+    width: int,
+    height: int,
+    min_depth: float,
+    max_depth: float,
+    max_r2: float,
+    uv: np.ndarray,
+    pix: np.ndarray,
+    zdepth: np.ndarray,
+    valid: np.ndarray,
+    cand: np.ndarray,
+) -> None:
+    """:func:`_project_points` in two passes, same outputs bit for bit; ``cand`` (>= N,) int32 scratch.
+
+    Pass 1 is branch-free: it resets the outputs and computes only the camera depth ``zc`` of every
+    point, compacting the indices of points inside ``[min_depth, max_depth]`` into ``cand`` (a NaN
+    or inf coordinate always gives a NaN or inf ``zc``, as 0 * inf is NaN, so non-finite points drop
+    out here).  Pass 2 runs the full projection on those candidates only.  On randomly ordered
+    clouds (half the points behind the camera) this avoids a branch misprediction per point (-30 %
+    on a uniform 120k cloud); on scan-ordered clouds pass 1 is a small extra cost (+15 % on KITTI),
+    so :class:`~edgefuse.fusion.projection.Projector` picks the variant by measured time.  (A fully
+    branch-free pass 2 was tried too: no faster on random clouds, 60 % slower on KITTI.)
+    """
+    r00, r01, r02, t0, r10, r11, r12, t1, r20, r21, r22, t2 = Rt
+    fx, fy, skew, cx, cy = intr
+    k1, k2, p1, p2, k3, k4, k5, k6 = D
+    n = min(xyz.shape[0], cand.shape[0])
+    m = 0
+    for i in range(n):
+        uv[i, 0] = _NAN32
+        uv[i, 1] = _NAN32
+        zdepth[i] = 0.0
+        pix[i] = -1
+        valid[i] = False
+        zc = r20 * np.float64(xyz[i, 0]) + r21 * np.float64(xyz[i, 1]) + r22 * np.float64(xyz[i, 2]) + t2
+        cand[m] = i
+        m += int((zc >= min_depth) & (zc <= max_depth) & (zc > 0.0))
+    for k in range(m):
+        i = cand[k]
+        px = np.float64(xyz[i, 0])
+        py = np.float64(xyz[i, 1])
+        pz = np.float64(xyz[i, 2])
+        zc = r20 * px + r21 * py + r22 * pz + t2
+        iz = 1.0 / zc  # as cv2.projectPoints: one reciprocal, two products
+        x = (r00 * px + r01 * py + r02 * pz + t0) * iz
+        y = (r10 * px + r11 * py + r12 * pz + t1) * iz
         if not (x * x + y * y <= max_r2):  # beyond where the lens model stays monotonic
             continue
         xd = x
@@ -193,17 +297,22 @@ def _zbuffer_points(  # noqa: PLR0917
             depth_img[p] = 0.0
             index_img[p] = -1
     n = min(pix.shape[0], zdepth.shape[0], scratch.shape[0])
+    # Compact the valid point indices without a branch (random clouds would mispredict it), then
+    # visit only those.
     n_valid = 0
     for i in range(n):
         p = pix[i]
-        if p < 0 or p >= n_pixels:
-            continue
         scratch[n_valid] = i
-        n_valid += 1
+        n_valid += int((p >= 0) & (p < n_pixels))
+    for k in range(n_valid):
+        i = scratch[k]
+        p = pix[i]
         j = index_img[p]
         # Ascending i and a strict comparison: on equal depth the lower index keeps the pixel.
-        if j < 0 or j >= n or zdepth[i] < zdepth[j]:
-            index_img[p] = i
+        # Written as a select (random clouds make the comparison a coin flip for a branch).
+        empty = (j < 0) | (j >= n)
+        js = i if empty else j
+        index_img[p] = i if (empty | (zdepth[i] < zdepth[js])) else j
     count = 0
     for k in range(n_valid):
         i = scratch[k]
@@ -294,10 +403,10 @@ def _paint_points(  # noqa: PLR0917
             if u >= -0.5 and u < width - 0.5 and v >= -0.5 and v < height - 0.5:
                 col = math.floor(u + 0.5)
                 row = math.floor(v + 0.5)
-                if col < 0 or col >= width or row < 0 or row >= height:
-                    row = -1
-                elif visible_only and not (row < index_img.shape[0] and col < index_img.shape[1]
-                                           and index_img[row, col] == i):
+                inside = 0 <= col < width and 0 <= row < height
+                winner = inside and row < index_img.shape[0] and col < index_img.shape[1] \
+                    and index_img[row, col] == i
+                if not inside or (visible_only and not winner):
                     row = -1
         if row < 0:
             for c in range(channels):

@@ -69,7 +69,7 @@ def _polar_to_cartesian(  # noqa: PLR0917 (flat kernel; scalar arguments by desi
 
 
 @njit()
-def _polar_peaks(  # noqa: PLR0912, PLR0917 (one flat kernel)
+def _polar_peaks(  # noqa: PLR0917 (one flat kernel)
     polar: np.ndarray,
     threshold: float,
     i_min: int,

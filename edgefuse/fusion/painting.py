@@ -88,13 +88,15 @@ class PointPainter:
             raise ValueError(f"channels must be a positive integer, got {channels!r}")
         self.fill = float(fill)
         self.visible_only = bool(visible_only)
-        self._out = np.empty((max_points, channels), dtype=np.float32)
+        # One flat buffer: every (n, C) output is a C-contiguous view of its head (one kernel layout).
+        self._buf = np.empty(max_points * channels, dtype=np.float32)
+        self._capacity = (max_points, channels)
         self.n_painted = 0
 
     @property
     def capacity(self) -> tuple[int, int]:
         """(points, channels) the buffer holds without growing."""
-        return int(self._out.shape[0]), int(self._out.shape[1])
+        return self._capacity
 
     def warmup(self) -> float:
         """Compile (or load from cache) the kernel for float32 and uint8 features; returns seconds."""
@@ -102,12 +104,13 @@ class PointPainter:
         uv = np.zeros((1, 2), np.float32)
         valid = np.ones(1, np.bool_)
         index = np.zeros((1, 1), np.int32)
-        for dtype in (np.float32, np.uint8):
+        for dtype, writeable in ((np.float32, True), (np.uint8, True), (np.float32, False), (np.uint8, False)):
             features = np.zeros((1, 1, 1), dtype)
+            features.setflags(write=writeable)  # score images viewed from message buffers are read-only
             for idx in (index, _readonly(index)):
                 for uvv, vv in ((uv, valid), (_readonly(uv), _readonly(valid))):
                     _kernels._paint_points(features, uvv, vv, idx, self.visible_only, self.fill,
-                                           self._out[:1, :1])
+                                           self._buf[:1].reshape(1, 1))
         return time.perf_counter() - start
 
     def paint(self, result: ProjectionResult, features: npt.NDArray[Any], *, copy: bool = False) -> F32:
@@ -122,10 +125,10 @@ class PointPainter:
         height, width = res.depth.shape
         feats = _as_features(features, height, width)
         n, channels = res.uv.shape[0], feats.shape[2]
-        if n > self._out.shape[0] or channels > self._out.shape[1]:
-            self._out = np.empty((max(n, self._out.shape[0]), max(channels, self._out.shape[1])),
-                                 dtype=np.float32)
-        out = self._out[:n, :channels]
+        if n > self._capacity[0] or channels > self._capacity[1]:
+            self._capacity = (max(n, self._capacity[0]), max(channels, self._capacity[1]))
+            self._buf = np.empty(self._capacity[0] * self._capacity[1], dtype=np.float32)
+        out = self._buf[: n * channels].reshape(n, channels)
         self.n_painted = int(_kernels._paint_points(feats, res.uv, res.valid, res.index, self.visible_only,
                                                     self.fill, out))
         return out.copy() if copy else _readonly(out)

@@ -60,6 +60,10 @@ BoolArray = npt.NDArray[np.bool_]
 PARALLEL_MIN_POINTS = 50_000
 #: Smallest number of points one thread takes at a time in the parallel kernel.
 PARALLEL_CHUNK = 4096
+#: From this many points the serial path times its two kernel variants (one pass with early exits,
+#: fastest on scan-ordered clouds; two passes, fastest on randomly ordered ones) and keeps the
+#: faster; below it the one-pass kernel always runs.  Both give identical results.
+TWO_PASS_MIN_POINTS = 10_000
 
 
 class CameraParamError(CalibrationError, ValueError):
@@ -304,6 +308,7 @@ class Projector:
         self.max_depth_m = float(max_depth_m)
         self.threads = threads
         self._chooser = _PathChooser()
+        self._variant_chooser = _PathChooser()  # "parallel" here means the two-pass serial kernel
         n_pixels = self.width * self.height
         self._depth = np.zeros(n_pixels, dtype=np.float32)
         self._index = np.full(n_pixels, -1, dtype=np.int32)
@@ -347,6 +352,7 @@ class Projector:
         self._zdepth = np.empty(capacity, dtype=np.float64)
         self._valid = np.empty(capacity, dtype=np.bool_)
         self._scratch = np.empty(capacity, dtype=np.int32)
+        self._cand = np.empty(capacity, dtype=np.int32)
         self._colors = np.empty((capacity, 3), dtype=np.uint8)
 
     @property
@@ -375,17 +381,24 @@ class Projector:
         """
         start = time.perf_counter()
         image = np.zeros((self.height, self.width, 3), dtype=np.uint8)
-        for dtype in (np.float32, np.float64):
+        for dtype, writeable in ((np.float32, True), (np.float64, True), (np.float32, False), (np.float64, False)):
             points = np.zeros((1, 3), dtype=dtype)
+            points.setflags(write=writeable)  # clouds viewed from message buffers are read-only
             args = (points, self._Rt, self.model_id, self._intr_t, self._D_t, self.width, self.height,
                     self.min_depth_m, self.max_depth_m, self._max_r2, self._uv[:1], self._pix[:1],
                     self._zdepth[:1], self._valid[:1])
             _kernels._project_points(*args)
+            _kernels._project_points_2pass(*args, self._cand[:1])
             if self.threads > 1:
                 _kernels._project_points_parallel(*args, 1)
             result = self.project(points)
-            for bilinear in (False, True):
-                self.colorize(image, result, bilinear=bilinear)
+            # Images viewed zero-copy from a message buffer are read-only: Numba compiles a separate
+            # specialisation for those, so warm both or the first raw Image pays for JIT.
+            readonly = image.copy()
+            readonly.setflags(write=False)
+            for img in (image, readonly):
+                for bilinear in (False, True):
+                    self.colorize(img, result, bilinear=bilinear)
         self.project(np.zeros((0, 3), dtype=np.float32))
         return time.perf_counter() - start
 
@@ -407,6 +420,7 @@ class Projector:
         uv, pix, zdepth, valid = self._uv[:n], self._pix[:n], self._zdepth[:n], self._valid[:n]
         args = (points, self._Rt, self.model_id, self._intr_t, self._D_t, self.width, self.height,
                 self.min_depth_m, self.max_depth_m, self._max_r2, uv, pix, zdepth, valid)
+        cand = self._cand[:n]
         if self.threads > 1 and n >= PARALLEL_MIN_POINTS:
             parallel = self._chooser.pick()
             start = time.perf_counter()
@@ -418,16 +432,30 @@ class Projector:
                 finally:
                     numba.set_num_threads(previous)
             else:
-                _kernels._project_points(*args)
+                self._project_serial(args, cand)
             self._chooser.record(parallel, (time.perf_counter() - start) / n)
         else:
-            _kernels._project_points(*args)
+            self._project_serial(args, cand)
         n_valid, self._n_touched = _kernels._zbuffer_points(
             pix, zdepth, self._depth, self._index, self._touched, self._n_touched, self._scratch
         )
         result = ProjectionResult(self._depth_view, self._index_view, self._readonly(uv),
                                   self._readonly(valid), int(n_valid))
         return result.copy() if copy else result
+
+    def _project_serial(self, args: tuple[Any, ...], cand: I32) -> None:
+        """Run the faster serial kernel variant for this cloud (identical results either way)."""
+        n = cand.shape[0]
+        if n < TWO_PASS_MIN_POINTS:
+            _kernels._project_points(*args)
+            return
+        two_pass = self._variant_chooser.pick()
+        start = time.perf_counter()
+        if two_pass:
+            _kernels._project_points_2pass(*args, cand)  # type: ignore[call-arg]
+        else:
+            _kernels._project_points(*args)
+        self._variant_chooser.record(two_pass, (time.perf_counter() - start) / n)
 
     def colorize(
         self,

@@ -46,7 +46,7 @@ ENCODINGS: dict[str, tuple[str, int]] = {
     **{f"bayer_{p}16": ("u2", 1) for p in ("rggb", "bggr", "gbrg", "grbg")},
 }
 
-_CV_RE = re.compile(r"^(8|16|32|64)(U|S|F)C([1-4])$")
+_CV_RE = re.compile(r"^(8|16|32|64)(U|S|F)C([1-9][0-9]*)$")  # any channel count, as ROS allows
 _CV_KIND = {"U": "u", "S": "i", "F": "f"}
 
 

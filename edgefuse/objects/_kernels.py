@@ -35,7 +35,7 @@ def _iou_matrix_2d(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 @njit()
-def _box_corners_bev(x: float, y: float, l: float, w: float, yaw: float, out: np.ndarray) -> None:  # noqa: E741
+def _box_corners_bev(x: float, y: float, l: float, w: float, yaw: float, out: np.ndarray) -> None:  # noqa: E741, PLR0917
     """Counter-clockwise BEV corners of a rotated rectangle into ``out`` (4, 2)."""
     c, s = math.cos(yaw), math.sin(yaw)
     hl, hw = 0.5 * l, 0.5 * w
@@ -97,7 +97,7 @@ def _clip_convex(subj: np.ndarray, ns: int, clip: np.ndarray, nc: int, buf: np.n
 
 
 @njit()
-def _bev_inter_area(a: np.ndarray, b: np.ndarray, ca: np.ndarray, cb: np.ndarray,
+def _bev_inter_area(a: np.ndarray, b: np.ndarray, ca: np.ndarray, cb: np.ndarray,  # noqa: PLR0917
                     poly: np.ndarray, buf: np.ndarray) -> float:
     """Exact intersection area of two rotated BEV rectangles (x, y, l, w, yaw)."""
     _box_corners_bev(a[0], a[1], a[2], a[3], a[4], ca)
@@ -262,7 +262,7 @@ def _nms_sorted(boxes: np.ndarray, order: np.ndarray, thr: float) -> np.ndarray:
 
 
 @njit()
-def _soft_nms(boxes: np.ndarray, scores: np.ndarray, nt: float, sigma: float, thresh: float,
+def _soft_nms(boxes: np.ndarray, scores: np.ndarray, nt: float, sigma: float, thresh: float,  # noqa: PLR0917
               method: int) -> tuple[np.ndarray, np.ndarray]:
     """Soft-NMS (1 linear, 2 gaussian, 3 hard) with the swap-to-front order of the classic code.
 
@@ -330,7 +330,7 @@ CONF_AVG, CONF_MAX, CONF_BOX_AND_MODEL_AVG, CONF_ABSENT_MODEL_AWARE_AVG = 0, 1, 
 
 
 @njit()
-def _wbf_2d(rows: np.ndarray, starts: np.ndarray, iou_thr: float, conf_type: int,
+def _wbf_2d(rows: np.ndarray, starts: np.ndarray, iou_thr: float, conf_type: int,  # noqa: PLR0915, PLR0917
             allows_overflow: bool, weights: np.ndarray, weights_sum: float,
             weights_max: float) -> np.ndarray:
     """Weighted boxes fusion with the arithmetic of ensemble_boxes (float32 accumulators included).
@@ -374,8 +374,7 @@ def _wbf_2d(rows: np.ndarray, starts: np.ndarray, iou_thr: float, conf_type: int
                     acc[c, k] = np.float32(np.float64(acc[c, k]) + sc * rows[r, 4 + k])
                 conf[c] += sc
                 wsum[c] += rows[r, 2]
-                if sc > cmax[c]:
-                    cmax[c] = sc
+                cmax[c] = max(cmax[c], sc)
                 count[c] += 1
                 models[c, int(rows[r, 3])] = True
                 out[c, 0] = np.float32(rows[r, 0])
@@ -500,3 +499,81 @@ def _wbf_3d(rows: np.ndarray, starts: np.ndarray, iou_thr: float, n_models: int,
         for c in range(c0, n_out):
             out[c, 1] = out[c, 1] * min(n_models, count[c]) / weights_sum
     return out[:n_out], member
+
+
+@njit()
+def _wbf_2d_prepare(b: np.ndarray, s: np.ndarray, lab: np.ndarray, model: np.ndarray, w: np.ndarray,  # noqa: PLR0917
+                    clip: bool, skip_thr: float, rej: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool, np.ndarray]:
+    """Validate, clip and order the stacked boxes of all models for :func:`_wbf_2d`.
+
+    Counts into ``rej``: [non_finite, inverted, zero_size].  Rows are grouped by label in first-seen
+    order and sorted by descending score·weight within a group.  The third result is True when two
+    rows of a group have equal scores (then the caller orders them with numpy, as ensemble_boxes).
+    """
+    n = b.shape[0]
+    rows = np.empty((n, 8))
+    m = 0
+    for i in range(n):
+        x1, y1, x2, y2 = b[i, 0], b[i, 1], b[i, 2], b[i, 3]
+        if not (np.isfinite(x1) and np.isfinite(y1) and np.isfinite(x2) and np.isfinite(y2)
+                and np.isfinite(s[i]) and np.isfinite(lab[i])):
+            rej[0] += 1
+            continue
+        if x2 < x1 or y2 < y1:
+            rej[1] += 1
+            continue
+        if clip:
+            x1 = min(max(x1, 0.0), 1.0)
+            y1 = min(max(y1, 0.0), 1.0)
+            x2 = min(max(x2, 0.0), 1.0)
+            y2 = min(max(y2, 0.0), 1.0)
+        if (x2 - x1) * (y2 - y1) == 0.0:
+            rej[2] += 1
+            continue
+        if s[i] < skip_thr:
+            continue
+        t = model[i]
+        rows[m, 0] = float(np.int64(lab[i]))
+        rows[m, 1] = s[i] * w[t]
+        rows[m, 2] = w[t]
+        rows[m, 3] = t
+        rows[m, 4] = x1
+        rows[m, 5] = y1
+        rows[m, 6] = x2
+        rows[m, 7] = y2
+        m += 1
+    rows = rows[:m]
+    rank = np.empty(m, dtype=np.int64)
+    n_groups = 0
+    if m > 0:
+        keys = rows[:, 0].copy()
+        ko = np.argsort(keys, kind="mergesort")
+        # first-seen index of each distinct label, then rank labels by it
+        firsts = np.empty(m, dtype=np.int64)
+        gid = np.empty(m, dtype=np.int64)
+        for q in range(m):
+            i = ko[q]
+            if q == 0 or keys[i] != keys[ko[q - 1]]:
+                firsts[n_groups] = i
+                n_groups += 1
+            gid[i] = n_groups - 1
+        grank = np.empty(n_groups, dtype=np.int64)
+        fo = np.argsort(firsts[:n_groups], kind="mergesort")
+        for r in range(n_groups):
+            grank[fo[r]] = r
+        for i in range(m):
+            rank[i] = grank[gid[i]]
+    by_score = np.argsort(-rows[:, 1], kind="mergesort")
+    by_rank = np.argsort(rank[by_score], kind="mergesort")
+    perm = by_score[by_rank]
+    out = rows[perm]
+    starts = np.zeros(n_groups + 1, dtype=np.int64)
+    for i in range(m):
+        starts[rank[i] + 1] += 1
+    for g in range(n_groups):
+        starts[g + 1] += starts[g]
+    tie = False
+    for i in range(1, m):
+        if out[i, 0] == out[i - 1, 0] and out[i, 1] == out[i - 1, 1]:
+            tie = True
+    return out, starts, tie, rows

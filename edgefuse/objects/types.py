@@ -100,7 +100,7 @@ class Tracks:
         return int(self.tracks.shape[0])
 
 
-def detections_2d(
+def detections_2d(  # noqa: PLR0917
     stamp_ns: int, frame_id: str, xyxy: npt.ArrayLike, scores: npt.ArrayLike | None = None,
     labels: npt.ArrayLike | None = None, cov: npt.ArrayLike | None = None,
 ) -> Detections2D:
@@ -116,7 +116,7 @@ def detections_2d(
     return Detections2D(int(stamp_ns), frame_id, out)
 
 
-def detections_3d(
+def detections_3d(  # noqa: PLR0917
     stamp_ns: int, frame_id: str, boxes7: npt.ArrayLike, scores: npt.ArrayLike | None = None,
     labels: npt.ArrayLike | None = None, cov: npt.ArrayLike | None = None,
 ) -> Detections3D:

@@ -99,6 +99,7 @@ class PipelineConfig:
     stages: list[StageSpec]
     outputs: list[OutputSpec]
     e2e_budget: Budget | None
+    processing_budget: Budget | None = None
     rig_path: Path | None = None
     bag_path: Path | None = None
     runtime: dict[str, Any] = field(default_factory=dict)
@@ -122,6 +123,11 @@ class _Collector:
     def __init__(self, file: str) -> None:
         self.file = file
         self.problems: list[Problem] = []
+        # Names already reported as broken: later checks stay quiet about them (no knock-on errors).
+        self.broken_inputs: set[str] = set()
+        self.broken_stages: set[str] = set()
+        self.rig_failed = False
+        self.all_stages: dict[str, Any] = {}
 
     def add(self, message: str, node: Any = None, key: Any = None) -> None:
         self.problems.append(Problem(message, self.file, line_of(node, key) if node is not None else None))
@@ -160,7 +166,7 @@ def check_pipeline(
     sync_policy, sync_inputs, sync_params, hold = _check_sync(data, inputs, c)
     stages = _check_stages(data, inputs, hold, rig, c)
     outputs = _check_outputs(data, inputs, stages, c)
-    e2e_budget = _check_budgets(data, c)
+    e2e_budget, processing_budget = _check_budgets(data, c)
     runtime = _check_runtime(data, c)
     bag_path = None
     if data.get("bag") is not None:
@@ -173,7 +179,7 @@ def check_pipeline(
     return PipelineConfig(
         path=path, name=str(data.get("name") or path.stem), inputs=inputs, sync_policy=sync_policy,
         sync_inputs=sync_inputs, sync_params=sync_params, hold=hold, stages=stages, outputs=outputs,
-        e2e_budget=e2e_budget, rig_path=rig_path, bag_path=bag_path, runtime=runtime, rig=rig,
+        e2e_budget=e2e_budget, processing_budget=processing_budget, rig_path=rig_path, bag_path=bag_path, runtime=runtime, rig=rig,
     ), []
 
 
@@ -187,12 +193,14 @@ def _check_rig(data: Any, base: Path, override: str | Path | None, c: _Collector
     rig_path = Path(value) if override is not None else (base / value)
     if not rig_path.exists():
         c.add(f"rig file not found: {rig_path}", data, "rig")
+        c.rig_failed = True
         return None, None
     from edgefuse.rig import load_rig, validate_rig_file
 
     rig_problems = validate_rig_file(rig_path)
     if rig_problems:
         c.problems.extend(rig_problems)
+        c.rig_failed = True
         return None, rig_path
     return load_rig(rig_path), rig_path
 
@@ -208,6 +216,7 @@ def _check_inputs(data: Any, c: _Collector, rig: Any) -> dict[str, InputSpec]:
     for name, spec in raw.items():
         if not isinstance(spec, dict):
             c.add(f"input '{name}' must be a mapping with topic and type", raw, name)
+            c.broken_inputs.add(str(name))
             continue
         for key in spec:
             if key not in INPUT_KEYS:
@@ -216,6 +225,7 @@ def _check_inputs(data: Any, c: _Collector, rig: Any) -> dict[str, InputSpec]:
         if not isinstance(topic, str) or not topic.startswith("/"):
             c.add(f"input '{name}': 'topic' must be an absolute topic name like /camera/image", spec,
                   "topic" if "topic" in spec else None)
+            c.broken_inputs.add(str(name))
             continue
         if topic in topics:
             c.add(f"input '{name}': topic {topic} already used by input '{topics[topic]}'", spec, "topic")
@@ -223,10 +233,13 @@ def _check_inputs(data: Any, c: _Collector, rig: Any) -> dict[str, InputSpec]:
         if typ not in PAYLOAD_TYPES or typ == "Any":
             known = ", ".join(k for k in PAYLOAD_TYPES if k != "Any")
             c.add(f"input '{name}': unknown type {typ!r} (known: {known})", spec, "type" if "type" in spec else None)
+            c.broken_inputs.add(str(name))
             continue
         sensor = spec.get("sensor")
         frame_id = spec.get("frame_id")
-        if sensor is not None:
+        if sensor is not None and c.rig_failed:
+            pass  # the rig's own problems are reported; do not pile on
+        elif sensor is not None:
             if rig is None:
                 c.add(f"input '{name}': names rig sensor '{sensor}' but the pipeline has no rig", spec, "sensor")
             elif sensor not in rig.sensors and sensor not in rig.cameras:
@@ -297,7 +310,7 @@ def _check_sync(
     elif isinstance(sync_inputs_raw, list):
         sync_inputs = [str(n) for n in sync_inputs_raw]
         for i, n in enumerate(sync_inputs):
-            if n not in inputs:
+            if n not in inputs and n not in c.broken_inputs:
                 c.add(f"sync.inputs: unknown input '{n}' (known: {', '.join(inputs)})", sync_inputs_raw, i)
             if n in held:
                 c.add(f"sync.inputs: '{n}' is also held; an input is either synchronized or held", sync_inputs_raw, i)
@@ -310,8 +323,14 @@ def _check_sync(
     if not isinstance(params_raw, dict):
         c.add("sync.params must be a mapping", raw, "params")
         params_raw = {}
-    params = ms_to_ns_params(plain(params_raw))
-    if sync_inputs and all(n in inputs for n in sync_inputs):
+    params_plain = plain(params_raw)
+    for key, value in list(params_plain.items()):
+        if key.endswith("_ms") and not isinstance(value, dict) and (
+                isinstance(value, bool) or not isinstance(value, int | float)):
+            c.add(f"sync.params.{key} must be a number of milliseconds, got {value!r}", params_raw, key)
+            del params_plain[key]
+    params = ms_to_ns_params(params_plain)
+    if sync_inputs and all(n in inputs for n in sync_inputs) and params_plain is not None:
         for msg in validate_params(str(policy), sync_inputs, params):
             c.add(f"sync: {msg}", raw, "params" if "params" in raw else "policy")
     return str(policy), sync_inputs, params, hold
@@ -345,6 +364,7 @@ def _check_stages(
         if cls is None:
             c.add(f"stage '{name}': unknown stage type {typ!r} (known: {', '.join(known_stage_types())})", st,
                   "type" if "type" in st else None)
+            c.broken_stages.add(name)
             continue
         params = plain(st.get("params") or {})
         if not isinstance(params, dict):
@@ -375,6 +395,8 @@ def _check_stages(
                       f"(ports: {', '.join(ports) or 'none'})", wiring_node, port)
                 continue
             produced = _source_type(source, inputs, specs)
+            if produced is None and _is_broken(source, c):
+                continue
             if produced is None:
                 c.add(f"stage '{name}': input '{port}' comes from '{source}', which is neither a pipeline input "
                       f"nor <stage>.<output>", wiring_node, port)
@@ -387,8 +409,9 @@ def _check_stages(
                       "in" if "in" in st else None)
     # Cycles and execution order.
     ordered = _toposort(specs, c, nodes)
-    # Calibration: each stage checks what it needs from the rig.
-    for name in ordered:
+    c.all_stages = specs
+    # Calibration: each stage checks what it needs from the rig (unless the rig itself is broken).
+    for name in ([] if c.rig_failed else ordered):
         spec = specs[name]
         frames = {port: _source_frame(src, inputs) for port, src in spec.wiring.items()}
         check = getattr(spec.cls, "check_rig", None)
@@ -396,6 +419,11 @@ def _check_stages(
             for msg in check(spec.params, rig, frames):
                 c.add(f"stage '{name}': {msg}", nodes[name], "params" if "params" in nodes[name] else "type")
     return [specs[n] for n in ordered]
+
+
+def _is_broken(source: str, c: _Collector) -> bool:
+    """Whether ``source`` names an input or stage already reported as broken."""
+    return source in c.broken_inputs or source.partition(".")[0] in c.broken_stages
 
 
 def _source_frame(source: str, inputs: dict[str, InputSpec]) -> str | None:
@@ -455,7 +483,7 @@ def _check_outputs(
     data: Any, inputs: dict[str, InputSpec], stages: list[StageSpec], c: _Collector
 ) -> list[OutputSpec]:
     raw = data.get("outputs") or []
-    specs = {s.name: s for s in stages}
+    specs = {s.name: s for s in stages} | c.all_stages  # stages in a cycle are reported already
     out: list[OutputSpec] = []
     if not isinstance(raw, list):
         c.add("'outputs' must be a list of {topic, from}", data, "outputs")
@@ -473,6 +501,8 @@ def _check_outputs(
             c.add(f"output #{i + 1}: topic {topic} written twice", o, "topic")
         seen.add(topic)
         typ = _source_type(str(source), inputs, specs)
+        if typ is None and _is_broken(str(source), c):
+            continue
         if typ is None:
             c.add(f"output {topic}: 'from: {source}' names no pipeline input or <stage>.<output>", o, "from")
             continue
@@ -480,18 +510,23 @@ def _check_outputs(
     return out
 
 
-def _check_budgets(data: Any, c: _Collector) -> Budget | None:
+def _check_budgets(data: Any, c: _Collector) -> tuple[Budget | None, Budget | None]:
     raw = data.get("budgets") or {}
     if not isinstance(raw, dict):
         c.add("'budgets' must be a mapping", data, "budgets")
-        return None
+        return None, None
+    known = {"end_to_end", "end_to_end_ms", "processing", "processing_ms"}
     for key in raw:
-        if key not in {"end_to_end", "end_to_end_ms"}:
-            c.add(f"budgets: unknown key '{key}' (known: end_to_end, end_to_end_ms)", raw, key)
-    budget, err = parse_budget(raw.get("end_to_end", raw.get("end_to_end_ms")))
-    if err:
-        c.add(f"budgets: {err}", raw, "end_to_end" if "end_to_end" in raw else "end_to_end_ms")
-    return budget
+        if key not in known:
+            c.add(f"budgets: unknown key '{key}' (known: {', '.join(sorted(known))})", raw, key)
+    out: list[Budget | None] = []
+    for name in ("end_to_end", "processing"):
+        key = name if name in raw else f"{name}_ms"
+        budget, err = parse_budget(raw.get(key))
+        if err:
+            c.add(f"budgets: {err}", raw, key)
+        out.append(budget)
+    return out[0], out[1]
 
 
 def _check_runtime(data: Any, c: _Collector) -> dict[str, Any]:

@@ -81,12 +81,15 @@ class PipelineRunner:
         e2e_budget = config.e2e_budget
         self.e2e = LatencyRecorder("end_to_end", None if e2e_budget is None else e2e_budget.deadline_ns)
         self.sink_latency = LatencyRecorder("sinks")
+        proc_budget = config.processing_budget
+        self.processing = LatencyRecorder("processing", None if proc_budget is None else proc_budget.deadline_ns)
+        self.sync_wait_wall = LatencyRecorder("sync_wait")
         self.sync_wait_data = LatencyRecorder("sync_wait_data_time")
         self.start_ms: dict[str, float] = {}
         self.stage_errors: dict[str, StageErrorLog] = {s.name: StageErrorLog() for s in config.stages}
         self.stage_skipped: dict[str, int] = {s.name: 0 for s in config.stages}
         self.stage_reused: dict[str, int] = {s.name: 0 for s in config.stages}
-        self._last_outputs: dict[str, dict[str, Any]] = {}
+        self._last_outputs: dict[str, tuple[int, dict[str, Any]]] = {}
         self._last_held: dict[str, Envelope] = {}
         self.sets = 0
         self.partial_sets = 0
@@ -214,15 +217,21 @@ class PipelineRunner:
         inject = max((e.meta.get("inject_ns", 0) for e in members.values()), default=time.perf_counter_ns())
         if trigger_stamp_ns is not None:
             self.sync_wait_data.add(max(0, trigger_stamp_ns - sset.stamp_ns))
+        emitted = time.perf_counter_ns()
         values: dict[str, Any] = {name: env.payload for name, env in members.items()}
-        stamp = sset.stamp_ns
+        # Data time of every value: an input's (offset-corrected) stamp; a stage output's is the newest
+        # stamp among the inputs it was computed from.  Outputs are published with it, so a held 4 Hz
+        # radar scan's products keep the scan's stamp rather than the 10 Hz set's.
+        stamps: dict[str, int] = {name: env.stamp_ns for name, env in members.items()}
         for stage, spec in zip(self.stages, self.config.stages, strict=True):
             ins: dict[str, Any] = {}
             runnable = True
             any_fresh = False
+            stamp = -(2**63)
             for port, src in spec.wiring.items():
                 if src in values:
                     ins[port] = values[src]
+                    stamp = max(stamp, stamps[src])
                     any_fresh = any_fresh or src in fresh
                 elif (port + "?") not in spec.cls.inputs:
                     runnable = False
@@ -231,8 +240,10 @@ class PipelineRunner:
                 continue
             if not any_fresh and stage.name in self._last_outputs:
                 self.stage_reused[stage.name] += 1
-                for port, payload in self._last_outputs[stage.name].items():
+                last_stamp, last_outs = self._last_outputs[stage.name]
+                for port, payload in last_outs.items():
                     values[f"{stage.name}.{port}"] = payload
+                    stamps[f"{stage.name}.{port}"] = last_stamp
                 continue
             t0 = time.perf_counter_ns()
             try:
@@ -241,10 +252,11 @@ class PipelineRunner:
                 self.stage_errors[stage.name].add(str(exc))
                 continue
             self.stage_latency[stage.name].add(time.perf_counter_ns() - t0)
-            self._last_outputs[stage.name] = outs
+            self._last_outputs[stage.name] = (stamp, outs)
             for port, payload in outs.items():
                 key = f"{stage.name}.{port}"
                 values[key] = payload
+                stamps[key] = stamp
                 fresh.add(key)
         t0 = time.perf_counter_ns()
         for source, specs in self._outputs_by_source.items():
@@ -253,10 +265,12 @@ class PipelineRunner:
                 continue
             for o in specs:
                 for sink in self.sinks:
-                    sink.write(o.topic, stamp, payload)
+                    sink.write(o.topic, stamps[source], payload)
                 self.outputs_written[o.topic] += 1
         done = time.perf_counter_ns()
         self.sink_latency.add(done - t0)
+        self.sync_wait_wall.add(max(0, emitted - inject))
+        self.processing.add(done - emitted)
         self.e2e.add(done - inject)
 
     # -- reporting -------------------------------------------------------------------------------
@@ -278,8 +292,10 @@ class PipelineRunner:
         e2e = self.e2e.summary()
         if self.config.e2e_budget is not None:
             breaches += self.config.e2e_budget.breaches(e2e)
+        processing = self.processing.summary()
+        if self.config.processing_budget is not None:
+            breaches += self.config.processing_budget.breaches(processing)
         sync_stats = self.sync.stats
-        as_dict = getattr(sync_stats, "as_dict", None)
         return {
             "pipeline": self.config.name,
             "sets": self.sets,
@@ -287,12 +303,22 @@ class PipelineRunner:
             "inputs_fed": dict(self.fed),
             "unknown_topic_messages": self.unknown_topic,
             "held_missing": dict(self.held_missing),
-            "sync": {"policy": self.config.sync_policy,
-                     "stats": as_dict() if callable(as_dict) else repr(sync_stats)},
+            "sync": {"policy": self.config.sync_policy, "stats": _plain(sync_stats)},
             "stages": stages,
             "sinks": self.sink_latency.summary().as_dict(),
+            "sync_wait": self.sync_wait_wall.summary().as_dict(),
+            "processing": processing.as_dict(),
             "end_to_end": e2e.as_dict(),
             "sync_wait_data_time": self.sync_wait_data.summary().as_dict(),
             "outputs_written": dict(self.outputs_written),
             "budget_breaches": breaches,
         }
+
+
+def _plain(obj: Any) -> Any:
+    """Dataclasses (e.g. the synchronizer's stats) as plain JSON-ready dicts."""
+    from dataclasses import asdict, is_dataclass
+
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return asdict(obj)
+    return obj

@@ -311,7 +311,7 @@ class CameraModel:
                               r=np.eye(3), p=p)
 
 
-def camera_problems(  # noqa: PLR0912  (one flat list of independent checks)
+def camera_problems(
     model: object, K: object, D: object, width: object, height: object
 ) -> list[tuple[str, str]]:
     """Every problem with these camera parameters as ``(field, message)`` pairs, field one of

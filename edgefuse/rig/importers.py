@@ -196,7 +196,7 @@ def _as_matrix(v: Any, shape: tuple[int, ...], what: str, path: str | Path | Non
     return m
 
 
-def from_nuscenes(  # noqa: PLR0912  (two input layouts, each checked)
+def from_nuscenes(
     source: str | Path | Mapping[str, Any], *, image_size: tuple[int, int] = (1600, 900),
     base_frame: str = "ego",
 ) -> Rig:
@@ -340,7 +340,7 @@ def _rx_ry_rz_deg(a: F64) -> F64:
 def radiate_stereo_rectification(calib_path: str | Path) -> dict[str, F64]:
     """``cv2.stereoRectify`` of the RADIATE ZED pair as the RADIATE SDK does it (zero disparity,
     alpha = 0): returns ``R1``, ``R2`` (3x3), ``P1``, ``P2`` (3x4)."""
-    import cv2  # noqa: PLC0415  (OpenCV only needed for this helper)
+    import cv2
 
     doc = _radiate_doc(calib_path)
     cams = {side: _radiate_intrinsics(doc, f"{side}_cam_calib", calib_path) for side in ("left", "right")}
@@ -440,7 +440,7 @@ def from_radiate(calib_path: str | Path, *, rectified: bool = False) -> Rig:
 
 
 # -- Kalibr -----------------------------------------------------------------------------------------
-def from_kalibr_camchain(path: str | Path, *, imu_frame: str = "imu0") -> Rig:  # noqa: PLR0912
+def from_kalibr_camchain(path: str | Path, *, imu_frame: str = "imu0") -> Rig:
     """Rig from a Kalibr ``camchain.yaml`` / ``camchain-imucam.yaml``.
 
     Each ``camN`` has ``camera_model: pinhole``, ``intrinsics: [fu, fv, pu, pv]``,

@@ -153,6 +153,6 @@ class Rig:
 
     def to_yaml(self) -> str:
         """This rig in the edgefuse rig YAML format (see ``edgefuse/rig/FORMAT.md``)."""
-        from edgefuse.rig.rigfile import dump_rig  # noqa: PLC0415  (rigfile imports this module)
+        from edgefuse.rig.rigfile import dump_rig
 
         return dump_rig(self)

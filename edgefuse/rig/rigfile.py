@@ -263,7 +263,7 @@ def _parse_sensor(ctx: _Ctx, name: str, s: Any, line: int | None) -> Sensor | No
     return Sensor(name=name, frame_id=frame, kind=kind, topic=topic, time_offset_ns=int(off))
 
 
-def _parse(  # noqa: PLR0912, PLR0915  (one linear pass over the sections, each problem reported)
+def _parse(
     text: str, file: str, *, normalize: bool = False
 ) -> tuple[Rig | None, list[Problem]]:
     ctx = _Ctx(file)

@@ -86,7 +86,7 @@ def _search_virtual(  # noqa: PLR0917 -- kernels take arrays positionally
 
 
 @njit()
-def _process_queues(  # noqa: PLR0917, PLR0912 -- kernels take arrays positionally
+def _process_queues(  # noqa: PLR0917 -- kernels take arrays positionally
     acc_t: Any,
     acc_i: Any,
     off: Any,

@@ -273,7 +273,7 @@ class ApproximateTimeSynchronizer(SyncBase):
         self._sets += 1
         self._out.append(SyncSet(hi, members, stamps, (), hi - lo))
 
-    def _process(self) -> None:  # noqa: PLR0912, PLR0915 -- one hot loop, kept whole for speed
+    def _process(self) -> None:
         n = self._n
         st = self._st
         base = self._base

@@ -117,11 +117,12 @@ def test_cli_convert(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    args = _parse(["convert", str(tmp_path / "missing"), str(tmp_path / "out")])
-    assert run_convert(args) == 1
+    from edgefuse.cli import EXIT_INPUT, main
+
+    assert main(["convert", str(tmp_path / "missing"), str(tmp_path / "out")]) == EXIT_INPUT
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert "dataset folder not found" in err
+    assert err.startswith("edgefuse: ") and "dataset folder not found" in err
     with pytest.raises(SystemExit):
         _parse(["convert", "a", "b", "--layout", "bogus"])
     with pytest.raises(SystemExit):

@@ -125,7 +125,7 @@ def test_mixed_camera_models_ring(dtype: Any) -> None:
 
 
 def test_from_rig_matches_projectors_built_by_hand() -> None:
-    from edgefuse.rig import from_nuscenes  # noqa: PLC0415
+    from edgefuse.rig import from_nuscenes
 
     rig = from_nuscenes(NUSCENES / "calib_and_boxes_from_pkl.json")
     xyz, _, _ = _nuscenes()

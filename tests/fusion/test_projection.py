@@ -381,3 +381,65 @@ def test_arbitrary_floats_never_break_invariants(xyz: npt.NDArray[np.float32]) -
     assert np.all(np.isfinite(result.uv[result.valid]))
     assert np.all(np.isnan(result.uv[~result.valid]))
     assert np.all((result.depth[hit] >= 0.1) & (result.depth[hit] <= 200.0))
+
+
+@pytest.mark.parametrize("model", [PINHOLE, PLUMB_BOB, RATIONAL, EQUIDISTANT])
+def test_two_pass_kernel_is_identical_to_one_pass(model: int) -> None:
+    rng = np.random.default_rng(200 + model)
+    K, D = CAMERAS[model]
+    T = _transform(rng)
+    xyz = _cloud(rng, T, 30_000)
+    xyz[::101] = np.nan
+    xyz[5::101, 1] = np.inf
+    xyz[7::101] = rng.uniform(-1e30, 1e30, size=xyz[7::101].shape)  # overflow in float64 products
+    projector = Projector(model, K, D, WIDTH, HEIGHT, T, max_radius=2.0)
+    n = xyz.shape[0]
+    outs = []
+    for two_pass in (False, True):
+        uv = np.empty((n, 2), np.float32)
+        pix = np.empty(n, np.int32)
+        zdepth = np.empty(n, np.float64)
+        valid = np.empty(n, np.bool_)
+        args = (xyz, projector._Rt, model, projector._intr_t, projector._D_t, WIDTH, HEIGHT, 0.5, 80.0,
+                projector._max_r2, uv, pix, zdepth, valid)
+        if two_pass:
+            _kernels._project_points_2pass(*args, np.empty(n, np.int32))
+        else:
+            _kernels._project_points(*args)
+        outs.append((uv, pix, zdepth, valid))
+    assert outs[0][3].sum() > 1000
+    for a, b in zip(outs[0], outs[1], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_projector_switches_serial_variants_without_changing_results() -> None:
+    rng = np.random.default_rng(17)
+    K, D = CAMERAS[PLUMB_BOB]
+    T = _transform(rng)
+    xyz = _cloud(rng, T, 12_000)  # above TWO_PASS_MIN_POINTS: the projector times both variants
+    projector = Projector(PLUMB_BOB, K, D, WIDTH, HEIGHT, T, min_depth_m=0.5, max_depth_m=80.0)
+    ref = reference_projection(xyz, PLUMB_BOB, K, D, WIDTH, HEIGHT, T, min_depth_m=0.5, max_depth_m=80.0)
+    for _ in range(8):  # alternates the variants while measuring, then keeps the faster
+        _assert_same(projector.project(xyz), ref)
+    assert projector._variant_chooser.prefers_parallel is not None
+
+
+def test_steady_state_projection_allocates_no_arrays() -> None:
+    import tracemalloc
+
+    rng = np.random.default_rng(18)
+    K, D = CAMERAS[PINHOLE]
+    T = _transform(rng)
+    xyz = _cloud(rng, T, 100_000)
+    projector = Projector(PINHOLE, K, D, WIDTH, HEIGHT, T, max_points=xyz.shape[0])
+    projector.warmup()
+    for _ in range(8):  # past the variant measurement phase
+        projector.project(xyz)
+    tracemalloc.start()
+    try:
+        for _ in range(5):
+            projector.project(xyz)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 1024  # the result object and views only; one per-point array is >= 120 kB

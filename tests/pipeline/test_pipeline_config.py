@@ -88,3 +88,40 @@ def test_bad_sync_params_and_budget(tmp_path: Path, tiny_pipeline: Path) -> None
     assert "queue_size" in msgs
     assert "wobble" in msgs
     assert "budget must be > 0" in msgs
+
+
+def test_no_knock_on_errors(tmp_path: Path, tiny_pipeline: Path) -> None:
+    text = tiny_pipeline.read_text()
+    text = text.replace("camera: {topic: /cam/image, type: Image, sensor: cam}",
+                        "camera: {topic: /cam/image, type: Imgae, sensor: cam}")
+    text = text.replace("params: {queue_size: 5, max_interval_ms: 60}", "params: {queue_size: 5, max_interval_ms: abc}")
+    tiny_pipeline.write_text(text)
+    _, problems = check_pipeline(tiny_pipeline)
+    msgs = [p.message for p in problems]
+    assert any("unknown type 'Imgae'" in m for m in msgs)
+    assert any("sync.params.max_interval_ms must be a number of milliseconds" in m for m in msgs)
+    assert not any("neither a pipeline input" in m for m in msgs), msgs
+    assert not any("unknown parameter" in m for m in msgs), msgs
+
+
+def test_outputs_of_stages_in_a_cycle_are_not_reported_twice(tmp_path: Path, tiny_pipeline: Path) -> None:
+    text = tiny_pipeline.read_text().replace("""outputs:
+""", """  - {name: d1, type: decode_image, in: {image: d2.image}}
+  - {name: d2, type: decode_image, in: {image: d1.image}}
+outputs:
+  - {topic: /out/d1, from: d1.image}
+""")
+    tiny_pipeline.write_text(text)
+    _, problems = check_pipeline(tiny_pipeline)
+    msgs = [p.message for p in problems]
+    assert any("cycle in the stage graph" in m for m in msgs)
+    assert not any("/out/d1" in m for m in msgs), msgs
+
+
+def test_broken_rig_reports_only_the_rig(tmp_path: Path, tiny_pipeline: Path) -> None:
+    rig = tmp_path / "rig.yaml"
+    rig.write_text(rig.read_text().replace("rotation: {rpy_deg: [0.0, 0.0, 0.0]}",
+                                           "rotation: {matrix: [[1, 0, 0], [0, 2, 0], [0, 0, 1]]}"))
+    _, problems = check_pipeline(tiny_pipeline)
+    assert problems
+    assert all(p.file == str(rig) for p in problems), [str(p) for p in problems]

@@ -135,7 +135,7 @@ def test_kitti_raw_matches_object_and_unrectified_chain(tmp_path: Path) -> None:
 
 
 def test_nuscenes_info_json_projects_lidar_into_cam_front() -> None:
-    import json  # noqa: PLC0415
+    import json
 
     rig = from_nuscenes(NUSC / "calib_and_boxes_from_pkl.json")
     assert set(rig.cameras) == {"CAM_FRONT", "CAM_FRONT_LEFT", "CAM_FRONT_RIGHT", "CAM_BACK", "CAM_BACK_LEFT",

@@ -120,7 +120,7 @@ def test_merge_partial_rig(tmp_path: Path) -> None:
 
 
 def load_rig_text(text: str) -> Rig:
-    from edgefuse.rig import loads_rig  # noqa: PLC0415
+    from edgefuse.rig import loads_rig
 
     return loads_rig(text)
 

@@ -1,0 +1,59 @@
+"""Spatial calibration: camera intrinsics, LiDAR-camera extrinsics (target-based and targetless),
+cloud registration (LiDAR-LiDAR, radar-LiDAR) and sensor-to-sensor rotation from angular rates.
+
+Every tool returns a verdict (``ok`` / ``refused`` / ``no_improvement``) with its reasons and metrics;
+results are merged into a rig file only when the verdict is ``ok`` (:func:`write_result_to_rig`).
+"""
+
+from __future__ import annotations
+
+from edgefuse_calibration.spatial._common import (
+    NO_IMPROVEMENT,
+    OK,
+    REFUSED,
+    SpatialResult,
+    perturb,
+    pose_error,
+    random_perturbation,
+    write_report,
+    write_result_to_rig,
+)
+from edgefuse_calibration.spatial.imu_camera import rotation_from_rates
+from edgefuse_calibration.spatial.intrinsics import IntrinsicsResult, calibrate_intrinsics
+from edgefuse_calibration.spatial.registration import register_clouds
+from edgefuse_calibration.spatial.target import (
+    BoardObservation,
+    fit_plane_ransac,
+    observation_from,
+    solve_plane_to_plane,
+)
+from edgefuse_calibration.spatial.targetless import (
+    LidarCameraFrame,
+    TargetlessOptions,
+    lidar_edge_points,
+    refine_lidar_camera,
+)
+
+__all__ = [
+    "NO_IMPROVEMENT",
+    "OK",
+    "REFUSED",
+    "BoardObservation",
+    "IntrinsicsResult",
+    "LidarCameraFrame",
+    "SpatialResult",
+    "TargetlessOptions",
+    "calibrate_intrinsics",
+    "fit_plane_ransac",
+    "lidar_edge_points",
+    "observation_from",
+    "perturb",
+    "pose_error",
+    "random_perturbation",
+    "refine_lidar_camera",
+    "register_clouds",
+    "rotation_from_rates",
+    "solve_plane_to_plane",
+    "write_report",
+    "write_result_to_rig",
+]

@@ -195,7 +195,7 @@ def write_result_to_rig(result: SpatialResult, rig_path: str | Path, *, create_b
         return False
     p = Path(rig_path)
     if p.exists():
-        from edgefuse.rig import load_rig  # noqa: PLC0415
+        from edgefuse.rig import load_rig
 
         merge_rig_file(p, partial_rig_for(result, load_rig(p)))
     else:

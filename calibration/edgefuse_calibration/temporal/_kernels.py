@@ -11,14 +11,19 @@ is the diagonal only, and a length difference widens the band on one side, as in
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from edgefuse._jit import njit
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+B = npt.NDArray[np.bool_]
 
 _INF = np.inf
 
 
 @njit("float64(float64[::1], float64[::1], int64)", fastmath=False)
-def _dtw_cost(a, b, window):  # type: ignore[no-untyped-def]
+def _dtw_cost(a: F64, b: F64, window: int) -> float:
     """Accumulated DTW cost (no sqrt) of ``a`` (r,) vs ``b`` (c,) within ``window`` (>= 1).
 
     Memory O(c): two rows.  Cells outside the band are +inf.
@@ -41,10 +46,8 @@ def _dtw_cost(a, b, window):  # type: ignore[no-untyped-def]
             d = diff * diff
             m = prev[j]
             up = prev[j + 1]
-            if up < m:
-                m = up
-            if left < m:
-                m = left
+            m = min(m, up)
+            m = min(m, left)
             left = d + m
             cur[j + 1] = left
         if je + 1 <= c:
@@ -58,7 +61,7 @@ def _dtw_cost(a, b, window):  # type: ignore[no-untyped-def]
 
 
 @njit("Tuple((float64, int64[:, ::1]))(float64[::1], float64[::1], int64)", fastmath=False)
-def _dtw_path(a, b, window):  # type: ignore[no-untyped-def]
+def _dtw_path(a: F64, b: F64, window: int) -> tuple[float, I64]:
     """DTW cost (no sqrt) and optimal warping path ((K, 2) index pairs, start to end).
 
     The accumulated-cost matrix is stored only inside the band: r rows × (band width + 1) cells,
@@ -91,8 +94,7 @@ def _dtw_path(a, b, window):  # type: ignore[no-untyped-def]
                     m = D[i - 1, k]
                 if 0 <= k + 1 <= width and D[i - 1, k + 1] < m:
                     m = D[i - 1, k + 1]
-            if left < m:
-                m = left
+            m = min(m, left)
             left = d + m
             D[i, j - js + 1] = left
     cost = D[r - 1, c - 1 - js_arr[r - 1] + 1]
@@ -140,7 +142,7 @@ def _dtw_path(a, b, window):  # type: ignore[no-untyped-def]
 
 
 @njit("Tuple((float64, int64, int64))(float64[::1], float64[::1])", fastmath=False)
-def _dtw_subsequence(q, s):  # type: ignore[no-untyped-def]
+def _dtw_subsequence(q: F64, s: F64) -> tuple[float, int, int]:
     """Best match of the whole query ``q`` (r,) to any contiguous part of ``s`` (c,).
 
     Free start and end in ``s`` (the first row may start at any column), squared-difference cost.
@@ -190,7 +192,7 @@ def _dtw_subsequence(q, s):  # type: ignore[no-untyped-def]
 
 
 @njit("Tuple((float64, int64))(float64[::1], float64[::1], float64, float64, int64)", fastmath=False)
-def _dtw_line_cost(a, b, slope, intercept, radius):  # type: ignore[no-untyped-def]
+def _dtw_line_cost(a: F64, b: F64, slope: float, intercept: float, radius: int) -> tuple[float, int]:
     """DTW cost restricted to ``|j - (slope·i + intercept)| <= radius`` (a warp that is a straight
     line ± ``radius`` samples), open at both ends: the path may start on the first row or column the
     band reaches and end on the last row or column.  Returns (cost, number of rows on the path) of
@@ -213,10 +215,8 @@ def _dtw_line_cost(a, b, slope, intercept, radius):  # type: ignore[no-untyped-d
         center = slope * i + intercept
         js = int(np.floor(center)) - radius
         je = int(np.ceil(center)) + radius + 1
-        if js < 0:
-            js = 0
-        if je > c:
-            je = c
+        js = max(js, 0)
+        je = min(je, c)
         for k in range(cur_lo, cur_hi):
             cur[k] = _INF
         if js >= je:
@@ -248,10 +248,10 @@ def _dtw_line_cost(a, b, slope, intercept, radius):  # type: ignore[no-untyped-d
         cur_lo = js + 1
         cur_hi = je + 1
         for j in range(js, je):
-            if (i == r - 1 or j == c - 1) and cur[j + 1] < _INF:
-                if best_rows == 0 or cur[j + 1] * best_rows < best * cur_rows[j + 1]:
-                    best = cur[j + 1]
-                    best_rows = cur_rows[j + 1]
+            at_end = (i == r - 1 or j == c - 1) and cur[j + 1] < _INF
+            if at_end and (best_rows == 0 or cur[j + 1] * best_rows < best * cur_rows[j + 1]):
+                best = cur[j + 1]
+                best_rows = cur_rows[j + 1]
         tmp = prev
         prev = cur
         cur = tmp
@@ -269,7 +269,8 @@ def _dtw_line_cost(a, b, slope, intercept, radius):  # type: ignore[no-untyped-d
 
 @njit("void(float64[:, ::1], bool_[::1], float64[:, ::1], bool_[::1], int64, int64[::1],"
       " float64[:, ::1], float64[:, :, ::1], float64[:, :, :, ::1])", fastmath=False)
-def _lagged_moments(X, vx, Y, vy, lag0, block_of, count, s1, s2):  # type: ignore[no-untyped-def]
+def _lagged_moments(X: F64, vx: B, Y: F64, vy: B, lag0: int, block_of: I64,  # noqa: PLR0917
+                    count: F64, s1: F64, s2: F64) -> None:
     """Per lag and per block, the sufficient statistics of the pairs (X[g], Y[g - lag]).
 
     X (n, p) and Y (n, q) share one time grid; vx / vy flag valid grid samples.  Lag index ``k``

@@ -1,0 +1,305 @@
+"""Benchmark voxelization, BEV and point-cloud utilities (``edgefuse.fusion.voxel`` / ``bev`` / ``pointcloud_ops``).
+
+Public API only.  Input: KITTI object frame 000001 (120,268 points, HDL-64E) from ``$EDGEFUSE_DATA`` or
+``../shared/data`` (falls back to the 115,384-point frame 000000 in ``tests/data``).  Settings: SECOND's
+car defaults, range [0, -40, -3, 70.4, 40, 1], voxel 0.05 x 0.05 x 0.1 m, 5 points per voxel, 16,000
+voxels.
+
+Baseline for hard voxelization: SECOND's Numba ``points_to_voxel`` as shipped, unmodified, in the PyPI
+wheel ``mmdet3d==1.4.0`` (``mmdet3d/models/task_modules/voxel/voxel_generator.py``, Apache-2.0;
+OpenMMLab's copy of traveller59/second.pytorch's ``second/core/point_cloud/point_cloud_ops.py``).  The
+file is read from the wheel (``--second-wheel PATH``, or fetched with ``pip download --no-deps`` into
+``~/.cache/edgefuse/bench``) and executed with a stub for its one mmdet3d import (the registry
+decorator of the ``VoxelGenerator`` class, which is not used).  Nothing of it is copied into edgefuse.
+Both run in this process, JIT warm; the outputs are checked to be identical.
+
+Reported: median/p99/max (ms) per operation, JIT warm-up time (this process, may load from the disk
+cache) and cold (subprocess, empty cache), steady-state allocation (tracemalloc peak), and with
+``--contention`` threads=1 vs threads=2 while another process keeps one core busy.
+
+    python bench/bench_voxel.py [--reps 200] [--contention] [--second-wheel PATH]
+
+Prints JSON and writes ``bench/results/voxel.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+import types
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numba
+import numpy as np
+import numpy.typing as npt
+
+import edgefuse
+from edgefuse.fusion.bev import BevGrid
+from edgefuse.fusion.pointcloud_ops import (
+    HDL64E_ELEVATIONS_DEG,
+    PointTransformer,
+    RangeImageBuilder,
+    crop_box,
+    ransac_ground,
+    ring_edges,
+    ring_from_elevation,
+)
+from edgefuse.fusion.voxel import DynamicVoxelizer, PillarVoxelizer, Voxelizer
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "voxel.json"
+RANGE = [0.0, -40.0, -3.0, 70.4, 40.0, 1.0]
+VOXEL = [0.05, 0.05, 0.1]
+MAX_POINTS, MAX_VOXELS = 5, 16000
+DYNAMIC_DEADLINE_MS = 2.0
+SECOND_WHEEL = "mmdet3d==1.4.0"
+SECOND_FILE = "mmdet3d/models/task_modules/voxel/voxel_generator.py"
+
+
+def _points() -> tuple[npt.NDArray[np.float32], str]:
+    base = Path(os.environ.get("EDGEFUSE_DATA", ROOT.parent / "shared" / "data"))
+    path = base / "kitti_object_3frames" / "training" / "velodyne" / "000001.bin"
+    if not path.exists():
+        path = ROOT / "tests" / "data" / "kitti_object_3frames" / "training" / "velodyne" / "000000.bin"
+    return np.fromfile(path, dtype=np.float32).reshape(-1, 4), f"KITTI object {path.parent.parent.name}/{path.name}"
+
+
+def _second_points_to_voxel(wheel: str | None) -> tuple[Callable[..., Any] | None, dict[str, Any]]:
+    """SECOND's ``points_to_voxel`` from the mmdet3d wheel, or None with the reason."""
+    info: dict[str, Any] = {"source": f"{SECOND_WHEEL} wheel, {SECOND_FILE} (SECOND's numba kernel, unmodified)"}
+    path = Path(wheel) if wheel else None
+    if path is None:
+        cache = Path.home() / ".cache" / "edgefuse" / "bench"
+        found = sorted(cache.glob("mmdet3d-1.4.0-*.whl")) if cache.exists() else []
+        if not found:
+            cache.mkdir(parents=True, exist_ok=True)
+            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q",
+                            "-d", str(cache), SECOND_WHEEL], check=False, capture_output=True)
+            found = sorted(cache.glob("mmdet3d-1.4.0-*.whl"))
+        path = found[0] if found else None
+    if path is None or not path.exists():
+        info["error"] = "mmdet3d 1.4.0 wheel not available (pass --second-wheel PATH)"
+        return None, info
+    source = zipfile.ZipFile(path).read(SECOND_FILE)
+    info["wheel"] = path.name
+    info["file_sha256"] = hashlib.sha256(source).hexdigest()
+    registry = types.ModuleType("mmdet3d.registry")
+
+    class _Registry:
+        def register_module(self, *args: Any, **kwargs: Any) -> Callable[[Any], Any]:
+            return lambda cls: cls
+
+    registry.MODELS = _Registry()  # type: ignore[attr-defined]
+    sys.modules.setdefault("mmdet3d", types.ModuleType("mmdet3d"))
+    sys.modules["mmdet3d.registry"] = registry
+    namespace: dict[str, Any] = {"__name__": "second_voxel_generator"}
+    exec(compile(source, SECOND_FILE, "exec"), namespace)
+    return namespace["points_to_voxel"], info
+
+
+def _stats(fn: Callable[[], object], reps: int, deadline_ms: float | None = None) -> dict[str, float]:
+    times = np.empty(reps)
+    for i in range(reps):
+        start = time.perf_counter()
+        fn()
+        times[i] = time.perf_counter() - start
+    ms = times * 1e3
+    out = {"median_ms": float(np.median(ms)), "p99_ms": float(np.percentile(ms, 99)), "max_ms": float(ms.max()),
+           "reps": reps}
+    if deadline_ms is not None:
+        out["deadline_ms"] = deadline_ms
+        out["deadline_misses"] = int(np.count_nonzero(ms > deadline_ms))
+    return out
+
+
+def _alloc_peak_bytes(fn: Callable[[], object], reps: int = 5) -> int:
+    fn()
+    tracemalloc.start()
+    try:
+        for _ in range(reps):
+            fn()
+        return int(tracemalloc.get_traced_memory()[1])
+    finally:
+        tracemalloc.stop()
+
+
+def _cold_jit_seconds() -> float | None:
+    code = ("from edgefuse.fusion.voxel import Voxelizer, DynamicVoxelizer; "
+            f"v = Voxelizer({VOXEL}, {RANGE}); d = DynamicVoxelizer({VOXEL}, {RANGE}); "
+            "print(v.warmup() + d.warmup())")
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, EDGEFUSE_NUMBA_CACHE_DIR=cache, NUMBA_CACHE_DIR=cache)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
+    try:
+        return float(out.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return None
+
+
+def _interleaved(pairs: dict[str, tuple[Callable[[Any], object], Callable[[Any], object]]], pts: Any,
+                 reps: int) -> dict[str, Any]:
+    """Median/p99 of threads=1 vs threads=2 with the calls alternating, so both see the same load."""
+    out: dict[str, Any] = {}
+    for name, (one, two) in pairs.items():
+        t1 = np.empty(reps)
+        t2 = np.empty(reps)
+        for i in range(reps):
+            start = time.perf_counter()
+            one(pts)
+            t1[i] = time.perf_counter() - start
+            start = time.perf_counter()
+            two(pts)
+            t2[i] = time.perf_counter() - start
+        out[name] = {
+            "threads1_median_ms": float(np.median(t1) * 1e3), "threads1_p99_ms": float(np.percentile(t1, 99) * 1e3),
+            "threads2_median_ms": float(np.median(t2) * 1e3), "threads2_p99_ms": float(np.percentile(t2, 99) * 1e3),
+            "threads2_over_threads1": float(np.median(t2) / np.median(t1)),
+        }
+    return out
+
+
+def _busy() -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+
+def main() -> int:  # noqa: PLR0915
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=200)
+    parser.add_argument("--second-reps", type=int, default=20)
+    parser.add_argument("--contention", action="store_true", help="threads=1 vs 2 with one core busy")
+    parser.add_argument("--second-wheel", help="path to mmdet3d-1.4.0-py3-none-any.whl")
+    parser.add_argument("--no-cold-jit", action="store_true")
+    args = parser.parse_args()
+    pts, source = _points()
+    reps = args.reps
+    report: dict[str, Any] = {
+        "benchmark": "voxel",
+        "edgefuse": edgefuse.__version__,
+        "commit": _commit(),
+        "cpu": _cpu(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+        "numba_max_threads": numba.config.NUMBA_NUM_THREADS,  # type: ignore[attr-defined]
+        "input": {"source": source, "points": int(pts.shape[0])},
+        "settings": {"point_range": RANGE, "voxel_size": VOXEL, "max_points_per_voxel": MAX_POINTS,
+                     "max_voxels": MAX_VOXELS},
+    }
+
+    vox = Voxelizer(VOXEL, RANGE, max_points_per_voxel=MAX_POINTS, max_voxels=MAX_VOXELS)
+    dyn = DynamicVoxelizer(VOXEL, RANGE)
+    report["warmup_s"] = {"voxelizer": vox.warmup(), "dynamic": dyn.warmup()}
+    ours = vox.voxelize(pts, copy=True)
+    hard: dict[str, Any] = {
+        "voxels": ours.n_voxels, "n_outside": ours.n_outside, "n_dropped_voxels": ours.n_dropped_voxels,
+        "n_dropped_points": ours.n_dropped_points,
+        "edgefuse_threads1": _stats(lambda: vox.voxelize(pts), reps),
+        "edgefuse_steady_alloc_peak_bytes": _alloc_peak_bytes(lambda: vox.voxelize(pts)),
+    }
+    second, second_info = _second_points_to_voxel(args.second_wheel)
+    hard["second_baseline"] = second_info
+    if second is not None:
+        start = time.perf_counter()
+        ref = second(pts, VOXEL, RANGE, MAX_POINTS, True, MAX_VOXELS)
+        second_info["first_call_incl_jit_s"] = time.perf_counter() - start
+        hard["identical_to_second"] = bool(np.array_equal(ref[0], ours.voxels) and np.array_equal(ref[1], ours.coords)
+                                           and np.array_equal(ref[2], ours.num_points))
+        hard["second_points_to_voxel"] = _stats(lambda: second(pts, VOXEL, RANGE, MAX_POINTS, True, MAX_VOXELS),
+                                                args.second_reps)
+        hard["speedup_vs_second"] = hard["second_points_to_voxel"]["median_ms"] / hard["edgefuse_threads1"]["median_ms"]
+    report["hard_voxelization"] = hard
+
+    dres = dyn.voxelize(pts)
+    report["dynamic_voxelization"] = {
+        "voxels": dres.n_voxels, "n_outside": dres.n_outside,
+        "edgefuse_threads1": _stats(lambda: dyn.voxelize(pts), reps, DYNAMIC_DEADLINE_MS),
+        "steady_alloc_peak_bytes": _alloc_peak_bytes(lambda: dyn.voxelize(pts)),
+    }
+
+    pil = PillarVoxelizer([0.16, 0.16], [0, -39.68, -3, 69.12, 39.68, 1], max_points_per_pillar=32,
+                          max_pillars=16000)
+    pil.warmup()
+    report["pillars_augmented"] = {"settings": "PointPillars car: 0.16 m, 32 pts, 16000 pillars, 9 features",
+                                   "pillars": pil.voxelize(pts).n_pillars,
+                                   "edgefuse_threads1": _stats(lambda: pil.voxelize(pts), reps)}
+    bev = BevGrid((0, 70.4), (-40, 40), 0.1, z_range=(-3, 1), density_log_norm=64)
+    bev.warmup()
+    report["bev_5ch_800x704"] = {"edgefuse": _stats(lambda: bev.compute(pts), reps),
+                                 "steady_alloc_peak_bytes": _alloc_peak_bytes(lambda: bev.compute(pts))}
+    T = np.eye(4)
+    T[:3, :3] = [[0, -1, 0], [0, 0, -1], [1, 0, 0]]
+    tr = PointTransformer(T)
+    tr.warmup()
+    numpy_tr = _stats(lambda: pts[:, :3] @ T[:3, :3].T.astype(np.float32) + T[:3, 3].astype(np.float32), reps)
+    report["transform_4x4"] = {"edgefuse_threads1": _stats(lambda: tr.apply(pts), reps), "numpy_matmul": numpy_tr}
+    mask = np.empty(len(pts), dtype=bool)
+    report["crop_box"] = {"edgefuse": _stats(lambda: crop_box(pts, RANGE[:3], RANGE[3:], out=mask), reps)}
+    ransac_ground(pts)
+    report["ransac_ground_100it_8192sample"] = {"edgefuse": _stats(lambda: ransac_ground(pts, out=mask), 30)}
+    edges = ring_edges(HDL64E_ELEVATIONS_DEG)
+    rings = np.empty(len(pts), dtype=np.int32)
+    ring_from_elevation(pts, edges, out=rings)
+    rib = RangeImageBuilder(64, 2048)
+    rib.warmup()
+    report["range_image_64x2048"] = {
+        "ring_from_elevation": _stats(lambda: ring_from_elevation(pts, edges, out=rings), reps),
+        "build": _stats(lambda: rib.compute(pts, rings), reps)}
+
+    if args.contention:
+        vox2 = Voxelizer(VOXEL, RANGE, max_points_per_voxel=MAX_POINTS, max_voxels=MAX_VOXELS, threads=2)
+        dyn2 = DynamicVoxelizer(VOXEL, RANGE, threads=2)
+        vox2.warmup()
+        dyn2.warmup()
+        cont: dict[str, Any] = {"method": "threads=1 and threads=2 calls interleaved (same load for both)"}
+        cont["idle"] = _interleaved({"hard": (vox.voxelize, vox2.voxelize), "dynamic": (dyn.voxelize, dyn2.voxelize)},
+                                    pts, reps)
+        busy = _busy()
+        try:
+            time.sleep(0.3)
+            cont["one_core_busy"] = _interleaved(
+                {"hard": (vox.voxelize, vox2.voxelize), "dynamic": (dyn.voxelize, dyn2.voxelize)}, pts, reps)
+        finally:
+            busy.kill()
+            busy.wait()
+        report["contention"] = cont
+    if not args.no_cold_jit:
+        report["cold_jit_warmup_s"] = _cold_jit_seconds()
+    text = json.dumps(report, indent=2)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(text + "\n")
+    print(text)
+    return 0
+
+
+def _commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False)
+    except OSError:
+        return None
+    return out.stdout.strip() or None
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

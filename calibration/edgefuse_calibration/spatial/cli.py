@@ -1,0 +1,214 @@
+"""``edgefuse calibrate`` sub-commands for spatial calibration.
+
+:func:`add_spatial_parsers` adds ``intrinsics``, ``lidar-camera``, ``register`` and ``imu-camera`` to the
+``calibrate`` sub-parsers; each parser gets ``func=<handler(args) -> int>`` as its default.  Every command
+writes a JSON report (``--report``), a PNG (``--plot``) where it has one, and merges its result into
+``--rig`` **only when the verdict is ok**.  Exit status: 0 ok, 1 refused / no improvement.
+Bad input raises :class:`edgefuse.errors.CalibrationError` (the edgefuse CLI prints one line, exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from edgefuse.errors import CalibrationError
+from edgefuse.rig import Rig, load_rig, merge_rig_file
+from edgefuse_calibration.spatial._common import SpatialResult, write_report, write_result_to_rig
+
+
+def load_cloud(path: str | Path, columns: int | None = None) -> npt.NDArray[np.float64]:
+    """(N, 3) xyz from ``.npy`` ((N, ≥3)), ``.csv`` (x,y,z,… per row, e.g. RADIATE) or a raw float32
+    ``.bin`` with ``columns`` values per point (default 4, KITTI; nuScenes ``.pcd.bin`` has 5)."""
+    p = Path(path)
+    if not p.is_file():
+        raise CalibrationError("cloud file not found", file=p)
+    if p.suffix == ".npy":
+        a = np.load(p)
+    elif p.suffix == ".csv":
+        a = np.loadtxt(p, delimiter=",", ndmin=2)
+    else:
+        n = columns or (5 if p.name.endswith(".pcd.bin") else 4)
+        raw = np.fromfile(p, dtype=np.float32)
+        if raw.size % n:
+            raise CalibrationError(f"{raw.size} floats is not a multiple of {n} columns", file=p)
+        a = raw.reshape(-1, n)
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim != 2 or a.shape[1] < 3:
+        raise CalibrationError(f"expected (N, >=3) points, got {a.shape}", file=p)
+    return a[:, :3]
+
+
+def _load_image(path: str) -> npt.NDArray[np.uint8]:
+    im = cv2.imread(path, cv2.IMREAD_COLOR)
+    if im is None:
+        raise CalibrationError("cannot read image", file=path)
+    return np.asarray(im, dtype=np.uint8)
+
+
+def _finish(result: SpatialResult, args: argparse.Namespace, rig: Rig | None) -> int:
+    written = False
+    if rig is not None and args.rig and result.ok:
+        written = write_result_to_rig(result, args.rig)
+    rep = result.to_dict()
+    rep["rig_written"] = written
+    if args.report:
+        write_report(rep, args.report)
+    verdict = result.verdict + ("" if result.ok else ": " + "; ".join(result.reasons))
+    print(f"{result.tool}: {verdict}" + (f" (written to {args.rig})" if written else ""))
+    return 0 if result.ok else 1
+
+
+def _cmd_intrinsics(args: argparse.Namespace) -> int:
+    from edgefuse_calibration.spatial.intrinsics import calibrate_intrinsics
+
+    cols, rows = (int(v) for v in args.pattern.lower().split("x"))
+    images = [_load_image(p) for p in args.images]
+    res = calibrate_intrinsics(images, (cols, rows), args.square, model=args.model, name=args.camera,
+                               frame_id=args.frame or args.camera)
+    written = False
+    if res.ok and res.camera is not None and args.rig:
+        rig = load_rig(args.rig)
+        if res.camera.frame_id not in rig.frames:
+            raise CalibrationError(f"camera frame {res.camera.frame_id!r} is not in the rig", file=args.rig)
+        merge_rig_file(args.rig, Rig(base_frame=rig.base_frame, cameras={res.camera.name: res.camera}))
+        written = True
+    rep = res.to_dict()
+    rep["rig_written"] = written
+    if args.report:
+        write_report(rep, args.report)
+    if args.plot and res.camera is not None:
+        from edgefuse_calibration.spatial.target import detect_corners
+
+        canvas = np.zeros((res.camera.height, res.camera.width, 3), np.uint8)
+        for im in images:
+            c = detect_corners(im, (cols, rows))
+            if c is not None:
+                for u, v in c:
+                    cv2.circle(canvas, (round(u), round(v)), 3, (0, 255, 0), -1)
+        cv2.putText(canvas, f"coverage {res.metrics.get('coverage', 0):.0%} rms {res.metrics.get('rms_px', 0):.3f}px",
+                    (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2)
+        cv2.imwrite(args.plot, canvas)
+    print(f"intrinsics: {res.verdict}" + ("" if res.ok else ": " + "; ".join(res.reasons)))
+    return 0 if res.ok else 1
+
+
+def _cmd_lidar_camera(args: argparse.Namespace) -> int:
+    from edgefuse_calibration.spatial.targetless import (
+        LidarCameraFrame,
+        TargetlessOptions,
+        overlay_edges,
+        refine_lidar_camera,
+    )
+
+    rig = load_rig(args.rig)
+    cam = rig.camera(args.camera)
+    if len(args.image) != len(args.cloud):
+        raise CalibrationError("give one --cloud per --image")
+    frames = [LidarCameraFrame(load_cloud(c, args.cloud_columns), _load_image(i))
+              for i, c in zip(args.image, args.cloud, strict=True)]
+    T0 = rig.transform(cam.frame_id, args.lidar_frame)
+    opt = TargetlessOptions(refine_translation=not args.rotation_only)
+    res = refine_lidar_camera(frames, cam, T0, options=opt, camera_frame=cam.frame_id, lidar_frame=args.lidar_frame)
+    if args.plot:
+        shown: dict[str, Any] = {"initial": T0}
+        if res.T is not None and res.verdict == "ok":
+            shown["refined"] = res.T
+        cv2.imwrite(args.plot, overlay_edges(frames[0], cam, shown))
+    return _finish(res, args, rig)
+
+
+def _cmd_register(args: argparse.Namespace) -> int:
+    from edgefuse_calibration.spatial.registration import register_clouds
+
+    rig = load_rig(args.rig)
+    T0 = rig.transform(args.target_frame, args.source_frame)
+    src = load_cloud(args.source, args.cloud_columns)
+    tgt = load_cloud(args.target, args.cloud_columns)
+    res = register_clouds(src, tgt, T0, method=args.method, planar=args.planar, voxel_m=args.voxel,
+                          source_frame=args.source_frame, target_frame=args.target_frame)
+    if args.plot:
+        T = res.T if res.T is not None else T0
+        _plot_bev(args.plot, T.apply(src), tgt)
+    return _finish(res, args, rig)
+
+
+def _plot_bev(path: str, src: npt.NDArray[np.float64], tgt: npt.NDArray[np.float64], half_m: float = 50.0) -> None:
+    size = 800
+    img = np.zeros((size, size, 3), np.uint8)
+    for pts, col in ((tgt, (0, 200, 0)), (src, (0, 0, 255))):
+        p = pts[np.isfinite(pts).all(axis=1)]
+        u = ((p[:, 0] + half_m) / (2 * half_m) * size).astype(int)
+        v = ((half_m - p[:, 1]) / (2 * half_m) * size).astype(int)
+        ok = (u >= 0) & (u < size) & (v >= 0) & (v < size)
+        img[v[ok], u[ok]] = col
+    cv2.imwrite(path, img)
+
+
+def _cmd_imu_camera(args: argparse.Namespace) -> int:
+    from edgefuse_calibration.spatial.imu_camera import rotation_from_rates
+
+    a = np.loadtxt(args.rates_a, delimiter=",", ndmin=2)[:, -3:]
+    b = np.loadtxt(args.rates_b, delimiter=",", ndmin=2)[:, -3:]
+    rig = load_rig(args.rig) if args.rig else None
+    res = rotation_from_rates(a, b, a_frame=args.a_frame, b_frame=args.b_frame)
+    if res.ok and rig is not None and res.T is not None:
+        # rotation only: keep the rig's translation between the frames
+        from edgefuse.rig import Transform
+
+        res.T = Transform.from_rt(res.T.R, rig.transform(args.a_frame, args.b_frame).t)
+    return _finish(res, args, rig)
+
+
+def _common(p: argparse.ArgumentParser, rig_required: bool = True) -> None:
+    p.add_argument("--rig", required=rig_required, help="rig YAML: initial guess, and merge target when ok")
+    p.add_argument("--report", help="write the JSON report here")
+    p.add_argument("--plot", help="write a PNG overlay/plot here")
+
+
+def add_spatial_parsers(sub: Any) -> None:
+    """Register the spatial sub-commands on ``sub`` (the ``calibrate`` sub-parsers action)."""
+    p = sub.add_parser("intrinsics", help="camera intrinsics from checkerboard images")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--pattern", required=True, help="inner corners COLSxROWS, e.g. 9x6")
+    p.add_argument("--square", type=float, required=True, help="square size in metres")
+    p.add_argument("--model", default="plumb_bob", choices=["plumb_bob", "rational_polynomial", "equidistant"])
+    p.add_argument("--camera", default="camera", help="camera name in the rig")
+    p.add_argument("--frame", help="camera frame_id (default: the camera name)")
+    _common(p, rig_required=False)
+    p.set_defaults(func=_cmd_intrinsics)
+
+    p = sub.add_parser("lidar-camera", help="targetless LiDAR->camera refinement from a rough rig guess")
+    p.add_argument("--camera", required=True, help="camera name in the rig")
+    p.add_argument("--lidar-frame", required=True)
+    p.add_argument("--image", action="append", required=True, help="image file (repeat per frame)")
+    p.add_argument("--cloud", action="append", required=True, help="cloud file .bin/.npy/.csv (repeat)")
+    p.add_argument("--cloud-columns", type=int, help="float32 values per point in .bin clouds")
+    p.add_argument("--rotation-only", action="store_true", help="keep the translation of the guess")
+    _common(p)
+    p.set_defaults(func=_cmd_lidar_camera)
+
+    p = sub.add_parser("register", help="LiDAR-LiDAR / radar-LiDAR extrinsics by ICP")
+    p.add_argument("source")
+    p.add_argument("target")
+    p.add_argument("--source-frame", required=True)
+    p.add_argument("--target-frame", required=True)
+    p.add_argument("--method", default="point_to_plane", choices=["point_to_plane", "gicp", "point_to_point"])
+    p.add_argument("--planar", action="store_true", help="x, y, yaw only (2-D radar)")
+    p.add_argument("--voxel", type=float, default=0.1)
+    p.add_argument("--cloud-columns", type=int)
+    _common(p)
+    p.set_defaults(func=_cmd_register)
+
+    p = sub.add_parser("imu-camera", help="rotation between two sensors from paired angular rates")
+    p.add_argument("rates_a", help="CSV, last 3 columns wx,wy,wz (rad/s) in frame A")
+    p.add_argument("rates_b", help="CSV, same rows, rates in frame B (e.g. the IMU)")
+    p.add_argument("--a-frame", default="camera")
+    p.add_argument("--b-frame", default="imu")
+    _common(p, rig_required=False)
+    p.set_defaults(func=_cmd_imu_camera)

@@ -1,0 +1,222 @@
+"""Ouster frames (LidarScan), beam-intrinsics → XYZ, and a pcap source yielding scans, IMU and envelopes.
+
+XYZ follows the sensor user manual's "lidar range to XYZ" math.  For the pixel of row ``u`` in the
+column with measurement id ``v`` (``W`` columns per frame), with range ``r`` [mm] and
+``n = beam_to_lidar_transform[0, 3]`` (the LiDAR-origin-to-beam-origin distance, mm)::
+
+    theta_e = 2π (1 - v / W)                 # encoder angle
+    theta_a = -2π beam_azimuth_angles[u] / 360
+    phi     =  2π beam_altitude_angles[u] / 360
+    x = (r - n) cos(theta_e + theta_a) cos(phi) + n cos(theta_e)
+    y = (r - n) sin(theta_e + theta_a) cos(phi) + n sin(theta_e)
+    z = (r - n) sin(phi) + beam_to_lidar_transform[2, 3]
+
+in the LiDAR frame, then ``lidar_to_sensor_transform`` gives the sensor frame (what the SDK and
+``ouster_ros`` publish).  Units here are metres.  Pixels with ``r == 0`` have no return.
+
+Points are laid out column by column (all rows of column 0, then column 1 …), so the points of one
+firing are consecutive and share a timestamp — the layout the deskew kernel is fastest on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from edgefuse.errors import DriverError
+from edgefuse.msgs import pointcloud_from_arrays
+from edgefuse.msgs.types import ImuBatch, PointCloud
+from edgefuse_drivers.ouster.metadata import SensorInfo
+from edgefuse_drivers.ouster.packets import (
+    IMU_PACKET_BYTES,
+    ImuPacket,
+    LidarPacket,
+    lidar_packet_bytes,
+    parse_imu_packet,
+    parse_lidar_packet,
+)
+from edgefuse_drivers.ouster.pcap import PcapReader
+
+__all__ = ["LidarScan", "OusterPcap", "XYZLut", "xyz_lut"]
+
+F64 = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class XYZLut:
+    """Per-pixel ray direction and offset: ``xyz = range_m * direction + offset`` (W, H, 3), metres."""
+
+    direction: F64
+    offset: F64
+
+
+def xyz_lut(info: SensorInfo, frame: Literal["sensor", "lidar"] = "sensor") -> XYZLut:
+    """Lookup table for :meth:`LidarScan.xyz` (see the module docstring for the math)."""
+    w = info.columns_per_frame
+    v = np.arange(w, dtype=np.float64)[:, None]
+    theta_e = 2.0 * np.pi * (1.0 - v / w)
+    theta_a = -2.0 * np.pi * info.beam_azimuth_angles_deg[None, :] / 360.0
+    phi = 2.0 * np.pi * info.beam_altitude_angles_deg[None, :] / 360.0
+    n_m = info.beam_to_lidar_transform[0, 3] * 1e-3
+    z_m = info.beam_to_lidar_transform[2, 3] * 1e-3
+    direction = np.stack([np.cos(theta_e + theta_a) * np.cos(phi), np.sin(theta_e + theta_a) * np.cos(phi),
+                          np.broadcast_to(np.sin(phi), (w, phi.shape[1]))], axis=-1)
+    offset = np.stack([n_m * np.cos(theta_e) - n_m * direction[..., 0],
+                       n_m * np.sin(theta_e) - n_m * direction[..., 1],
+                       z_m - n_m * direction[..., 2]], axis=-1)
+    offset = np.broadcast_to(offset, direction.shape).copy()
+    if frame == "sensor":
+        T = info.T_sensor_from_lidar
+        direction = direction @ T[:3, :3].T
+        offset = offset @ T[:3, :3].T + T[:3, 3]
+    elif frame != "lidar":
+        raise DriverError(f"frame must be 'sensor' or 'lidar', got {frame!r}")
+    return XYZLut(np.ascontiguousarray(direction), np.ascontiguousarray(offset))
+
+
+@dataclass
+class LidarScan:
+    """One frame (W columns × H pixels), indexed by measurement id (column) and row.
+
+    ``timestamp_ns`` (W,) int64 column times (0 where a column is missing); ``column_valid`` (W,);
+    ``range_mm``, ``reflectivity``, ``nir`` (W, H) — column-major, as fired, not destaggered;
+    ``complete``: every column inside the metadata's column window arrived.
+    """
+
+    frame_id: int
+    timestamp_ns: npt.NDArray[np.int64]
+    column_valid: npt.NDArray[np.bool_]
+    range_mm: npt.NDArray[np.uint32]
+    reflectivity: npt.NDArray[np.uint16]
+    nir: npt.NDArray[np.uint16]
+    complete: bool = False
+
+    @property
+    def stamp_ns(self) -> int:
+        """Time of the first valid column (the sweep start), sensor clock [ns]."""
+        ts = self.timestamp_ns[self.column_valid]
+        return int(ts.min()) if ts.size else 0
+
+    def xyz(self, lut: XYZLut) -> tuple[F64, npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+        """``(xyz (W*H, 3) metres, time (W*H,) int64 ns, has_return (W*H,))``, column by column."""
+        r_m = self.range_mm.astype(np.float64) * 1e-3
+        pts = r_m[..., None] * lut.direction + lut.offset
+        h = self.range_mm.shape[1]
+        t = np.repeat(self.timestamp_ns, h)
+        ok = (self.range_mm > 0) & self.column_valid[:, None]
+        return pts.reshape(-1, 3), t, ok.reshape(-1)
+
+    def to_pointcloud(self, lut: XYZLut, frame_id: str = "os_sensor") -> PointCloud:
+        """The returns as an unorganized :class:`PointCloud` (x, y, z, intensity float32, t uint32 ns
+        since :attr:`stamp_ns`, ring uint16, range uint32 mm), stamped with :attr:`stamp_ns`."""
+        pts, t, ok = self.xyz(lut)
+        h = self.range_mm.shape[1]
+        ring = np.tile(np.arange(h, dtype=np.uint16), self.range_mm.shape[0])
+        stamp = self.stamp_ns
+        return pointcloud_from_arrays(
+            stamp, frame_id,
+            x=pts[ok, 0].astype(np.float32), y=pts[ok, 1].astype(np.float32), z=pts[ok, 2].astype(np.float32),
+            intensity=self.reflectivity.reshape(-1)[ok].astype(np.float32),
+            t=(t[ok] - stamp).astype(np.uint32), ring=ring[ok], range=self.range_mm.reshape(-1)[ok],
+        )
+
+
+class OusterPcap:
+    """An Ouster recording (libpcap file + sensor metadata JSON) as packets, frames and IMU samples.
+
+    Datagrams are routed by destination port (``udp_port_lidar``/``udp_port_imu`` from the
+    metadata) and, when the ports do not match, by size.  ``strict=True`` (default) raises
+    :class:`~edgefuse.errors.DriverError` on a malformed packet; ``strict=False`` skips it and counts
+    it in :attr:`bad_packets`.
+    """
+
+    def __init__(self, pcap: str | Path, metadata: str | Path | SensorInfo, *, strict: bool = True) -> None:
+        self.path = Path(pcap)
+        self.info = metadata if isinstance(metadata, SensorInfo) else SensorInfo.from_json(metadata)
+        self.strict = strict
+        self.bad_packets = 0
+        self._reader = PcapReader(self.path)
+        self._lidar_bytes = lidar_packet_bytes(self.info)
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        """Non-UDP frames skipped by the pcap reader, by reason."""
+        return self._reader.skipped
+
+    def packets(self) -> Iterator[tuple[int, LidarPacket | ImuPacket]]:
+        """``(capture_ns, packet)`` for every LiDAR and IMU packet in file order."""
+        info = self.info
+        for d in self._reader:
+            is_lidar = d.dst_port == info.udp_port_lidar or (
+                d.dst_port != info.udp_port_imu and len(d.payload) == self._lidar_bytes)
+            is_imu = not is_lidar and (d.dst_port == info.udp_port_imu or len(d.payload) == IMU_PACKET_BYTES)
+            try:
+                if is_lidar:
+                    yield d.capture_ns, parse_lidar_packet(d.payload, info)
+                elif is_imu:
+                    yield d.capture_ns, parse_imu_packet(d.payload)
+            except DriverError as exc:
+                if self.strict:
+                    raise DriverError(f"{exc.message} (packet captured at {d.capture_ns} ns)",
+                                      file=self.path) from None
+                self.bad_packets += 1
+
+    def scans(self, *, complete_only: bool = True) -> Iterator[LidarScan]:
+        """Frames in order; a frame ends when a packet of another frame id arrives."""
+        cur: LidarScan | None = None
+        seen: npt.NDArray[np.bool_] | None = None
+        w, h = self.info.columns_per_frame, self.info.pixels_per_column
+        lo, hi = self.info.column_window
+        if lo <= hi:
+            window = np.zeros(w, dtype=bool)
+            window[lo : hi + 1] = True
+        else:  # the window wraps around
+            window = np.ones(w, dtype=bool)
+            window[hi + 1 : lo] = False
+        for _, pkt in self.packets():
+            if not isinstance(pkt, LidarPacket):
+                continue
+            if cur is None or pkt.frame_id != cur.frame_id:
+                if cur is not None and seen is not None:
+                    cur.complete = bool(np.all(seen[window]))
+                    if cur.complete or not complete_only:
+                        yield cur
+                cur = LidarScan(pkt.frame_id, np.zeros(w, np.int64), np.zeros(w, bool),
+                                np.zeros((w, h), np.uint32), np.zeros((w, h), np.uint16),
+                                np.zeros((w, h), np.uint16))
+                seen = np.zeros(w, dtype=bool)
+            m = pkt.measurement_id[pkt.valid]
+            cur.timestamp_ns[m] = pkt.timestamp_ns[pkt.valid]
+            cur.column_valid[m] = True
+            cur.range_mm[m] = pkt.range_mm[pkt.valid]
+            cur.reflectivity[m] = pkt.reflectivity[pkt.valid]
+            cur.nir[m] = pkt.nir[pkt.valid]
+            assert seen is not None
+            seen[m] = True
+        if cur is not None and seen is not None:
+            cur.complete = bool(np.all(seen[window]))
+            if cur.complete or not complete_only:
+                yield cur
+
+    def imu_batch(self, frame_id: str = "os_imu") -> ImuBatch:
+        """All IMU samples, stamped with the gyroscope read time (sensor clock), in file order.
+
+        Raises:
+            DriverError: the stamps are not strictly increasing (a sensor restart in the capture).
+        """
+        samples = [p for _, p in self.packets() if isinstance(p, ImuPacket)]
+        stamps = np.array([p.gyro_ns for p in samples], dtype=np.int64)
+        if stamps.size > 1 and not np.all(np.diff(stamps) > 0):
+            raise DriverError("IMU gyro stamps are not strictly increasing", file=self.path)
+        return ImuBatch(
+            stamps_ns=stamps,
+            angular_velocity=np.array([p.gyro_radps for p in samples]).reshape(-1, 3),
+            linear_acceleration=np.array([p.accel_mps2 for p in samples]).reshape(-1, 3),
+            orientation=np.zeros((0, 4)),
+            frame_id=frame_id,
+        )

@@ -1,0 +1,496 @@
+"""Numba kernels for voxelization (hard, dynamic, pillars) and BEV grids.
+
+Kernels take arrays and scalars only, trust their inputs (checked by :mod:`edgefuse.fusion.voxel` and
+:mod:`edgefuse.fusion.bev`), never raise and never index outside their arrays.
+
+Voxel coordinates (shared with the test references):
+
+- ``c_j = floor((p_j - lo_j) / size_j)`` computed in the points' own dtype (float32 clouds in float32,
+  exactly as SECOND's ``points_to_voxel``: ``lo``/``size`` arrays are passed in that dtype), and the
+  point is inside when ``0 <= c_j < grid_j`` for x, y and z.  The comparison is written so that NaN
+  fails it: non-finite points are outside.
+- Voxel ids are assigned in the order of each voxel's first (inside) point; ``key = (cx * ny + cy) * nz
+  + cz`` identifies a voxel in an open-addressing hash table (linear probing) whose slots are valid
+  only when their generation equals the current call's: the table is never cleared between calls.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numba import prange
+
+from edgefuse._jit import njit
+
+#: Fibonacci hashing multiplier 0x9E3779B97F4A7C15 as a signed int64 (multiplication wraps).
+_HASH_MUL = np.int64(-7046029254386353131)
+
+
+@njit()
+def _slot_of(  # noqa: PLR0917
+    key: Any, table_keys: np.ndarray, table_gen: np.ndarray, gen: int, shift: int, mask: int
+) -> Any:
+    """Slot holding ``key`` in the table, or the first free slot of its probe sequence."""
+    slot = ((key * _HASH_MUL) >> shift) & mask
+    while table_gen[slot] == gen and table_keys[slot] != key:
+        slot = (slot + 1) & mask
+    return slot
+
+
+@njit()
+def _hard_voxelize(  # noqa: PLR0917 (one flat kernel; scalar arguments by design)
+    points: np.ndarray,
+    lo: np.ndarray,
+    size: np.ndarray,
+    nx: int,
+    ny: int,
+    nz: int,
+    max_points: int,
+    max_voxels: int,
+    zyx: bool,
+    table_keys: np.ndarray,
+    table_vals: np.ndarray,
+    table_gen: np.ndarray,
+    gen: int,
+    shift: int,
+    voxels: np.ndarray,
+    coords: np.ndarray,
+    num_points: np.ndarray,
+    stats: np.ndarray,
+) -> int:
+    """SECOND-style hard voxelization of ``points`` (N, C) on one thread; returns the voxel count M.
+
+    Writes ``voxels[:M]`` (M, max_points, C) (rows past a voxel's count are zeroed), ``coords[:M]``
+    (M, 3) int32 in (z, y, x) order when ``zyx`` else (x, y, z), ``num_points[:M]`` int32, and
+    ``stats`` (3,) int64: points outside the range or non-finite, points dropped because
+    ``max_voxels`` was reached, points dropped because their voxel was full.
+    """
+    n = points.shape[0]
+    c = points.shape[1]
+    mask = table_keys.shape[0] - 1
+    lx, ly, lz = lo[0], lo[1], lo[2]
+    sx, sy, sz = size[0], size[1], size[2]
+    m = 0
+    n_out = 0
+    n_cap = 0
+    n_full = 0
+    for i in range(n):
+        fx = np.floor((points[i, 0] - lx) / sx)
+        fy = np.floor((points[i, 1] - ly) / sy)
+        fz = np.floor((points[i, 2] - lz) / sz)
+        if not (fx >= 0 and fx < nx and fy >= 0 and fy < ny and fz >= 0 and fz < nz):
+            n_out += 1
+            continue
+        ix = np.int64(fx)
+        iy = np.int64(fy)
+        iz = np.int64(fz)
+        key = (ix * ny + iy) * nz + iz
+        slot = _slot_of(key, table_keys, table_gen, gen, shift, mask)
+        if table_gen[slot] == gen:
+            v = table_vals[slot]
+        else:
+            if m >= max_voxels:
+                n_cap += 1
+                continue
+            v = m
+            m += 1
+            table_gen[slot] = gen
+            table_keys[slot] = key
+            table_vals[slot] = v
+            if zyx:
+                coords[v, 0] = iz
+                coords[v, 2] = ix
+            else:
+                coords[v, 0] = ix
+                coords[v, 2] = iz
+            coords[v, 1] = iy
+            num_points[v] = 0
+        k = num_points[v]
+        if k < max_points:
+            for j in range(c):
+                voxels[v, k, j] = points[i, j]
+            num_points[v] = k + 1
+        else:
+            n_full += 1
+    for v in range(m):
+        for k in range(num_points[v], max_points):
+            for j in range(c):
+                voxels[v, k, j] = 0
+    stats[0] = n_out
+    stats[1] = n_cap
+    stats[2] = n_full
+    return m
+
+
+@njit(parallel=True)
+def _voxel_keys_parallel(  # noqa: PLR0917
+    points: np.ndarray,
+    lo: np.ndarray,
+    size: np.ndarray,
+    nx: int,
+    ny: int,
+    nz: int,
+    keys: np.ndarray,
+    chunk: int,
+) -> None:
+    """Per-point voxel key (int64, -1 outside or non-finite), same arithmetic as the serial kernels."""
+    n = points.shape[0]
+    lx, ly, lz = lo[0], lo[1], lo[2]
+    sx, sy, sz = size[0], size[1], size[2]
+    n_chunks = (n + chunk - 1) // chunk
+    for b in prange(n_chunks):
+        end = min(n, (b + 1) * chunk)
+        for i in range(b * chunk, end):
+            fx = np.floor((points[i, 0] - lx) / sx)
+            fy = np.floor((points[i, 1] - ly) / sy)
+            fz = np.floor((points[i, 2] - lz) / sz)
+            if fx >= 0 and fx < nx and fy >= 0 and fy < ny and fz >= 0 and fz < nz:
+                keys[i] = (np.int64(fx) * ny + np.int64(fy)) * nz + np.int64(fz)
+            else:
+                keys[i] = -1
+
+
+@njit()
+def _hard_voxelize_from_keys(  # noqa: PLR0917
+    points: np.ndarray,
+    keys: np.ndarray,
+    ny: int,
+    nz: int,
+    max_points: int,
+    max_voxels: int,
+    zyx: bool,
+    table_keys: np.ndarray,
+    table_vals: np.ndarray,
+    table_gen: np.ndarray,
+    gen: int,
+    shift: int,
+    voxels: np.ndarray,
+    coords: np.ndarray,
+    num_points: np.ndarray,
+    stats: np.ndarray,
+) -> int:
+    """Second half of the parallel path: :func:`_hard_voxelize` given precomputed keys."""
+    n = points.shape[0]
+    c = points.shape[1]
+    mask = table_keys.shape[0] - 1
+    m = 0
+    n_out = 0
+    n_cap = 0
+    n_full = 0
+    for i in range(n):
+        key = keys[i]
+        if key < 0:
+            n_out += 1
+            continue
+        slot = _slot_of(key, table_keys, table_gen, gen, shift, mask)
+        if table_gen[slot] == gen:
+            v = table_vals[slot]
+        else:
+            if m >= max_voxels:
+                n_cap += 1
+                continue
+            v = m
+            m += 1
+            table_gen[slot] = gen
+            table_keys[slot] = key
+            table_vals[slot] = v
+            iz = key % nz
+            iy = (key // nz) % ny
+            ix = key // (nz * ny)
+            if zyx:
+                coords[v, 0] = iz
+                coords[v, 2] = ix
+            else:
+                coords[v, 0] = ix
+                coords[v, 2] = iz
+            coords[v, 1] = iy
+            num_points[v] = 0
+        k = num_points[v]
+        if k < max_points:
+            for j in range(c):
+                voxels[v, k, j] = points[i, j]
+            num_points[v] = k + 1
+        else:
+            n_full += 1
+    for v in range(m):
+        for k in range(num_points[v], max_points):
+            for j in range(c):
+                voxels[v, k, j] = 0
+    stats[0] = n_out
+    stats[1] = n_cap
+    stats[2] = n_full
+    return m
+
+
+@njit()
+def _dynamic_voxelize(  # noqa: PLR0917
+    points: np.ndarray,
+    lo: np.ndarray,
+    size: np.ndarray,
+    nx: int,
+    ny: int,
+    nz: int,
+    zyx: bool,
+    table_keys: np.ndarray,
+    table_vals: np.ndarray,
+    table_gen: np.ndarray,
+    gen: int,
+    shift: int,
+    point_voxel: np.ndarray,
+    coords: np.ndarray,
+    num_points: np.ndarray,
+) -> int:
+    """Dynamic voxelization on one thread: ``point_voxel[i]`` = voxel id of point i (-1 outside).
+
+    Voxel ids follow first-point order; ``coords[:M]`` as in :func:`_hard_voxelize`, ``num_points[:M]``
+    counts every point of the voxel (no cap).  Returns M.
+    """
+    n = points.shape[0]
+    mask = table_keys.shape[0] - 1
+    lx, ly, lz = lo[0], lo[1], lo[2]
+    sx, sy, sz = size[0], size[1], size[2]
+    m = 0
+    for i in range(n):
+        fx = np.floor((points[i, 0] - lx) / sx)
+        fy = np.floor((points[i, 1] - ly) / sy)
+        fz = np.floor((points[i, 2] - lz) / sz)
+        if not (fx >= 0 and fx < nx and fy >= 0 and fy < ny and fz >= 0 and fz < nz):
+            point_voxel[i] = -1
+            continue
+        ix = np.int64(fx)
+        iy = np.int64(fy)
+        iz = np.int64(fz)
+        key = (ix * ny + iy) * nz + iz
+        slot = _slot_of(key, table_keys, table_gen, gen, shift, mask)
+        if table_gen[slot] == gen:
+            v = table_vals[slot]
+            num_points[v] += 1
+        else:
+            v = m
+            m += 1
+            table_gen[slot] = gen
+            table_keys[slot] = key
+            table_vals[slot] = v
+            if zyx:
+                coords[v, 0] = iz
+                coords[v, 2] = ix
+            else:
+                coords[v, 0] = ix
+                coords[v, 2] = iz
+            coords[v, 1] = iy
+            num_points[v] = 1
+        point_voxel[i] = v
+    return m
+
+
+@njit()
+def _dynamic_voxelize_from_keys(  # noqa: PLR0917
+    keys: np.ndarray,
+    ny: int,
+    nz: int,
+    zyx: bool,
+    table_keys: np.ndarray,
+    table_vals: np.ndarray,
+    table_gen: np.ndarray,
+    gen: int,
+    shift: int,
+    point_voxel: np.ndarray,
+    coords: np.ndarray,
+    num_points: np.ndarray,
+) -> int:
+    """Second half of the parallel path: :func:`_dynamic_voxelize` given precomputed keys."""
+    n = keys.shape[0]
+    mask = table_keys.shape[0] - 1
+    m = 0
+    for i in range(n):
+        key = keys[i]
+        if key < 0:
+            point_voxel[i] = -1
+            continue
+        slot = _slot_of(key, table_keys, table_gen, gen, shift, mask)
+        if table_gen[slot] == gen:
+            v = table_vals[slot]
+            num_points[v] += 1
+        else:
+            v = m
+            m += 1
+            table_gen[slot] = gen
+            table_keys[slot] = key
+            table_vals[slot] = v
+            iz = key % nz
+            iy = (key // nz) % ny
+            ix = key // (nz * ny)
+            if zyx:
+                coords[v, 0] = iz
+                coords[v, 2] = ix
+            else:
+                coords[v, 0] = ix
+                coords[v, 2] = iz
+            coords[v, 1] = iy
+            num_points[v] = 1
+        point_voxel[i] = v
+    return m
+
+
+@njit()
+def _pillar_features(  # noqa: PLR0917
+    voxels: np.ndarray,
+    coords: np.ndarray,
+    num_points: np.ndarray,
+    m: int,
+    zyx: bool,
+    x_center0: float,
+    y_center0: float,
+    size_x: float,
+    size_y: float,
+    out: np.ndarray,
+) -> None:
+    """PointPillars' augmented features for the first ``m`` pillars.
+
+    ``out[p, k]`` = the point's C channels, then ``x - mean_x``, ``y - mean_y``, ``z - mean_z`` (mean
+    over the pillar's kept points, float64 sums) and ``x - xc``, ``y - yc`` (pillar centre
+    ``xc = x_center0 + cx * size_x``); rows past ``num_points[p]`` are all zero.
+    """
+    c = voxels.shape[2]
+    max_pts = voxels.shape[1]
+    width = out.shape[2]
+    for p in range(m):
+        k_n = num_points[p]
+        sx = 0.0
+        sy = 0.0
+        sz = 0.0
+        for k in range(k_n):
+            sx += voxels[p, k, 0]
+            sy += voxels[p, k, 1]
+            sz += voxels[p, k, 2]
+        inv = 1.0 / max(k_n, 1)
+        mx = sx * inv
+        my = sy * inv
+        mz = sz * inv
+        cx = coords[p, 2] if zyx else coords[p, 0]
+        cy = coords[p, 1]
+        xc = x_center0 + cx * size_x
+        yc = y_center0 + cy * size_y
+        for k in range(k_n):
+            for j in range(c):
+                out[p, k, j] = voxels[p, k, j]
+            x = voxels[p, k, 0]
+            y = voxels[p, k, 1]
+            out[p, k, c] = x - mx
+            out[p, k, c + 1] = y - my
+            out[p, k, c + 2] = voxels[p, k, 2] - mz
+            out[p, k, c + 3] = x - xc
+            out[p, k, c + 4] = y - yc
+        for k in range(k_n, max_pts):
+            for j in range(width):
+                out[p, k, j] = 0
+
+
+# -- BEV --------------------------------------------------------------------------------------------------
+#: channel codes (index into the ``slots`` array given to :func:`_bev_scatter`)
+BEV_MAX_Z = 0
+BEV_MIN_Z = 1
+BEV_MEAN_INTENSITY = 2
+BEV_DENSITY = 3
+BEV_OCCUPANCY = 4
+BEV_N_KINDS = 5
+
+
+@njit()
+def _bev_scatter(  # noqa: PLR0917
+    xyz: np.ndarray,
+    intensity: np.ndarray,
+    has_intensity: bool,
+    x_lo: float,
+    y_lo: float,
+    z_lo: float,
+    z_hi: float,
+    res_x: float,
+    res_y: float,
+    nx: int,
+    ny: int,
+    slots: np.ndarray,
+    density_log_norm: float,
+    empty_height: float,
+    out: np.ndarray,
+    count: np.ndarray,
+    touched: np.ndarray,
+    n_touched: int,
+) -> int:
+    """Scatter points into an (ny, nx, C) float32 BEV image in one pass over the points.
+
+    Cell ``(row, col) = (floor((y - y_lo) / res_y), floor((x - x_lo) / res_x))`` (float64), points with
+    ``z_lo <= z < z_hi`` only, non-finite points skipped.  ``slots[kind]`` is the output channel of each
+    kind (-1 when not requested).  Cells touched by the previous call (``touched[:n_touched]``) are
+    reset first; returns the new touched count.  Empty cells hold 0 in every channel except the height
+    channels, which hold ``empty_height``.  Density is the count, or ``min(1, log(count + 1) /
+    log(density_log_norm))`` when ``density_log_norm > 1``.
+    """
+    n = xyz.shape[0]
+    n_ch = out.shape[2]
+    s_max = slots[BEV_MAX_Z]
+    s_min = slots[BEV_MIN_Z]
+    s_int = slots[BEV_MEAN_INTENSITY]
+    s_den = slots[BEV_DENSITY]
+    s_occ = slots[BEV_OCCUPANCY]
+    for t in range(n_touched):
+        cell = touched[t]
+        r = cell // nx
+        q = cell - r * nx
+        count[cell] = 0
+        for ch in range(n_ch):
+            out[r, q, ch] = 0
+        if s_max >= 0:
+            out[r, q, s_max] = empty_height
+        if s_min >= 0:
+            out[r, q, s_min] = empty_height
+    nt = 0
+    for i in range(n):
+        x = np.float64(xyz[i, 0])
+        y = np.float64(xyz[i, 1])
+        z = np.float64(xyz[i, 2])
+        if not (z >= z_lo and z < z_hi):
+            continue
+        fx = np.floor((x - x_lo) / res_x)
+        fy = np.floor((y - y_lo) / res_y)
+        if not (fx >= 0 and fx < nx and fy >= 0 and fy < ny):
+            continue
+        q = np.int64(fx)
+        r = np.int64(fy)
+        cell = r * nx + q
+        k = count[cell]
+        if k == 0:
+            touched[nt] = cell
+            nt += 1
+            if s_max >= 0:
+                out[r, q, s_max] = z
+            if s_min >= 0:
+                out[r, q, s_min] = z
+            if s_int >= 0:
+                out[r, q, s_int] = intensity[i] if has_intensity else 0
+        else:
+            if s_max >= 0 and z > out[r, q, s_max]:
+                out[r, q, s_max] = z
+            if s_min >= 0 and z < out[r, q, s_min]:
+                out[r, q, s_min] = z
+            if s_int >= 0 and has_intensity:
+                out[r, q, s_int] += intensity[i]
+        count[cell] = k + 1
+    log_norm = math.log(density_log_norm) if density_log_norm > 1.0 else 0.0
+    for t in range(nt):
+        cell = touched[t]
+        r = cell // nx
+        q = cell - r * nx
+        k = count[cell]
+        if s_int >= 0:
+            out[r, q, s_int] = out[r, q, s_int] / k
+        if s_den >= 0:
+            if log_norm > 0.0:
+                out[r, q, s_den] = min(1.0, math.log(k + 1.0) / log_norm)
+            else:
+                out[r, q, s_den] = k
+        if s_occ >= 0:
+            out[r, q, s_occ] = 1.0
+    return nt

@@ -1,0 +1,152 @@
+"""vision_msgs Detection2DArray / Detection3DArray ↔ :class:`Detections2D` / :class:`Detections3D` /
+:class:`Tracks`.
+
+Mapping: one ``Detection*`` per row; its first ``results`` entry carries ``class_id`` (``str(label)``,
+or ``class_names[label]`` when names are given) and ``score``; the pose covariance (6×6, x y z roll
+pitch yaw) carries ``cov`` (2-D: rows/cols x, y; 3-D: x, y, z, yaw).  ``Detection*.id`` is the row's
+``id`` (tracks: the track id) as a decimal string, empty for -1.  2-D boxes use ``bbox.center`` (x, y,
+theta = 0) and ``size_x``/``size_y``; 3-D boxes the centre pose with a yaw-only quaternion and
+``size`` = (l, w, h).  A detection without results gets score 0 and label -1.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from edgefuse.errors import MessageError
+from edgefuse.msgs._common import header_stamp_ns, make_header, make_msg
+from edgefuse.msgs.typestore import get_typestore
+from edgefuse.objects.types import DET2D_DTYPE, DET3D_DTYPE, Detections2D, Detections3D, Tracks
+
+_IDX2 = (0, 1)
+_IDX3 = (0, 1, 2, 5)
+
+
+def _label_of(class_id: str, class_names: Sequence[str] | None) -> int:
+    if class_names is not None and class_id in class_names:
+        return list(class_names).index(class_id)
+    try:
+        return int(class_id)
+    except ValueError:
+        raise MessageError(f"class_id {class_id!r} is neither an integer nor in class_names") from None
+
+
+def _class_id(label: int, class_names: Sequence[str] | None) -> str:
+    if class_names is not None and 0 <= label < len(class_names):
+        return str(class_names[label])
+    return str(label)
+
+
+def _cov_from_pose(cov36: Any, idx: tuple[int, ...]) -> np.ndarray:
+    c = np.asarray(cov36, dtype=np.float64).reshape(6, 6)
+    sub = c[np.ix_(idx, idx)]
+    if not np.any(sub):  # all zeros = not given
+        return np.full((len(idx), len(idx)), np.nan)
+    return sub
+
+
+def _pose_cov(cov: np.ndarray, idx: tuple[int, ...]) -> np.ndarray:
+    out = np.zeros((6, 6))
+    if np.all(np.isfinite(cov)):
+        out[np.ix_(idx, idx)] = cov
+    return out.ravel()
+
+
+def _hyp(ts: Any, label: int, score: float, cov: np.ndarray, idx: tuple[int, ...], pos: tuple[float, ...],  # noqa: PLR0917
+         class_names: Sequence[str] | None) -> Any:
+    pose = make_msg(ts, "geometry_msgs/msg/Pose",
+                    position=make_msg(ts, "geometry_msgs/msg/Point", x=pos[0], y=pos[1], z=pos[2]),
+                    orientation=make_msg(ts, "geometry_msgs/msg/Quaternion", x=0.0, y=0.0, z=0.0, w=1.0))
+    return make_msg(
+        ts, "vision_msgs/msg/ObjectHypothesisWithPose",
+        hypothesis=make_msg(ts, "vision_msgs/msg/ObjectHypothesis", class_id=_class_id(label, class_names),
+                            score=float(score)),
+        pose=make_msg(ts, "geometry_msgs/msg/PoseWithCovariance", pose=pose, covariance=_pose_cov(cov, idx)),
+    )
+
+
+def to_detection2d_array(d: Detections2D, class_names: Sequence[str] | None = None, typestore: Any = None) -> Any:
+    """:class:`Detections2D` → ``vision_msgs/msg/Detection2DArray``."""
+    ts = typestore or get_typestore()
+    header = make_header(ts, d.stamp_ns, d.frame_id)
+    dets = []
+    for r in d.boxes:
+        cx, cy = 0.5 * (r["x1"] + r["x2"]), 0.5 * (r["y1"] + r["y2"])
+        bbox = make_msg(ts, "vision_msgs/msg/BoundingBox2D",
+                        center=make_msg(ts, "vision_msgs/msg/Pose2D",
+                                        position=make_msg(ts, "vision_msgs/msg/Point2D", x=float(cx), y=float(cy)),
+                                        theta=0.0),
+                        size_x=float(r["x2"] - r["x1"]), size_y=float(r["y2"] - r["y1"]))
+        hyp = _hyp(ts, int(r["label"]), float(r["score"]), r["cov"], _IDX2, (float(cx), float(cy), 0.0), class_names)
+        dets.append(make_msg(ts, "vision_msgs/msg/Detection2D", header=header, results=[hyp], bbox=bbox,
+                             id="" if r["id"] < 0 else str(int(r["id"]))))
+    return make_msg(ts, "vision_msgs/msg/Detection2DArray", header=header, detections=dets)
+
+
+def from_detection2d_array(msg: Any, class_names: Sequence[str] | None = None) -> Detections2D:
+    """``vision_msgs/msg/Detection2DArray`` → :class:`Detections2D`."""
+    out = np.zeros(len(msg.detections), DET2D_DTYPE)
+    for k, det in enumerate(msg.detections):
+        b = det.bbox
+        cx, cy = float(b.center.position.x), float(b.center.position.y)
+        out[k]["x1"], out[k]["x2"] = cx - 0.5 * b.size_x, cx + 0.5 * b.size_x
+        out[k]["y1"], out[k]["y2"] = cy - 0.5 * b.size_y, cy + 0.5 * b.size_y
+        _fill_result(out, k, det, class_names, _IDX2)
+    return Detections2D(header_stamp_ns(msg), str(msg.header.frame_id), out)
+
+
+def _fill_result(out: np.ndarray, k: int, det: Any, class_names: Sequence[str] | None, idx: tuple[int, ...]) -> None:
+    if det.results:
+        best = max(det.results, key=lambda h: h.hypothesis.score)
+        out["label"][k] = _label_of(str(best.hypothesis.class_id), class_names)
+        out["score"][k] = float(best.hypothesis.score)
+        out["cov"][k] = _cov_from_pose(best.pose.covariance, idx)
+    else:
+        out["label"][k] = -1
+        out["cov"][k] = np.nan
+    out["id"][k] = int(det.id) if str(det.id).strip().lstrip("-").isdigit() else -1
+
+
+def _yaw_quat(ts: Any, yaw: float) -> Any:
+    return make_msg(ts, "geometry_msgs/msg/Quaternion", x=0.0, y=0.0, z=math.sin(0.5 * yaw), w=math.cos(0.5 * yaw))
+
+
+def to_detection3d_array(d: Detections3D | Tracks, class_names: Sequence[str] | None = None,
+                         typestore: Any = None) -> Any:
+    """:class:`Detections3D` or :class:`Tracks` → ``vision_msgs/msg/Detection3DArray``."""
+    ts = typestore or get_typestore()
+    header = make_header(ts, d.stamp_ns, d.frame_id)
+    rows = d.tracks if isinstance(d, Tracks) else d.boxes
+    dets = []
+    for r in rows:
+        pos = (float(r["x"]), float(r["y"]), float(r["z"]))
+        bbox = make_msg(ts, "vision_msgs/msg/BoundingBox3D",
+                        center=make_msg(ts, "geometry_msgs/msg/Pose",
+                                        position=make_msg(ts, "geometry_msgs/msg/Point", x=pos[0], y=pos[1], z=pos[2]),
+                                        orientation=_yaw_quat(ts, float(r["yaw"]))),
+                        size=make_msg(ts, "geometry_msgs/msg/Vector3", x=float(r["l"]), y=float(r["w"]),
+                                      z=float(r["h"])))
+        hyp = _hyp(ts, int(r["label"]), float(r["score"]), r["cov"], _IDX3, pos, class_names)
+        dets.append(make_msg(ts, "vision_msgs/msg/Detection3D", header=header, results=[hyp], bbox=bbox,
+                             id="" if r["id"] < 0 else str(int(r["id"]))))
+    return make_msg(ts, "vision_msgs/msg/Detection3DArray", header=header, detections=dets)
+
+
+def from_detection3d_array(msg: Any, class_names: Sequence[str] | None = None) -> Detections3D:
+    """``vision_msgs/msg/Detection3DArray`` → :class:`Detections3D` (yaw from the box quaternion)."""
+    out = np.zeros(len(msg.detections), DET3D_DTYPE)
+    for k, det in enumerate(msg.detections):
+        c = det.bbox.center
+        q = c.orientation
+        out[k]["x"], out[k]["y"], out[k]["z"] = c.position.x, c.position.y, c.position.z
+        out[k]["l"], out[k]["w"], out[k]["h"] = det.bbox.size.x, det.bbox.size.y, det.bbox.size.z
+        out[k]["yaw"] = math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
+        _fill_result(out, k, det, class_names, _IDX3)
+    return Detections3D(header_stamp_ns(msg), str(msg.header.frame_id), out)
+
+
+__all__ = ["from_detection2d_array", "from_detection3d_array", "to_detection2d_array", "to_detection3d_array"]

@@ -1,0 +1,349 @@
+"""Projection-family stages: PointPainting, depth densification, multi-camera projection.
+
+- ``point_painting``: cloud (PointCloud) + per-pixel scores (Image ``32FC<C>``, ``mono8``, ``bgr8`` …,
+  the size of a rig camera) → the cloud with ``C`` float32 fields appended (each point gets the
+  scores of its pixel; points the camera does not see get ``fill``).  :mod:`edgefuse.fusion.painting`.
+- ``depth_densify``: sparse depth image (Image ``32FC1``, metres, 0 = none) → dense depth image
+  (``32FC1``), IP-Basic-style morphology.  :mod:`edgefuse.fusion.densify`.
+- ``multi_camera_projection``: cloud → the cloud's x, y, z plus the camera each point is assigned to
+  (``camera`` int32, -1 = none, lowest camera index in ``cameras`` that sees it) and its pixel
+  (``u``, ``v`` float32, NaN where none).  :class:`edgefuse.fusion.projection.MultiCameraProjector`.
+
+Every stage validates its parameters at construction, allocates its buffers there (or, for a size
+only known from the first message, once on that message), and compiles its kernels in ``start``.
+Output arrays are buffers owned by the stage and overwritten by the next call: sinks serialise
+them before the next set is processed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from edgefuse.errors import CalibrationError, MessageError, PipelineError
+from edgefuse.fusion.densify import DepthCompleter, DepthImageError
+from edgefuse.fusion.painting import FeatureArrayError, PointPainter, append_point_fields, painted_dtype
+from edgefuse.fusion.projection import MultiCameraProjector, Projector
+from edgefuse.msgs.types import ImageData, PointCloud
+from edgefuse.pipeline.stage import Param, Stage, register_stage
+
+__all__ = ["DepthDensify", "MultiCameraProjection", "PointPainting"]
+
+ASSIGNED_POINT_DTYPE = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("camera", "<i4"),
+                                 ("u", "<f4"), ("v", "<f4")])
+
+
+def _camera(rig: Any, name: str) -> Any:
+    try:
+        return rig.camera(name)
+    except (KeyError, CalibrationError):
+        return None
+
+
+def _check_camera_link(rig: Any, camera_name: Any, cloud_frame: str | None) -> list[str]:
+    if rig is None:
+        return ["needs a rig (calibration) but the pipeline names none"]
+    cam = _camera(rig, str(camera_name))
+    if cam is None:
+        return [f"camera '{camera_name}' is not in the rig (cameras: {', '.join(sorted(rig.cameras))})"]
+    if cloud_frame is None:
+        return []
+    try:
+        rig.transform(cam.frame_id, cloud_frame)
+    except CalibrationError as exc:
+        return [f"no calibration from frame '{cloud_frame}' to camera frame '{cam.frame_id}': {exc.message}"]
+    return []
+
+
+def _xyz_into(cloud: PointCloud, buffer: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32],
+                                                                             npt.NDArray[np.float32]]:
+    """Copy the cloud's x, y, z into ``buffer`` (grown once if too small); return (view, buffer)."""
+    pts = cloud.points
+    names = pts.dtype.names or ()
+    if not all(f in names for f in ("x", "y", "z")):
+        raise MessageError(f"point cloud has no x/y/z fields (fields: {', '.join(names)})",
+                           stamp_ns=cloud.stamp_ns)
+    n = pts.shape[0]
+    if n > buffer.shape[0]:
+        buffer = np.zeros((n, 3), dtype=np.float32)
+    xyz = buffer[:n]
+    xyz[:, 0] = pts["x"]
+    xyz[:, 1] = pts["y"]
+    xyz[:, 2] = pts["z"]
+    return xyz, buffer
+
+
+class _CameraStage(Stage):
+    """Shared parts of the single-camera stages: one Projector per cloud frame, built lazily."""
+
+    def __init__(self, name: str, params: Mapping[str, Any], rig: Any = None) -> None:
+        super().__init__(name, params, rig)
+        self.camera: Any = _camera(rig, self.p["camera"]) if rig is not None else None
+        if self.camera is None:
+            raise PipelineError(f"stage '{name}': camera '{self.p['camera']}' not in the rig")
+        self.input_frames: dict[str, str | None] = {}
+        self._projectors: dict[str, Projector] = {}
+        self._xyz = np.zeros((int(self.p["max_points"]), 3), dtype=np.float32)
+
+    @classmethod
+    def check_rig(cls, params: Mapping[str, Any], rig: Any, frames: Mapping[str, str | None]) -> list[str]:
+        """Load-time check: the camera exists and a transform links the cloud's frame to it."""
+        return _check_camera_link(rig, params.get("camera"), params.get("cloud_frame") or frames.get("cloud"))
+
+    def _projector(self, frame: str) -> Projector:
+        projector = self._projectors.get(frame)
+        if projector is None:
+            T = np.asarray(self.rig.transform(self.camera.frame_id, frame).matrix)
+            projector = Projector.from_camera(
+                self.camera, T, min_depth_m=float(self.p["min_depth_m"]), max_depth_m=float(self.p["max_depth_m"]),
+                max_points=int(self.p["max_points"]), max_radius=float(self.camera.max_radius),
+            )
+            projector.warmup()
+            self._projectors[frame] = projector
+        return projector
+
+    def _start_projector(self) -> None:
+        frame = self.p["cloud_frame"] or self.input_frames.get("cloud")
+        if frame:
+            self._projector(frame)
+
+
+@register_stage("point_painting")
+class PointPainting(_CameraStage):
+    """PointPainting: append the per-pixel scores of a rig camera's image to every point.
+
+    Inputs: ``cloud`` (PointCloud with x, y, z), ``scores`` (Image of the camera's size: ``32FC<C>``
+    class scores / features, or ``mono8``/``bgr8``/``8UC<C>``/``16UC<C>`` values, read as float32).
+    Output ``painted``: the cloud with its fields (padding dropped) followed by ``C`` float32 fields
+    named by ``field_names`` or ``<field_prefix><i>``; points outside the view (and, with
+    ``visible_only``, occluded points) get ``fill``.
+    """
+
+    inputs: ClassVar[dict[str, str]] = {"cloud": "PointCloud", "scores": "Image"}
+    outputs: ClassVar[dict[str, str]] = {"painted": "PointCloud"}
+    params: ClassVar[dict[str, Param]] = {
+        "camera": Param(str, required=True, doc="rig camera the scores belong to"),
+        "cloud_frame": Param(str, None, doc="override the cloud's frame_id"),
+        "field_names": Param(list, None, doc="names of the appended fields (one per score channel)"),
+        "field_prefix": Param(str, "score_", doc="field name prefix when field_names is not given"),
+        "fill": Param(float, 0.0, doc="value for points that are not painted (.nan allowed)"),
+        "visible_only": Param(bool, False, doc="paint only the z-buffer winner of each pixel"),
+        "min_depth_m": Param(float, 0.1),
+        "max_depth_m": Param(float, 200.0),
+        "max_points": Param(int, 200_000),
+    }
+
+    def __init__(self, name: str, params: Mapping[str, Any], rig: Any = None) -> None:
+        super().__init__(name, params, rig)
+        names = self.p["field_names"]
+        if names is not None and (not names or not all(isinstance(n, str) and n for n in names)
+                                  or len(set(names)) != len(names)):
+            raise PipelineError(f"stage '{name}': field_names must be unique non-empty strings, got {names!r}")
+        channels = len(names) if names is not None else 4
+        self._painter = PointPainter(fill=float(self.p["fill"]), visible_only=bool(self.p["visible_only"]),
+                                     max_points=int(self.p["max_points"]), channels=channels)
+        self._out: npt.NDArray[np.void] | None = None
+
+    def start(self) -> None:
+        """Build the projector for the wired cloud frame and compile every kernel."""
+        self._start_projector()
+        self._painter.warmup()
+
+    def _names(self, channels: int, stamp_ns: int) -> list[str]:
+        names = self.p["field_names"]
+        if names is None:
+            return [f"{self.p['field_prefix']}{i}" for i in range(channels)]
+        if len(names) != channels:
+            raise MessageError(f"stage '{self.name}': scores have {channels} channel(s) but field_names "
+                               f"names {len(names)}", stamp_ns=stamp_ns)
+        return list(names)
+
+    def process(self, inputs: Mapping[str, Any], stamp_ns: int) -> dict[str, Any]:
+        cloud: PointCloud = inputs["cloud"]
+        scores: ImageData = inputs["scores"]
+        projector = self._projector(self.p["cloud_frame"] or cloud.frame_id)
+        xyz, self._xyz = _xyz_into(cloud, self._xyz)
+        result = projector.project(xyz)
+        try:
+            values = self._painter.paint(result, scores.data)
+        except FeatureArrayError as exc:
+            raise MessageError(f"stage '{self.name}': scores ({scores.encoding}): {exc}", stamp_ns=stamp_ns) from None
+        names = self._names(values.shape[1], stamp_ns)
+        try:
+            dtype = painted_dtype(cloud.points.dtype, names)
+        except TypeError:
+            raise MessageError(f"stage '{self.name}': point cloud without fields", stamp_ns=stamp_ns) from None
+        n = cloud.points.shape[0]
+        if self._out is None or self._out.dtype != dtype or self._out.shape[0] < n:
+            self._out = np.zeros(max(n, int(self.p["max_points"])), dtype=dtype)
+        try:
+            painted = append_point_fields(cloud.points, names, values, out=self._out)
+        except ValueError as exc:
+            raise MessageError(f"stage '{self.name}': {exc}", stamp_ns=stamp_ns) from None
+        return {"painted": PointCloud(stamp_ns, cloud.frame_id, painted, 1, n, cloud.is_dense)}
+
+
+@register_stage("depth_densify")
+class DepthDensify(Stage):
+    """Sparse depth image (``32FC1`` metres, 0 = no return) → dense depth image (``32FC1``).
+
+    The image size comes from ``camera`` (a rig camera), or ``width``/``height``; with neither it is
+    taken from the first image (the only allocation after construction).
+    """
+
+    inputs: ClassVar[dict[str, str]] = {"depth": "Image"}
+    outputs: ClassVar[dict[str, str]] = {"depth": "Image"}
+    params: ClassVar[dict[str, Param]] = {
+        "camera": Param(str, None, doc="rig camera giving the image size"),
+        "width": Param(int, None),
+        "height": Param(int, None),
+        "min_depth_m": Param(float, 0.1),
+        "max_depth_m": Param(float, 100.0),
+        "dilation_shape": Param(str, "diamond", doc="full | cross | diamond"),
+        "dilation_size": Param(int, 5),
+        "large_hole_size": Param(int, 31, doc="0 disables the large-hole fill"),
+        "extend_to_top": Param(bool, False),
+        "median_blur": Param(bool, True),
+        "gaussian_blur": Param(bool, True),
+    }
+
+    @classmethod
+    def check_rig(cls, params: Mapping[str, Any], rig: Any, frames: Mapping[str, str | None]) -> list[str]:
+        """Load-time check: a named camera must be in the rig."""
+        name = params.get("camera")
+        if name is None:
+            return []
+        if rig is None:
+            return ["parameter 'camera' needs a rig (calibration) but the pipeline names none"]
+        if _camera(rig, str(name)) is None:
+            return [f"camera '{name}' is not in the rig (cameras: {', '.join(sorted(rig.cameras))})"]
+        return []
+
+    def __init__(self, name: str, params: Mapping[str, Any], rig: Any = None) -> None:
+        super().__init__(name, params, rig)
+        size: tuple[int, int] | None = None
+        if self.p["camera"] is not None:
+            cam = _camera(rig, self.p["camera"]) if rig is not None else None
+            if cam is None:
+                raise PipelineError(f"stage '{name}': camera '{self.p['camera']}' not in the rig")
+            size = (int(cam.height), int(cam.width))
+        elif self.p["width"] is not None or self.p["height"] is not None:
+            if self.p["width"] is None or self.p["height"] is None:
+                raise PipelineError(f"stage '{name}': give both width and height (or neither)")
+            size = (int(self.p["height"]), int(self.p["width"]))
+        self._completer: DepthCompleter | None = None
+        if size is not None:
+            self._completer = self._make(*size)
+        else:
+            self._make(8, 8)  # validate the parameters now
+
+    def _make(self, height: int, width: int) -> DepthCompleter:
+        try:
+            return DepthCompleter(
+                height, width, min_depth_m=float(self.p["min_depth_m"]), max_depth_m=float(self.p["max_depth_m"]),
+                dilation=(self.p["dilation_shape"], int(self.p["dilation_size"])),
+                large_hole_size=int(self.p["large_hole_size"]), extend_to_top=bool(self.p["extend_to_top"]),
+                median_blur=bool(self.p["median_blur"]), gaussian_blur=bool(self.p["gaussian_blur"]),
+            )
+        except ValueError as exc:
+            raise PipelineError(f"stage '{self.name}': {exc}") from None
+
+    def start(self) -> None:
+        """Compile the kernels (on a small image when the size is not known yet)."""
+        (self._completer or self._make(8, 8)).warmup()
+
+    def process(self, inputs: Mapping[str, Any], stamp_ns: int) -> dict[str, Any]:
+        image: ImageData = inputs["depth"]
+        if image.encoding != "32FC1":
+            raise MessageError(f"stage '{self.name}': depth must be a 32FC1 image, got {image.encoding}",
+                               stamp_ns=stamp_ns)
+        data = image.data
+        if self._completer is None and data.ndim >= 2:
+            self._completer = self._make(int(data.shape[0]), int(data.shape[1]))
+        assert self._completer is not None
+        try:
+            dense = self._completer.complete(data)
+        except DepthImageError as exc:
+            raise MessageError(f"stage '{self.name}': {exc}", stamp_ns=stamp_ns) from None
+        return {"depth": ImageData(image.stamp_ns, image.frame_id, "32FC1", dense)}
+
+
+@register_stage("multi_camera_projection")
+class MultiCameraProjection(Stage):
+    """One cloud into several rig cameras: per-point camera assignment and pixel.
+
+    Output ``assigned``: PointCloud with x, y, z (cloud frame), ``camera`` (int32 index into
+    ``cameras``, -1 when no camera sees the point; the lowest index wins where views overlap) and
+    ``u``, ``v`` (float32 pixel in that camera, NaN when none).
+    """
+
+    inputs: ClassVar[dict[str, str]] = {"cloud": "PointCloud"}
+    outputs: ClassVar[dict[str, str]] = {"assigned": "PointCloud"}
+    params: ClassVar[dict[str, Param]] = {
+        "cameras": Param(list, required=True, doc="rig camera names, in camera-index order"),
+        "cloud_frame": Param(str, None, doc="override the cloud's frame_id"),
+        "min_depth_m": Param(float, 0.1),
+        "max_depth_m": Param(float, 200.0),
+        "max_points": Param(int, 200_000),
+    }
+
+    @classmethod
+    def check_rig(cls, params: Mapping[str, Any], rig: Any, frames: Mapping[str, str | None]) -> list[str]:
+        """Load-time check: every camera exists and is linked to the cloud's frame."""
+        cameras = params.get("cameras") or []
+        if not cameras:
+            return ["parameter 'cameras' must name at least one camera"]
+        problems: list[str] = []
+        for cam in cameras:
+            problems += _check_camera_link(rig, cam, params.get("cloud_frame") or frames.get("cloud"))
+            if rig is None:
+                break
+        return problems
+
+    def __init__(self, name: str, params: Mapping[str, Any], rig: Any = None) -> None:
+        super().__init__(name, params, rig)
+        cameras = self.p["cameras"]
+        if not cameras or not all(isinstance(c, str) for c in cameras) or len(set(cameras)) != len(cameras):
+            raise PipelineError(f"stage '{name}': cameras must be unique camera names, got {cameras!r}")
+        if rig is None or any(_camera(rig, c) is None for c in cameras):
+            raise PipelineError(f"stage '{name}': cameras {cameras!r} not all in the rig")
+        self.input_frames: dict[str, str | None] = {}
+        self._multi: dict[str, MultiCameraProjector] = {}
+        self._xyz = np.zeros((int(self.p["max_points"]), 3), dtype=np.float32)
+        self._out = np.zeros(int(self.p["max_points"]), dtype=ASSIGNED_POINT_DTYPE)
+
+    def _projector(self, frame: str) -> MultiCameraProjector:
+        multi = self._multi.get(frame)
+        if multi is None:
+            multi = MultiCameraProjector.from_rig(
+                self.rig, list(self.p["cameras"]), frame, min_depth_m=float(self.p["min_depth_m"]),
+                max_depth_m=float(self.p["max_depth_m"]), max_points=int(self.p["max_points"]))
+            multi.warmup()
+            self._multi[frame] = multi
+        return multi
+
+    def start(self) -> None:
+        """Build the projectors for the wired cloud frame and compile the kernels."""
+        frame = self.p["cloud_frame"] or self.input_frames.get("cloud")
+        if frame:
+            self._projector(frame)
+
+    def process(self, inputs: Mapping[str, Any], stamp_ns: int) -> dict[str, Any]:
+        cloud: PointCloud = inputs["cloud"]
+        multi = self._projector(self.p["cloud_frame"] or cloud.frame_id)
+        xyz, self._xyz = _xyz_into(cloud, self._xyz)
+        result = multi.project(xyz)
+        n = xyz.shape[0]
+        if n > self._out.shape[0]:
+            self._out = np.zeros(n, dtype=ASSIGNED_POINT_DTYPE)
+        out = self._out[:n]
+        out["x"] = xyz[:, 0]
+        out["y"] = xyz[:, 1]
+        out["z"] = xyz[:, 2]
+        out["camera"] = result.camera
+        out["u"] = result.uv[:, 0]
+        out["v"] = result.uv[:, 1]
+        return {"assigned": PointCloud(stamp_ns, cloud.frame_id, out, 1, n, False)}

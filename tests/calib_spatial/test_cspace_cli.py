@@ -1,0 +1,38 @@
+"""The spatial CLI sub-commands, driven through argparse as `edgefuse calibrate` does."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from edgefuse_calibration.spatial.cli import add_spatial_parsers
+
+from edgefuse.rig import FrameGraph, Rig, Sensor, Transform, load_rig, save_rig
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser()
+    add_spatial_parsers(p.add_subparsers(dest="cmd"))
+    return p
+
+
+def test_register_command_refuses_empty_cloud_and_leaves_rig(tmp_path: Path) -> None:
+    rig = Rig(base_frame="a", frames=FrameGraph.from_edges([("a", "b", Transform.identity())]),
+              sensors={"b": Sensor("b", "b", "lidar")})
+    rp = tmp_path / "rig.yaml"
+    save_rig(rig, rp)
+    before = rp.read_text()
+    np.save(tmp_path / "src.npy", np.zeros((0, 3)))
+    np.save(tmp_path / "tgt.npy", np.random.default_rng(0).normal(size=(500, 3)))
+    args = _parser().parse_args(["register", str(tmp_path / "src.npy"), str(tmp_path / "tgt.npy"),
+                                 "--source-frame", "b", "--target-frame", "a", "--rig", str(rp),
+                                 "--report", str(tmp_path / "r.json"), "--plot", str(tmp_path / "p.png")])
+    assert args.func(args) == 1
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["verdict"] == "refused"
+    assert rep["rig_written"] is False
+    assert rp.read_text() == before
+    assert (tmp_path / "p.png").stat().st_size > 0
+    assert load_rig(rp).transform("a", "b").allclose(Transform.identity())

@@ -1,0 +1,41 @@
+"""Rotation between two sensors from paired angular rates (SYNTHETIC rates)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from edgefuse_calibration.spatial import rotation_from_rates
+from edgefuse_calibration.spatial._common import exp_so3
+
+from edgefuse.errors import CalibrationError
+
+
+def test_rotation_recovered() -> None:
+    rng = np.random.default_rng(0)
+    R = exp_so3([0.3, -1.0, 2.0])
+    wb = rng.normal(0, 0.8, (500, 3))
+    wa = wb @ R.T + rng.normal(0, 0.01, (500, 3))
+    wa[10] = np.nan
+    res = rotation_from_rates(wa, wb)
+    assert res.verdict == "ok"
+    assert res.T is not None
+    ang = np.degrees(np.arccos((np.trace(res.T.R @ R.T) - 1) / 2))
+    assert ang < 0.1
+    assert res.metrics["n_samples"] == 499
+
+
+def test_single_axis_motion_refused() -> None:
+    rng = np.random.default_rng(1)
+    wb = np.zeros((300, 3))
+    wb[:, 2] = rng.normal(0, 1.0, 300)
+    res = rotation_from_rates(wb, wb)
+    assert res.verdict == "refused"
+    assert "one axis" in res.reasons[0]
+
+
+def test_no_motion_refused_and_bad_shape() -> None:
+    res = rotation_from_rates(np.zeros((100, 3)), np.zeros((100, 3)))
+    assert res.verdict == "refused"
+    assert "excitation" in res.reasons[0]
+    with pytest.raises(CalibrationError):
+        rotation_from_rates(np.zeros((10, 3)), np.zeros((9, 3)))

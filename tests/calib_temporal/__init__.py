@@ -1,0 +1,1 @@
+"""Temporal calibration tests (edgefuse_calibration.temporal)."""
