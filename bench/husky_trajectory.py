@@ -56,12 +56,13 @@ def _wrap(a: Any) -> Any:
     return (a + np.pi) % (2 * np.pi) - np.pi
 
 
-def main() -> int:
+def main() -> int:  # noqa: PLR0915 (one linear script)
     rig = load_rig(RIG)
     streams = load_streams(BAG, TOPICS)
     fixes = streams["gnss0"].arrays
     imu_arr = streams["imu0"].arrays
-    assert isinstance(fixes, FixArrays) and isinstance(imu_arr, ImuArrays)
+    assert isinstance(fixes, FixArrays)
+    assert isinstance(imu_arr, ImuArrays)
     R_bi = rig.transform("base_link", "imu_link").R
     h_t, h_yaw = imu_heading(imu_arr, R_bi)
     results: dict[str, Any] = {}

@@ -4,9 +4,11 @@ Latency definitions (all host monotonic time):
 
 - per stage: the wall time of one ``Stage.process`` call;
 - ``sinks``: serialising and writing a set's outputs;
-- ``end_to_end``: from the moment the set's last member left the source (read from the bag and converted
-  to its numpy payload) to the end of publishing its outputs.  Bag reading and deserialisation are
-  timed apart as ``source``;
+- ``sync_wait``: from the moment the set's last member left the source (read from the bag and converted
+  to its numpy payload) until the synchronizer released the set (approximate time waits for a later
+  message that proves no better set can come);
+- ``processing``: from the release of the set to the end of publishing its outputs (stages + sinks);
+- ``end_to_end``: sync_wait + processing.  Bag reading and deserialisation are timed apart as ``source``;
 - ``sync_wait_data_time``: how much later (in *recorded* time) the message that released a set was
   stamped than the set itself — the wait any live system would add for that synchronizer policy.  At
   ``--max-speed`` that wait is compressed in wall time, which is why it is reported in data time.
@@ -201,20 +203,22 @@ def format_report(report: dict[str, Any]) -> str:
         f"({report['partial_sets']} partial), {report['recorded_span_s']:.2f} s recorded in {report['wall_s']:.2f} s"
         + (f" (x{report['realtime_factor']:.1f} real time)" if report.get("realtime_factor") else ""),
         f"start (JIT compile / model load): {report['start_total_ms']:.1f} ms",
-        f"{'stage':<28}{'count':>7}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}{'budget':>9}{'misses':>8}",
+        f"{'stage':<42}{'count':>7}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}{'budget':>9}{'misses':>8}",
     ]
 
     def row(name: str, d: dict[str, Any]) -> str:
         def f(v: Any) -> str:
             return f"{v:9.3f}" if isinstance(v, float) else f"{'-':>9}"
 
-        return (f"{name:<28}{d['count']:>7}{f(d['p50_ms'])}{f(d['p90_ms'])}{f(d['p99_ms'])}{f(d['max_ms'])}"
+        return (f"{name:<42}{d['count']:>7}{f(d['p50_ms'])}{f(d['p90_ms'])}{f(d['p99_ms'])}{f(d['max_ms'])}"
                 f"{f(d['budget_ms'])}{d['deadline_misses']:>8}")
 
     lines.append(row("source (read+decode)", report["source"]))
     for name, d in report["stages"].items():
         lines.append(row(f"{name} [{d['type']}]", d))
     lines.append(row("sinks", report["sinks"]))
+    lines.append(row("sync_wait (wall)", report["sync_wait"]))
+    lines.append(row("processing", report["processing"]))
     lines.append(row("end_to_end", report["end_to_end"]))
     sw = report["sync_wait_data_time"]
     if sw["count"]:

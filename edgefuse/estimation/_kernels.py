@@ -269,7 +269,7 @@ def _chol(A: np.ndarray, n: int, L: np.ndarray) -> bool:
 
 
 @njit()
-def _predict_ukf(x: np.ndarray, P: np.ndarray, Q: np.ndarray, dt: float, alpha: float, beta: float,
+def _predict_ukf(x: np.ndarray, P: np.ndarray, Q: np.ndarray, dt: float, alpha: float, beta: float,  # noqa: PLR0917
                  kappa: float) -> bool:
     """Unscented prediction (scaled sigma points, angle-aware mean); False when P is not PD."""
     n = N_STATE
@@ -327,7 +327,7 @@ def _predict_ukf(x: np.ndarray, P: np.ndarray, Q: np.ndarray, dt: float, alpha: 
 
 
 @njit()
-def _update(x: np.ndarray, P: np.ndarray, z: np.ndarray, idx: np.ndarray, m: int, R: np.ndarray,
+def _update(x: np.ndarray, P: np.ndarray, z: np.ndarray, idx: np.ndarray, m: int, R: np.ndarray,  # noqa: PLR0912, PLR0915, PLR0917
             thresh: float, kind: int, slot_par: np.ndarray, aux: float, navsat: np.ndarray) -> int:
     """Kalman update with a selection measurement; returns a status code.  Linear in the state for
     every kind (the orientation terms of gravity and lever arm are taken as known), so the unscented
@@ -446,7 +446,7 @@ def _update(x: np.ndarray, P: np.ndarray, z: np.ndarray, idx: np.ndarray, m: int
 
 
 @njit()
-def _step(x: np.ndarray, P: np.ndarray, Q: np.ndarray, cfg: np.ndarray, t_from: int, t: int,
+def _step(x: np.ndarray, P: np.ndarray, Q: np.ndarray, cfg: np.ndarray, t_from: int, t: int,  # noqa: PLR0917
           z: np.ndarray, idx: np.ndarray, m: int, R: np.ndarray, thresh: float, kind: int,
           slot_par: np.ndarray, aux: float, navsat: np.ndarray) -> int:
     """Predict from ``t_from`` to ``t`` then update (a rejected update keeps the prediction)."""
@@ -496,7 +496,7 @@ def _check_measurement(z: np.ndarray, m: int, R: np.ndarray) -> int:
 
 
 @njit()
-def _process_row(t: int, slot: int, kind: int, z: np.ndarray, idx: np.ndarray, m: int, R: np.ndarray,
+def _process_row(t: int, slot: int, kind: int, z: np.ndarray, idx: np.ndarray, m: int, R: np.ndarray,  # noqa: PLR0915, PLR0917
                  thresh: float, aux: float,
                  x: np.ndarray, P: np.ndarray, Q: np.ndarray, cfg: np.ndarray, ctr: np.ndarray,
                  slot_last: np.ndarray, slot_par: np.ndarray, navsat: np.ndarray,
@@ -631,7 +631,7 @@ def _process_row(t: int, slot: int, kind: int, z: np.ndarray, idx: np.ndarray, m
 
 
 @njit()
-def _run_rows(t: np.ndarray, slot: np.ndarray, kind: np.ndarray, z: np.ndarray, idx: np.ndarray, m: np.ndarray,
+def _run_rows(t: np.ndarray, slot: np.ndarray, kind: np.ndarray, z: np.ndarray, idx: np.ndarray, m: np.ndarray,  # noqa: PLR0917
               R: np.ndarray, thresh: np.ndarray, aux: np.ndarray,
               x: np.ndarray, P: np.ndarray, Q: np.ndarray, cfg: np.ndarray, ctr: np.ndarray,
               slot_last: np.ndarray, slot_par: np.ndarray, navsat: np.ndarray,

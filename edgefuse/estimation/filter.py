@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edgefuse.errors import CalibrationError, ConfigError, MessageError
-from edgefuse.estimation import _kernels as K
+from edgefuse.estimation import _kernels as kern
 from edgefuse.estimation.navsat import Datum
 from edgefuse.estimation.sensors import (
     PARTS,
@@ -112,13 +112,13 @@ class StateEstimator:
         if x0.shape != (N_STATE,) or not np.all(np.isfinite(x0)):
             raise ConfigError(f"initial_state must be 15 finite values, got {initial_state!r}")
         self.x0 = x0
-        self.cfg = np.zeros(K.G_LEN)
-        self.cfg[K.G_TWO_D] = 1.0 if two_d_mode else 0.0
-        self.cfg[K.G_HISTORY_NS] = history_length_s * 1e9
-        self.cfg[K.G_FUTURE_NS] = max_future_s * 1e9
-        self.cfg[K.G_FUTURE_RESET] = float(future_reset_count)
-        self.cfg[K.G_MODE] = float(self.mode)
-        self.cfg[K.G_ALPHA], self.cfg[K.G_BETA], self.cfg[K.G_KAPPA] = alpha, beta, kappa
+        self.cfg = np.zeros(kern.G_LEN)
+        self.cfg[kern.G_TWO_D] = 1.0 if two_d_mode else 0.0
+        self.cfg[kern.G_HISTORY_NS] = history_length_s * 1e9
+        self.cfg[kern.G_FUTURE_NS] = max_future_s * 1e9
+        self.cfg[kern.G_FUTURE_RESET] = float(future_reset_count)
+        self.cfg[kern.G_MODE] = float(self.mode)
+        self.cfg[kern.G_ALPHA], self.cfg[kern.G_BETA], self.cfg[kern.G_KAPPA] = alpha, beta, kappa
         self._history_size = int(history_size)
         n_slots = PARTS * len(self.sensors)
         self.slot_par = np.zeros((n_slots, 4))
@@ -133,9 +133,9 @@ class StateEstimator:
         H = self._history_size
         self.x = self.x0.copy()
         self.P = self.P0.copy()
-        self.ctr = np.zeros(K.C_LEN, np.int64)
-        self.slot_last = np.full(self.slot_par.shape[0], K.INT64_MIN, np.int64)
-        self.navsat = np.zeros(K.NAV_LEN)
+        self.ctr = np.zeros(kern.C_LEN, np.int64)
+        self.slot_last = np.full(self.slot_par.shape[0], kern.INT64_MIN, np.int64)
+        self.navsat = np.zeros(kern.NAV_LEN)
         self.h_t = np.zeros(H, np.int64)
         self.h_slot = np.zeros(H, np.int64)
         self.h_kind = np.zeros(H, np.int64)
@@ -158,7 +158,7 @@ class StateEstimator:
     @property
     def stamp_ns(self) -> int | None:
         """Filter time [ns] (None before the first measurement)."""
-        return int(self.ctr[K.C_T]) if self.ctr[K.C_INIT] else None
+        return int(self.ctr[kern.C_T]) if self.ctr[kern.C_INIT] else None
 
     @property
     def state(self) -> F64:
@@ -173,11 +173,11 @@ class StateEstimator:
     @property
     def replayed(self) -> int:
         """Rows replayed because an older measurement was inserted into the history."""
-        return int(self.ctr[K.C_REPLAYED])
+        return int(self.ctr[kern.C_REPLAYED])
 
     @property
     def time_jumps(self) -> int:
-        return int(self.ctr[K.C_TIME_JUMPS])
+        return int(self.ctr[kern.C_TIME_JUMPS])
 
     def rejection_totals(self) -> dict[str, int]:
         """Reason → count over every sensor."""
@@ -260,7 +260,7 @@ class StateEstimator:
         rows.m[:] = 1
         rows.R[:, 0, 0] = 1.0
         rows.slot[:] = [0, 0, 1]
-        rows.kind[:] = [K.KIND_DIRECT, K.KIND_GNSS, K.KIND_ACCEL_GRAVITY]
+        rows.kind[:] = [kern.KIND_DIRECT, kern.KIND_GNSS, kern.KIND_ACCEL_GRAVITY]
         rows.idx[:, 0] = [0, 0, 12]
         saved = (self.x.copy(), self.P.copy(), self.ctr.copy(), self.slot_last.copy(), self.navsat.copy())
         self._kernel(rows, keep=True)
@@ -273,7 +273,7 @@ class StateEstimator:
             out_t, out_x, out_p = np.zeros(n, np.int64), np.zeros((n, N_STATE)), np.zeros((n, N_STATE))
         else:
             out_t, out_x, out_p = self._empty_out
-        K._run_rows(rows.t, rows.slot, rows.kind, rows.z, rows.idx, rows.m, rows.R, rows.thresh, rows.aux,
+        kern._run_rows(rows.t, rows.slot, rows.kind, rows.z, rows.idx, rows.m, rows.R, rows.thresh, rows.aux,
                     self.x, self.P, self.Q, self.cfg, self.ctr, self.slot_last, self.slot_par, self.navsat,
                     self.h_t, self.h_slot, self.h_kind, self.h_z, self.h_idx, self.h_m, self.h_R, self.h_thresh,
                     self.h_aux, self.h_x, self.h_P, status, out_t, out_x, out_p)
@@ -289,7 +289,7 @@ class StateEstimator:
                 self._count(rows.slot[rows.pre == code], PRE_REASONS[int(code)])
             krows = rows.sorted_by_arrival(np.flatnonzero(go))
         status, out_t, out_x, out_p = self._kernel(krows, keep_states)
-        ok = status == K.ST_OK
+        ok = status == kern.ST_OK
         self._count_ok(krows.slot[ok])
         if not ok.all():
             for code in set(status[~ok].tolist()):

@@ -51,10 +51,11 @@ def enu_from_ecef(ecef: npt.ArrayLike, lat0_deg: float, lon0_deg: float, alt0_m:
     """ENU [m] of ECEF points relative to the datum (lat0, lon0, alt0); shape (..., 3)."""
     origin = ecef_from_geodetic(lat0_deg, lon0_deg, alt0_m)
     d = np.asarray(ecef, dtype=np.float64) - origin
-    return d @ enu_rotation(lat0_deg, lon0_deg).T  # type: ignore[no-any-return]
+    out: F64 = d @ enu_rotation(lat0_deg, lon0_deg).T
+    return out
 
 
-def enu_from_geodetic(lat_deg: npt.ArrayLike, lon_deg: npt.ArrayLike, alt_m: npt.ArrayLike,
+def enu_from_geodetic(lat_deg: npt.ArrayLike, lon_deg: npt.ArrayLike, alt_m: npt.ArrayLike,  # noqa: PLR0917
                       lat0_deg: float, lon0_deg: float, alt0_m: float) -> F64:
     """ENU [m] of geodetic points relative to a geodetic datum; shape (..., 3)."""
     return enu_from_ecef(ecef_from_geodetic(lat_deg, lon_deg, alt_m), lat0_deg, lon0_deg, alt0_m)

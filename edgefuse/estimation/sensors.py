@@ -36,7 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edgefuse.errors import ConfigError
-from edgefuse.estimation import _kernels as K
+from edgefuse.estimation import _kernels as kern
 from edgefuse.estimation.navsat import Datum
 from edgefuse.estimation.state import PRE_REASONS, parse_config
 from edgefuse.msgs.types import ImuData, NavSatFixData, OdometryData
@@ -115,10 +115,10 @@ class SensorSpec:
 class SensorMemory:
     """Per-sensor state kept between batches: first pose (relative), previous pose (differential)."""
 
-    first_R: F64 | None = None
+    first_R: F64 | None = None  # noqa: N815 (rotation matrix)
     first_p: F64 | None = None
     prev_t: int | None = None
-    prev_R: F64 | None = None
+    prev_R: F64 | None = None  # noqa: N815 (rotation matrix)
     prev_p: F64 | None = None
     prev_cov: F64 | None = None
     last_yaw: float = float("nan")  # IMU: world yaw of the base from the latest orientation
@@ -282,8 +282,8 @@ class FixArrays:
 _REASON = {name: i for i, name in enumerate(PRE_REASONS)}
 
 
-def _part(t: I64, slot: int, sel: npt.NDArray[np.intp], values: F64, cov: F64, thresh: float,
-          valid: npt.NDArray[np.bool_], kind: int = K.KIND_DIRECT, reason_invalid: str = "not_provided") -> Rows:
+def _part(t: I64, slot: int, sel: npt.NDArray[np.intp], values: F64, cov: F64, thresh: float,  # noqa: PLR0917
+          valid: npt.NDArray[np.bool_], kind: int = kern.KIND_DIRECT, reason_invalid: str = "not_provided") -> Rows:
     """Rows for one part: ``values`` (N, k) and ``cov`` (N, k, k) over state indices ``sel`` (k,).
 
     Invalid rows get ``reason_invalid``; values and covariances are checked (finite, PSD) by the kernel.
@@ -300,15 +300,17 @@ def _part(t: I64, slot: int, sel: npt.NDArray[np.intp], values: F64, cov: F64, t
 
 
 def _sub(cov: F64, cols: npt.NDArray[np.intp]) -> F64:
-    return cov[:, cols[:, None], cols[None, :]]
+    out: F64 = cov[:, cols[:, None], cols[None, :]]
+    return out
 
 
 def _rotate_cov(cov: F64, R: F64) -> F64:
     """R · cov · Rᵀ for (N, k, k) cov and (k, k) or (N, k, k) R."""
-    return np.einsum("...ij,...jk,...lk->...il", R, cov, R)
+    out: F64 = np.einsum("...ij,...jk,...lk->...il", R, cov, R)
+    return out
 
 
-def _pose_rows(spec: SensorSpec, slot: int, t: I64, Rw: F64, p: F64, cov6: F64, valid: npt.NDArray[np.bool_],
+def _pose_rows(spec: SensorSpec, slot: int, t: I64, Rw: F64, p: F64, cov6: F64, valid: npt.NDArray[np.bool_],  # noqa: PLR0917
                mem: SensorMemory, use_position: bool, invalid_reason: str) -> Rows:
     """Rows from absolute poses (world frame) honouring relative / differential."""
     sel_pose = np.flatnonzero(spec.mask[0:6]) if use_position else 3 + np.flatnonzero(spec.mask[3:6])
@@ -387,11 +389,11 @@ def imu_rows(spec: SensorSpec, sensor_index: int, arr: ImuArrays, R_base_imu: F6
         sel = 12 + np.flatnonzero(spec.mask[12:15])
         a = arr.a @ Rbi.T
         c = _rotate_cov(arr.a_cov, Rbi)
-        kind = np.full(n, K.KIND_DIRECT)
+        kind = np.full(n, kern.KIND_DIRECT)
         if spec.remove_gravitational_acceleration:
             g_body = Rwb[:, 2, :] * spec.gravity_m_s2  # R_wbᵀ·[0,0,g] = g · (row 2 of R_wb)
             a = np.where(has_q[:, None], a - g_body, a)
-            kind = np.where(has_q, K.KIND_DIRECT, K.KIND_ACCEL_GRAVITY)
+            kind = np.where(has_q, kern.KIND_DIRECT, kern.KIND_ACCEL_GRAVITY)
         valid = np.full(n, known) & (arr.a_cov[:, 0, 0] != -1.0)
         rows = _part(arr.t, base_slot + 2, sel, a[:, sel - 12], _sub(c, sel - 12),
                      spec.acceleration_rejection_threshold, valid,
@@ -410,7 +412,7 @@ def imu_heading(arr: ImuArrays, R_base_imu: F64) -> tuple[I64, F64]:
     return arr.t[has_q], rpy_from_rot(Rwb)[:, 2]
 
 
-def odom_rows(spec: SensorSpec, sensor_index: int, arr: OdomArrays,
+def odom_rows(spec: SensorSpec, sensor_index: int, arr: OdomArrays,  # noqa: PLR0917
               T_world_frame: F64 | None, T_child_base: F64 | None, mem: SensorMemory) -> Rows:
     """Rows from odometry; the 4×4 transforms are None when the rig cannot resolve the frame."""
     n = arr.t.shape[0]
@@ -480,6 +482,6 @@ def gnss_rows(spec: SensorSpec, sensor_index: int, arr: FixArrays, datum: Datum 
     unknown = arr.cov_type == 0
     cov[unknown] = np.eye(3) * spec.default_variance_m2
     rows = _part(arr.t, sensor_index * PARTS, sel, enu[:, sel], _sub(cov, sel), spec.pose_rejection_threshold,
-                 fix, kind=K.KIND_GNSS, reason_invalid="no_fix")
+                 fix, kind=kern.KIND_GNSS, reason_invalid="no_fix")
     rows.aux[:] = heading_rad
     return rows, datum

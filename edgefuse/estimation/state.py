@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edgefuse.errors import ConfigError
-from edgefuse.estimation import _kernels as K
+from edgefuse.estimation import _kernels as kern
 
 STATE_NAMES: tuple[str, ...] = (
     "x", "y", "z", "roll", "pitch", "yaw",
@@ -34,14 +34,14 @@ ACCEL = slice(12, 15)
 
 #: Reason names of rejected measurements, as counted by the filters.
 KERNEL_REASONS: dict[int, str] = {
-    K.ST_MAHALANOBIS: "mahalanobis",
-    K.ST_NUMERICAL: "numerical",
-    K.ST_OUT_OF_ORDER: "out_of_order",
-    K.ST_DUPLICATE: "duplicate",
-    K.ST_TOO_OLD: "too_old",
-    K.ST_FUTURE: "future",
-    K.ST_NONFINITE: "nan",
-    K.ST_NOT_PSD: "not_psd",
+    kern.ST_MAHALANOBIS: "mahalanobis",
+    kern.ST_NUMERICAL: "numerical",
+    kern.ST_OUT_OF_ORDER: "out_of_order",
+    kern.ST_DUPLICATE: "duplicate",
+    kern.ST_TOO_OLD: "too_old",
+    kern.ST_FUTURE: "future",
+    kern.ST_NONFINITE: "nan",
+    kern.ST_NOT_PSD: "not_psd",
 }
 #: Reasons found before the kernel runs (see :mod:`edgefuse.estimation.sensors`).
 PRE_REASONS: tuple[str, ...] = ("no_fix", "unknown_frame", "not_provided")

@@ -1,42 +1,49 @@
-"""edgefuse.fusion: data-, feature- and output-level fusion operators.
+"""edgefuse.fusion: data-level and feature-preparation fusion operators (Numba kernels behind
+validating wrappers).
 
-Data level so far: :class:`Projector` projects LiDAR/radar points into a camera (z-buffered sparse
-depth image, per-point pixel coordinates and colours); :mod:`edgefuse.fusion.radar` turns Navtech
-polar scans into Cartesian images and radar points.
+- :mod:`~edgefuse.fusion.projection`: points → camera pixels, z-buffered depth, colours (all rig camera models).
+- :mod:`~edgefuse.fusion.radar`: Navtech polar scans → Cartesian images and radar points.
+- :mod:`~edgefuse.fusion.voxel`, :mod:`~edgefuse.fusion.bev`: hard (SECOND semantics) / dynamic voxels, pillars,
+  BEV grids.
+- :mod:`~edgefuse.fusion.pointcloud_ops`: transforms, crops, RANSAC ground, range images.
+
+Names are loaded lazily so that importing one operator does not compile or import the others.
 """
 
 from __future__ import annotations
 
-from edgefuse.fusion._models import EQUIDISTANT, PINHOLE, PLUMB_BOB, RATIONAL
-from edgefuse.fusion.projection import CameraParamError, ProjectionResult, Projector, project_to_depth
-from edgefuse.fusion.radar import (
-    NAVTECH_RANGE_RES_M,
-    RADAR_POINT_DTYPE,
-    PolarToCartesian,
-    RadarInputError,
-    RadarPointExtractor,
-    cartesian_pixels,
-    polar_to_cartesian,
-    polar_to_points,
-    radiate_center_px,
-)
+import importlib
+from typing import Any
 
-__all__ = [
-    "EQUIDISTANT",
-    "NAVTECH_RANGE_RES_M",
-    "PINHOLE",
-    "PLUMB_BOB",
-    "RADAR_POINT_DTYPE",
-    "RATIONAL",
-    "CameraParamError",
-    "PolarToCartesian",
-    "ProjectionResult",
-    "Projector",
-    "RadarInputError",
-    "RadarPointExtractor",
-    "cartesian_pixels",
-    "polar_to_cartesian",
-    "polar_to_points",
-    "project_to_depth",
-    "radiate_center_px",
-]
+_WHERE: dict[str, str] = {}
+for _module, _names in {
+    "_models": ("EQUIDISTANT", "PINHOLE", "PLUMB_BOB", "RATIONAL"),
+    "projection": ("CameraParamError", "ProjectionResult", "Projector", "project_to_depth"),
+    "radar": ("NAVTECH_RANGE_RES_M", "RADAR_POINT_DTYPE", "PolarToCartesian", "RadarInputError",
+              "RadarPointExtractor", "cartesian_pixels", "polar_to_cartesian", "polar_to_points",
+              "radiate_center_px"),
+    "voxel": ("DynamicVoxelizer", "DynamicVoxels", "HardVoxels", "PillarVoxelizer", "Pillars", "VoxelGeometry",
+              "VoxelParamError", "Voxelizer", "dynamic_voxelize", "voxelize"),
+    "bev": ("BEV_CHANNELS", "BevGrid", "bev_grid"),
+    "pointcloud_ops": ("HDL32E_ELEVATIONS_DEG", "HDL64E_ELEVATIONS_DEG", "GroundPlane", "PointTransformer",
+                       "RangeImage", "RangeImageBuilder", "crop_box", "crop_fov", "crop_oriented_box", "crop_range",
+                       "ransac_ground", "ring_edges", "ring_from_elevation", "transform_points",
+                       "uniform_ring_edges"),
+}.items():
+    for _name in _names:
+        _WHERE[_name] = _module
+
+__all__ = sorted(_WHERE)  # noqa: PLE0605
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'edgefuse.fusion' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"edgefuse.fusion.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))

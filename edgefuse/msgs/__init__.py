@@ -9,7 +9,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from edgefuse.msgs.convert import can_convert, from_payload, imu_batch, to_payload
+    from edgefuse.msgs.convert import can_convert, from_payload, imu_batch, register_conversion, to_payload
     from edgefuse.msgs.pointcloud import (
         field,
         finite_mask,
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 _WHERE = {
     "can_convert": "convert",
     "from_payload": "convert",
+    "register_conversion": "convert",
     "imu_batch": "convert",
     "to_payload": "convert",
     "field": "pointcloud",
@@ -58,6 +59,7 @@ __all__ = [
     "pointcloud_from_arrays",
     "pointcloud_from_structured",
     "register_bag_types",
+    "register_conversion",
     "register_definitions",
     "serialize",
     "to_payload",

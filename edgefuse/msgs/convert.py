@@ -330,8 +330,35 @@ _MSGTYPE_OF_PAYLOAD: dict[type, str] = {
     TransformData: "geometry_msgs/msg/TransformStamped",
 }
 
-#: Message types :func:`to_payload` and :func:`from_payload` convert (ROS 2 spelling).
+_FROM_BY_PAYLOAD: dict[type, Callable[[Typestore, Any], Any]] = {}
+
+#: Message types :func:`to_payload` and :func:`from_payload` convert (ROS 2 spelling) at import time;
+#: :func:`register_conversion` adds more.
 SUPPORTED_MSGTYPES: frozenset[str] = frozenset(_TO)
+
+
+def register_conversion(
+    msgtype: str,
+    payload_type: type,
+    to_payload_fn: Callable[[Any], Any],
+    from_payload_fn: Callable[[Typestore, Any], Any],
+) -> None:
+    """Teach :func:`to_payload` / :func:`from_payload` another message type.
+
+    Higher layers (e.g. :mod:`edgefuse.objects` for vision_msgs detections) register their payloads
+    here, so that bags, sinks and transports handle them like the built-in ones without this module
+    importing them.  ``from_payload_fn`` receives the typestore and the payload.
+
+    Raises:
+        MessageError: ``msgtype`` or ``payload_type`` is already registered to something else.
+    """
+    name = normalize_msgtype(msgtype)
+    if _MSGTYPE_OF_PAYLOAD.get(payload_type, name) != name or (name in _TO and _TO[name] is not to_payload_fn):
+        raise MessageError(f"conversion for {name} / {payload_type.__name__} is already registered")
+    _TO[name] = to_payload_fn
+    _FROM.setdefault(name, from_payload_fn)
+    _FROM_BY_PAYLOAD[payload_type] = from_payload_fn
+    _MSGTYPE_OF_PAYLOAD[payload_type] = name
 
 
 def can_convert(msgtype: str) -> bool:
@@ -384,7 +411,7 @@ def from_payload(payload: Any, *, msgtype: str | None = None, typestore: Typesto
     if msgtype is not None and normalize_msgtype(msgtype) != name:
         raise MessageError(f"payload {type(payload).__name__} converts to {name}, not {msgtype}")
     store = typestore if typestore is not None else get_typestore()
-    return _FROM[name](store, payload)
+    return _FROM_BY_PAYLOAD.get(type(payload), _FROM[name])(store, payload)
 
 
 def imu_batch(samples: Sequence[ImuData]) -> ImuBatch:

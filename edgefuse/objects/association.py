@@ -41,7 +41,7 @@ def _as2d(a: npt.ArrayLike, cols: int, what: str) -> F64:
 
 def iou_2d(a: npt.ArrayLike, b: npt.ArrayLike) -> F64:
     """(Na, Nb) IoU of axis-aligned boxes x1, y1, x2, y2 (0 for disjoint or degenerate pairs)."""
-    return kern._iou_matrix_2d(_as2d(a, 4, "boxes a"), _as2d(b, 4, "boxes b"))  # type: ignore[no-any-return]
+    return kern._iou_matrix_2d(_as2d(a, 4, "boxes a"), _as2d(b, 4, "boxes b"))
 
 
 def _bev_cols(a: npt.ArrayLike, what: str) -> F64:
@@ -60,7 +60,7 @@ def bev_iou(a: npt.ArrayLike, b: npt.ArrayLike) -> F64:
 
     Rows are (x, y, l, w, yaw) or (x, y, z, l, w, h, yaw); ``yaw`` in radians about z.
     """
-    return kern._bev_iou_matrix(_bev_cols(a, "boxes a"), _bev_cols(b, "boxes b"))  # type: ignore[no-any-return]
+    return kern._bev_iou_matrix(_bev_cols(a, "boxes a"), _bev_cols(b, "boxes b"))
 
 
 def mahalanobis_sq(pred: npt.ArrayLike, cov: npt.ArrayLike, meas: npt.ArrayLike) -> F64:
@@ -102,7 +102,7 @@ def center_distance(a: npt.ArrayLike, b: npt.ArrayLike) -> F64:
         return np.zeros((pa.shape[0] if pa.size else 0, pb.shape[0] if pb.size else 0))
     if pa.shape[1] != pb.shape[1]:
         raise AssociationError(f"centre dimensions differ: {pa.shape[1]} vs {pb.shape[1]}")
-    return kern._center_distance_matrix(np.ascontiguousarray(pa), np.ascontiguousarray(pb))  # type: ignore[no-any-return]
+    return kern._center_distance_matrix(np.ascontiguousarray(pa), np.ascontiguousarray(pb))
 
 
 def linear_sum_assignment(cost: npt.ArrayLike, maximize: bool = False) -> tuple[I64, I64]:

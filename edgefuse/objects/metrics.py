@@ -32,7 +32,8 @@ def distance_similarity(gt_xy: npt.ArrayLike, hyp_xy: npt.ArrayLike, max_dist: f
     g = np.asarray(gt_xy, dtype=np.float64).reshape(-1, 2)
     h = np.asarray(hyp_xy, dtype=np.float64).reshape(-1, 2)
     d = np.sqrt(((g[:, None, :] - h[None, :, :]) ** 2).sum(axis=2))
-    return np.maximum(0.0, 1.0 - d / max_dist)
+    out: F64 = np.maximum(0.0, 1.0 - d / max_dist)
+    return out
 
 
 @dataclass

@@ -150,3 +150,19 @@ def from_detection3d_array(msg: Any, class_names: Sequence[str] | None = None) -
 
 
 __all__ = ["from_detection2d_array", "from_detection3d_array", "to_detection2d_array", "to_detection3d_array"]
+
+
+def _register() -> None:
+    """Make bags, sinks and transports convert detections like any built-in payload."""
+    from edgefuse.msgs.convert import register_conversion  # noqa: PLC0415
+
+    register_conversion("vision_msgs/msg/Detection2DArray", Detections2D, from_detection2d_array,
+                        lambda ts, p: to_detection2d_array(p, typestore=ts))
+    register_conversion("vision_msgs/msg/Detection3DArray", Detections3D, from_detection3d_array,
+                        lambda ts, p: to_detection3d_array(p, typestore=ts))
+    # Tracks are published as Detection3DArray (id = track id); they read back as Detections3D.
+    register_conversion("vision_msgs/msg/Detection3DArray", Tracks, from_detection3d_array,
+                        lambda ts, p: to_detection3d_array(p, typestore=ts))
+
+
+_register()

@@ -17,6 +17,8 @@ from typing import Any, ClassVar, TypeVar
 
 from edgefuse.errors import ConfigError
 from edgefuse.msgs import types as payloads
+from edgefuse.objects import msgs as _object_msgs  # noqa: F401  (registers the vision_msgs conversions)
+from edgefuse.objects.types import Detections2D, Detections3D, Tracks
 
 # Edge types: the names used in pipeline YAML and stage declarations.
 PAYLOAD_TYPES: dict[str, type | None] = {
@@ -30,6 +32,9 @@ PAYLOAD_TYPES: dict[str, type | None] = {
     "Odometry": payloads.OdometryData,
     "RadarScan": payloads.RadarScanData,
     "Transform": payloads.TransformData,
+    "Detections2D": Detections2D,
+    "Detections3D": Detections3D,
+    "Tracks": Tracks,
     "Any": None,
 }
 
@@ -42,8 +47,11 @@ MSGTYPE_TO_TYPE: dict[str, str] = {
     "sensor_msgs/msg/CameraInfo": "CameraInfo",
     "nav_msgs/msg/Odometry": "Odometry",
     "radar_msgs/msg/RadarScan": "RadarScan",
+    "vision_msgs/msg/Detection2DArray": "Detections2D",
+    "vision_msgs/msg/Detection3DArray": "Detections3D",
 }
 TYPE_TO_MSGTYPE: dict[str, str] = {v: k for k, v in MSGTYPE_TO_TYPE.items()}
+TYPE_TO_MSGTYPE["Tracks"] = "vision_msgs/msg/Detection3DArray"  # published with the track id
 
 
 def normalize_msgtype(msgtype: str) -> str:

@@ -18,8 +18,10 @@ field                  drivers                     default unit
 ``offset_time``        livox_ros_driver2           ns (since the header stamp)
 =====================  ==========================  ====================================
 
-``time_relative: auto`` decides per cloud whether times are absolute or since the header stamp: a
-first time within 1000 s of the stamp is absolute.  The motion frame: ``body_frame`` (a rig frame)
+``time_relative: auto`` decides per cloud whether times are absolute or since the header stamp: the
+first point's time is absolute when it lies within 1000 s of the stamp *and* closer to the stamp than
+half its own value (so small offsets such as 0…0.1 s are relative even when the sensor clock
+starts near zero).  Set ``relative``/``absolute`` explicitly for simulated clocks near zero.  The motion frame: ``body_frame`` (a rig frame)
 if given, else the IMU batch's / odometry child frame when the rig knows it, else the cloud's own
 frame (identity extrinsic).
 """
@@ -182,7 +184,9 @@ class DeskewStage(Stage):
         rel = self.p["time_relative"]
         if rel == "auto":
             first = float(raw[0]) if raw.shape[0] else 0.0
-            rel = "absolute" if abs(first * TIME_UNITS_NS[unit] - cloud.stamp_ns) < _ABSOLUTE_WITHIN_NS else "relative"
+            first_ns = first * TIME_UNITS_NS[unit]
+            near = abs(first_ns - cloud.stamp_ns) < min(_ABSOLUTE_WITHIN_NS, 0.5 * abs(first_ns))
+            rel = "absolute" if near else "relative"
         return raw, unit, (cloud.stamp_ns if rel == "relative" else 0)
 
     def _motion(self, inputs: Mapping[str, Any], cloud: PointCloud,

@@ -20,10 +20,9 @@ from edgefuse.errors import PipelineError
 from edgefuse.objects import boxfusion as bf
 from edgefuse.objects.tracker import MultiObjectTracker, TrackerConfig
 from edgefuse.objects.types import DET2D_DTYPE, DET3D_DTYPE, Detections2D, Detections3D, Tracks
-from edgefuse.pipeline import stage as _stage
 from edgefuse.pipeline.stage import Param, Stage, register_stage
 
-#: edge types this module adds (the lead registers them in stage.py)
+#: edge types of this module (registered in :data:`edgefuse.pipeline.stage.PAYLOAD_TYPES`)
 OBJECT_PAYLOAD_TYPES: dict[str, type] = {
     "Detections2D": Detections2D,
     "Detections3D": Detections3D,
@@ -33,8 +32,6 @@ OBJECT_MSGTYPES: dict[str, str] = {
     "vision_msgs/msg/Detection2DArray": "Detections2D",
     "vision_msgs/msg/Detection3DArray": "Detections3D",
 }
-for _k, _v in OBJECT_PAYLOAD_TYPES.items():
-    _stage.PAYLOAD_TYPES.setdefault(_k, _v)
 
 
 def _lists2d(dets: list[Detections2D]) -> tuple[list[Any], list[Any], list[Any]]:

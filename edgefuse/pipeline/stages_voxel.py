@@ -71,7 +71,7 @@ class BevGridStage(Stage):
     Rows index y and columns x from the range minimum (``image[row, col]`` with ``col = floor((x -
     x_min) / res)``, ``row = floor((y - y_min) / res)``), in the cloud's frame.  ``intensity_field``
     names the per-point scalar averaged into ``mean_intensity`` (LiDAR ``intensity``, radar power);
-    a cloud without it gets 0 there.  ROS image encodings here support 1 to 4 channels.
+    a cloud without it gets 0 there.  Any number of channels (``32FC5`` …) is a valid ROS image encoding.
     """
 
     inputs: ClassVar[dict[str, str]] = {"cloud": "PointCloud"}

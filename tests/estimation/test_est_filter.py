@@ -125,7 +125,7 @@ def test_older_than_history_rejected_and_no_history_mode() -> None:
 
 def test_cross_sensor_lag_is_replayed_and_equals_in_order() -> None:
     rng = np.random.default_rng(7)
-    msgs = []
+    msgs: list[tuple[str, int, object]] = []
     for k in range(40):
         t = k * (S // 10)
         msgs.append(("odom0", t, odom(t, vx=1.0 + 0.1 * rng.normal())))

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from edgefuse.estimation import _kernels as K
+from edgefuse.estimation import _kernels as kern
 
 F64 = npt.NDArray[np.float64]
 
@@ -51,7 +51,7 @@ def test_propagate_matches_reference() -> None:
         x = _random_state(rng)
         dt = float(rng.uniform(0.001, 0.2))
         out = np.empty(15)
-        K._propagate(x, dt, out)
+        kern._propagate(x, dt, out)
         np.testing.assert_allclose(out, ref_propagate(x, dt), atol=1e-12)
 
 
@@ -61,7 +61,7 @@ def test_jacobian_matches_finite_differences() -> None:
         x = _random_state(rng)
         dt = float(rng.uniform(0.01, 0.1))
         F = np.empty((15, 15))
-        K._jacobian(x, dt, F)
+        kern._jacobian(x, dt, F)
         num = np.empty((15, 15))
         h = 1e-6
         for j in range(15):
@@ -82,11 +82,11 @@ def test_ekf_predict_and_update_match_textbook() -> None:
     Q = np.diag(rng.uniform(0.001, 0.05, 15))
     dt = 0.05
     F = np.empty((15, 15))
-    K._jacobian(x, dt, F)
+    kern._jacobian(x, dt, F)
     x_ref = ref_propagate(x, dt)
     P_ref = F @ P @ F.T + Q * dt
     xk, Pk = x.copy(), P.copy()
-    K._predict_ekf(xk, Pk, Q, dt)
+    kern._predict_ekf(xk, Pk, Q, dt)
     np.testing.assert_allclose(xk, x_ref, atol=1e-12)
     np.testing.assert_allclose(Pk, P_ref, atol=1e-12)
     # update on (vx, vyaw, yaw) with a wrapped yaw innovation
@@ -104,8 +104,8 @@ def test_ekf_predict_and_update_match_textbook() -> None:
     Kg = Pk @ H.T @ np.linalg.inv(S)
     x_up = xk + Kg @ y
     P_up = (np.eye(15) - Kg @ H) @ Pk
-    st = K._update(xk, Pk, z, idx, m, R, np.inf, K.KIND_DIRECT, np.zeros(4), np.nan, np.zeros(5))
-    assert st == K.ST_OK
+    st = kern._update(xk, Pk, z, idx, m, R, np.inf, kern.KIND_DIRECT, np.zeros(4), np.nan, np.zeros(5))
+    assert st == kern.ST_OK
     x_up[3:6] = [_wrap(a) for a in x_up[3:6]]
     np.testing.assert_allclose(xk, x_up, atol=1e-10)
     np.testing.assert_allclose(Pk, 0.5 * (P_up + P_up.T), atol=1e-10)
@@ -118,11 +118,11 @@ def test_mahalanobis_gate_rejects_and_keeps_state() -> None:
     idx = np.zeros(6, np.int64)
     R = np.zeros((6, 6))
     R[0, 0] = 0.01
-    st = K._update(x, P, z, idx, 1, R, 3.0, K.KIND_DIRECT, np.zeros(4), np.nan, np.zeros(5))
-    assert st == K.ST_MAHALANOBIS
+    st = kern._update(x, P, z, idx, 1, R, 3.0, kern.KIND_DIRECT, np.zeros(4), np.nan, np.zeros(5))
+    assert st == kern.ST_MAHALANOBIS
     assert np.all(x == 0) and np.allclose(P, np.eye(15) * 0.01)
-    st = K._update(x, P, z, idx, 1, R, 10.0, K.KIND_DIRECT, np.zeros(4), np.nan, np.zeros(5))
-    assert st == K.ST_OK and abs(x[0] - 0.5) < 1e-12
+    st = kern._update(x, P, z, idx, 1, R, 10.0, kern.KIND_DIRECT, np.zeros(4), np.nan, np.zeros(5))
+    assert st == kern.ST_OK and abs(x[0] - 0.5) < 1e-12
 
 
 def test_ukf_prediction_close_to_ekf_for_mild_motion() -> None:
@@ -135,8 +135,8 @@ def test_ukf_prediction_close_to_ekf_for_mild_motion() -> None:
     Q = np.eye(15) * 0.01
     xe, Pe = x.copy(), P.copy()
     xu, Pu = x.copy(), P.copy()
-    K._predict_ekf(xe, Pe, Q, 0.05)
-    assert K._predict_ukf(xu, Pu, Q, 0.05, 1e-3, 2.0, 0.0)
+    kern._predict_ekf(xe, Pe, Q, 0.05)
+    assert kern._predict_ukf(xu, Pu, Q, 0.05, 1e-3, 2.0, 0.0)
     # equal to first order; the unscented mean keeps the second-order terms (e.g. E[cos yaw] < cos E[yaw])
     np.testing.assert_allclose(xu, xe, atol=5e-5)
     np.testing.assert_allclose(Pu, Pe, atol=2e-5)
@@ -145,8 +145,8 @@ def test_ukf_prediction_close_to_ekf_for_mild_motion() -> None:
     for i in (3, 4, 5, 9, 10, 11):
         P2[i, i] = 1e-14
     xe, Pe, xu, Pu = x.copy(), P2.copy(), x.copy(), P2.copy()
-    K._predict_ekf(xe, Pe, Q, 0.05)
-    assert K._predict_ukf(xu, Pu, Q, 0.05, 1e-3, 2.0, 0.0)
+    kern._predict_ekf(xe, Pe, Q, 0.05)
+    assert kern._predict_ukf(xu, Pu, Q, 0.05, 1e-3, 2.0, 0.0)
     np.testing.assert_allclose(xu, xe, atol=1e-9)
     np.testing.assert_allclose(Pu, Pe, atol=1e-7)
     assert np.linalg.eigvalsh(Pu).min() > 0

@@ -130,7 +130,7 @@ def run_radiate(motion: str, filt: str, seed: int = 0, drop: float = 0.2, noise_
 def test_radiate_tracked_boxes(motion: str, filt: str) -> None:
     """17 real tracked vehicles (409 boxes, 183 radar frames); 20 % drop-outs, σ = 0.5 m, 1 clutter/frame.
 
-    A match is a centre within 2 m.  Measured (seed 0): MOTA 0.69–0.70, HOTA 0.58–0.60, ≤ 8 ID switches.
+    A match is a centre within 2 m.  Measured (seed 0): MOTA 0.68–0.69, HOTA 0.58–0.60, 4–8 ID switches.
     The best reachable MOTA with 20 % of detections dropped and no coasting output is about 0.8.
     """
     cm, h = run_radiate(motion, filt)

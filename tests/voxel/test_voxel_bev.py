@@ -128,8 +128,9 @@ def test_bev_stage() -> None:
     no_int = pointcloud_from_structured(6, "velo", cloud.points[["x", "y", "z"]])
     out2 = stage.process({"cloud": no_int}, 6)["image"]
     assert np.all(out2.data[..., 1] == 0) and out2.data[..., 2].sum() > 0
-    with pytest.raises(PipelineError, match="32FC5"):
-        BevGridStage("bev", {"channels": ALL})
+    five = BevGridStage("bev", {"channels": ALL, "resolution_m": 0.2, "z_range": [-3, 1]})  # any channel count
+    five.start()
+    assert five.process({"cloud": cloud}, 5)["image"].encoding == f"32FC{len(ALL)}"
     with pytest.raises(PipelineError, match="resolution_m"):
         BevGridStage("bev", {"resolution_m": -0.1})
     assert BevGridStage.check_params({"channels": "max_z"})  # must be a list

@@ -26,29 +26,41 @@ METHOD = "cca"
 
 
 def _inv_sqrt(C: F64, ridge: float) -> F64:
+    """``C^{-1/2}`` of symmetric PSD matrices ``C`` (..., n, n), with a relative ridge on the
+    eigenvalues (each matrix's largest eigenvalue × ``ridge``) so rank-deficient blocks stay finite."""
     w, V = np.linalg.eigh(C)
-    w = np.maximum(w, 0.0) + ridge * max(float(w.max()), 1e-300)
-    return (V / np.sqrt(w)) @ V.T
+    top = np.maximum(w.max(axis=-1, keepdims=True), 1e-300)
+    w = np.maximum(w, 0.0) + ridge * top
+    out: F64 = (V / np.sqrt(w)[..., None, :]) @ np.swapaxes(V, -1, -2)
+    return out
+
+
+def canonical_correlations_batch(cov: F64, p: int, ridge: float = 1e-9) -> F64:
+    """Canonical correlations (descending) for a stack of joint covariances ``cov`` (L, p+q, p+q)
+    of [a, b]: (L, min(p, q)).  Rows whose ``a`` or ``b`` block has zero variance give zeros.
+    One batched eigendecomposition / SVD for all lags (no Python loop)."""
+    Caa, Cbb, Cab = cov[:, :p, :p], cov[:, p:, p:], cov[:, :p, p:]
+    dead = (np.trace(Caa, axis1=1, axis2=2) <= 0) | (np.trace(Cbb, axis1=1, axis2=2) <= 0)
+    M = _inv_sqrt(Caa, ridge) @ Cab @ _inv_sqrt(Cbb, ridge)
+    M[dead | ~np.all(np.isfinite(M), axis=(1, 2))] = 0.0
+    cc = np.clip(np.linalg.svd(M, compute_uv=False), 0.0, 1.0)
+    out: F64 = cc
+    return out
 
 
 def canonical_correlations(cov: F64, p: int, ridge: float = 1e-9) -> F64:
-    """Canonical correlations (descending) from a joint covariance ((p+q)×(p+q)) of [a, b]."""
-    Caa, Cbb, Cab = cov[:p, :p], cov[p:, p:], cov[:p, p:]
-    if np.trace(Caa) <= 0 or np.trace(Cbb) <= 0:
-        return np.zeros(min(p, cov.shape[0] - p))
-    M = _inv_sqrt(Caa, ridge) @ Cab @ _inv_sqrt(Cbb, ridge)
-    return np.clip(np.linalg.svd(M, compute_uv=False), 0.0, 1.0)  # type: ignore[no-any-return]
+    """Canonical correlations (descending) from one joint covariance ((p+q)×(p+q)) of [a, b]."""
+    return canonical_correlations_batch(np.asarray(cov, dtype=np.float64)[None], p, ridge)[0]
 
 
 def _curve(stats: LaggedStats, leave_out: int | None, min_pairs: float) -> tuple[F64, F64, F64]:
     n, _, cov = stats.totals(leave_out)
-    score = np.full(n.size, np.nan)
-    allc = np.full((n.size, min(stats.p, cov.shape[1] - stats.p)), np.nan)
-    for k in range(n.size):
-        if n[k] >= min_pairs:
-            cc = canonical_correlations(cov[k], stats.p)
-            allc[k] = cc
-            score[k] = cc[0]
+    k = min(stats.p, cov.shape[1] - stats.p)
+    allc = np.full((n.size, k), np.nan)
+    use = np.flatnonzero(n >= min_pairs)
+    if use.size:
+        allc[use] = canonical_correlations_batch(cov[use], stats.p)
+    score: F64 = allc[:, 0].copy()
     return score, n, allc
 
 
@@ -110,4 +122,5 @@ def procrustes_rotation_from_cov(cov: F64, p: int) -> F64:
 def _procrustes_from_h(H: F64) -> F64:
     U, _, Vt = np.linalg.svd(H)
     D = np.diag([1.0, 1.0, np.sign(np.linalg.det(Vt.T @ U.T))])
-    return Vt.T @ D @ U.T  # type: ignore[no-any-return]
+    R: F64 = Vt.T @ D @ U.T
+    return R
