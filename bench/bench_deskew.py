@@ -57,7 +57,8 @@ def _ouster_sweep() -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64], str
         return (rng.normal(size=(N, 3)) * 20).astype(np.float32), t, "synthetic, Ouster column timing"
 
 
-def _numpy_deskew(pts: npt.NDArray[np.float32], t: npt.NDArray[np.int64], seg_t_ns: npt.NDArray[np.int64],
+def _numpy_deskew(  # noqa: PLR0917 (mirrors the kernel inputs)
+    pts: npt.NDArray[np.float32], t: npt.NDArray[np.int64], seg_t_ns: npt.NDArray[np.int64],
                   R: F64, p: F64, v: F64, w: F64, ref: tuple[F64, F64], T_il: F64) -> F64:
     """Vectorised numpy with the deskew semantics: per-point segment, Rodrigues, reference pose."""
     k = np.clip(np.searchsorted(seg_t_ns, t, side="right") - 1, 0, len(seg_t_ns) - 1)
@@ -101,7 +102,7 @@ def main() -> None:
     xyz, t_col, source = _ouster_sweep()
     rng = np.random.default_rng(1)
     t_unique = np.sort(rng.integers(int(t_col[0]), int(t_col[-1]), N)).astype(np.int64)
-    start, end = int(t_col.min()), int(t_col.max())
+    start = int(t_col.min())
     imu_t = start - 3_000_000 + np.arange(13, dtype=np.int64) * 10_000_000
     gyro = np.column_stack([0.05 * np.sin(np.arange(13)), 0.02 * np.cos(np.arange(13)), 0.8 + 0.01 * np.arange(13)])
     cv = ConstantVelocity((12.0, 0.3, 0.0), (0.01, -0.02, 0.8))

@@ -156,10 +156,7 @@ def _deskew_points(  # noqa: PLR0915, PLR0917 (one flat kernel; scalar arguments
             # does the next point share this time?  Then build the affine map once for the run.
             shared = False
             if i + 1 < n:
-                if is_int:
-                    shared = np.int64(t[i + 1]) == np.int64(t[i])
-                else:
-                    shared = float(t[i + 1]) == float(t[i])
+                shared = np.int64(t[i + 1]) == np.int64(t[i]) if is_int else float(t[i + 1]) == float(t[i])
             if shared:
                 # E = Exp(u theta) (Rodrigues), M = G E, q = M tp + h
                 e00 = cs + ux * ux * oc
@@ -217,23 +214,25 @@ def _deskew_points(  # noqa: PLR0915, PLR0917 (one flat kernel; scalar arguments
 
 
 @njit()
-def _time_range(t: np.ndarray, is_int: bool) -> tuple[int, int, float, float, int]:
+def _time_range(t: np.ndarray, is_int: bool) -> tuple[np.int64, np.int64, float, float, int]:
     """One pass over point times: ``(min_i, max_i, min_f, max_f, n_nonfinite)``.
 
     For integer ``t`` the int64 extremes are returned in ``min_i``/``max_i``; for float ``t`` the
     finite extremes in ``min_f``/``max_f``.  With no usable time, ``min > max``.
     """
     n = t.shape[0]
-    mn_i = np.iinfo(np.int64).max
-    mx_i = np.iinfo(np.int64).min
+    mn_i = np.int64(np.iinfo(np.int64).max)
+    mx_i = np.int64(np.iinfo(np.int64).min)
     mn_f = np.inf
     mx_f = -np.inf
     n_bad = 0
     for i in range(n):
         if is_int:
             v = np.int64(t[i])
-            mn_i = min(mn_i, v)
-            mx_i = max(mx_i, v)
+            if v < mn_i:  # noqa: PLR1730 (keeps the int64 type for numba and mypy)
+                mn_i = v
+            if v > mx_i:  # noqa: PLR1730
+                mx_i = v
         else:
             f = float(t[i])
             if not math.isfinite(f):
@@ -245,7 +244,7 @@ def _time_range(t: np.ndarray, is_int: bool) -> tuple[int, int, float, float, in
 
 
 @njit()
-def _integrate_imu(
+def _integrate_imu(  # noqa: PLR0917 (kernel: arrays in, arrays out)
     dt_s: np.ndarray,
     gyro: np.ndarray,
     accel: np.ndarray,
@@ -262,8 +261,8 @@ def _integrate_imu(
 
     Segment k has the constant rate ``w[k] = (gyro[k] + gyro[k+1]) / 2`` and, with ``use_accel``,
     the constant acceleration ``a[k] = (R[k] f[k] + R[k+1] f[k+1]) / 2 + g0`` in the start frame
-    (``f`` = ``accel`` specific force); without it ``a = 0`` (constant velocity ``v0``).  Writes ``R`` (M, 3, 3), ``p`` (M, 3), ``v`` (M, 3),
-    ``w`` (M-1, 3), ``a`` (M-1, 3).
+    (``f`` = ``accel`` specific force); without it ``a = 0`` (constant velocity ``v0``).
+    Writes ``R`` (M, 3, 3), ``p`` (M, 3), ``v`` (M, 3), ``w`` (M-1, 3), ``a`` (M-1, 3).
     """
     m = gyro.shape[0]
     for r in range(3):

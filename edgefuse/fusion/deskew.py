@@ -296,7 +296,7 @@ class Deskewer:
         self._tp = self._Ril.T @ self._til  # the IMU origin in the LiDAR frame, negated
         self.outside = outside
         self.max_extrapolation_ns = int(max_extrapolation_ns)
-        self._out = {np.dtype(np.float32): np.empty((capacity, 3), np.float32),
+        self._out: dict[np.dtype[Any], npt.NDArray[Any]] = {np.dtype(np.float32): np.empty((capacity, 3), np.float32),
                      np.dtype(np.float64): np.empty((capacity, 3), np.float64)}
         self._k_cap = 0
         self._grow_segments(64)
@@ -352,9 +352,8 @@ class Deskewer:
         is_int = t.dtype.kind in "iu"
         need_range = isinstance(motion, ImuBatch) or isinstance(reference_time_ns, str)
         t_first_ns = t_last_ns = 0
-        n_bad_pre = 0
         if need_range and n:
-            mn_i, mx_i, mn_f, mx_f, n_bad_pre = _k._time_range(t, is_int)
+            mn_i, mx_i, mn_f, mx_f, _n_bad = _k._time_range(t, is_int)
             if is_int:
                 t_first_ns = int(time_origin_ns) + int(mn_i) * unit_ns
                 t_last_ns = int(time_origin_ns) + int(mx_i) * unit_ns

@@ -32,7 +32,7 @@ import numpy.typing as npt
 from edgefuse.fusion import _kernels
 from edgefuse.fusion.projection import ProjectionResult
 
-__all__ = ["FeatureArrayError", "PointPainter", "append_point_fields", "paint_points"]
+__all__ = ["FeatureArrayError", "PointPainter", "append_point_fields", "paint_points", "painted_dtype"]
 
 F32 = npt.NDArray[np.float32]
 

@@ -278,7 +278,7 @@ class PipelineRunner:
         """Latency, counts, drops and errors as a JSON-ready dict."""
         stages = {}
         breaches: list[str] = []
-        for spec in self.config.stages:
+        for stage, spec in zip(self.stages, self.config.stages, strict=True):
             summary = self.stage_latency[spec.name].summary()
             entry = summary.as_dict()
             entry.update(type=spec.type_name, start_ms=self.start_ms.get(spec.name),
@@ -286,6 +286,9 @@ class PipelineRunner:
                          first_errors=self.stage_errors[spec.name].first,
                          skipped_missing_input=self.stage_skipped[spec.name],
                          reused_unchanged_inputs=self.stage_reused[spec.name])
+            stage_report = getattr(stage, "report", None)
+            if callable(stage_report):
+                entry["details"] = _plain(stage_report())
             stages[spec.name] = entry
             if spec.budget is not None:
                 breaches += spec.budget.breaches(summary)

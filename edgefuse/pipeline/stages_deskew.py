@@ -14,16 +14,17 @@ field                  drivers                     default unit
 ``t``                  ouster_ros                  ns (uint32, since the header stamp)
 ``time``               velodyne, robosense         s  (float, since the header stamp)
 ``timestamp``          hesai, livox                s for floats, ns for integers
-``time_sec/time_nsec`` luminar                     absolute s + ns
+``time_sec``+``nsec``  luminar                     absolute s + ns
 ``offset_time``        livox_ros_driver2           ns (since the header stamp)
 =====================  ==========================  ====================================
 
 ``time_relative: auto`` decides per cloud whether times are absolute or since the header stamp: the
 first point's time is absolute when it lies within 1000 s of the stamp *and* closer to the stamp than
 half its own value (so small offsets such as 0…0.1 s are relative even when the sensor clock
-starts near zero).  Set ``relative``/``absolute`` explicitly for simulated clocks near zero.  The motion frame: ``body_frame`` (a rig frame)
-if given, else the IMU batch's / odometry child frame when the rig knows it, else the cloud's own
-frame (identity extrinsic).
+starts near zero).  Set ``relative``/``absolute`` explicitly for simulated clocks near zero.
+
+The motion frame: ``body_frame`` (a rig frame) if given, else the IMU batch's / odometry child frame
+when the rig knows it, else the cloud's own frame (identity extrinsic).
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ _ABSOLUTE_WITHIN_NS = 1_000 * 1_000_000_000
 
 def _xyz_view(points: npt.NDArray[np.void]) -> npt.NDArray[Any] | None:
     """An (N, 3) strided view of x, y, z when they are consecutive fields of one float dtype."""
-    fields = points.dtype.fields or {}
+    fields: Mapping[str, Any] = points.dtype.fields or {}
     if not all(k in fields for k in "xyz"):
         return None
     dt, off = fields["x"][0], fields["x"][1]
@@ -155,7 +156,8 @@ class DeskewStage(Stage):
             found = next((f for f in TIME_FIELDS if f[0] in names), None)
             if found is None:
                 raise DeskewError(f"point cloud has no per-point time field; fields: {list(names)} "
-                                  f"(known: {[f[0] for f in TIME_FIELDS]}; set time_field)", stamp_ns=cloud.stamp_ns)
+                                  f"(known: {[f[0] for f in TIME_FIELDS]}; set time_field)",
+                                  stamp_ns=cloud.stamp_ns)
             field, unit_i, unit_f = found
         else:
             if want not in names:

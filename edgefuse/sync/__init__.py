@@ -2,7 +2,8 @@
 
 Policies (see each module for the exact semantics): ``exact`` (:mod:`.exact`), ``approximate``
 (ROS message_filters C++ ApproximateTime, :mod:`.approximate`), ``latest`` (zero-order hold,
-:mod:`.latest`), ``imu_window`` (:mod:`.imu`) and ``collector`` (deadline collector, :mod:`.collector`).
+:mod:`.latest`), ``imu_window`` (:mod:`.imu`), ``collector`` (deadline collector, :mod:`.collector`) and ``each``
+(every message released at once on its own, :mod:`.each`).
 Build one with :func:`make_synchronizer`; every one follows the :class:`Synchronizer` protocol and
 accounts for every message in :class:`SyncStats`.
 """
@@ -10,6 +11,7 @@ accounts for every message in :class:`SyncStats`.
 from edgefuse.sync.approximate import ApproximateTimeSynchronizer, approximate_sync_batch
 from edgefuse.sync.base import DROP_REASONS, InputStats, Synchronizer, SyncSet, SyncStats
 from edgefuse.sync.collector import DeadlineCollector
+from edgefuse.sync.each import EachSynchronizer
 from edgefuse.sync.exact import ExactTimeSynchronizer, exact_sync_batch
 from edgefuse.sync.factory import PARAMS, make_synchronizer, validate_params
 from edgefuse.sync.imu import ImuWindow, ImuWindowSynchronizer, imu_window
@@ -21,6 +23,7 @@ __all__ = [
     "PARAMS",
     "ApproximateTimeSynchronizer",
     "DeadlineCollector",
+    "EachSynchronizer",
     "ExactTimeSynchronizer",
     "ImuWindow",
     "ImuWindowSynchronizer",

@@ -15,6 +15,7 @@ from edgefuse.sync.base import Synchronizer, check_inputs, check_queue_size
 from edgefuse.sync.collector import DeadlineCollector, check_collector_params
 from edgefuse.sync.exact import ExactTimeSynchronizer
 from edgefuse.sync.imu import ImuWindowSynchronizer, check_imu_params
+from edgefuse.sync.each import EachSynchronizer, check_each_params
 from edgefuse.sync.latest import LatestSynchronizer, check_latest_params
 
 #: Allowed parameter names per policy.
@@ -26,6 +27,7 @@ PARAMS: dict[str, frozenset[str]] = {
     "latest": frozenset({"primary", "max_age_ns", "allow_future_ns", "queue_size"}),
     "imu_window": frozenset({"frame", "imu", "timeout_ns", "queue_size", "frame_queue_size", "orientation"}),
     "collector": frozenset({"offset_ns", "timeout_ns", "deadline_ns", "window_ns", "queue_size"}),
+    "each": frozenset({"allow_out_of_order"}),
 }
 
 _DEFAULTS: dict[str, dict[str, Any]] = {
@@ -46,9 +48,10 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
         "orientation": None,
     },
     "collector": {"offset_ns": 0, "timeout_ns": None, "deadline_ns": None, "window_ns": 0, "queue_size": 16},
+    "each": {"allow_out_of_order": False},
 }
 
-_MIN_INPUTS = {"exact": 2, "approximate": 2, "latest": 2, "imu_window": 2, "collector": 1}
+_MIN_INPUTS = {"exact": 2, "approximate": 2, "latest": 2, "imu_window": 2, "collector": 1, "each": 1}
 
 
 def validate_params(policy: str, inputs: Sequence[str], params: Mapping[str, Any]) -> list[str]:
@@ -82,6 +85,8 @@ def validate_params(policy: str, inputs: Sequence[str], params: Mapping[str, Any
         problems += check_imu_params(
             names, p["frame"], p["imu"], p["timeout_ns"], p["queue_size"], p["frame_queue_size"]
         )
+    elif policy == "each":
+        problems += check_each_params(names, p["allow_out_of_order"])
     else:
         problems += check_collector_params(
             names, p["offset_ns"], p["timeout_ns"], p["deadline_ns"], p["window_ns"], p["queue_size"]
@@ -107,4 +112,6 @@ def make_synchronizer(policy: str, inputs: Sequence[str], **params: Any) -> Sync
         return LatestSynchronizer(names, **params)
     if policy == "imu_window":
         return ImuWindowSynchronizer(names, **params)
+    if policy == "each":
+        return EachSynchronizer(names, **params)
     return DeadlineCollector(names, **params)

@@ -135,3 +135,17 @@ def test_bad_imu_samples_raise() -> None:
     with pytest.raises(DeskewError, match="accel must"):
         integrate_imu(imu.stamps_ns, imu.angular_velocity, 0, 50_000_000, accel_mps2=np.zeros((3, 3)),
                       gravity_mps2=(0, 0, -9.81))
+
+
+def test_outside_policy_on_shared_time_runs() -> None:
+    """Points sharing one time (a LiDAR column) outside the window: each is counted and handled."""
+    imu = _imu(n=6)  # [0, 50] ms
+    t = np.repeat(np.array([0, 20, 90], dtype=np.int64) * 1_000_000, 4)
+    pts = np.ones((12, 3))
+    r = deskew(pts, t, imu, reference_time_ns=0, outside="nan")
+    assert r.n_outside == 4 and np.all(np.isnan(r.points[8:])) and np.all(np.isfinite(r.points[:8]))
+    r = deskew(pts, t, imu, reference_time_ns=0, outside="extrapolate")
+    assert r.n_outside == 4 and np.all(np.isfinite(r.points))
+    # extrapolation continues the last segment's rotation: same as the constant rate would give
+    cv = deskew(pts, t, ConstantVelocity((0, 0, 0), (0, 0, 0.5)), reference_time_ns=0)
+    np.testing.assert_allclose(r.points, cv.points, atol=1e-12)

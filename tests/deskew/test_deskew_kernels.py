@@ -21,7 +21,8 @@ def _h(R: F64, p: F64) -> F64:
     return T
 
 
-def ref_constant_velocity(pts: F64, t_ns: npt.NDArray[np.int64], v: F64, w: F64, stamp_ns: int,
+def ref_constant_velocity(  # noqa: PLR0917
+    pts: F64, t_ns: npt.NDArray[np.int64], v: F64, w: F64, stamp_ns: int,
                           ref_ns: int, T_il: F64) -> F64:
     """Body pose at t relative to the body at ``stamp``: (Exp(w dt), v dt); one point at a time."""
 
@@ -37,7 +38,8 @@ def ref_constant_velocity(pts: F64, t_ns: npt.NDArray[np.int64], v: F64, w: F64,
     return out
 
 
-def ref_imu_poses(stamps: npt.NDArray[np.int64], gyro: F64, t0: int, t1: int, accel: F64 | None = None,
+def ref_imu_poses(  # noqa: PLR0917
+    stamps: npt.NDArray[np.int64], gyro: F64, t0: int, t1: int, accel: F64 | None = None,
                   v0: F64 | None = None, g0: F64 | None = None) -> tuple[list[int], list[Rotation], list[F64],
                                                                            list[F64], list[F64], list[F64]]:
     """Integrate with scipy: samples at t0, the stamps strictly inside, t1 (linear interpolation)."""
@@ -58,10 +60,8 @@ def ref_imu_poses(stamps: npt.NDArray[np.int64], gyro: F64, t0: int, t1: int, ac
         h = (ts[k + 1] - ts[k]) * 1e-9
         wk = 0.5 * (gs[k] + gs[k + 1])
         Rn = Rs[k] * Rotation.from_rotvec(wk * h)
-        if fs is not None and g0 is not None:
-            ak = 0.5 * (Rs[k].apply(fs[k]) + Rn.apply(fs[k + 1])) + g0
-        else:
-            ak = np.zeros(3)
+        ak = 0.5 * (Rs[k].apply(fs[k]) + Rn.apply(fs[k + 1])) + g0 if fs is not None and g0 is not None \
+            else np.zeros(3)
         ps.append(ps[k] + vs[k] * h + 0.5 * ak * h * h)
         vs.append(vs[k] + ak * h)
         Rs.append(Rn)
@@ -178,8 +178,8 @@ def test_imu_integration_matches_reference(mode: str) -> None:
     use_accel = mode == "gyro+accel"
     t0 = 5_000_000_000
     stamps = t0 - 7_000_000 + np.arange(0, 140_000_000, 5_000_000, dtype=np.int64)  # 200 Hz
-    gyro = np.cumsum(rng.normal(size=(len(stamps), 3)) * 0.05, axis=0) + [0.1, -0.2, 0.9]
-    accel = rng.normal(size=(len(stamps), 3)) * 0.5 + [0.0, 0.0, 9.81]
+    gyro = np.cumsum(rng.normal(size=(len(stamps), 3)) * 0.05, axis=0) + np.array([0.1, -0.2, 0.9])
+    accel = rng.normal(size=(len(stamps), 3)) * 0.5 + np.array([0.0, 0.0, 9.81])
     pts, t = _sweep(rng, 500, t0=t0, per_time=4)
     T_il = _extrinsic(rng)
     lo, hi = int(t.min()), int(t.max())
@@ -187,7 +187,7 @@ def test_imu_integration_matches_reference(mode: str) -> None:
     g0 = np.array([0.05, -0.02, -9.81])
     kw = {"gyro": {}, "gyro+velocity": {"initial_velocity_mps": v0},
           "gyro+accel": {"accel_mps2": accel, "initial_velocity_mps": v0, "gravity_mps2": g0}}[mode]
-    motion = integrate_imu(stamps, gyro, lo, hi, **kw)  # type: ignore[arg-type]
+    motion = integrate_imu(stamps, gyro, lo, hi, **kw)
     assert motion.origin_ns == lo and motion.window_ns == (lo, hi)
     poses = ref_imu_poses(stamps, gyro, lo, hi, accel if use_accel else None,
                           None if mode == "gyro" else v0, g0)
@@ -249,7 +249,7 @@ def test_motion_pose_at_matches_reference_integration() -> None:
     stamps = np.arange(0, 11, dtype=np.int64) * 10_000_000
     gyro = rng.normal(size=(11, 3))
     m = integrate_imu(stamps, gyro, 0, 100_000_000)
-    ts, Rs, *_ = ref_imu_poses(stamps, gyro, 0, 100_000_000)
+    _ts, Rs, *_ = ref_imu_poses(stamps, gyro, 0, 100_000_000)
     R_end, p_end = m.pose_at(100_000_000)
     np.testing.assert_allclose(R_end, Rs[-1].as_matrix(), atol=1e-12)
     np.testing.assert_allclose(p_end, 0.0)

@@ -10,29 +10,52 @@ For each complete frame it records the frame id, the number of returns (range > 
 timestamps, the sum of the returns' XYZ (sensor frame, metres, ``XYZLut(use_extrinsics=False)``) and
 every 1999th return as (column, row, xyz, range_mm).
 """
+
+from __future__ import annotations
+
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from ouster.sdk import core, pcap
 
-D=str(Path(__file__).resolve().parents[1] / 'data/ouster_sdk_pcaps/tests/pcaps') + '/'
-out={}
-for pc,js in (('OS-1-128_v2.3.0_1024x10_lb_n3.pcap','OS-1-128_v2.3.0_1024x10.json'),('OS-0-32-U1_v2.2.0_1024x10.pcap','OS-0-32-U1_v2.2.0_1024x10.json'),('OS-2-32-U0_v2.0.0_1024x10.pcap','OS-2-32-U0_v2.0.0_1024x10.json')):
-    info=core.SensorInfo(open(D+js).read())
-    src=pcap.PcapScanSource(D+pc, sensor_info=[info]) if hasattr(pcap,'PcapScanSource') else None
-    lut=core.XYZLut(info, use_extrinsics=False)
-    frames=[]
-    for item in src:
-        scan=item[0]
-        if scan is None: continue
-        xyz=lut(scan)  # H, W, 3
-        rng=scan.field(core.ChanField.RANGE)
-        ts=scan.timestamp
-        ok=rng>0
-        frames.append(dict(frame_id=int(scan.frame_id), n=int(ok.sum()), ts=[int(x) for x in ts[[0,1,511,1023]]],
-            sum_xyz=[float(v) for v in xyz[ok].sum(0)], abs_sum=float(np.abs(xyz[ok]).sum()),
-            samples=[[int(v),int(u),[round(float(c),9) for c in xyz[u,v]], int(rng[u,v])] for u,v in list(zip(*np.nonzero(ok)))[::1999]]))
-    out[pc]=frames
-    print(pc, [(f['frame_id'],f['n']) for f in frames])
-json.dump(out, open(D + '../../ouster_sdk_1.0.1_reference.json', 'w'), indent=1)
+PCAPS = Path(__file__).resolve().parents[1] / "data" / "ouster_sdk_pcaps" / "tests" / "pcaps"
+OUT = PCAPS.parents[1] / "ouster_sdk_1.0.1_reference.json"
+CAPTURES = {
+    "OS-1-128_v2.3.0_1024x10_lb_n3.pcap": "OS-1-128_v2.3.0_1024x10.json",
+    "OS-0-32-U1_v2.2.0_1024x10.pcap": "OS-0-32-U1_v2.2.0_1024x10.json",
+    "OS-2-32-U0_v2.0.0_1024x10.pcap": "OS-2-32-U0_v2.0.0_1024x10.json",
+}
+
+
+def main() -> None:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name, meta in CAPTURES.items():
+        info = core.SensorInfo((PCAPS / meta).read_text())
+        source = pcap.PcapScanSource(str(PCAPS / name), sensor_info=[info])
+        lut = core.XYZLut(info, use_extrinsics=False)
+        frames = []
+        for item in source:
+            scan = item[0]
+            if scan is None:
+                continue
+            xyz = lut(scan)  # (H, W, 3) staggered, sensor frame, metres
+            rng = scan.field(core.ChanField.RANGE)
+            ok = rng > 0
+            rows, cols = np.nonzero(ok)
+            samples = [[int(v), int(u), [round(float(c), 9) for c in xyz[u, v]], int(rng[u, v])]
+                       for u, v in list(zip(rows, cols, strict=True))[::1999]]
+            frames.append({
+                "frame_id": int(scan.frame_id), "n": int(ok.sum()),
+                "ts": [int(x) for x in scan.timestamp[[0, 1, 511, 1023]]],
+                "sum_xyz": [float(v) for v in xyz[ok].sum(0)], "abs_sum": float(np.abs(xyz[ok]).sum()),
+                "samples": samples,
+            })
+        out[name] = frames
+        print(name, [(f["frame_id"], f["n"]) for f in frames])
+    OUT.write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()

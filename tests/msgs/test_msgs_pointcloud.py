@@ -310,9 +310,14 @@ def test_random_layouts_match_reference(
     for name, _, _, _ in fields:
         got = field(cloud, name)
         want = np.array(ref[name], dtype=got.dtype).reshape(got.shape)
-        np.testing.assert_array_equal(
-            np.ascontiguousarray(got).view(np.uint8), want.view(np.uint8)
-        )  # bitwise
+        if got.dtype.kind == "f":
+            # the struct-based reference goes through Python floats, which quiets signalling NaNs:
+            # compare values (NaN == NaN), not bits, for floating fields
+            np.testing.assert_array_equal(got, want)
+        else:
+            np.testing.assert_array_equal(
+                np.ascontiguousarray(got).view(np.uint8), want.view(np.uint8)
+            )  # bitwise
 
 
 @settings(max_examples=150, deadline=None)

@@ -23,7 +23,7 @@ def test_validate_lists_every_problem() -> None:
     assert validate_params("approximate", ("a", "b"), {"queue_size": 5}) == []
     assert validate_params("nope", ("a", "b"), {}) == [
         "unknown sync policy 'nope'; choose one of "
-        "['approximate', 'collector', 'exact', 'imu_window', 'latest']"
+        "['approximate', 'collector', 'each', 'exact', 'imu_window', 'latest']"
     ]
     assert validate_params("exact", ("a", "a"), {}) == ["inputs must be unique, got ['a', 'a']"]
 
@@ -36,7 +36,7 @@ def test_make_raises_sync_error_naming_the_parameter() -> None:
 
 
 def test_params_table_covers_every_policy() -> None:
-    assert set(PARAMS) == {"exact", "approximate", "latest", "imu_window", "collector"}
+    assert set(PARAMS) == {"exact", "approximate", "latest", "imu_window", "collector", "each"}
     for policy in PARAMS:
         extra = {"deadline_ns": 10} if policy == "collector" else {}
         sync = make_synchronizer(policy, NAMES, **extra)
@@ -51,7 +51,7 @@ def test_params_table_covers_every_policy() -> None:
 )
 def test_any_push_sequence_is_accounted_for(policy: str, events: list[tuple[int, int]]) -> None:
     """Out-of-order and duplicate stamps never crash; every message is used, dropped or queued."""
-    extra: dict[str, object] = {"queue_size": 4}
+    extra: dict[str, object] = {} if policy == "each" else {"queue_size": 4}
     if policy == "collector":
         extra["deadline_ns"] = 7
     sync = make_synchronizer(policy, NAMES, **extra)
@@ -65,4 +65,9 @@ def test_any_push_sequence_is_accounted_for(policy: str, events: list[tuple[int,
     assert sum(s.received for s in stats.inputs.values()) == len(events)
     assert stats.sets == len(out)
     stamps = [s.stamp_ns for s in out]
-    assert stamps == sorted(stamps)
+    if policy == "each":  # inputs are independent: stamps increase per input only
+        for name in NAMES:
+            own = [s.stamp_ns for s in out if name in s.members]
+            assert own == sorted(own)
+    else:
+        assert stamps == sorted(stamps)

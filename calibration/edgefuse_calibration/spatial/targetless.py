@@ -1,35 +1,48 @@
 """Targetless LiDAR→camera extrinsic refinement by edge alignment.
 
-Method (after Levinson & Thrun, "Automatic online calibration of cameras and lasers", RSS 2013):
+Method (after Levinson & Thrun, "Automatic online calibration of cameras and lasers", RSS 2013; the
+code is our own):
 
-- **LiDAR edges**: along each scan line, a point whose range is shorter than a neighbour's by more
-  than ``min_jump_m`` lies on the near side of a depth discontinuity; its weight is
-  ``sqrt(jump)`` (capped).  Scan lines come from a ``ring`` field when there is one, otherwise from
-  storage order (consecutive points closer than 0.5° in azimuth, as in KITTI/Velodyne sweeps).
-- **Image edges**: Canny edges of the blurred grey image, turned into a smooth score
-  ``S_σ(x) = exp(−d(x)/σ)`` with ``d`` the distance (px) to the nearest edge.
-- **Cost**: ``J(T) = Σ w_i·S_σ(π(T·p_i)) / Σ w_i`` over the edge points that project into the image at
-  the initial guess (a fixed set, so the denominator never changes).  Several frames sharing one
-  extrinsic add their sums.
-- **Search**: ``T = exp(δr)·(I, δt)·T₀`` (perturbation in the camera frame), derivative-free compass
-  search, coarse to fine over ``σ = 32 … 1 px``, step sizes tied to σ.
-- **Safety**: the refined cost and the initial guess's cost are compared at the finest scale; the
-  guess is kept (verdict ``no_improvement``) unless the refinement improves it.  Too few edges in view
-  → ``refused``.  The search is run from the guess and from ``n_starts`` seeded starts around it; the
-  spread of the converged solutions is the uncertainty, and when it exceeds the tolerances the result
-  is ``refused`` (several optima: the data cannot tell).  Smooth-surface LiDAR points enter the cost
-  with negative weight (``contrast``) so that moving the cloud onto textured image regions does not pay.
+- **LiDAR edges** (:func:`lidar_edge_points`): along each scan line, a point whose range is shorter
+  than a neighbour's by more than ``min_jump_m`` lies on the near side of a depth discontinuity; its
+  weight is ``sqrt(jump)`` (jump capped at 10 m).  Scan lines come from a ``ring`` field when there is
+  one, otherwise from storage order (a new line starts where the azimuth wraps round, as in
+  KITTI/Velodyne sweeps: :func:`scan_lines`).  Points in *cluttered* stretches of a scan line
+  (vegetation: more than ``max_discontinuities`` relative range jumps within ±``clean_window``
+  neighbours) are dropped: their "edges" have no stable image counterpart and made the cost of the
+  first version of this tool prefer wrong poses.
+- **Image edges** (:func:`image_edge_map`): ``E`` = largest absolute grey difference to the 8
+  neighbours (of the lightly blurred image), scaled to [0, 1]; the map is Levinson's inverse distance
+  transform ``D = α·E + (1 − α)·max_q E(q)·γ^{‖p − q‖∞}``.  ``γ`` close to 1 gives a wide, smooth basin,
+  smaller ``γ`` a sharp optimum: the search goes coarse to fine over ``options.gammas``.
+- **Cost**: ``J(T) = Σ_frames Σ_i w_i·D(π(T·p_i)) / Σ w_i`` (higher is better, in [0, 1]); the edge
+  set is fixed at the initial guess (points in view, with a margin), so the denominator never changes.
+- **Search**: ``T = exp(δr)·(I, δt)·T₀`` (perturbation in the camera frame).  Nelder-Mead, in units of
+  1° and 10 cm: rotation only at the coarse levels (a translation error of decimetres moves far points
+  by a few pixels only, so it would just absorb rotation error), then all six parameters at the finer
+  levels, inside a trust region (``max_rot_deg``, ``max_trans_m``) around the guess.
+- **Verdict** (:class:`edgefuse_calibration.spatial.SpatialResult`):
+  ``refused`` when too few LiDAR edges or too little image texture is in view; ``no_improvement`` (the
+  guess is kept) when the refined score does not beat the guess's at the finest level; ``refused``
+  when the score is flat around the optimum (relative curvature below ``min_rot_curvature`` along some
+  rotation axis), or when the descents from ``n_starts`` seeded starts that reach an equally good score
+  (within ``tie_tolerance``) disagree by more than ``max_rot_spread_deg`` / ``max_trans_spread_m``
+  (several optima: the data cannot tell).  Only ``ok`` results are ever written to a rig.
+- **Translation**: along axes where the curvature says the score does not determine the translation
+  (typically the camera's optical axis), the guess's translation component is kept
+  (``metrics["translation_axes_kept"]``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
 import numpy as np
 import numpy.typing as npt
+from scipy.optimize import minimize
 
 from edgefuse.errors import CalibrationError
 from edgefuse.rig import CameraModel, Transform
@@ -43,147 +56,151 @@ from edgefuse_calibration.spatial._common import (
     pose_error,
 )
 
+#: search units: x_unit = [1°, 1°, 1°, 10 cm, 10 cm, 10 cm]
+_UNIT = np.r_[np.deg2rad([1.0, 1.0, 1.0]), 0.1, 0.1, 0.1]
+
 
 # -- inputs -----------------------------------------------------------------------------------------
 @dataclass
 class LidarCameraFrame:
     """One synchronised LiDAR sweep and camera image.
 
-    ``xyz`` (N, 3) points in the LiDAR frame (m); ``image`` (H, W) or (H, W, 3) uint8 BGR, the size of the
-    camera model; ``ring`` optional (N,) scan-line index.
+    ``xyz`` (N, 3) points in the LiDAR frame (m), in scan order; ``image`` (H, W) or (H, W, 3) uint8
+    BGR, the size of the camera model; ``ring`` optional (N,) scan-line index; ``camera`` a per-frame
+    camera model (e.g. KITTI frames differ in size; default: the one passed to the refinement).
     """
 
     xyz: npt.NDArray[Any]
     image: npt.NDArray[Any]
     ring: npt.NDArray[Any] | None = None
-    camera: CameraModel | None = None  # per-frame camera (e.g. KITTI frames differ in size); default: shared
+    camera: CameraModel | None = None
 
+
+def scan_lines(xyz: npt.ArrayLike, ring: npt.ArrayLike | None = None) -> npt.NDArray[np.int64]:
+    """(N,) scan-line index per point: ``ring`` when given, otherwise counted from storage order, a new
+    line starting wherever the azimuth wraps round (jumps by more than 180° against the sweep
+    direction), which is how KITTI and other Velodyne dumps are ordered."""
+    p = np.asarray(xyz, dtype=np.float64)
+    if ring is not None:
+        r = np.asarray(ring)
+        if r.shape != (len(p),):
+            raise CalibrationError(f"ring must have shape ({len(p)},), got {r.shape}")
+        return r.astype(np.int64)
+    if len(p) < 2:
+        return np.zeros(len(p), dtype=np.int64)
+    az = np.arctan2(p[:, 1], p[:, 0])
+    d = np.diff(az)
+    d = d[np.isfinite(d)]
+    small = d[np.abs(d) < np.pi]
+    direction = 1.0 if small.size == 0 or np.median(small) >= 0 else -1.0
+    dd = np.diff(az) * direction
+    wrap = np.nan_to_num(dd, nan=0.0) < -np.pi
+    return np.r_[0, np.cumsum(wrap)].astype(np.int64)
 
 
 def lidar_edge_points(
-    xyz: npt.ArrayLike, ring: npt.ArrayLike | None = None, *, min_jump_m: float = 0.5,
-    min_range_m: float = 1.0, max_azimuth_gap_deg: float = 0.5, return_flat: bool = False,
+    xyz: npt.ArrayLike, ring: npt.ArrayLike | None = None, *, min_jump_m: float = 0.3,
+    min_range_m: float = 1.0, max_azimuth_gap_deg: float = 0.6, clean_window: int = 3,
+    max_discontinuities: int = 2, relative_jump: float = 0.03,
 ) -> tuple[F64, F64]:
     """Points on the near side of depth discontinuities: ``(points (M, 3) f64, weights (M,) f64)``.
 
-    With ``return_flat=True`` a third array holds the points on smooth surfaces (range continuous on
-    both sides within 2 %), which the cost uses as a contrast term.  Non-finite points are dropped first.
-    Raises :class:`CalibrationError` for a cloud that is not (N, 3).
+    Neighbours along a scan line (:func:`scan_lines`) more than ``max_azimuth_gap_deg`` apart are not
+    linked.  With ``clean_window > 0``, points having more than ``max_discontinuities`` range jumps of
+    more than ``relative_jump`` (relative) within ±``clean_window`` neighbours are dropped (clutter).
+    Non-finite points and points closer than ``min_range_m`` are never edges.  Raises
+    :class:`CalibrationError` for a cloud that is not (N, 3).
     """
     p = np.asarray(xyz, dtype=np.float64)
     if p.ndim != 2 or p.shape[1] != 3:
         raise CalibrationError(f"LiDAR points must have shape (N, 3), got {p.shape}")
-    finite = np.isfinite(p).all(axis=1)
-    rng = np.linalg.norm(p, axis=1)
-    keep = finite & (rng >= min_range_m)
-    idx = np.nonzero(keep)[0]
-    if idx.size < 3:
-        if return_flat:
-            return np.zeros((0, 3)), np.zeros(0), np.zeros((0, 3))  # type: ignore[return-value]
+    if len(p) < 3:
         return np.zeros((0, 3)), np.zeros(0)
-    q = p[idx]
-    r = rng[idx]
-    az = np.arctan2(q[:, 1], q[:, 0])
-    if ring is not None:
-        rg = np.asarray(ring)[idx]
-        order = np.lexsort((az, rg))
-        q, r, az, rg = q[order], r[order], az[order], rg[order]
-        same = rg[1:] == rg[:-1]
-    else:
-        same = np.ones(len(q) - 1, dtype=bool)
-    daz = np.abs(np.angle(np.exp(1j * (az[1:] - az[:-1]))))
-    link = same & (daz <= np.deg2rad(max_azimuth_gap_deg))
-    jump = np.zeros(len(q))
-    # neighbour farther than me -> I am a foreground edge point
-    d_next = np.where(link, r[1:] - r[:-1], 0.0)
-    d_prev = np.where(link, r[:-1] - r[1:], 0.0)
-    jump[:-1] = np.maximum(jump[:-1], d_next)
-    jump[1:] = np.maximum(jump[1:], d_prev)
-    sel = jump >= min_jump_m
-    w = np.sqrt(np.minimum(jump[sel], 10.0))
-    if return_flat:
-        flat = np.zeros(len(q), dtype=bool)
-        flat[1:-1] = link[:-1] & link[1:] & (np.abs(r[2:] - r[:-2]) < 0.02 * r[1:-1])
-        return q[sel], w, q[flat & ~sel]  # type: ignore[return-value]
-    return q[sel], w
+    lines = scan_lines(p, ring)
+    if ring is not None:  # storage order need not follow the scan lines: sort by line, then azimuth
+        order = np.lexsort((np.arctan2(p[:, 1], p[:, 0]), lines))
+        p, lines = p[order], lines[order]
+    with np.errstate(invalid="ignore"):
+        r = np.linalg.norm(p, axis=1)
+        ok = np.isfinite(p).all(axis=1) & (r >= min_range_m)
+        r = np.where(ok, r, 0.0)
+        az = np.arctan2(p[:, 1], p[:, 0])
+        daz = np.abs(np.angle(np.exp(1j * np.nan_to_num(az[1:] - az[:-1]))))
+    link = (lines[1:] == lines[:-1]) & ok[1:] & ok[:-1] & (daz <= np.deg2rad(max_azimuth_gap_deg))
+    jump = np.zeros(len(p))
+    jump[:-1] = np.maximum(jump[:-1], np.where(link, r[1:] - r[:-1], 0.0))  # next is farther
+    jump[1:] = np.maximum(jump[1:], np.where(link, r[:-1] - r[1:], 0.0))    # previous is farther
+    sel = ok & (jump >= min_jump_m)
+    if clean_window > 0:
+        rel = np.zeros(len(p))
+        big = np.where(link, np.abs(r[1:] - r[:-1]) > relative_jump * np.maximum(r[1:], r[:-1]), False)
+        rel[:-1] = big
+        count = np.convolve(rel, np.ones(2 * clean_window + 1), mode="same")
+        sel &= count <= max_discontinuities
+    return p[sel], np.sqrt(np.minimum(jump[sel], 10.0))
 
 
-def image_edge_distance(image: npt.ArrayLike, *, canny_low: int = 50, canny_high: int = 150,
-                        blur_px: float = 1.0) -> tuple[npt.NDArray[np.float32], int]:
-    """Distance (px, float32 (H, W)) from each pixel to the nearest Canny edge, and the edge-pixel count."""
+def image_edge_map(image: npt.ArrayLike, gamma: float, *, alpha: float = 1.0 / 3.0, blur_px: float = 1.0,
+                   floor: float = 0.01) -> tuple[npt.NDArray[np.float32], float]:
+    """Levinson's inverse-distance-transformed edge map at decay ``gamma`` (per pixel, Chebyshev
+    distance): ``(D (H, W) float32 in [0, 1], fraction of pixels with E > 0.2)``.  The spreading stops
+    where ``gamma^d < floor``."""
     im = np.asarray(image)
     if im.ndim == 3:
         im = cv2.cvtColor(im, cv2.COLOR_BGR2GRAY)
     if im.dtype != np.uint8:
         raise CalibrationError(f"images must be uint8, got {im.dtype}")
+    if not 0.0 < gamma < 1.0:
+        raise CalibrationError(f"gamma must lie in (0, 1), got {gamma}")
+    g = im.astype(np.float32)
     if blur_px > 0:
-        im = cv2.GaussianBlur(im, (0, 0), blur_px)
-    edges = cv2.Canny(im, canny_low, canny_high)
-    n = int(np.count_nonzero(edges))
-    dist = cv2.distanceTransform(np.where(edges > 0, 0, 255).astype(np.uint8), cv2.DIST_L2, 5)
-    return dist.astype(np.float32), n
-
-
-def image_edge_score(image: npt.ArrayLike, sigma_px: float, *, blur_px: float = 1.0,
-                     clip_percentile: float = 99.0) -> tuple[npt.NDArray[np.float32], float]:
-    """Levinson's inverse distance transform of the gradient magnitude at scale ``sigma_px``:
-    ``S(p) = max_q E(q)·exp(−|p − q|∞ / σ)`` with ``E`` the Sobel gradient magnitude of the blurred grey
-    image scaled to [0, 1] (clipped at ``clip_percentile``).  Returns ``(S (H, W) float32, fraction of
-    pixels with E > 0.3)``."""
-    im = np.asarray(image)
-    if im.ndim == 3:
-        im = cv2.cvtColor(im, cv2.COLOR_BGR2GRAY)
-    if im.dtype != np.uint8:
-        raise CalibrationError(f"images must be uint8, got {im.dtype}")
-    g = cv2.GaussianBlur(im.astype(np.float32), (0, 0), blur_px) if blur_px > 0 else im.astype(np.float32)
-    gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3)
-    gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3)
-    mag = np.sqrt(gx * gx + gy * gy)
-    top = float(np.percentile(mag, clip_percentile))
+        g = cv2.GaussianBlur(g, (0, 0), blur_px)
+    # largest absolute difference to the 8 neighbours = max(dilate(g) - g, g - erode(g))
+    k = np.ones((3, 3), np.uint8)
+    E = np.maximum(cv2.dilate(g, k) - g, g - cv2.erode(g, k))
+    top = float(E.max())
     if not top > 0:
-        return np.zeros_like(mag), 0.0
-    E = np.minimum(mag / top, 1.0).astype(np.float32)
-    frac = float(np.count_nonzero(E > 0.3) / E.size)
-    gamma = float(np.exp(-1.0 / sigma_px))
-    S = E.copy()
-    kernel = np.ones((3, 3), np.uint8)
+        return np.zeros_like(E), 0.0
+    E /= top
+    frac = float(np.count_nonzero(E > 0.2) / E.size)
+    M = E.copy()
     cur = E
-    for _ in range(int(np.ceil(4 * sigma_px))):
-        cur = cv2.dilate(cur, kernel) * gamma
-        np.maximum(S, cur, out=S)
-    return S, frac
+    for _ in range(int(np.ceil(np.log(floor) / np.log(gamma)))):
+        cur = cv2.dilate(cur, k) * np.float32(gamma)
+        np.maximum(M, cur, out=M)
+    return (alpha * E + (1.0 - alpha) * M).astype(np.float32), frac
 
 
 # -- cost -------------------------------------------------------------------------------------------
 @dataclass
 class _FrameData:
-    pts: F64          # (M, 3) LiDAR edge points that project into the image at the initial guess
+    pts: F64          # (M, 3) LiDAR edge points that project near the image at the initial guess
     w: F64            # (M,)
-    dist: dict[float, npt.NDArray[np.float32]]  # sigma -> edge score map at that scale
-    n_image_edges: int
+    maps: dict[float, npt.NDArray[np.float32]]  # gamma -> edge map
+    texture: float    # fraction of pixels with a strong gradient
     camera: CameraModel
 
 
-def _bilinear(img: npt.NDArray[np.float32], uv: F64) -> F64:
+def _bilinear(img: npt.NDArray[np.float32], uv: F64) -> tuple[F64, npt.NDArray[np.bool_]]:
+    """Bilinear samples at the points strictly inside the image, and the inside mask."""
     h, w = img.shape
-    u = np.clip(uv[:, 0], 0, w - 1.001)
-    v = np.clip(uv[:, 1], 0, h - 1.001)
+    with np.errstate(invalid="ignore"):
+        inside = (uv[:, 0] >= 0) & (uv[:, 0] < w - 1) & (uv[:, 1] >= 0) & (uv[:, 1] < h - 1)
+    u = uv[inside, 0]
+    v = uv[inside, 1]
     u0 = u.astype(np.int64)
     v0 = v.astype(np.int64)
     a = u - u0
     b = v - v0
-    i00 = img[v0, u0]
-    i01 = img[v0, u0 + 1]
-    i10 = img[v0 + 1, u0]
-    i11 = img[v0 + 1, u0 + 1]
-    return ((1 - b) * ((1 - a) * i00 + a * i01) + b * ((1 - a) * i10 + a * i11)).astype(np.float64)
+    s = (1 - b) * ((1 - a) * img[v0, u0] + a * img[v0, u0 + 1]) + b * ((1 - a) * img[v0 + 1, u0]
+                                                                      + a * img[v0 + 1, u0 + 1])
+    return s.astype(np.float64), inside
 
 
 class EdgeAlignmentCost:
     """``J(x)`` for a 6-vector ``x = [δr (rad), δt (m)]`` around ``T₀`` (higher is better, in [0, 1])."""
 
-    def __init__(self, camera: CameraModel, frames: Sequence[_FrameData], T0: Transform) -> None:
-        self.camera = camera
+    def __init__(self, frames: Sequence[_FrameData], T0: Transform) -> None:
         self.frames = list(frames)
         self.T0 = T0
         self.total_w = float(sum(f.w.sum() for f in self.frames))
@@ -191,90 +208,49 @@ class EdgeAlignmentCost:
 
     @staticmethod
     def transform_of(x: npt.ArrayLike, T0: Transform) -> Transform:
+        """``exp(δr)·(I, δt)·T₀`` for ``x = [δr, δt]``."""
         x = np.asarray(x, dtype=np.float64)
         return Transform.from_rt(exp_so3(x[:3]), x[3:]) @ T0
 
-    def __call__(self, x: npt.ArrayLike, sigma_px: float,
-                 subset: Sequence[npt.NDArray[Any]] | None = None) -> float:
+    def __call__(self, x: npt.ArrayLike, gamma: float) -> float:
         x = np.asarray(x, dtype=np.float64)
         R = exp_so3(x[:3])
-        t = x[3:]
         num = 0.0
-        den = 0.0
-        for k, (f, pc) in enumerate(zip(self.frames, self._pc, strict=True)):
-            w = f.w
-            q = pc
-            if subset is not None:
-                q = pc[subset[k]]
-                w = w[subset[k]]
-            den += float(w[w > 0].sum())
-            qc = q @ R.T + t
-            cam = f.camera
-            uv, valid = cam.project(qc)
-            inside = valid & cam.in_image(np.where(valid[:, None], uv, -10.0))
-            if not inside.any():
-                continue
-            sc = _bilinear(f.dist[sigma_px], uv[inside])
-            num += float((w[inside] * sc).sum())
-        return num / den if den > 0 else 0.0
-
-
-def _compass(  # noqa: PLR0917
-    cost: EdgeAlignmentCost, x0: F64, sigma: float, steps: F64, min_steps: F64,
-    mask: F64, subset: Sequence[npt.NDArray[Any]] | None = None, max_evals: int = 4000,
-    bounds: tuple[float, float] = (np.inf, np.inf),
-) -> tuple[F64, float, int]:
-    x = x0.copy()
-    best = cost(x, sigma, subset)
-    step = steps.copy()
-    n = 1
-    while n < max_evals:
-        improved = False
-        for i in range(6):
-            if mask[i] == 0:
-                continue
-            for s in (1.0, -1.0):
-                y = x.copy()
-                y[i] += s * step[i]
-                if np.linalg.norm(y[:3]) > bounds[0] or np.linalg.norm(y[3:]) > bounds[1]:
-                    continue
-                c = cost(y, sigma, subset)
-                n += 1
-                if c > best + 1e-12:
-                    x, best, improved = y, c, True
-                    break
-        if not improved:
-            step = step / 2
-            if np.all((step < min_steps) | (mask == 0)):
-                break
-    return x, best, n
+        for f, pc in zip(self.frames, self._pc, strict=True):
+            uv, valid = f.camera.project(pc @ R.T + x[3:])
+            uv[~valid] = -1.0
+            s, inside = _bilinear(f.maps[gamma], uv)
+            num += float((f.w[inside] * s).sum())
+        return num / self.total_w if self.total_w > 0 else 0.0
 
 
 @dataclass
 class TargetlessOptions:
-    """Knobs of :func:`refine_lidar_camera` (defaults suit 64/32-beam LiDARs and ~1 Mpx cameras)."""
+    """Knobs of :func:`refine_lidar_camera` (defaults suit 32/64-beam LiDARs and ~1 Mpx cameras)."""
 
-    sigmas_px: tuple[float, ...] = (16.0, 8.0, 4.0, 2.0, 1.0)
-    min_jump_m: float = 0.5
+    gammas: tuple[float, ...] = (0.98, 0.9, 0.8, 0.6)
+    rotation_only_levels: int = 1        # the first levels move rotation only
+    min_jump_m: float = 0.3
+    clean_window: int = 3
     min_edge_points: int = 300
-    min_image_edge_fraction: float = 0.002
-    typical_depth_m: float = 10.0
+    min_texture_fraction: float = 0.002
     refine_translation: bool = True
-    n_starts: int = 4
-    start_rot_deg: float = 2.0
-    start_trans_m: float = 0.1
-    max_rot_spread_deg: float = 0.3
-    max_trans_spread_m: float = 0.05
-    min_improvement: float = 1e-4
-    seed: int = 0
-    canny: tuple[int, int] = (50, 150)
-    blur_per_sigma: float = 0.25
-    edge_map: str = "gradient"
-    contrast: float = 1.0
-    translation_from_sigma_px: float = 4.0
-    max_rot_deg: float = 6.0
+    n_starts: int = 4                    # best grid maxima used as starts besides the guess itself
+    grid_rot_deg: float = 4.0            # rotation grid: ±4° ...
+    grid_step_deg: float = 1.0           # ... in 1° steps (9³ = 729 evaluations)
+    grid_level: int = 1                  # index into gammas of the level the grid is scored at
+    trans_grid_m: float = 0.3            # translation grid ±30 cm ...
+    trans_grid_step_m: float = 0.1       # ... in 10 cm steps, before the first joint level
+    tie_tolerance: float = 0.01          # relative: starts scoring within 1 % of the best are "ties"
+    max_rot_spread_deg: float = 0.5
+    max_trans_spread_m: float = 0.10
+    min_rot_curvature: float = 0.02      # relative score drop for ±1° (per rotation axis)
+    min_trans_curvature: float = 0.005   # relative score drop for ±10 cm (per translation axis)
+    min_improvement: float = 1e-4        # relative
+    max_rot_deg: float = 6.0             # trust region around the guess
     max_trans_m: float = 0.5
-    extra: dict[str, Any] = field(default_factory=dict)
+    margin_px: float = 60.0
+    seed: int = 0
 
 
 def _prepare(frames: Sequence[LidarCameraFrame], camera0: CameraModel, T0: Transform,
@@ -286,129 +262,184 @@ def _prepare(frames: Sequence[LidarCameraFrame], camera0: CameraModel, T0: Trans
         if img.shape[:2] != (camera.height, camera.width):
             raise CalibrationError(f"frame {i}: image is {img.shape[1]}x{img.shape[0]} but camera"
                                    f" {camera.name!r} is {camera.width}x{camera.height}")
-        pts, w, flat = lidar_edge_points(fr.xyz, fr.ring, min_jump_m=opt.min_jump_m,  # type: ignore[misc]
-                                         return_flat=True)
-
-        def in_view(q: F64, camera: CameraModel = camera) -> npt.NDArray[np.bool_]:
-            uv, valid = camera.project(T0.apply(q))
-            m = 40.0  # px margin: points just outside may move in
-            return valid & (uv[:, 0] > -m) & (uv[:, 0] < camera.width + m) \
-                & (uv[:, 1] > -m) & (uv[:, 1] < camera.height + m)
+        pts, w = lidar_edge_points(fr.xyz, fr.ring, min_jump_m=opt.min_jump_m, clean_window=opt.clean_window)
         if len(pts):
-            keep = in_view(pts)
+            uv, valid = camera.project(T0.apply(pts))
+            m = opt.margin_px
+            with np.errstate(invalid="ignore"):
+                keep = valid & (uv[:, 0] > -m) & (uv[:, 0] < camera.width + m) \
+                    & (uv[:, 1] > -m) & (uv[:, 1] < camera.height + m)
             pts, w = pts[keep], w[keep]
-        if len(pts) and opt.contrast > 0 and len(flat):
-            flat = flat[in_view(flat)]
-            rs = np.random.default_rng(opt.seed)
-            if len(flat) > 3 * len(pts):
-                flat = flat[rs.choice(len(flat), 3 * len(pts), replace=False)]
-            if len(flat):
-                # signed weights: edge points sum to +1, smooth-surface points to -contrast
-                w = np.concatenate([w / w.sum(), np.full(len(flat), -opt.contrast / len(flat))])
-                pts = np.concatenate([pts, flat])
-        dists: dict[float, npt.NDArray[np.float32]] = {}
-        n_edges = 0
-        for s in opt.sigmas_px:
-            if opt.edge_map == "canny":
-                d, n = image_edge_distance(img, canny_low=opt.canny[0], canny_high=opt.canny[1],
-                                           blur_px=max(1.0, s * opt.blur_per_sigma))
-                dists[s] = np.exp(-d / s).astype(np.float32)
-                n_edges = n
-            else:
-                dists[s], frac = image_edge_score(img, s, blur_px=max(1.0, s * opt.blur_per_sigma))
-                n_edges = int(frac * img.shape[0] * img.shape[1])
-        out.append(_FrameData(pts, w, dists, n_edges, camera))
+        maps: dict[float, npt.NDArray[np.float32]] = {}
+        texture = 0.0
+        for g in opt.gammas:
+            maps[g], texture = image_edge_map(img, g)
+        out.append(_FrameData(pts, w, maps, texture, camera))
     return out
 
 
-def refine_lidar_camera(
+def _nelder_mead(f: Callable[[F64], float], x0: F64, step: float) -> tuple[F64, float, int]:
+    n = len(x0)
+    sim = np.vstack([x0, x0 + np.eye(n) * step])
+    r = minimize(f, x0, method="Nelder-Mead",
+                 options={"initial_simplex": sim, "xatol": 2e-3, "fatol": 1e-7, "maxfev": 400 * n})
+    return np.asarray(r.x, dtype=np.float64), float(r.fun), int(r.nfev)
+
+
+def _curvature(cost: EdgeAlignmentCost, x: F64, gamma: float, c: float) -> F64:
+    """Relative score drop ``(2c − J(x+h) − J(x−h)) / (2c)`` along each axis, ``h`` = 1° / 10 cm."""
+    out = np.zeros(6)
+    for i in range(6):
+        h = np.zeros(6)
+        h[i] = _UNIT[i]
+        out[i] = (2 * c - cost(x + h, gamma) - cost(x - h, gamma)) / (2 * c) if c > 0 else 0.0
+    return out
+
+
+def _grid_starts(cost: EdgeAlignmentCost, opt: TargetlessOptions, evals_out: list[int]) -> list[F64]:
+    """Rotation-only grid search (±``grid_rot_deg`` in ``grid_step_deg`` steps) at the grid level; the
+    ``n_starts`` best local maxima of the grid (26-neighbourhood) become starting points."""
+    g = opt.gammas[min(opt.grid_level, len(opt.gammas) - 1)]
+    ax = np.arange(-opt.grid_rot_deg, opt.grid_rot_deg + 1e-9, opt.grid_step_deg)
+    n = len(ax)
+    vals = np.empty((n, n, n))
+    for i, a in enumerate(ax):
+        for j, b in enumerate(ax):
+            for k, c in enumerate(ax):
+                vals[i, j, k] = cost(np.r_[np.deg2rad([a, b, c]), 0.0, 0.0, 0.0], g)
+    evals_out[0] += vals.size
+    pad = np.pad(vals, 1, constant_values=-np.inf)
+    is_max = np.ones_like(vals, dtype=bool)
+    for di in (-1, 0, 1):
+        for dj in (-1, 0, 1):
+            for dk in (-1, 0, 1):
+                if di or dj or dk:
+                    is_max &= vals >= pad[1 + di:1 + di + n, 1 + dj:1 + dj + n, 1 + dk:1 + dk + n]
+    idx = np.argwhere(is_max)
+    order = np.argsort(-vals[is_max])
+    return [np.r_[np.deg2rad(ax[idx[o]]), 0.0, 0.0, 0.0] for o in order[: opt.n_starts]]
+
+
+def refine_lidar_camera(  # noqa: PLR0914, PLR0915 (one linear procedure, easier to read in one piece)
     frames: Sequence[LidarCameraFrame], camera: CameraModel, T_cam_from_lidar_guess: Transform,
     *, options: TargetlessOptions | None = None, camera_frame: str | None = None, lidar_frame: str = "lidar",
 ) -> SpatialResult:
     """Refine ``T_cam_from_lidar`` from a rough guess by aligning LiDAR depth edges with image edges.
 
-    Returns a :class:`SpatialResult` whose ``T`` is the refined transform (``ok``), the unchanged guess
-    (``no_improvement``) or None (``refused``: too few LiDAR/image edges in view, or the bootstrap spread
-    exceeds the tolerances).  ``metrics`` holds the costs before/after, edge counts, bootstrap standard
-    deviations (deg, m) and evaluation counts.
+    Several frames that share the extrinsic are scored jointly.  Returns a :class:`SpatialResult` whose
+    ``T`` is the refined transform (``ok``), the unchanged guess (``no_improvement``) or None
+    (``refused``).  ``metrics``: scores before/after at the finest level, edge counts, curvature per
+    axis, the multi-start solutions and their spread, evaluation count.
     """
     opt = options or TargetlessOptions()
     if not frames:
         raise CalibrationError("refine_lidar_camera: no frames given")
+    if not opt.gammas:
+        raise CalibrationError("TargetlessOptions.gammas is empty")
     cam_frame = camera_frame or camera.frame_id
-    data = _prepare(frames, camera, T_cam_from_lidar_guess, opt)
-    n_pts = int(sum(np.count_nonzero(d.w > 0) for d in data))
-    edge_frac = float(np.mean([d.n_image_edges / (d.camera.width * d.camera.height) for d in data]))
-    res = SpatialResult("lidar_camera_targetless", REFUSED, cam_frame, lidar_frame,
-                        initial=T_cam_from_lidar_guess)
-    res.metrics.update(n_frames=len(frames), n_lidar_edge_points=n_pts, image_edge_fraction=edge_frac)
+    T0 = T_cam_from_lidar_guess
+    data = _prepare(frames, camera, T0, opt)
+    n_pts = int(sum(len(d.w) for d in data))
+    texture = float(np.mean([d.texture for d in data]))
+    res = SpatialResult("lidar_camera_targetless", REFUSED, cam_frame, lidar_frame, initial=T0)
+    res.metrics.update(n_frames=len(frames), n_lidar_edge_points=n_pts, image_texture_fraction=texture)
     if n_pts < opt.min_edge_points:
         res.reasons.append(f"only {n_pts} LiDAR depth-edge points project into the image"
                            f" (need {opt.min_edge_points})")
-    if edge_frac < opt.min_image_edge_fraction:
-        res.reasons.append(f"image edges cover {edge_frac:.4%} of the pixels (need"
-                           f" {opt.min_image_edge_fraction:.2%}): too little texture")
+    if texture < opt.min_texture_fraction:
+        res.reasons.append(f"strong image gradients cover {texture:.4%} of the pixels (need"
+                           f" {opt.min_texture_fraction:.2%}): too little texture")
     if res.reasons:
         return res
-    cost = EdgeAlignmentCost(camera, data, T_cam_from_lidar_guess)
-    f = 0.5 * (camera.fx + camera.fy)
-    mask = np.ones(6)
-    if not opt.refine_translation:
-        mask[3:] = 0
-    bounds = (float(np.deg2rad(opt.max_rot_deg)), opt.max_trans_m)
-    sigmas = list(opt.sigmas_px)
-    fine = sigmas[-1]
+
+    cost = EdgeAlignmentCost(data, T0)
+    rmax = float(np.deg2rad(opt.max_rot_deg))
     evals = 0
 
-    def descend(x0: F64) -> F64:
+    def descend(x_start: F64) -> F64:
         nonlocal evals
-        x = x0.copy()
-        for s in sigmas:
-            steps = np.array([s / f] * 3 + [s * opt.typical_depth_m / f] * 3)
-            # coarse scales: rotation only (a translation error of decimetres moves far points by a
-            # few pixels, so at coarse scales it would only absorb rotation error)
-            m = mask.copy()
-            if s > opt.translation_from_sigma_px:
-                m[3:] = 0
-            x, _, n = _compass(cost, x, s, steps, steps / 16, m, bounds=bounds)
+        x = x_start.copy()
+        for level, g in enumerate(opt.gammas):
+            rot_only = level < opt.rotation_only_levels or not opt.refine_translation
+            step = max(1.0 * 0.6**level, 0.15)
+
+            def f(y: F64, g: float = g, rot_only: bool = rot_only) -> float:
+                z = x.copy()
+                if rot_only:
+                    z[:3] = y * _UNIT[:3]
+                else:
+                    z = y * _UNIT
+                if np.linalg.norm(z[:3]) > rmax or np.linalg.norm(z[3:]) > opt.max_trans_m:
+                    return 1.0  # outside the trust region: worse than any score
+                return -cost(z, g)
+            if level == opt.rotation_only_levels and opt.refine_translation and opt.trans_grid_m > 0:
+                # translation grid with the rotation found so far, then the joint descent
+                ax = np.arange(-opt.trans_grid_m, opt.trans_grid_m + 1e-9, opt.trans_grid_step_m)
+                best_v, best_t = -np.inf, x[3:].copy()
+                for tx in ax:
+                    for ty in ax:
+                        for tz in ax:
+                            z = x.copy()
+                            z[3:] = x[3:] + (tx, ty, tz)
+                            v = cost(z, g)
+                            if v > best_v:
+                                best_v, best_t = v, z[3:]
+                evals += len(ax) ** 3
+                x[3:] = best_t
+            if rot_only:
+                y, _, n = _nelder_mead(f, x[:3] / _UNIT[:3], step)
+                x[:3] = y * _UNIT[:3]
+            else:
+                y, _, n = _nelder_mead(f, x / _UNIT, step)
+                x = y * _UNIT
             evals += n
         return x
 
-    # multi-start: the guess itself plus seeded starts around it; the best fine-scale score wins and
-    # the spread of the converged solutions is the uncertainty (several optima -> the data cannot tell)
-    rng = np.random.default_rng(opt.seed)
-    starts = [np.zeros(6)]
-    for _ in range(opt.n_starts):
-        a = rng.normal(size=3)
-        b = rng.normal(size=3) * mask[3:]
-        nb = np.linalg.norm(b)
-        starts.append(np.r_[a / np.linalg.norm(a) * np.deg2rad(opt.start_rot_deg),
-                            b / nb * opt.start_trans_m if nb > 0 else np.zeros(3)])
+    starts = [np.zeros(6), *_grid_starts(cost, opt, evals_out := [0])]
+    evals += evals_out[0]
+    fine = opt.gammas[-1]
     sols = [descend(s0) for s0 in starts]
     scores = [cost(x, fine) for x in sols]
     best = int(np.argmax(scores))
-    x = sols[best]
+    x = sols[best].copy()
     c0 = cost(np.zeros(6), fine)
     c1 = scores[best]
-    T_ref = EdgeAlignmentCost.transform_of(x, T_cam_from_lidar_guess)
-    spread = [pose_error(EdgeAlignmentCost.transform_of(xs, T_cam_from_lidar_guess), T_ref) for xs in sols]
+    curv = _curvature(cost, x, fine, c1)
+    kept: list[str] = []
+    if opt.refine_translation:
+        for i, axis in enumerate("xyz"):
+            if curv[3 + i] < opt.min_trans_curvature:
+                x[3 + i] = 0.0
+                kept.append(axis)
+        if kept:
+            c1 = cost(x, fine)
+    T_ref = EdgeAlignmentCost.transform_of(x, T0)
+    ties = [k for k, s in enumerate(scores) if s >= scores[best] * (1.0 - opt.tie_tolerance)]
+    spread = [pose_error(EdgeAlignmentCost.transform_of(sols[k], T0),
+                         EdgeAlignmentCost.transform_of(sols[best], T0)) for k in ties]
     rot_spread = float(max(r for r, _ in spread))
     tr_spread = float(max(t for _, t in spread))
-    dr, dt = pose_error(T_ref, T_cam_from_lidar_guess)
-    res.metrics.update(cost_initial=c0, cost_refined=c1, evaluations=evals, change_rot_deg=dr,
-                       change_trans_m=dt, n_starts=len(starts), start_scores=scores,
-                       multistart_rot_spread_deg=rot_spread, multistart_trans_spread_m=tr_spread)
-    if not c1 > c0 + opt.min_improvement:
+    dr, dt = pose_error(T_ref, T0)
+    res.metrics.update(
+        score_initial=c0, score_refined=c1, evaluations=evals, change_rot_deg=dr, change_trans_m=dt,
+        n_starts=len(starts), start_scores=scores, n_tied_starts=len(ties),
+        tied_rot_spread_deg=rot_spread, tied_trans_spread_m=tr_spread,
+        curvature_rot=curv[:3].tolist(), curvature_trans=curv[3:].tolist(),
+        translation_axes_kept="".join(kept))
+    if not c1 > c0 * (1.0 + opt.min_improvement):
         res.verdict = NO_IMPROVEMENT
-        res.T = T_cam_from_lidar_guess
+        res.T = T0
         res.reasons.append(f"refined edge score {c1:.5f} does not beat the initial guess's {c0:.5f};"
                            " keeping the guess")
         return res
+    if float(curv[:3].min()) < opt.min_rot_curvature:
+        res.reasons.append(f"rotation not determined: the edge score is flat around the optimum (relative"
+                           f" curvature {float(curv[:3].min()):.4f} < {opt.min_rot_curvature} for ±1°)")
     if rot_spread > opt.max_rot_spread_deg:
-        res.reasons.append(f"rotation not determined: refinements from {len(starts)} starts end up to"
+        res.reasons.append(f"rotation not determined: {len(ties)} starts reach equally good scores up to"
                            f" {rot_spread:.2f} deg apart (tolerance {opt.max_rot_spread_deg} deg)")
     if opt.refine_translation and tr_spread > opt.max_trans_spread_m:
-        res.reasons.append(f"translation not determined: refinements from {len(starts)} starts end up to"
+        res.reasons.append(f"translation not determined: {len(ties)} starts reach equally good scores up to"
                            f" {tr_spread * 100:.1f} cm apart (tolerance {opt.max_trans_spread_m * 100:.1f} cm;"
                            " try refine_translation=False or more frames)")
     if res.reasons:
@@ -418,16 +449,15 @@ def refine_lidar_camera(
     return res
 
 
-
 def overlay_edges(frame: LidarCameraFrame, camera: CameraModel, transforms: dict[str, Transform],
-                  *, min_jump_m: float = 0.5) -> npt.NDArray[np.uint8]:
-    """BGR image: Canny edges in grey, LiDAR edge points projected with each transform in its own
+                  *, min_jump_m: float = 0.3) -> npt.NDArray[np.uint8]:
+    """BGR image: the edge map in grey, LiDAR edge points projected with each transform in its own
     colour (first: red, second: green, third: blue), with a legend."""
     img = np.asarray(frame.image)
     gray = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
-    base = cv2.cvtColor((gray * 0.6).astype(np.uint8), cv2.COLOR_GRAY2BGR)
-    edges = cv2.Canny(cv2.GaussianBlur(gray, (0, 0), 1.0), 50, 150)
-    base[edges > 0] = (200, 200, 200)
+    base = cv2.cvtColor((gray * 0.5).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+    E, _ = image_edge_map(gray, 0.5, alpha=1.0)
+    base[E > 0.2] = (200, 200, 200)
     pts, _ = lidar_edge_points(frame.xyz, frame.ring, min_jump_m=min_jump_m)
     colours = [(0, 0, 255), (0, 255, 0), (255, 128, 0), (0, 255, 255)]
     for k, (name, T) in enumerate(transforms.items()):

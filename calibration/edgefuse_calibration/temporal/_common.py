@@ -60,7 +60,7 @@ def setup(method: str, a: Signal, b: Signal, *, max_lag_ns: int, dt_ns: int | No
     return Setup(int(dt_ns), slow, int(max_lag_ns), min_ov, slow, snr_a, snr_b)
 
 
-def judge_curve(method: str, score: F64, lag0: int, dt_ns: int, n_pairs: F64, cfg: Setup, *,
+def judge_curve(method: str, score: F64, lag0: int, dt_ns: int, n_pairs: F64, *, cfg: Setup,
                 min_peak: float, ambiguity_ratio: float, jackknife_ns: F64 | None,
                 max_uncertainty_ns: int | None, extra: dict[str, Any]) -> OffsetEstimate:
     """Verdict for a score-vs-lag curve (higher is better): peak, sub-sample refinement, second

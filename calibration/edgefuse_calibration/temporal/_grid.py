@@ -97,7 +97,7 @@ class Grid:
         return int(self.Xa.shape[0])
 
 
-def common_grid(a: Signal, b: Signal, dt_ns: int, max_lag_ns: int, max_gap_factor: float,
+def common_grid(a: Signal, b: Signal, dt_ns: int, max_lag_ns: int, *, max_gap_factor: float,
                 smooth_ns: int) -> Grid:
     """Resample both signals on one grid covering ``a``'s span and ``b``'s span (±``max_lag_ns``).
 

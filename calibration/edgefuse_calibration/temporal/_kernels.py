@@ -57,7 +57,7 @@ def _dtw_cost(a: F64, b: F64, window: int) -> float:
         cur = tmp
         if i == 0:
             cur[0] = _INF  # D[i+1][0] = inf for every row after the origin row
-    return prev[c]
+    return float(prev[c])
 
 
 @njit("Tuple((float64, int64[:, ::1]))(float64[::1], float64[::1], int64)", fastmath=False)
@@ -267,6 +267,43 @@ def _dtw_line_cost(a: F64, b: F64, slope: float, intercept: float, radius: int) 
     return best, best_rows
 
 
+@njit("int64[:, ::1](bool_[::1])", fastmath=False)
+def _valid_runs(v: B) -> I64:
+    """Maximal runs of True in ``v`` as (R, 2) half-open index ranges [start, end)."""
+    n = v.shape[0]
+    out = np.empty((n // 2 + 1, 2), np.int64)
+    r = 0
+    g = 0
+    while g < n:
+        if v[g]:
+            s = g
+            while g < n and v[g]:
+                g += 1
+            out[r, 0] = s
+            out[r, 1] = g
+            r += 1
+        else:
+            g += 1
+    return out[:r].copy()
+
+
+@njit("Tuple((float64[:, ::1], float64[:, :, ::1]))(float64[:, ::1])", fastmath=False)
+def _prefix_moments(X: F64) -> tuple[F64, F64]:
+    """Prefix sums of X (n, p) and of its outer products: P1 (n+1, p), P2 (n+1, p, p) with
+    ``P1[g] = Σ_{i<g} X[i]`` and ``P2[g] = Σ_{i<g} X[i] X[i]ᵀ``."""
+    n = X.shape[0]
+    p = X.shape[1]
+    P1 = np.zeros((n + 1, p))
+    P2 = np.zeros((n + 1, p, p))
+    for g in range(n):
+        for u in range(p):
+            xu = X[g, u]
+            P1[g + 1, u] = P1[g, u] + xu
+            for v in range(p):
+                P2[g + 1, u, v] = P2[g, u, v] + xu * X[g, v]
+    return P1, P2
+
+
 @njit("void(float64[:, ::1], bool_[::1], float64[:, ::1], bool_[::1], int64, int64[::1],"
       " float64[:, ::1], float64[:, :, ::1], float64[:, :, :, ::1])", fastmath=False)
 def _lagged_moments(X: F64, vx: B, Y: F64, vy: B, lag0: int, block_of: I64,  # noqa: PLR0917
@@ -274,37 +311,62 @@ def _lagged_moments(X: F64, vx: B, Y: F64, vy: B, lag0: int, block_of: I64,  # n
     """Per lag and per block, the sufficient statistics of the pairs (X[g], Y[g - lag]).
 
     X (n, p) and Y (n, q) share one time grid; vx / vy flag valid grid samples.  Lag index ``k``
-    means ``lag = lag0 + k`` grid steps.  ``block_of[g]`` is the block of grid sample g.
-    Outputs (zeroed by the caller): ``count[k, m]``, ``s1[k, m, :]`` = sum of z, ``s2[k, m, :, :]`` =
-    sum of z zᵀ with z = [X[g], Y[g-lag]] (p + q values).
+    means ``lag = lag0 + k`` grid steps.  ``block_of[g]`` (non-decreasing in g) is the block of grid
+    sample g.  Outputs (zeroed by the caller): ``count[k, m]``, ``s1[k, m, :]`` = sum of z,
+    ``s2[k, m, :, :]`` = sum of z zᵀ with z = [X[g], Y[g-lag]] (p + q values), over the g of block m
+    where both samples are valid.
+
+    The valid pairs of one lag are the intersections of X's valid runs with Y's runs shifted by the
+    lag; over each such interval the X-only and Y-only moments are differences of prefix sums, and
+    the p·q cross products are contiguous dot products (BLAS ``ddot``).
     """
     n = X.shape[0]
     p = X.shape[1]
     q = Y.shape[1]
-    d = p + q
     nl = count.shape[0]
-    z = np.empty(d)
+    nb = count.shape[1]
+    ra = _valid_runs(vx)
+    rb = _valid_runs(vy)
+    PA1, PA2 = _prefix_moments(X)
+    PB1, PB2 = _prefix_moments(Y)
+    # first grid index of each block (block_of is non-decreasing)
+    bstart = np.full(nb + 1, n, np.int64)
+    for g in range(n - 1, -1, -1):
+        bstart[block_of[g]] = g
+    for m in range(nb - 1, -1, -1):
+        bstart[m] = min(bstart[m], bstart[m + 1])
+    XT = np.ascontiguousarray(X.T)  # channel-major rows: the cross products are contiguous dots
+    YT = np.ascontiguousarray(Y.T)
     for k in range(nl):
         lag = lag0 + k
-        g0 = max(0, lag)
-        g1 = min(n, n + lag)
-        for g in range(g0, g1):
-            h = g - lag
-            if not (vx[g] and vy[h]):
-                continue
-            m = block_of[g]
-            for u in range(p):
-                z[u] = X[g, u]
-            for u in range(q):
-                z[p + u] = Y[h, u]
-            count[k, m] += 1.0
-            for u in range(d):
-                zu = z[u]
-                s1[k, m, u] += zu
-                for v in range(u, d):
-                    s2[k, m, u, v] += zu * z[v]
-    for k in range(nl):
-        for m in range(count.shape[1]):
-            for u in range(d):
-                for v in range(u):
-                    s2[k, m, u, v] = s2[k, m, v, u]
+        i = 0
+        j = 0
+        while i < ra.shape[0] and j < rb.shape[0]:
+            s = max(ra[i, 0], rb[j, 0] + lag)
+            e = min(ra[i, 1], rb[j, 1] + lag)
+            if s < e:
+                m = block_of[s]
+                while s < e:
+                    e2 = min(e, bstart[m + 1])
+                    if e2 > s:
+                        count[k, m] += e2 - s
+                        for u in range(p):
+                            s1[k, m, u] += PA1[e2, u] - PA1[s, u]
+                            for v in range(p):
+                                s2[k, m, u, v] += PA2[e2, u, v] - PA2[s, u, v]
+                        for u in range(q):
+                            s1[k, m, p + u] += PB1[e2 - lag, u] - PB1[s - lag, u]
+                            for v in range(q):
+                                s2[k, m, p + u, p + v] += PB2[e2 - lag, u, v] - PB2[s - lag, u, v]
+                        for u in range(p):
+                            xs = XT[u, s:e2]
+                            for v in range(q):
+                                c = np.dot(xs, YT[v, s - lag:e2 - lag])
+                                s2[k, m, u, p + v] += c
+                                s2[k, m, p + v, u] += c
+                        s = e2
+                    m += 1
+            if ra[i, 1] < rb[j, 1] + lag:
+                i += 1
+            else:
+                j += 1

@@ -13,14 +13,16 @@ def log_so3(R: F64) -> F64:
     angle = float(np.arccos(c))
     w = np.array([R[2, 1] - R[1, 2], R[0, 2] - R[2, 0], R[1, 0] - R[0, 1]])
     if angle < 1e-9:
-        return 0.5 * w
+        small: F64 = 0.5 * w
+        return small
     if np.pi - angle < 1e-6:
         # near pi: axis from the largest diagonal entry of (R + I) / 2
         M = (R + np.eye(3)) / 2.0
         i = int(np.argmax(np.diag(M)))
-        axis = M[:, i] / np.sqrt(max(M[i, i], 1e-300))
+        axis: F64 = M[:, i] / np.sqrt(max(M[i, i], 1e-300))
         return axis * angle
-    return w * (angle / (2.0 * np.sin(angle)))
+    rv: F64 = w * (angle / (2.0 * np.sin(angle)))
+    return rv
 
 
 def procrustes_rotation(A: F64, B: F64) -> F64:
@@ -28,7 +30,8 @@ def procrustes_rotation(A: F64, B: F64) -> F64:
     H = B.T @ A
     U, _, Vt = np.linalg.svd(H)
     D = np.diag([1.0, 1.0, np.sign(np.linalg.det(Vt.T @ U.T))])
-    return Vt.T @ D @ U.T
+    R: F64 = Vt.T @ D @ U.T
+    return R
 
 
 def angle_deg(R: F64) -> float:

@@ -50,7 +50,8 @@ def canonical_correlations_batch(cov: F64, p: int, ridge: float = 1e-9) -> F64:
 
 def canonical_correlations(cov: F64, p: int, ridge: float = 1e-9) -> F64:
     """Canonical correlations (descending) from one joint covariance ((p+q)×(p+q)) of [a, b]."""
-    return canonical_correlations_batch(np.asarray(cov, dtype=np.float64)[None], p, ridge)[0]
+    out: F64 = canonical_correlations_batch(np.asarray(cov, dtype=np.float64)[None], p, ridge)[0]
+    return out
 
 
 def _curve(stats: LaggedStats, leave_out: int | None, min_pairs: float) -> tuple[F64, F64, F64]:
@@ -90,7 +91,8 @@ def estimate_offset_cca(
                 min_snr=min_snr)
     if isinstance(cfg, OffsetEstimate):
         return cfg
-    grid = common_grid(a, b, cfg.dt_ns, cfg.max_lag_ns, max_gap_factor, cfg.smooth_ns)
+    grid = common_grid(a, b, cfg.dt_ns, cfg.max_lag_ns, max_gap_factor=max_gap_factor,
+                       smooth_ns=cfg.smooth_ns)
     L = cfg.max_lag_ns // cfg.dt_ns
     stats = lagged_stats(grid, -L, 2 * L + 1, n_blocks)
     min_pairs = max(8.0 * (a.ndim + b.ndim), cfg.min_overlap_ns / cfg.dt_ns / 4)
@@ -101,14 +103,14 @@ def estimate_offset_cca(
         k = int(np.nanargmax(score))
         lo, hi = main_lobe(score, k)
         jk = jackknife_peaks([_curve(stats, m, min_pairs)[0] for m in range(n_blocks)],
-                             k, lo, hi, stats.lag0, cfg.dt_ns)
+                             k, lo, hi, lag0=stats.lag0, dt_ns=cfg.dt_ns)
         extra["canonical_correlations"] = allc[k]
         if a.ndim == 3 and b.ndim == 3:
             _, _, cov = stats.totals(None)
             R = procrustes_rotation_from_cov(cov[k], 3)
             extra["R_a_from_b"] = R
             extra["rotation_angle_deg"] = angle_deg(R)
-    return judge_curve(METHOD, score, stats.lag0, cfg.dt_ns, n, cfg, min_peak=min_peak,
+    return judge_curve(METHOD, score, stats.lag0, cfg.dt_ns, n, cfg=cfg, min_peak=min_peak,
                        ambiguity_ratio=ambiguity_ratio, jackknife_ns=jk,
                        max_uncertainty_ns=max_uncertainty_ns, extra=extra)
 

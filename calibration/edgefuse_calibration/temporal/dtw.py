@@ -165,7 +165,8 @@ def estimate_offset_dtw(
                 min_snr=min_snr)
     if isinstance(cfg, OffsetEstimate):
         return cfg
-    grid = common_grid(a, b, cfg.dt_ns, cfg.max_lag_ns, max_gap_factor, cfg.smooth_ns)
+    grid = common_grid(a, b, cfg.dt_ns, cfg.max_lag_ns, max_gap_factor=max_gap_factor,
+                       smooth_ns=cfg.smooth_ns)
     L = cfg.max_lag_ns // cfg.dt_ns
     # longest run where a is valid; b must be valid on the run shifted by the lag: use b's own run
     ra = _longest_run(grid.va)
@@ -173,7 +174,7 @@ def estimate_offset_dtw(
     xa = grid.Xa[ra[0]:ra[1], 0]
     xb = grid.Xb[rb[0]:rb[1], 0]
     if xa.size < 8 or xb.size < 8:
-        return judge_curve(METHOD, np.full(2 * L + 1, np.nan), -L, cfg.dt_ns, np.zeros(2 * L + 1), cfg,
+        return judge_curve(METHOD, np.full(2 * L + 1, np.nan), -L, cfg.dt_ns, np.zeros(2 * L + 1), cfg=cfg,
                            min_peak=min_peak, ambiguity_ratio=ambiguity_ratio, jackknife_ns=None,
                            max_uncertainty_ns=max_uncertainty_ns, extra={})
     za = (xa - xa.mean()) / (xa.std() or 1.0)
@@ -184,9 +185,11 @@ def estimate_offset_dtw(
     min_rows = int(cfg.min_overlap_ns // cfg.dt_ns)
 
     def search(zq: F64, zs: F64, base_shift: int) -> tuple[LineWarp, F64, F64]:
-        return _search(zq, zs, base_shift, L, max_drift, n_drift, radius, max(8, min_rows // n_blocks))
+        return _search(zq, zs, base_shift, L, max_drift=max_drift, n_drift=n_drift, radius=radius,
+                       min_rows=max(8, min_rows // n_blocks))
 
-    best, _lags, curve = _search(zb, za, base, L, max_drift, n_drift, radius, min_rows)
+    best, _lags, curve = _search(zb, za, base, L, max_drift=max_drift, n_drift=n_drift, radius=radius,
+                                  min_rows=min_rows)
     sim = 1.0 - (-curve) / 2.0
     sim[~np.isfinite(curve)] = np.nan
     n_pairs = np.where(np.isfinite(curve), float(min(za.size, zb.size)), 0.0)
@@ -202,7 +205,7 @@ def estimate_offset_dtw(
         if np.isfinite(c2).any():
             jk.append((-L + parabolic_peak(c2, int(np.argmax(c2)))) * cfg.dt_ns)
     drift_ppm = (best.slope - 1.0) * 1e6
-    return judge_curve(METHOD, sim, -L, cfg.dt_ns, n_pairs, cfg, min_peak=min_peak,
+    return judge_curve(METHOD, sim, -L, cfg.dt_ns, n_pairs, cfg=cfg, min_peak=min_peak,
                        ambiguity_ratio=ambiguity_ratio,
                        jackknife_ns=np.asarray(jk) if len(jk) > 1 else None,
                        max_uncertainty_ns=max_uncertainty_ns,
@@ -210,7 +213,7 @@ def estimate_offset_dtw(
                               "cost_per_row": best.cost_per_row})
 
 
-def _search(zq: F64, zs: F64, base: int, L: int, max_drift: float, n_drift: int, radius: int,
+def _search(zq: F64, zs: F64, base: int, L: int, *, max_drift: float, n_drift: int, radius: int,
             min_rows: int) -> tuple[LineWarp, F64, F64]:
     """Line search with query ``zq`` (rows) against ``zs`` (columns); the lag ``l`` (grid steps)
     corresponds to ``j = slope·i + base + l`` at the query's centre.  Returns the best warp, the lags

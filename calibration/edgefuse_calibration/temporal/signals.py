@@ -75,11 +75,11 @@ def signals_from_bag(path: str | Path, specs: Sequence[str],
             raise CalibrationError(f"topic {topic} has no messages", topic=topic)
         st = np.array([d[0] for d in data], dtype=np.int64)
         m = np.stack([d[1] for d in data])
-        out.append(_field(st, m, topic, fld, R, spec))
+        out.append(_field(st, m, topic, fld, R=R, name=spec))
     return out
 
 
-def _field(st: npt.NDArray[np.int64], m: F64, topic: str, fld: str, R: npt.ArrayLike | None,
+def _field(st: npt.NDArray[np.int64], m: F64, topic: str, fld: str, *, R: npt.ArrayLike | None,
            name: str) -> Signal:
     is_imu = m.shape[1] == 3
     if fld in IMU_FIELDS and not is_imu:
@@ -105,14 +105,40 @@ def inject_offset(sig: Signal, offset_ns: int) -> Signal:
     return sig.shifted(-int(offset_ns))
 
 
-def rotation_rate_from_rotations(stamps_ns: npt.NDArray[np.int64], R_rel: F64) -> Signal:
+def rotation_rate_from_rotations(stamps_ns: npt.ArrayLike, R_rel: npt.ArrayLike, *,
+                                  name: str = "rotation_rate") -> Signal:
     """Angular rate (rad/s, 3-axis, in the sensor frame) from relative rotations between consecutive
-    frames: ``R_rel[i]`` rotates frame i+1 coordinates into frame i.  The rate is stamped at the
-    midpoint of each interval (a zero-phase estimate)."""
+    frames: ``R_rel[i]`` (N-1, 3, 3) rotates frame i+1 coordinates into frame i.  The rate is stamped
+    at the midpoint of each interval (a zero-phase estimate); a non-finite rotation gives a NaN row
+    (a gap the estimators mask).
+
+    Raises:
+        CalibrationError: ``R_rel`` is not (N-1, 3, 3) for N stamps.
+    """
     from edgefuse_calibration.temporal._so3 import log_so3
 
-    st = np.asarray(stamps_ns, dtype=np.int64)
+    st = np.asarray(stamps_ns, dtype=np.int64).reshape(-1)
+    Rr = np.asarray(R_rel, dtype=np.float64)
+    if st.size < 2 or Rr.shape != (st.size - 1, 3, 3):
+        raise CalibrationError(f"{name}: need N >= 2 stamps and (N-1, 3, 3) relative rotations, got"
+                               f" {st.size} stamps and shape {Rr.shape}")
     dt = np.diff(st) / 1e9
-    rv = np.stack([log_so3(R) for R in R_rel]) if len(R_rel) else np.zeros((0, 3))
+    ok = np.all(np.isfinite(Rr), axis=(1, 2))
+    rv = np.full((Rr.shape[0], 3), np.nan)
+    for i in np.flatnonzero(ok):
+        rv[i] = log_so3(Rr[i])
     mid = st[:-1] + np.diff(st) // 2
-    return Signal(mid, rv / dt[:, None], "rotation_rate", "rad/s")
+    return Signal(mid, rv / dt[:, None], name, "rad/s")
+
+
+def rotation_rate_from_orientations(stamps_ns: npt.ArrayLike, R_ref_from_body: npt.ArrayLike, *,
+                                    name: str = "orientation_rate") -> Signal:
+    """Body-frame angular rate (rad/s) from an orientation stream, e.g. ground-truth or odometry
+    poses: ``R_ref_from_body`` (N, 3, 3) at ``stamps_ns`` (N,).  The rate between samples i and i+1
+    is ``log(R_iᵀ R_{i+1}) / dt`` stamped at the interval midpoint, i.e. what a gyro fixed to the
+    body measures (minus its bias).  See :func:`rotation_rate_from_rotations` for errors."""
+    R = np.asarray(R_ref_from_body, dtype=np.float64)
+    if R.ndim != 3 or R.shape[1:] != (3, 3):
+        raise CalibrationError(f"{name}: orientations must be (N, 3, 3), got shape {R.shape}")
+    R_rel = np.einsum("nji,njk->nik", R[:-1], R[1:])
+    return rotation_rate_from_rotations(stamps_ns, R_rel, name=name)

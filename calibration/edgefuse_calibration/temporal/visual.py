@@ -102,7 +102,18 @@ def lidar_rotation_rate(stamps_ns: npt.ArrayLike, clouds: Sequence[F64], *, voxe
                         max_corr_m: float = 1.0, name: str = "lidar_rotation_rate",
                         min_fitness: float = 0.3) -> tuple[Signal, list[dict[str, Any]]]:
     """3-axis angular rate of the LiDAR (rad/s, LiDAR frame) from point-to-plane ICP between
-    consecutive scans ((N, 3) float arrays); NaN where ICP fitness is below ``min_fitness``."""
+    consecutive scans ((N, 3) float arrays); NaN where ICP fitness is below ``min_fitness``.
+
+    ``stamps_ns`` is one time per scan: for a spinning LiDAR use the middle of the sweep (e.g. the
+    mean of the first and last column times), since the registration aligns whole sweeps.  Scans are
+    not deskewed: at constant motion both sweeps carry the same distortion and the relative pose is
+    still right.  Per pair, the info dict holds ``fitness``, ``rmse`` (m), ``T_prev_from_cur`` (4×4)
+    and the voxelised point counts.
+
+    Raises:
+        CalibrationError: open3d missing, stamps/clouds counts differ, fewer than two scans, or a
+            cloud that is not (N, >=3) finite points.
+    """
     try:
         import open3d as o3d
     except ImportError as exc:  # pragma: no cover - depends on the install
@@ -110,6 +121,15 @@ def lidar_rotation_rate(stamps_ns: npt.ArrayLike, clouds: Sequence[F64], *, voxe
     st = np.asarray(stamps_ns, dtype=np.int64)
     if len(clouds) != st.size:
         raise CalibrationError(f"lidar_rotation_rate: {st.size} stamps but {len(clouds)} clouds")
+    if st.size < 2:
+        raise CalibrationError(f"lidar_rotation_rate: need at least two scans, got {st.size}")
+    for i, c in enumerate(clouds):
+        arr = np.asarray(c)
+        if arr.ndim != 2 or arr.shape[1] < 3 or arr.shape[0] < 10:
+            raise CalibrationError(f"lidar_rotation_rate: scan {i} must be (N >= 10, 3) points, got shape"
+                                   f" {arr.shape}")
+        if not np.all(np.isfinite(arr[:, :3])):
+            raise CalibrationError(f"lidar_rotation_rate: scan {i} has non-finite points; drop them first")
 
     def pcd(x: F64) -> Any:
         p = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(x, dtype=np.float64)[:, :3]))
@@ -119,7 +139,7 @@ def lidar_rotation_rate(stamps_ns: npt.ArrayLike, clouds: Sequence[F64], *, voxe
 
     reg = o3d.pipelines.registration
     rates, infos = [], []
-    prev = pcd(clouds[0]) if len(clouds) else None
+    prev = pcd(clouds[0])
     for i in range(1, len(clouds)):
         cur = pcd(clouds[i])
         # source = current scan, target = previous: T maps scan i into scan i-1 (T_prev_from_cur)
@@ -128,8 +148,10 @@ def lidar_rotation_rate(stamps_ns: npt.ArrayLike, clouds: Sequence[F64], *, voxe
                                    reg.ICPConvergenceCriteria(max_iteration=50))
         dt = (st[i] - st[i - 1]) / 1e9
         ok = res.fitness >= min_fitness
-        rates.append(log_so3(np.asarray(res.transformation)[:3, :3]) / dt if ok else np.full(3, np.nan))
-        infos.append({"fitness": float(res.fitness), "rmse": float(res.inlier_rmse)})
+        T = np.asarray(res.transformation, dtype=np.float64)
+        rates.append(log_so3(T[:3, :3]) / dt if ok else np.full(3, np.nan))
+        infos.append({"fitness": float(res.fitness), "rmse": float(res.inlier_rmse),
+                      "T_prev_from_cur": T, "points": (len(prev.points), len(cur.points))})
         prev = cur
     mid = st[:-1] + np.diff(st) // 2
     return Signal(mid, np.asarray(rates).reshape(-1, 3), name, "rad/s"), infos

@@ -35,7 +35,7 @@ def _pearson(stats: LaggedStats, leave_out: int | None, min_pairs: float) -> tup
     return r, n
 
 
-def jackknife_peaks(curves: list[F64], k: int, lo: int, hi: int, lag0: int, dt_ns: int) -> F64:
+def jackknife_peaks(curves: list[F64], k: int, lo: int, hi: int, *, lag0: int, dt_ns: int) -> F64:
     """Sub-sample peak offsets (ns) of leave-one-out curves, searched inside the main lobe [lo, hi]."""
     out = []
     for c in curves:
@@ -78,7 +78,8 @@ def estimate_offset_xcorr(
                 min_snr=min_snr)
     if isinstance(cfg, OffsetEstimate):
         return cfg
-    grid = common_grid(a, b, cfg.dt_ns, cfg.max_lag_ns, max_gap_factor, cfg.smooth_ns)
+    grid = common_grid(a, b, cfg.dt_ns, cfg.max_lag_ns, max_gap_factor=max_gap_factor,
+                       smooth_ns=cfg.smooth_ns)
     L = cfg.max_lag_ns // cfg.dt_ns
     stats = lagged_stats(grid, -L, 2 * L + 1, n_blocks)
     min_pairs = max(8.0, cfg.min_overlap_ns / cfg.dt_ns / 4)
@@ -88,7 +89,7 @@ def estimate_offset_xcorr(
         k = int(np.nanargmax(r))
         lo, hi = main_lobe(r, k)
         jk = jackknife_peaks([_pearson(stats, m, min_pairs)[0] for m in range(n_blocks)],
-                             k, lo, hi, stats.lag0, cfg.dt_ns)
-    return judge_curve(METHOD, r, stats.lag0, cfg.dt_ns, n, cfg, min_peak=min_peak,
+                             k, lo, hi, lag0=stats.lag0, dt_ns=cfg.dt_ns)
+    return judge_curve(METHOD, r, stats.lag0, cfg.dt_ns, n, cfg=cfg, min_peak=min_peak,
                        ambiguity_ratio=ambiguity_ratio, jackknife_ns=jk,
                        max_uncertainty_ns=max_uncertainty_ns, extra={"n_blocks": n_blocks})

@@ -67,9 +67,9 @@ class SensorInfo:
             return float("nan")
 
     @property
-    def T_imu_from_lidar(self) -> F64:
+    def T_imu_from_lidar(self) -> F64:  # noqa: N802 (transform naming convention)
         """4×4 transform from the LiDAR frame to the IMU frame, metres."""
-        return np.linalg.inv(self.T_sensor_from_imu) @ self.T_sensor_from_lidar  # type: ignore[no-any-return]
+        return np.linalg.inv(self.T_sensor_from_imu) @ self.T_sensor_from_lidar
 
     @classmethod
     def from_json(cls, source: str | Path | dict[str, Any]) -> SensorInfo:

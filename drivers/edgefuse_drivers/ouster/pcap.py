@@ -108,7 +108,7 @@ class PcapReader:
         for _ in fragments:
             self._skip("incomplete IPv4 fragments")
 
-    def _udp_of(
+    def _udp_of(  # noqa: PLR0917 (one argument per parsing state)
         self,
         frame: bytes,
         linktype: int,
