@@ -1,7 +1,10 @@
 """edgefuse.fusion: data-level and feature-preparation fusion operators (Numba kernels behind
 validating wrappers).
 
-- :mod:`~edgefuse.fusion.projection`: points → camera pixels, z-buffered depth, colours (all rig camera models).
+- :mod:`~edgefuse.fusion.projection`: points → camera pixels, z-buffered depth, colours (all rig camera models),
+  one or many cameras; :mod:`~edgefuse.fusion.painting` (PointPainting); :mod:`~edgefuse.fusion.densify`
+  (IP-Basic-style depth completion).
+- :mod:`~edgefuse.fusion.deskew`: motion compensation of sweeps (constant velocity or IMU-integrated).
 - :mod:`~edgefuse.fusion.radar`: Navtech polar scans → Cartesian images and radar points.
 - :mod:`~edgefuse.fusion.voxel`, :mod:`~edgefuse.fusion.bev`: hard (SECOND semantics) / dynamic voxels, pillars,
   BEV grids.
@@ -18,7 +21,12 @@ from typing import Any
 _WHERE: dict[str, str] = {}
 for _module, _names in {
     "_models": ("EQUIDISTANT", "PINHOLE", "PLUMB_BOB", "RATIONAL"),
-    "projection": ("CameraParamError", "ProjectionResult", "Projector", "project_to_depth"),
+    "projection": ("CameraParamError", "MultiCameraProjector", "MultiProjectionResult", "ProjectionResult",
+                   "Projector", "project_to_depth"),
+    "painting": ("FeatureArrayError", "PointPainter", "append_point_fields", "paint_points", "painted_dtype"),
+    "densify": ("DepthCompleter", "DepthImageError", "densify_depth", "make_kernel"),
+    "deskew": ("ConstantVelocity", "DeskewError", "DeskewResult", "Deskewer", "Motion", "deskew", "integrate_imu",
+               "so3_exp"),
     "radar": ("NAVTECH_RANGE_RES_M", "RADAR_POINT_DTYPE", "PolarToCartesian", "RadarInputError",
               "RadarPointExtractor", "cartesian_pixels", "polar_to_cartesian", "polar_to_points",
               "radiate_center_px"),

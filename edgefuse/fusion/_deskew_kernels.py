@@ -106,6 +106,8 @@ def _deskew_points(  # noqa: PLR0915, PLR0917 (one flat kernel; scalar arguments
     m00 = m01 = m02 = m10 = m11 = m12 = m20 = m21 = m22 = 0.0
     g00 = g01 = g02 = g10 = g11 = g12 = g20 = g21 = g22 = 0.0
     ux = uy = uz = 0.0
+    b0 = b1 = b2 = c0 = c1 = c2 = d0 = d1 = d2 = 0.0
+    wn = sk = 0.0
     q0 = q1 = q2 = 0.0
     for i in range(n):
         if is_int:
@@ -145,13 +147,24 @@ def _deskew_points(  # noqa: PLR0915, PLR0917 (one flat kernel; scalar arguments
                 g20 = seg_G[k, 2, 0]
                 g21 = seg_G[k, 2, 1]
                 g22 = seg_G[k, 2, 2]
-            s = tau - seg_t[k]
+                b0 = seg_b[k, 0]
+                b1 = seg_b[k, 1]
+                b2 = seg_b[k, 2]
+                c0 = seg_c[k, 0]
+                c1 = seg_c[k, 1]
+                c2 = seg_c[k, 2]
+                d0 = seg_d[k, 0]
+                d1 = seg_d[k, 1]
+                d2 = seg_d[k, 2]
+                wn = seg_wn[k]
+                sk = seg_t[k]
+            s = tau - sk
             s2 = s * s
-            sn, cs = _sincos(seg_wn[k] * s)
+            sn, cs = _sincos(wn * s)
             oc = 1.0 - cs
-            h0 = seg_b[k, 0] + seg_c[k, 0] * s + seg_d[k, 0] * s2
-            h1 = seg_b[k, 1] + seg_c[k, 1] * s + seg_d[k, 1] * s2
-            h2 = seg_b[k, 2] + seg_c[k, 2] * s + seg_d[k, 2] * s2
+            h0 = b0 + c0 * s + d0 * s2
+            h1 = b1 + c1 * s + d1 * s2
+            h2 = b2 + c2 * s + d2 * s2
             last_tau = tau
             # does the next point share this time?  Then build the affine map once for the run.
             shared = False

@@ -78,6 +78,7 @@ def parse_budget(value: Any) -> tuple[Budget | None, str | None]:
     deadline = value.get("deadline_ms")
     if not _positive(deadline):
         return None, "budget needs deadline_ms > 0"
+    assert isinstance(deadline, int | float)
     p99 = value.get("p99_ms")
     if p99 is not None and not _positive(p99):
         return None, "budget p99_ms must be > 0"

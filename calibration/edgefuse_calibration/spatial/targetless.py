@@ -229,7 +229,7 @@ class TargetlessOptions:
     """Knobs of :func:`refine_lidar_camera` (defaults suit 32/64-beam LiDARs and ~1 Mpx cameras)."""
 
     gammas: tuple[float, ...] = (0.98, 0.9, 0.8, 0.6)
-    rotation_only_levels: int = 1        # the first levels move rotation only
+    rotation_only_levels: int = 2        # the first levels move rotation only
     min_jump_m: float = 0.3
     clean_window: int = 3
     min_edge_points: int = 300
@@ -239,9 +239,12 @@ class TargetlessOptions:
     grid_rot_deg: float = 4.0            # rotation grid: ±4° ...
     grid_step_deg: float = 1.0           # ... in 1° steps (9³ = 729 evaluations)
     grid_level: int = 1                  # index into gammas of the level the grid is scored at
-    trans_grid_m: float = 0.3            # translation grid ±30 cm ...
+    trans_grid_m: float = 0.0            # optional translation grid ±trans_grid_m (0: off) ...
     trans_grid_step_m: float = 0.1       # ... in 10 cm steps, before the first joint level
     tie_tolerance: float = 0.01          # relative: starts scoring within 1 % of the best are "ties"
+    min_agreeing_starts: int = 2         # the best solution must be reached from this many starts
+    independent_start_deg: float = 1.5  # ... that began at least this far apart
+    boundary_fraction: float = 0.8       # solutions beyond this fraction of the trust region: refused
     max_rot_spread_deg: float = 0.5
     max_trans_spread_m: float = 0.10
     min_rot_curvature: float = 0.02      # relative score drop for ±1° (per rotation axis)
@@ -435,6 +438,24 @@ def refine_lidar_camera(  # noqa: PLR0914, PLR0915 (one linear procedure, easier
     if float(curv[:3].min()) < opt.min_rot_curvature:
         res.reasons.append(f"rotation not determined: the edge score is flat around the optimum (relative"
                            f" curvature {float(curv[:3].min()):.4f} < {opt.min_rot_curvature} for ±1°)")
+    agree = [k for k, (r, t) in zip(ties, spread, strict=True)
+             if r <= opt.max_rot_spread_deg and (t <= opt.max_trans_spread_m or not opt.refine_translation)]
+    # corroboration counts starts that began at least ``independent_start_deg`` apart (neighbouring grid
+    # maxima are one basin, not two witnesses)
+    independent: list[int] = []
+    for k in agree:
+        if all(np.degrees(np.linalg.norm(starts[k][:3] - starts[m][:3])) >= opt.independent_start_deg
+               for m in independent):
+            independent.append(k)
+    res.metrics["n_agreeing_starts"] = len(independent)
+    if dr > opt.boundary_fraction * opt.max_rot_deg or dt > opt.boundary_fraction * opt.max_trans_m:
+        res.reasons.append(f"the best solution lies at the edge of the search region ({dr:.2f} deg,"
+                           f" {dt * 100:.1f} cm from the guess; region {opt.max_rot_deg} deg,"
+                           f" {opt.max_trans_m * 100:.0f} cm): not a trustworthy optimum")
+    if len(independent) < opt.min_agreeing_starts:
+        res.reasons.append(f"not corroborated: only {len(agree)} of {len(starts)} starts reach the best edge"
+                           f" score (need {opt.min_agreeing_starts}); the score has competing optima, so the"
+                           " data cannot tell")
     if rot_spread > opt.max_rot_spread_deg:
         res.reasons.append(f"rotation not determined: {len(ties)} starts reach equally good scores up to"
                            f" {rot_spread:.2f} deg apart (tolerance {opt.max_rot_spread_deg} deg)")
