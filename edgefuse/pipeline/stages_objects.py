@@ -54,7 +54,7 @@ def _to_2d(stamp_ns: int, frame_id: str, r: bf.FusionResult) -> Detections2D:
 class NmsStage(Stage):
     """Per-label NMS (``method: hard``) or Soft-NMS (``linear`` / ``gaussian``) of 2-D detections."""
 
-    inputs: ClassVar[dict[str, str]] = {"detections": "Detections2D", "detections_b": "Detections2D?"}
+    inputs: ClassVar[dict[str, str]] = {"detections": "Detections2D", "detections_b?": "Detections2D"}
     outputs: ClassVar[dict[str, str]] = {"detections": "Detections2D"}
     params: ClassVar[dict[str, Param]] = {
         "method": Param(str, "hard", doc="hard | linear | gaussian"),
@@ -94,7 +94,7 @@ class NmsStage(Stage):
 class WbfStage(Stage):
     """Weighted boxes fusion of two or three 2-D detectors (ensemble_boxes-compatible arithmetic)."""
 
-    inputs: ClassVar[dict[str, str]] = {"a": "Detections2D", "b": "Detections2D?", "c": "Detections2D?"}
+    inputs: ClassVar[dict[str, str]] = {"a": "Detections2D", "b?": "Detections2D", "c?": "Detections2D"}
     outputs: ClassVar[dict[str, str]] = {"detections": "Detections2D"}
     params: ClassVar[dict[str, Param]] = {
         "iou_thr": Param(float, 0.55),
@@ -132,7 +132,7 @@ class WbfStage(Stage):
 class Wbf3dStage(Stage):
     """Yaw-aware weighted boxes fusion of two or three 3-D detectors (same frame)."""
 
-    inputs: ClassVar[dict[str, str]] = {"a": "Detections3D", "b": "Detections3D?", "c": "Detections3D?"}
+    inputs: ClassVar[dict[str, str]] = {"a": "Detections3D", "b?": "Detections3D", "c?": "Detections3D"}
     outputs: ClassVar[dict[str, str]] = {"detections": "Detections3D"}
     params: ClassVar[dict[str, Param]] = {"iou_thr": Param(float, 0.3), "skip_box_thr": Param(float, 0.0)}
 

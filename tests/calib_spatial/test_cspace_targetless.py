@@ -11,18 +11,20 @@ from edgefuse_calibration.spatial import (
     LidarCameraFrame,
     lidar_edge_points,
     perturb,
+    pose_error,
     random_perturbation,
     refine_lidar_camera,
     write_result_to_rig,
 )
+from edgefuse_calibration.spatial.targetless import image_edge_map, scan_lines
 
 from edgefuse.errors import CalibrationError
-from edgefuse.rig import CameraModel, from_kitti_object, load_rig, save_rig
+from edgefuse.rig import CameraModel, Rig, Transform, from_kitti_object, load_rig, save_rig
 
 ROOT = Path(__file__).resolve().parents[1] / "data" / "kitti_object_3frames" / "training"
 
 
-def _kitti() -> tuple[LidarCameraFrame, CameraModel, object]:
+def _kitti() -> tuple[LidarCameraFrame, CameraModel, Rig]:
     rig = from_kitti_object(ROOT / "calib" / "000000.txt")
     img = cv2.imread(str(ROOT / "image_2" / "000000.png"))
     pts = np.fromfile(ROOT / "velodyne" / "000000.bin", dtype=np.float32).reshape(-1, 4)[:, :3]
@@ -31,11 +33,39 @@ def _kitti() -> tuple[LidarCameraFrame, CameraModel, object]:
     return LidarCameraFrame(pts, img), cam, rig
 
 
+def _perturbed(Tref: Transform, k: int) -> Transform:
+    """The k-th seeded 3 deg / 20 cm perturbation (same sequence as bench/bench_extrinsics.py)."""
+    rng = np.random.default_rng(0)
+    for _ in range(k + 1):
+        dr, dt = random_perturbation(rng, 3.0, 0.2)
+    return perturb(Tref, dr, dt)
+
+
+def test_scan_lines_from_storage_order() -> None:
+    fr, _, _ = _kitti()
+    lines = scan_lines(fr.xyz)
+    assert lines[0] == 0
+    assert np.all(np.diff(lines) >= 0)
+    assert 64 <= lines[-1] + 1 <= 65  # HDL-64E: 64 lines (the sweep may start and end mid-line)
+    ring = np.arange(10) % 2
+    assert np.array_equal(scan_lines(np.zeros((10, 3)), ring), ring)
+    with pytest.raises(CalibrationError):
+        scan_lines(np.zeros((10, 3)), np.zeros(3))
+
+
 def test_edge_points_are_depth_discontinuities() -> None:
     fr, _, _ = _kitti()
     pts, w = lidar_edge_points(fr.xyz)
-    assert 1000 < len(pts) < len(fr.xyz) // 5
-    assert np.all(w >= np.sqrt(0.5) - 1e-12)
+    assert 1000 < len(pts) < len(fr.xyz) // 10
+    assert np.all(w >= np.sqrt(0.3) - 1e-12)
+    # a synthetic scan line: wall at 10 m with a post at 5 m in front -> the post's two ends are edges
+    az = np.deg2rad(np.arange(-10, 10, 0.2))
+    r = np.where(np.abs(np.degrees(az)) < 1.0, 5.0, 10.0)
+    line = np.stack([r * np.cos(az), r * np.sin(az), np.zeros_like(az)], axis=1)
+    e, we = lidar_edge_points(line, clean_window=0)
+    assert len(e) == 2
+    assert np.allclose(np.linalg.norm(e, axis=1), 5.0)
+    assert np.allclose(we, np.sqrt(5.0))
     bad = fr.xyz.astype(np.float64)
     bad[::3] = np.nan
     p2, _ = lidar_edge_points(bad)
@@ -44,27 +74,74 @@ def test_edge_points_are_depth_discontinuities() -> None:
         lidar_edge_points(np.zeros((5, 2)))
 
 
-def test_kitti_frame0_perturbed_is_refused_and_not_written(tmp_path: Path) -> None:
-    """On this frame (bushes, textured wall) edge alignment has several optima: the tool must say so."""
+def test_edge_map_decays_away_from_an_edge() -> None:
+    img = np.zeros((40, 60), np.uint8)
+    img[:, 30:] = 200
+    D, frac = image_edge_map(img, 0.8, blur_px=0.0)
+    assert frac > 0
+    row = D[20]
+    assert row.argmax() in (29, 30)
+    # beyond the edge pixels: D = (1 - alpha) * gamma^d (E = 0 there)
+    assert row[20] == pytest.approx((2 / 3) * 0.8 ** 9, rel=1e-4)
+    assert np.all(np.diff(row[5:29]) >= 0)
+    blank, f0 = image_edge_map(np.zeros((10, 10), np.uint8), 0.9)
+    assert f0 == 0.0 and not blank.any()
+    with pytest.raises(CalibrationError):
+        image_edge_map(img, 1.5)
+
+
+def test_kitti_frame0_recovers_a_perturbation_and_writes_it(tmp_path: Path) -> None:
+    """A 3 deg / 20 cm perturbation the edge score can resolve: the result is ok, much closer to the
+    published calibration than the guess, and written to the rig."""
     fr, cam, rig = _kitti()
-    Tref = rig.transform("cam2", "velodyne")  # type: ignore[attr-defined]
-    dr, dt = random_perturbation(np.random.default_rng(0), 3.0, 0.2)
-    T0 = perturb(Tref, dr, dt)
+    Tref = rig.transform("cam2", "velodyne")
+    T0 = _perturbed(Tref, 2)
     res = refine_lidar_camera([fr], cam, T0, camera_frame="cam2", lidar_frame="velodyne")
+    assert res.verdict == "ok", res.reasons
+    assert res.T is not None
+    rot, tr = pose_error(res.T, Tref)
+    assert rot < 0.5 and tr < 0.06
+    assert res.metrics["score_refined"] > res.metrics["score_initial"]
+    assert res.metrics["n_agreeing_starts"] >= 2
+    rig_path = tmp_path / "rig.yaml"
+    save_rig(rig.merged(Rig(base_frame=rig.base_frame)), rig_path)
+    # write the guess first, then the refinement over it
+    from edgefuse_calibration.spatial import SpatialResult
+
+    guess = SpatialResult("guess", "ok", "cam2", "velodyne", T=T0)
+    assert write_result_to_rig(guess, rig_path)
+    assert write_result_to_rig(res, rig_path)
+    assert load_rig(rig_path).transform("cam2", "velodyne").allclose(res.T, 1e-6)
+
+
+def test_kitti_frame0_ambiguous_perturbation_is_refused_and_not_written(tmp_path: Path) -> None:
+    """Here the best edge score is reached from one start only (competing optima): refuse."""
+    fr, cam, rig = _kitti()
+    Tref = rig.transform("cam2", "velodyne")
+    res = refine_lidar_camera([fr], cam, _perturbed(Tref, 0), camera_frame="cam2", lidar_frame="velodyne")
     assert res.verdict == "refused"
     assert res.T is None
-    assert res.metrics["multistart_rot_spread_deg"] > 0.3
+    assert any("not corroborated" in r or "not determined" in r for r in res.reasons)
     rig_path = tmp_path / "rig.yaml"
-    save_rig(rig, rig_path)  # type: ignore[arg-type]
+    save_rig(rig, rig_path)
     before = rig_path.read_text()
     assert write_result_to_rig(res, rig_path) is False
     assert rig_path.read_text() == before
-    assert load_rig(rig_path).transform("cam2", "velodyne").allclose(Tref, 1e-9)  # type: ignore[arg-type]
+    assert load_rig(rig_path).transform("cam2", "velodyne").allclose(Tref, 1e-9)
+
+
+def test_wrong_image_is_never_accepted() -> None:
+    """LiDAR of frame 0 against an unrelated image (the same one flipped upside down): no ok result."""
+    fr, cam, rig = _kitti()
+    T = rig.transform("cam2", "velodyne")
+    flipped = LidarCameraFrame(fr.xyz, np.ascontiguousarray(fr.image[::-1]))
+    res = refine_lidar_camera([flipped], cam, _perturbed(T, 1))
+    assert res.verdict != "ok"
 
 
 def test_empty_cloud_and_blank_image_refused() -> None:
     fr, cam, rig = _kitti()
-    T = rig.transform("cam2", "velodyne")  # type: ignore[attr-defined]
+    T = rig.transform("cam2", "velodyne")
     empty = refine_lidar_camera([LidarCameraFrame(np.zeros((0, 3)), fr.image)], cam, T)
     assert empty.verdict == "refused"
     assert "LiDAR depth-edge points" in empty.reasons[0]

@@ -232,7 +232,7 @@ class TargetlessOptions:
     rotation_only_levels: int = 2        # the first levels move rotation only
     min_jump_m: float = 0.3
     clean_window: int = 3
-    min_edge_points: int = 300
+    min_edge_points: int = 200
     min_texture_fraction: float = 0.002
     refine_translation: bool = True
     n_starts: int = 4                    # best grid maxima used as starts besides the guess itself
