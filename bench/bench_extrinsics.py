@@ -76,7 +76,8 @@ def opencalib_camera(folder: Path, image: np.ndarray, name: str = "center_camera
     k1, k2, p1, p2 = p["cam_dist"]["data"][0]
     # the JSON says 1920x1080 for lidar2camera but the image is 1920x1200: the image size wins
     return CameraModel(name=name, frame_id=name, width=image.shape[1], height=image.shape[0],
-                       K=np.array(p["cam_K"]["data"], dtype=np.float64), D=np.array([k1, k2, p1, p2, 0.0]))
+                       K=np.array(p["cam_K"]["data"], dtype=np.float64), D=np.array([k1, k2, p1, p2, 0.0]),
+                       model="plumb_bob")
 
 
 def opencalib_lidar2camera() -> tuple[LidarCameraFrame, Transform]:
@@ -90,9 +91,10 @@ def opencalib_lidar2camera() -> tuple[LidarCameraFrame, Transform]:
 
 
 def radar_objects(csv: Path) -> np.ndarray:
-    """(N, 3) radar object positions (x forward, y left, z = 0) of an ARS408-style object CSV."""
-    rows = np.genfromtxt(csv, delimiter=",", names=True)
-    return np.stack([rows["position_x"], rows["position_y"], np.zeros(len(rows))], axis=1)
+    """(N, 3) radar object positions (x forward, y left, z = 0) of an ARS408-style object CSV.  Columns 4
+    and 5 are position_x, position_y (the header merges two names, so rows have one more column)."""
+    rows = np.loadtxt(csv, delimiter=",", skiprows=1, ndmin=2)
+    return np.stack([rows[:, 4], rows[:, 5], np.zeros(len(rows))], axis=1)
 
 
 def summarize(name: str, rows: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> dict[str, Any]:

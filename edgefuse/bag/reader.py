@@ -15,12 +15,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, cast
 
+import numpy as np
+import numpy.typing as npt
 from rosbags.highlevel import AnyReader
 from rosbags.interfaces import MessageDefinitionFormat
 
 from edgefuse.bag._errors import bag_errors
 from edgefuse.envelope import Envelope
 from edgefuse.errors import BagError, MessageError
+from edgefuse.msgs import fastpath
 from edgefuse.msgs.convert import can_convert, stamp_of, to_payload
 from edgefuse.msgs.serde import deserialize
 from edgefuse.msgs.typestore import get_typestore, normalize_msgtype
@@ -138,12 +141,24 @@ def _type_closure(store: Typestore, name: str, have: set[str]) -> dict[str, Any]
 class BagReader:
     """A ROS 1 / ROS 2 bag opened for reading (use :func:`open_bag`; a context manager).
 
-    ``on_error`` decides what :meth:`envelopes` does with a message that fails to decode or
-    convert: ``"raise"`` (BagError naming topic and index) or ``"skip"`` (count it in
+    ``on_error`` decides what :meth:`envelopes` and :meth:`columns` do with a message that fails to
+    decode or convert: ``"raise"`` (BagError naming topic and index) or ``"skip"`` (count it in
     :attr:`skipped`, per topic in :attr:`skipped_by_topic`).
+
+    ``fast_decode`` (default on): Imu, Odometry and NavSatFix messages whose definition has the
+    standard layout are decoded straight from their bytes by :mod:`edgefuse.msgs.fastpath` (same
+    payloads, several times faster); bytes the fast path finds inconsistent go through the normal
+    path, which decides (payload or error).
     """
 
-    def __init__(self, paths: PathsArg, *, typestore: Typestore | None = None, on_error: OnError = "raise"):
+    def __init__(
+        self,
+        paths: PathsArg,
+        *,
+        typestore: Typestore | None = None,
+        on_error: OnError = "raise",
+        fast_decode: bool = True,
+    ):
         if on_error not in {"raise", "skip"}:
             raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
         self.paths = resolve_bag_paths(paths)
@@ -154,6 +169,8 @@ class BagReader:
         self._default = typestore if typestore is not None else get_typestore()
         self._reader: AnyReader | None = None
         self._definition: dict[str, str] = {}
+        self.fast_decode = fast_decode
+        self._fast: dict[str, bool] = {}
 
     @property
     def file(self) -> Path:
@@ -211,6 +228,7 @@ class BagReader:
     def close(self) -> None:
         """Close the bag (idempotent)."""
         reader, self._reader = self._reader, None
+        self._fast.clear()
         if reader is not None:
             reader.close()
 
@@ -291,16 +309,26 @@ class BagReader:
         reader = self.reader
         conns = self._connections_for(topics)
         counters: dict[str, int] = {}
+        names: dict[str, str] = {}
+        total = 0
         iterator = reader.messages(connections=conns, start=start_ns, stop=stop_ns)
         while True:
-            with bag_errors(self.file, f"corrupt bag after {sum(counters.values())} messages"):
+            try:
                 item = next(iterator, None)
+            except BaseException:
+                with bag_errors(self.file, f"corrupt bag after {total} messages"):
+                    raise
             if item is None:
                 return
             conn, recv_ns, rawdata = item
-            index = counters.get(conn.topic, 0)
-            counters[conn.topic] = index + 1
-            yield RawMessage(conn.topic, normalize_msgtype(conn.msgtype), int(recv_ns), rawdata, index)
+            topic = conn.topic
+            index = counters.get(topic, 0)
+            counters[topic] = index + 1
+            total += 1
+            msgtype = names.get(conn.msgtype)
+            if msgtype is None:
+                msgtype = names[conn.msgtype] = normalize_msgtype(conn.msgtype)
+            yield RawMessage(topic, msgtype, int(recv_ns), rawdata, index)
 
     def _connections_for(self, topics: Sequence[str] | str | None) -> list[Connection]:
         if topics is None:
@@ -341,6 +369,53 @@ class BagReader:
                 stamp_ns=raw.recv_ns,
             ) from None
 
+    @property
+    def _fmt(self) -> Literal["ros1", "cdr"]:
+        return "ros1" if self.is_ros1 else "cdr"
+
+    def _use_fast(self, msgtype: str) -> bool:
+        """Whether ``msgtype`` is decoded by the fast path in this bag (cached per type)."""
+        use = self._fast.get(msgtype)
+        if use is None:
+            use = (
+                self.fast_decode
+                and msgtype not in self.undefined_types
+                and fastpath.supports(msgtype, fmt=self._fmt, typestore=self.typestore)
+            )
+            self._fast[msgtype] = use
+        return use
+
+    def _convert(self, raw: RawMessage) -> tuple[Any, int | None, bool]:
+        """``(payload, header stamp or None, converted)`` of one message.
+
+        Raises:
+            BagError: the message does not decode or convert.
+        """
+        if self._use_fast(raw.msgtype):
+            try:
+                payload = fastpath.decode(raw.rawdata, raw.msgtype, self._fmt)
+            except MessageError:
+                pass  # the normal path below gives the verdict
+            else:
+                return payload, payload.stamp_ns, True
+        msg = self.decode(raw)
+        if not can_convert(raw.msgtype):
+            return msg, stamp_of(msg), False
+        try:
+            payload = to_payload(msg, raw.msgtype)
+        except MessageError as err:
+            raise BagError(
+                f"message {raw.index} does not convert: {err.message}",
+                file=self.file,
+                topic=raw.topic,
+                stamp_ns=raw.recv_ns,
+            ) from None
+        return payload, stamp_of(msg), True
+
+    def _skip(self, topic: str) -> None:
+        self.skipped += 1
+        self.skipped_by_topic[topic] = self.skipped_by_topic.get(topic, 0) + 1
+
     def envelopes(
         self,
         topics: Sequence[str] | str | None = None,
@@ -356,26 +431,14 @@ class BagReader:
         """
         for raw in self.messages(topics, start_ns, stop_ns):
             try:
-                msg = self.decode(raw)
-                convertible = can_convert(raw.msgtype)
-                try:
-                    payload = to_payload(msg, raw.msgtype) if convertible else msg
-                except MessageError as err:
-                    raise BagError(
-                        f"message {raw.index} does not convert: {err.message}",
-                        file=self.file,
-                        topic=raw.topic,
-                        stamp_ns=raw.recv_ns,
-                    ) from None
+                payload, stamp, converted = self._convert(raw)
             except BagError:
                 if self.on_error == "raise":
                     raise
-                self.skipped += 1
-                self.skipped_by_topic[raw.topic] = self.skipped_by_topic.get(raw.topic, 0) + 1
+                self._skip(raw.topic)
                 continue
-            stamp = stamp_of(msg)
             meta: dict[str, Any] = {"index": raw.index}
-            if not convertible:
+            if not converted:
                 meta["unconverted"] = True
             yield Envelope(
                 topic=raw.topic,
@@ -386,17 +449,77 @@ class BagReader:
                 meta=meta,
             )
 
+    def columns(
+        self,
+        topics: Sequence[str] | str,
+        start_ns: int | None = None,
+        stop_ns: int | None = None,
+    ) -> dict[str, dict[str, npt.NDArray[Any]]]:
+        """Whole topics of Imu, Odometry or NavSatFix messages as columns, for offline use.
+
+        Returns topic → the columns of :func:`edgefuse.msgs.fastpath.decode_columns` (one row per
+        message, in record-time order) plus ``recv_ns`` (N,) int64 record times, ``index`` (N,)
+        int64 (:attr:`RawMessage.index`) and ``order`` (N,) int64: each message's position among
+        all messages read on ``topics`` (their interleaving in the bag).  A topic with no message in
+        the range gets empty columns.  Failures follow ``on_error``; a skipped message leaves no row
+        (``order`` then has gaps).
+
+        Raises:
+            BagError: an unknown topic, a type other than the three, or (``on_error="raise"``) a
+                message that does not decode.
+        """
+        wanted = [topics] if isinstance(topics, str) else list(topics)
+        conns = self._connections_for(wanted)
+        types = {c.topic: normalize_msgtype(c.msgtype) for c in conns}
+        for topic, msgtype in types.items():
+            if msgtype not in fastpath.FAST_MSGTYPES:
+                raise BagError(
+                    f"columns() reads {sorted(fastpath.FAST_MSGTYPES)}, not {msgtype}", file=self.file, topic=topic
+                )
+        raws: dict[str, list[RawMessage]] = {t: [] for t in types}
+        orders: dict[str, list[int]] = {t: [] for t in types}
+        for i, raw in enumerate(self.messages(wanted, start_ns, stop_ns)):
+            raws[raw.topic].append(raw)
+            orders[raw.topic].append(i)
+        out: dict[str, dict[str, npt.NDArray[Any]]] = {}
+        for topic, items in raws.items():
+            msgtype = types[topic]
+            keep = np.ones(len(items), np.bool_)
+            cols: dict[str, npt.NDArray[Any]] | None = None
+            if self._use_fast(msgtype):
+                try:
+                    cols = fastpath.decode_columns([r.rawdata for r in items], msgtype, self._fmt)
+                except MessageError:
+                    cols = None  # one message at a time below, with on_error
+            if cols is None:
+                payloads = []
+                for k, raw in enumerate(items):
+                    try:
+                        payloads.append(self._convert(raw)[0])
+                    except BagError:
+                        if self.on_error == "raise":
+                            raise
+                        self._skip(topic)
+                        keep[k] = False
+                cols = fastpath.stack_payloads(payloads, msgtype)
+            cols["recv_ns"] = np.array([r.recv_ns for r in items], np.int64)[keep]
+            cols["index"] = np.array([r.index for r in items], np.int64)[keep]
+            cols["order"] = np.array(orders[topic], np.int64)[keep]
+            out[topic] = cols
+        return out
+
 
 def open_bag(
-    paths: PathsArg, *, typestore: Typestore | None = None, on_error: OnError = "raise"
+    paths: PathsArg, *, typestore: Typestore | None = None, on_error: OnError = "raise", fast_decode: bool = True
 ) -> BagReader:
     """Open a ROS 1 bag (one or more ``.bag`` files) or a ROS 2 bag (folder, ``.mcap`` or ``.db3``).
 
     Use as a context manager: ``with open_bag(p) as bag: for env in bag.envelopes(): ...``.
     ``typestore`` supplies types the bag does not define (default: edgefuse's typestore).
+    ``on_error`` and ``fast_decode``: see :class:`BagReader`.
 
     Raises:
         FileNotFoundError: a path does not exist.
         BagError: not a bag, truncated or corrupt (raised when opened, i.e. on ``with``).
     """
-    return BagReader(paths, typestore=typestore, on_error=on_error)
+    return BagReader(paths, typestore=typestore, on_error=on_error, fast_decode=fast_decode)

@@ -18,7 +18,6 @@ import numpy.typing as npt
 from edgefuse.errors import BagError
 from edgefuse.estimation.filter import StateEstimator
 from edgefuse.estimation.sensors import FixArrays, ImuArrays, OdomArrays, Rows, imu_heading
-from edgefuse.msgs.types import ImuData, NavSatFixData, OdometryData
 
 Arrays = ImuArrays | OdomArrays | FixArrays
 
@@ -32,33 +31,45 @@ class Stream:
 
 
 def load_streams(bag: str | Path, topics: Mapping[str, str]) -> dict[str, Stream]:
-    """``topics``: sensor name → topic.  Decodes through :func:`edgefuse.bag.open_bag`."""
+    """``topics``: sensor name → topic.  Decodes through :func:`edgefuse.bag.open_bag`, whole topics at
+    once (:meth:`~edgefuse.bag.BagReader.columns`: Imu / Odometry / NavSatFix read straight from their
+    bytes; ``frame_id`` is the first message's, as in ``*Arrays.from_payloads``)."""
     from edgefuse.bag import open_bag
 
-    by_topic: dict[str, str] = {t: s for s, t in topics.items()}
-    msgs: dict[str, list[Any]] = {s: [] for s in topics}
-    seqs: dict[str, list[int]] = {s: [] for s in topics}
     with open_bag(bag) as reader:
-        missing = [t for t in by_topic if t not in reader.topics]
+        missing = [t for t in topics.values() if t not in reader.topics]
         if missing:
             raise BagError(f"topic(s) {missing} not in {bag}", file=bag)
-        for i, env in enumerate(reader.envelopes(list(by_topic))):
-            s = by_topic[env.topic]
-            msgs[s].append(env.payload)
-            seqs[s].append(i)
+        types = {t: info.msgtype for t, info in reader.topics.items()}
+        bad = [t for t in topics.values() if types[t] not in _STREAM_TYPES]
+        if bad:
+            raise BagError(f"topic(s) {bad} have no IMU, odometry or NavSatFix messages", file=bag)
+        cols = reader.columns(sorted(set(topics.values())))
     out: dict[str, Stream] = {}
-    for s, items in msgs.items():
-        arr: Arrays
-        if items and isinstance(items[0], ImuData):
-            arr = ImuArrays.from_payloads(items)
-        elif items and isinstance(items[0], OdometryData):
-            arr = OdomArrays.from_payloads(items)
-        elif items and isinstance(items[0], NavSatFixData):
-            arr = FixArrays.from_payloads(items)
-        else:
-            raise BagError(f"topic {topics[s]} has no IMU, odometry or NavSatFix messages", file=bag)
-        out[s] = Stream(arr, np.asarray(seqs[s], np.int64))
+    for s, topic in topics.items():
+        c = cols[topic]
+        if c["stamps_ns"].shape[0] == 0:
+            raise BagError(f"topic {topic} has no IMU, odometry or NavSatFix messages", file=bag)
+        out[s] = Stream(_arrays(types[topic], c), c["order"])
     return out
+
+
+_STREAM_TYPES = ("sensor_msgs/msg/Imu", "nav_msgs/msg/Odometry", "sensor_msgs/msg/NavSatFix")
+
+
+def _arrays(msgtype: str, c: Mapping[str, npt.NDArray[Any]]) -> Arrays:
+    """Per-sensor arrays from :meth:`BagReader.columns` columns of ``msgtype``."""
+    frame = str(c["frame_id"][0])
+    if msgtype == "sensor_msgs/msg/Imu":
+        return ImuArrays(c["stamps_ns"], frame, c["orientation"], c["orientation_covariance"],
+                         c["angular_velocity"], c["angular_velocity_covariance"],
+                         c["linear_acceleration"], c["linear_acceleration_covariance"])  # fmt: skip
+    if msgtype == "nav_msgs/msg/Odometry":
+        return OdomArrays(c["stamps_ns"], frame, str(c["child_frame_id"][0]), c["position"], c["orientation"],
+                          c["pose_covariance"], c["linear_velocity"], c["angular_velocity"],
+                          c["twist_covariance"])  # fmt: skip
+    return FixArrays(c["stamps_ns"], frame, c["status"], c["latitude_deg"], c["longitude_deg"], c["altitude_m"],
+                     c["position_covariance"], c["position_covariance_type"])  # fmt: skip
 
 
 def _seq_of_rows(rows: Rows, stream: Stream) -> npt.NDArray[np.int64]:

@@ -39,7 +39,7 @@ from edgefuse.msgs.typestore import get_typestore, normalize_msgtype
 if TYPE_CHECKING:
     from rosbags.typesys.store import Typestore
 
-__all__ = ["FAST_MSGTYPES", "decode", "decode_columns", "decode_payload", "supports"]
+__all__ = ["FAST_MSGTYPES", "decode", "decode_columns", "decode_payload", "stack_payloads", "supports"]
 
 Format = Literal["cdr", "ros1"]
 Raw = bytes | bytearray | memoryview
@@ -121,7 +121,7 @@ def _al(pos: int, size: int) -> int:
     return 4 + ((pos - 4 + size - 1) & -size)
 
 
-def _string(buf: bytes, pos: int, order: str, cdr: bool, name: str, what: str) -> tuple[str, int]:
+def _string(buf: bytes, pos: int, order: str, *, cdr: bool, name: str, what: str) -> tuple[str, int]:
     """The string whose length prefix is at ``pos`` and the position after it."""
     fmt = "cdr" if cdr else "ros1"
     if pos + 4 > len(buf):
@@ -174,7 +174,7 @@ def decode(rawdata: Raw, msgtype: str, fmt: Format = "cdr") -> ImuData | Odometr
         order = "<"
     sec, nsec, _ = _HDR[order].unpack_from(buf, 4)
     stamp_ns = sec * _NS + nsec
-    frame_id, pos = _string(buf, 12, order, cdr, name, "frame_id")
+    frame_id, pos = _string(buf, 12, order, cdr=cdr, name=name, what="frame_id")
     if name == IMU:
         fpos = _al(pos, 8) if cdr else pos
         _check_end(buf, fpos + 8 * nfl, cdr, name)
@@ -184,7 +184,7 @@ def decode(rawdata: Raw, msgtype: str, fmt: Format = "cdr") -> ImuData | Odometr
             v[25:28], v[28:37].reshape(3, 3),
         )  # fmt: skip
     if name == ODOMETRY:
-        child, pos = _string(buf, _al(pos, 4) if cdr else pos, order, cdr, name, "child_frame_id")
+        child, pos = _string(buf, _al(pos, 4) if cdr else pos, order, cdr=cdr, name=name, what="child_frame_id")
         fpos = _al(pos, 8) if cdr else pos
         _check_end(buf, fpos + 8 * nfl, cdr, name)
         v = np.frombuffer(buf, _F8[order], nfl, fpos).astype(np.float64)
@@ -205,9 +205,7 @@ def decode(rawdata: Raw, msgtype: str, fmt: Format = "cdr") -> ImuData | Odometr
     )  # fmt: skip
 
 
-def decode_payload(
-    rawdata: Raw, msgtype: str, *, fmt: Format = "cdr", typestore: Typestore | None = None
-) -> Any:
+def decode_payload(rawdata: Raw, msgtype: str, *, fmt: Format = "cdr", typestore: Typestore | None = None) -> Any:
     """The payload of any convertible message: the fast path when ``msgtype`` has one and
     ``typestore`` defines it with the standard layout, else (or when the fast path finds the bytes
     inconsistent) :func:`~edgefuse.msgs.deserialize` + :func:`~edgefuse.msgs.to_payload`.
@@ -220,8 +218,8 @@ def decode_payload(
             return decode(rawdata, msgtype, fmt)
         except MessageError:
             pass  # the normal path gives rosbags' own verdict (or the payload, if it disagrees)
-    from edgefuse.msgs.convert import to_payload  # noqa: PLC0415 - convert imports heavier modules
-    from edgefuse.msgs.serde import deserialize  # noqa: PLC0415
+    from edgefuse.msgs.convert import to_payload  # convert imports heavier modules
+    from edgefuse.msgs.serde import deserialize
 
     return to_payload(deserialize(rawdata, msgtype, fmt=fmt, typestore=typestore), msgtype)
 
@@ -238,7 +236,9 @@ def _gather(buf: npt.NDArray[np.uint8], pos: npt.NDArray[np.int64], size: int) -
     return buf[idx] if buf.shape[0] else np.zeros((pos.shape[0], size), np.uint8)
 
 
-def _uint(buf: npt.NDArray[np.uint8], pos: npt.NDArray[np.int64], size: int, big: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
+def _uint(
+    buf: npt.NDArray[np.uint8], pos: npt.NDArray[np.int64], size: int, big: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.int64]:
     b = _gather(buf, pos, size).astype(np.int64)
     le = np.zeros(pos.shape[0], np.int64)
     be = np.zeros(pos.shape[0], np.int64)
@@ -266,7 +266,8 @@ def _strings(
             text[p] = None
     out = np.empty(len(parts), dtype=object)
     out[:] = [text[p] for p in parts]
-    bad |= np.equal(out, None)
+    if None in text.values():
+        bad |= np.array([text[p] is None for p in parts], np.bool_)
     return out
 
 
@@ -391,4 +392,48 @@ def decode_columns(raws: Sequence[Raw], msgtype: str, fmt: Format = "cdr") -> Co
             position_covariance=v[:, 3:12].reshape(n, 3, 3).copy(),
             position_covariance_type=_gather(buf, start + fpos + 96, 1)[:, 0].astype(np.int64),
         )  # fmt: skip
+    return cols
+
+
+_ARRAY_FIELDS = {
+    IMU: ("orientation", "orientation_covariance", "angular_velocity", "angular_velocity_covariance",
+          "linear_acceleration", "linear_acceleration_covariance"),
+    ODOMETRY: ("position", "orientation", "pose_covariance", "linear_velocity", "angular_velocity",
+               "twist_covariance"),
+    NAVSATFIX: ("position_covariance",),
+}  # fmt: skip
+_SCALAR_FIELDS = {
+    IMU: (),
+    ODOMETRY: (),
+    NAVSATFIX: ("status", "service", "latitude_deg", "longitude_deg", "altitude_m", "position_covariance_type"),
+}
+
+
+def stack_payloads(payloads: Sequence[Any], msgtype: str) -> Columns:
+    """The columns of :func:`decode_columns` from payloads already decoded (any path).
+
+    Raises:
+        MessageError: a type without a fast path, or a payload that is not of ``msgtype``.
+    """
+    name = normalize_msgtype(msgtype)
+    if name not in FAST_MSGTYPES:
+        raise MessageError(f"no columns for {name}; they exist for {sorted(FAST_MSGTYPES)}")
+    cols = _empty_columns(name)
+    if not payloads:
+        return cols
+    want = {IMU: ImuData, ODOMETRY: OdometryData, NAVSATFIX: NavSatFixData}[name]
+    if not all(type(p) is want for p in payloads):
+        raise MessageError(f"payloads are not all {want.__name__}")
+    n = len(payloads)
+    cols["stamps_ns"] = np.fromiter((p.stamp_ns for p in payloads), np.int64, n)
+    for key in ("frame_id", "child_frame_id") if name == ODOMETRY else ("frame_id",):
+        col = np.empty(n, dtype=object)
+        col[:] = [getattr(p, key) for p in payloads]
+        cols[key] = col
+    for key in _ARRAY_FIELDS[name]:
+        cols[key] = np.stack([np.asarray(getattr(p, key), np.float64) for p in payloads]).reshape(
+            (n, *cols[key].shape[1:])
+        )
+    for key in _SCALAR_FIELDS[name]:
+        cols[key] = np.array([getattr(p, key) for p in payloads], dtype=cols[key].dtype)
     return cols

@@ -90,9 +90,9 @@ def test_edge_map_decays_away_from_an_edge() -> None:
         image_edge_map(img, 1.5)
 
 
-def test_kitti_frame0_recovers_a_perturbation_and_writes_it(tmp_path: Path) -> None:
+def test_kitti_frame0_recovers_a_perturbation() -> None:
     """A 3 deg / 20 cm perturbation the edge score can resolve: the result is ok, much closer to the
-    published calibration than the guess, and written to the rig."""
+    published calibration than the guess."""
     fr, cam, rig = _kitti()
     Tref = rig.transform("cam2", "velodyne")
     T0 = _perturbed(Tref, 2)
@@ -103,15 +103,8 @@ def test_kitti_frame0_recovers_a_perturbation_and_writes_it(tmp_path: Path) -> N
     assert rot < 0.5 and tr < 0.06
     assert res.metrics["score_refined"] > res.metrics["score_initial"]
     assert res.metrics["n_agreeing_starts"] >= 2
-    rig_path = tmp_path / "rig.yaml"
-    save_rig(rig.merged(Rig(base_frame=rig.base_frame)), rig_path)
-    # write the guess first, then the refinement over it
-    from edgefuse_calibration.spatial import SpatialResult
-
-    guess = SpatialResult("guess", "ok", "cam2", "velodyne", T=T0)
-    assert write_result_to_rig(guess, rig_path)
-    assert write_result_to_rig(res, rig_path)
-    assert load_rig(rig_path).transform("cam2", "velodyne").allclose(res.T, 1e-6)
+    rep = res.to_dict()
+    assert rep["verdict"] == "ok" and rep["result"] is not None
 
 
 def test_kitti_frame0_ambiguous_perturbation_is_refused_and_not_written(tmp_path: Path) -> None:

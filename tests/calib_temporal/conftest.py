@@ -45,7 +45,8 @@ def smooth_noise(rng: np.random.Generator, n: int, k: int, width: int, scale: fl
     h = np.hanning(width)
     h /= h.sum()
     out = np.stack([np.convolve(x[:, i], h, "same") for i in range(k)], axis=1)[width:width + n]
-    return out * scale / out.std()
+    scaled: npt.NDArray[np.float64] = out * scale / out.std()
+    return scaled
 
 
 def sample(t_s: npt.NDArray[np.float64], truth_t: npt.NDArray[np.float64],
@@ -65,8 +66,8 @@ def pair_factory() -> object:
     ``b`` observes the same motion but stamps it ``offset_s`` late, so the true rig offset of b is
     ``-offset_s`` (t_a = t_b + offset)."""
 
-    def make(offset_s: float = 0.0371, rate_a: float = 100.0, rate_b: float = 30.0, duration_s: float = 60.0,
-             seed: int = 0, noise: float = 0.02, k: int = 1) -> tuple[Signal, Signal, int]:
+    def make(offset_s: float = 0.0371, rate_a: float = 100.0, rate_b: float = 30.0,  # noqa: PLR0917
+             duration_s: float = 60.0, seed: int = 0, noise: float = 0.02, k: int = 1) -> tuple[Signal, Signal, int]:
         rng = np.random.default_rng(seed)
         tt = np.arange(-5.0, duration_s + 5.0, 0.001)
         truth = smooth_noise(rng, tt.size, k, 400, 0.3)

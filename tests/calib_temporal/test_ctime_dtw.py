@@ -104,7 +104,11 @@ def test_line_warp_recovers_shift_and_drift() -> None:
     rng = np.random.default_rng(4)
     t = np.arange(3000, dtype=float)
     base = np.convolve(rng.normal(size=4000), np.hanning(60), "same")
-    f = lambda x: np.interp(x, np.arange(4000, dtype=float), base)  # noqa: E731
+
+    def f(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        out: npt.NDArray[np.float64] = np.interp(x, np.arange(4000, dtype=float), base)
+        return out
+
     a = f(t + 500)
     b = f(1.005 * t + 500 + 12.0)  # b[i] = a[1.005 i + 12]
     best, shifts, curve = dtw_offset_drift(b, a, max_shift=40, max_drift=1e-2, n_drift=5, radius=1,

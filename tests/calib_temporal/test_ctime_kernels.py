@@ -11,7 +11,7 @@ from edgefuse_calibration.temporal.cca import canonical_correlations, canonical_
 F64 = npt.NDArray[np.float64]
 
 
-def moments_reference(X: F64, vx: npt.NDArray[np.bool_], Y: F64, vy: npt.NDArray[np.bool_], lag0: int,
+def moments_reference(X: F64, vx: npt.NDArray[np.bool_], Y: F64, vy: npt.NDArray[np.bool_], *, lag0: int,
                       n_lags: int, block_of: npt.NDArray[np.int64], n_blocks: int) -> tuple[F64, F64, F64]:
     """Pair by pair: every g with X[g] and Y[g - lag] valid adds z = [X[g], Y[g - lag]] to its block."""
     n, d = X.shape[0], X.shape[1] + Y.shape[1]
@@ -49,7 +49,8 @@ def test_lagged_moments_match_pairwise_reference(p: int, q: int, gap_rate: float
     s1 = np.zeros((n_lags, n_blocks, p + q))
     s2 = np.zeros((n_lags, n_blocks, p + q, p + q))
     _lagged_moments(X, vx, Y, vy, lag0, block_of, count, s1, s2)
-    rc, r1, r2 = moments_reference(X, vx, Y, vy, lag0, n_lags, block_of, n_blocks)
+    rc, r1, r2 = moments_reference(X, vx, Y, vy, lag0=lag0, n_lags=n_lags, block_of=block_of,
+                                   n_blocks=n_blocks)
     np.testing.assert_array_equal(count, rc)
     np.testing.assert_allclose(s1, r1, rtol=0, atol=1e-9)
     np.testing.assert_allclose(s2, r2, rtol=0, atol=1e-9)

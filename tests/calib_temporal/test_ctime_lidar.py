@@ -120,7 +120,7 @@ def test_unregistrable_scans_give_a_gap_not_a_rate() -> None:
     """Two unrelated random clouds: ICP fitness stays low and the rate is NaN (masked later)."""
     rng = np.random.default_rng(6)
     a = rng.uniform(-20, 20, size=(3000, 3))
-    b = rng.uniform(-20, 20, size=(3000, 3)) + [100.0, 0.0, 0.0]
+    b = rng.uniform(-20, 20, size=(3000, 3)) + np.array([100.0, 0.0, 0.0])
     sig, info = lidar_rotation_rate(np.array([0, 100_000_000]), [a, b], voxel_m=0.5)
     assert info[0]["fitness"] < 0.3
     assert np.isnan(sig.values).all()

@@ -102,7 +102,8 @@ def test_euroc_camera_rate_reproduced_from_real_frames() -> None:
     names = ["1403715275012143104", "1403715275062142976", "1403715275112143104"]
     K = np.array([[458.654, 0, 367.215], [0, 457.296, 248.375], [0, 0, 1]])
     D = np.array([-0.28340811, 0.07395907, 0.00019359, 1.76187114e-05, 0.0])
-    frames = [cv2.imread(str(root / "data" / f"{n}.png"), cv2.IMREAD_GRAYSCALE) for n in names]
+    frames = [np.asarray(cv2.imread(str(root / "data" / f"{n}.png"), cv2.IMREAD_GRAYSCALE), dtype=np.uint8)
+              for n in names]
     sig, info = camera_rotation_rate(np.array([int(n) for n in names]), frames, K, D)
     assert all(i["inliers"] >= 30 for i in info)
     _, cam = _euroc()

@@ -53,7 +53,7 @@ def test_stage_estimates_the_husky_offset_without_drift() -> None:
 
 
 def test_stage_flags_a_clock_jump() -> None:
-    """Odometry stamps jump 80 ms late half-way through: the stage reports drift."""
+    """Odometry stamps jump 80 ms earlier half-way through (the offset grows by 80 ms): drift."""
     stage = run_stage({**PARAMS, "reference_offset_ms": -390.0}, shift_b_after_s=150.0, shift_ms=80.0)
     rep = stage.report()
     assert rep["drift_detected"]
@@ -86,3 +86,32 @@ def test_core_does_not_import_calibration_at_import_time() -> None:
             "print(any(m.startswith('edgefuse_calibration') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_stage_in_a_replayed_pipeline(tmp_path: Any) -> None:
+    """The stage through ``edgefuse replay`` (sync policy ``each``), estimates in the report."""
+    import json
+
+    from edgefuse.cli import main
+
+    pipeline = tmp_path / "husky_time.yaml"
+    pipeline.write_text(f"""edgefuse_pipeline: 1
+name: husky_time_offset
+bag: {HUSKY_BAG}
+inputs:
+  imu: {{topic: {IMU}, type: Imu}}
+  odom: {{topic: {ODOM}, type: Odometry}}
+sync:
+  policy: each
+stages:
+  - name: toff
+    type: online_time_offset
+    in: {{a: imu, b: odom}}
+    params: {{field_a: gyro_y, field_b: twist_yaw, window_s: 40, hop_s: 20, max_lag_ms: 800}}
+outputs: []
+""")
+    report = tmp_path / "report.json"
+    assert main(["replay", str(pipeline), "--max-speed", "--report", str(report)]) == 0
+    details = json.loads(report.read_text())["stages"]["toff"]["details"]
+    assert details["updates"] >= 10 and not details["drift_detected"]
+    assert -420e6 < details["latest_ok"]["offset_ns"] < -360e6

@@ -247,7 +247,7 @@ class TargetlessOptions:
     boundary_fraction: float = 0.8       # solutions beyond this fraction of the trust region: refused
     max_rot_spread_deg: float = 0.5
     max_trans_spread_m: float = 0.10
-    min_rot_curvature: float = 0.02      # relative score drop for ±1° (per rotation axis)
+    min_rot_curvature: float = 0.05      # relative score drop for ±1° (per rotation axis)
     min_trans_curvature: float = 0.005   # relative score drop for ±10 cm (per translation axis)
     min_improvement: float = 1e-4        # relative
     max_rot_deg: float = 6.0             # trust region around the guess
@@ -323,7 +323,7 @@ def _grid_starts(cost: EdgeAlignmentCost, opt: TargetlessOptions, evals_out: lis
     return [np.r_[np.deg2rad(ax[idx[o]]), 0.0, 0.0, 0.0] for o in order[: opt.n_starts]]
 
 
-def refine_lidar_camera(  # noqa: PLR0914, PLR0915 (one linear procedure, easier to read in one piece)
+def refine_lidar_camera(  # noqa: PLR0915 (one linear procedure, easier to read in one piece)
     frames: Sequence[LidarCameraFrame], camera: CameraModel, T_cam_from_lidar_guess: Transform,
     *, options: TargetlessOptions | None = None, camera_frame: str | None = None, lidar_frame: str = "lidar",
 ) -> SpatialResult:
@@ -366,7 +366,7 @@ def refine_lidar_camera(  # noqa: PLR0914, PLR0915 (one linear procedure, easier
             rot_only = level < opt.rotation_only_levels or not opt.refine_translation
             step = max(1.0 * 0.6**level, 0.15)
 
-            def f(y: F64, g: float = g, rot_only: bool = rot_only) -> float:
+            def f(y: F64, g: float = g, rot_only: bool = rot_only, x: F64 = x) -> float:
                 z = x.copy()
                 if rot_only:
                     z[:3] = y * _UNIT[:3]
@@ -383,7 +383,7 @@ def refine_lidar_camera(  # noqa: PLR0914, PLR0915 (one linear procedure, easier
                     for ty in ax:
                         for tz in ax:
                             z = x.copy()
-                            z[3:] = x[3:] + (tx, ty, tz)
+                            z[3:] = x[3:] + np.array([tx, ty, tz])
                             v = cost(z, g)
                             if v > best_v:
                                 best_v, best_t = v, z[3:]
