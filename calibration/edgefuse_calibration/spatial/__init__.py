@@ -20,6 +20,7 @@ from edgefuse_calibration.spatial._common import (
 )
 from edgefuse_calibration.spatial.imu_camera import rotation_from_rates
 from edgefuse_calibration.spatial.intrinsics import IntrinsicsResult, calibrate_intrinsics
+from edgefuse_calibration.spatial.pcd import pcd_xyz, read_pcd
 from edgefuse_calibration.spatial.registration import register_clouds
 from edgefuse_calibration.spatial.target import (
     BoardObservation,
@@ -30,8 +31,10 @@ from edgefuse_calibration.spatial.target import (
 from edgefuse_calibration.spatial.targetless import (
     LidarCameraFrame,
     TargetlessOptions,
+    image_edge_map,
     lidar_edge_points,
     refine_lidar_camera,
+    scan_lines,
 )
 
 __all__ = [
@@ -45,14 +48,18 @@ __all__ = [
     "TargetlessOptions",
     "calibrate_intrinsics",
     "fit_plane_ransac",
+    "image_edge_map",
     "lidar_edge_points",
     "observation_from",
+    "pcd_xyz",
     "perturb",
     "pose_error",
     "random_perturbation",
+    "read_pcd",
     "refine_lidar_camera",
     "register_clouds",
     "rotation_from_rates",
+    "scan_lines",
     "solve_plane_to_plane",
     "write_report",
     "write_result_to_rig",

@@ -95,7 +95,8 @@ def scan_lines(xyz: npt.ArrayLike, ring: npt.ArrayLike | None = None) -> npt.NDA
     direction = 1.0 if small.size == 0 or np.median(small) >= 0 else -1.0
     dd = np.diff(az) * direction
     wrap = np.nan_to_num(dd, nan=0.0) < -np.pi
-    return np.r_[0, np.cumsum(wrap)].astype(np.int64)
+    out: npt.NDArray[np.int64] = np.r_[0, np.cumsum(wrap)].astype(np.int64)
+    return out
 
 
 def lidar_edge_points(
@@ -154,7 +155,7 @@ def image_edge_map(image: npt.ArrayLike, gamma: float, *, alpha: float = 1.0 / 3
         raise CalibrationError(f"gamma must lie in (0, 1), got {gamma}")
     g = im.astype(np.float32)
     if blur_px > 0:
-        g = cv2.GaussianBlur(g, (0, 0), blur_px)
+        g = np.asarray(cv2.GaussianBlur(g, (0, 0), blur_px), dtype=np.float32)
     # largest absolute difference to the 8 neighbours = max(dilate(g) - g, g - erode(g))
     k = np.ones((3, 3), np.uint8)
     E = np.maximum(cv2.dilate(g, k) - g, g - cv2.erode(g, k))
@@ -488,4 +489,4 @@ def overlay_edges(frame: LidarCameraFrame, camera: CameraModel, transforms: dict
         for u, v in uv[ok]:
             cv2.circle(base, (round(u), round(v)), 1, col, -1)
         cv2.putText(base, name, (10, 25 + 25 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.7, col, 2)
-    return base
+    return np.asarray(base, dtype=np.uint8)
