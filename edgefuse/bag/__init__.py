@@ -5,8 +5,9 @@ Public names are loaded lazily so ``import edgefuse.bag`` stays cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from edgefuse._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from edgefuse.bag.info import BagInfo, TopicStats, bag_info, format_info
@@ -40,14 +41,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'edgefuse.bag' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"edgefuse.bag.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE, globals())

@@ -15,8 +15,7 @@ Names are loaded lazily so that importing one operator does not compile or impor
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from edgefuse._lazy import lazy_exports
 
 _WHERE: dict[str, str] = {}
 for _module, _names in {
@@ -44,14 +43,4 @@ for _module, _names in {
 __all__ = sorted(_WHERE)  # noqa: PLE0605
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'edgefuse.fusion' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"edgefuse.fusion.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_WHERE))
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE, globals())

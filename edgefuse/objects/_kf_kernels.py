@@ -138,10 +138,12 @@ def _kf_predict(x: np.ndarray, P: np.ndarray, F: np.ndarray, Q: np.ndarray, tmp:
 
 
 @njit()
-def _kf_update(x: np.ndarray, P: np.ndarray, z: np.ndarray, H: np.ndarray, R: np.ndarray,  # noqa: PLR0917
-               ws: tuple) -> bool:  # type: ignore[type-arg]
-    """Kalman update (optimal gain, P ← P − K S Kᵀ); returns False (no change) if S is singular."""
-    y, PHT, S, SI, Kg, _unused, T1, T2, KR, Swork = ws
+def _update_dense(x: np.ndarray, P: np.ndarray, z: np.ndarray, H: np.ndarray, R: np.ndarray,  # noqa: PLR0913, PLR0917
+                  y: np.ndarray, PHT: np.ndarray, S: np.ndarray, SI: np.ndarray, Kg: np.ndarray,
+                  HP: np.ndarray, KS: np.ndarray, Swork: np.ndarray) -> bool:
+    """General Kalman update for any H (m, n): optimal gain, P ← P − K S Kᵀ (symmetric; equals the
+    Joseph form (I−KH)P(I−KH)ᵀ + KRKᵀ for the optimal gain).  Returns False (no change) if S is
+    singular.  Scratch: y (m,), PHT (n, m), S, SI, Swork (m, m), Kg, KS (n, m), HP (m, n)."""
     n = x.shape[0]
     m = z.shape[0]
     for i in range(m):
@@ -149,7 +151,6 @@ def _kf_update(x: np.ndarray, P: np.ndarray, z: np.ndarray, H: np.ndarray, R: np
         for q in range(n):
             acc += H[i, q] * x[q]
         y[i] = z[i] - acc
-    HP = T2[:m]
     _sp_mm(H, P, HP)  # H P (m, n) = (P Hᵀ)ᵀ for symmetric P
     for i in range(n):
         for j in range(m):
@@ -158,7 +159,7 @@ def _kf_update(x: np.ndarray, P: np.ndarray, z: np.ndarray, H: np.ndarray, R: np
     for i in range(m):
         for j in range(m):
             S[i, j] += R[i, j]
-    if not _inv(S, SI, Swork):
+    if not _inv_small(S, SI, Swork):
         return False
     _mm(PHT, SI, Kg)
     for i in range(n):
@@ -166,13 +167,26 @@ def _kf_update(x: np.ndarray, P: np.ndarray, z: np.ndarray, H: np.ndarray, R: np
         for q in range(m):
             acc += Kg[i, q] * y[q]
         x[i] += acc
-    # P ← P − K S Kᵀ (symmetric; equals the Joseph form (I−KH)P(I−KH)ᵀ + KRKᵀ for the optimal gain)
-    _mm(Kg, S, KR)
-    _mmt_sym(KR, Kg, T1)
+    _mm(Kg, S, KS)
     for i in range(n):
-        for j in range(n):
-            P[i, j] -= T1[i, j]
+        for j in range(i, n):
+            acc = 0.0
+            for q in range(m):
+                acc += KS[i, q] * Kg[j, q]
+            v = P[i, j] - acc
+            P[i, j] = v
+            P[j, i] = v
     return True
+
+
+@njit()
+def _kf_update(x: np.ndarray, P: np.ndarray, z: np.ndarray, H: np.ndarray, R: np.ndarray,  # noqa: PLR0917
+               ws: tuple) -> bool:  # type: ignore[type-arg]
+    """General Kalman update with a workspace from :func:`_kf_workspace`; False (no change) if S is
+    singular."""
+    y, PHT, S, SI, Kg, _unused, _t1, T2, KS, Swork = ws
+    m = z.shape[0]
+    return _update_dense(x, P, z, H, R, y, PHT, S, SI, Kg, T2[:m], KS, Swork)
 
 
 @njit()
@@ -181,11 +195,227 @@ def _kf_workspace(n: int, m: int) -> tuple:  # type: ignore[type-arg]
             np.empty((n, n)), np.empty((n, n)), np.empty((n, n)), np.empty((n, m)), np.empty((m, m)))
 
 
+# ----------------------------------------------------------------------------- structured fast path
+# Detected from the matrices themselves (so in-place edits of F / H are always honoured):
+# - H that selects state components (each row one 1.0, zeros elsewhere): S = P[sel, sel] + R,
+#   K = P[:, sel] S⁻¹, P ← P − K P[sel, :];
+# - F as compressed sparse rows (a constant-velocity F = I + dt·shift has 9 non-zeros of 36 for
+#   n = 6), so F P Fᵀ costs O(nnz·n) instead of O(n³);
+# - S⁻¹ in closed form for m ≤ 3 (cofactors), Gauss–Jordan above.
+
+
 @njit()
-def _kf_run(x0: np.ndarray, P0: np.ndarray, F: np.ndarray, Q: np.ndarray, H: np.ndarray, R: np.ndarray,  # noqa: PLR0917
-            zs: np.ndarray, xs: np.ndarray, Ps: np.ndarray, store_cov: bool) -> int:
+def _inv_small(a: np.ndarray, out: np.ndarray, work: np.ndarray) -> bool:
+    """out = a⁻¹ for a square (m, m); closed form for m ≤ 3, Gauss–Jordan above.  False when the
+    matrix is singular or non-finite (``out`` then undefined)."""
+    m = a.shape[0]
+    if m == 1:
+        d = a[0, 0]
+        if d == 0.0 or not math.isfinite(d):
+            return False
+        out[0, 0] = 1.0 / d
+        return True
+    if m == 2:  # noqa: PLR2004
+        det = a[0, 0] * a[1, 1] - a[0, 1] * a[1, 0]
+        if det == 0.0 or not math.isfinite(det):
+            return False
+        r = 1.0 / det
+        out[0, 0] = a[1, 1] * r
+        out[0, 1] = -a[0, 1] * r
+        out[1, 0] = -a[1, 0] * r
+        out[1, 1] = a[0, 0] * r
+        return True
+    if m == 3:  # noqa: PLR2004
+        a00, a01, a02 = a[0, 0], a[0, 1], a[0, 2]
+        a10, a11, a12 = a[1, 0], a[1, 1], a[1, 2]
+        a20, a21, a22 = a[2, 0], a[2, 1], a[2, 2]
+        c00 = a11 * a22 - a12 * a21
+        c10 = a12 * a20 - a10 * a22
+        c20 = a10 * a21 - a11 * a20
+        det = a00 * c00 + a01 * c10 + a02 * c20
+        if det == 0.0 or not math.isfinite(det):
+            return False
+        r = 1.0 / det
+        out[0, 0] = c00 * r
+        out[0, 1] = (a02 * a21 - a01 * a22) * r
+        out[0, 2] = (a01 * a12 - a02 * a11) * r
+        out[1, 0] = c10 * r
+        out[1, 1] = (a00 * a22 - a02 * a20) * r
+        out[1, 2] = (a02 * a10 - a00 * a12) * r
+        out[2, 0] = c20 * r
+        out[2, 1] = (a01 * a20 - a00 * a21) * r
+        out[2, 2] = (a00 * a11 - a01 * a10) * r
+        return True
+    return _inv(a, out, work)
+
+
+@njit()
+def _h_selection(H: np.ndarray, sel: np.ndarray) -> bool:
+    """Whether every row of H is one 1.0 and zeros; fills ``sel`` (m,) with the selected columns."""
+    m, n = H.shape
+    for a in range(m):
+        sel[a] = -1
+        for q in range(n):
+            h = H[a, q]
+            if h == 1.0 and sel[a] < 0:
+                sel[a] = q
+            elif h != 0.0:
+                return False
+        if sel[a] < 0:
+            return False
+    return True
+
+
+@njit()
+def _csr(A: np.ndarray, ptr: np.ndarray, idx: np.ndarray, val: np.ndarray) -> None:
+    """Non-zeros of A (n, k) as compressed sparse rows: ptr (n+1,), idx/val (n·k,)."""
+    n, k = A.shape
+    c = 0
+    for i in range(n):
+        ptr[i] = c
+        for q in range(k):
+            v = A[i, q]
+            if v != 0.0:
+                idx[c] = q
+                val[c] = v
+                c += 1
+    ptr[n] = c
+
+
+@njit()
+def _predict_csr(x: np.ndarray, P: np.ndarray, ptr: np.ndarray, idx: np.ndarray, val: np.ndarray,  # noqa: PLR0913, PLR0917
+                 Q: np.ndarray, FP: np.ndarray, xt: np.ndarray) -> None:
+    """x ← F x, P ← F P Fᵀ + Q with F given as CSR (same sums, same order, as the dense product with
+    zero terms left out); P kept exactly symmetric (upper triangle mirrored)."""
+    n = x.shape[0]
+    for i in range(n):
+        acc = 0.0
+        for c in range(ptr[i], ptr[i + 1]):
+            acc += val[c] * x[idx[c]]
+        xt[i] = acc
+    for i in range(n):
+        x[i] = xt[i]
+        for j in range(n):
+            FP[i, j] = 0.0
+        for c in range(ptr[i], ptr[i + 1]):
+            f = val[c]
+            q = idx[c]
+            for j in range(n):
+                FP[i, j] += f * P[q, j]
+    for i in range(n):
+        for j in range(i, n):
+            acc = 0.0
+            for c in range(ptr[j], ptr[j + 1]):
+                acc += FP[i, idx[c]] * val[c]
+            v = acc + 0.5 * (Q[i, j] + Q[j, i])
+            P[i, j] = v
+            P[j, i] = v
+
+
+@njit()
+def _update_sel(x: np.ndarray, P: np.ndarray, z: np.ndarray, sel: np.ndarray, R: np.ndarray,  # noqa: PLR0913, PLR0917
+                y: np.ndarray, S: np.ndarray, SI: np.ndarray, K: np.ndarray, HP: np.ndarray,
+                Swork: np.ndarray) -> bool:
+    """Kalman update for an H that selects state components ``sel`` (m,).  Scratch: y (m,), S, SI,
+    Swork (m, m), K (n, m), HP (m, n).  False (no change) if S is singular."""
+    n = x.shape[0]
+    m = sel.shape[0]
+    for a in range(m):
+        y[a] = z[a] - x[sel[a]]
+        for b in range(m):
+            S[a, b] = P[sel[a], sel[b]] + R[a, b]
+    if not _inv_small(S, SI, Swork):
+        return False
+    for a in range(m):
+        sa = sel[a]
+        for j in range(n):
+            HP[a, j] = P[sa, j]
+    for i in range(n):
+        for a in range(m):
+            acc = 0.0
+            for b in range(m):
+                acc += P[i, sel[b]] * SI[b, a]
+            K[i, a] = acc
+    for i in range(n):
+        acc = 0.0
+        for a in range(m):
+            acc += K[i, a] * y[a]
+        x[i] += acc
+    for i in range(n):
+        for j in range(i, n):
+            acc = 0.0
+            for a in range(m):
+                acc += K[i, a] * HP[a, j]
+            v = P[i, j] - acc
+            P[i, j] = v
+            P[j, i] = v
+    return True
+
+
+@njit()
+def _all_finite(z: np.ndarray) -> bool:
+    for i in range(z.shape[0]):
+        if not math.isfinite(z[i]):
+            return False
+    return True
+
+
+@njit()
+def _kf_predict_step(x: np.ndarray, P: np.ndarray, F: np.ndarray, Q: np.ndarray, iw: np.ndarray,  # noqa: PLR0917
+                     fw: np.ndarray) -> None:
+    """One predict for the step-by-step API.  Scratch: iw int64 (≥ n + 1 + n²), fw float64
+    (≥ n² + n² + n)."""
+    n = x.shape[0]
+    ptr = iw[: n + 1]
+    idx = iw[n + 1: n + 1 + n * n]
+    val = fw[: n * n]
+    FP = fw[n * n: 2 * n * n].reshape((n, n))
+    xt = fw[2 * n * n: 2 * n * n + n]
+    _csr(F, ptr, idx, val)
+    _predict_csr(x, P, ptr, idx, val, Q, FP, xt)
+
+
+@njit()
+def _kf_update_step(x: np.ndarray, P: np.ndarray, z: np.ndarray, H: np.ndarray, R: np.ndarray,  # noqa: PLR0917
+                    iw: np.ndarray, fw: np.ndarray) -> int:
+    """One update for the step-by-step API: 0 applied, 1 non-finite measurement, 2 singular S.
+    Uses the selection path when H selects state components, the general one otherwise.
+    Scratch: iw int64 (≥ m), fw float64 (≥ m + 3m² + 3nm + n·m)."""
+    n = x.shape[0]
+    m = z.shape[0]
+    if not _all_finite(z):
+        return 1
+    o = 0
+    y = fw[o: o + m]
+    o += m
+    S = fw[o: o + m * m].reshape((m, m))
+    o += m * m
+    SI = fw[o: o + m * m].reshape((m, m))
+    o += m * m
+    Sw = fw[o: o + m * m].reshape((m, m))
+    o += m * m
+    K = fw[o: o + n * m].reshape((n, m))
+    o += n * m
+    HP = fw[o: o + m * n].reshape((m, n))
+    o += m * n
+    PHT = fw[o: o + n * m].reshape((n, m))
+    o += n * m
+    KS = fw[o: o + n * m].reshape((n, m))
+    sel = iw[:m]
+    if _h_selection(H, sel):
+        ok = _update_sel(x, P, z, sel, R, y, S, SI, K, HP, Sw)
+    else:
+        ok = _update_dense(x, P, z, H, R, y, PHT, S, SI, K, HP, KS, Sw)
+    return 0 if ok else 2
+
+
+@njit()
+def _kf_run(x0: np.ndarray, P0: np.ndarray, F: np.ndarray, Q: np.ndarray, H: np.ndarray, R: np.ndarray,  # noqa: PLR0913, PLR0917
+            zs: np.ndarray, xs: np.ndarray, Ps: np.ndarray, store_cov: bool, structured: bool) -> int:
     """Predict + update for every row of ``zs`` (non-finite rows: predict only).  Writes states into
-    ``xs`` (and covariances into ``Ps`` when ``store_cov``).  Returns the number of skipped updates."""
+    ``xs`` (and covariances into ``Ps`` when ``store_cov``).  Returns the number of skipped updates.
+    ``structured``: use the sparse-F predict and, when H selects components, the selection update
+    (False forces the general dense path; both give the same result to rounding)."""
     n = x0.shape[0]
     m = H.shape[0]
     x = x0.copy()
@@ -193,15 +423,34 @@ def _kf_run(x0: np.ndarray, P0: np.ndarray, F: np.ndarray, Q: np.ndarray, H: np.
     tmp = np.empty((n, n))
     tmp2 = np.empty((n, n))
     xt = np.empty(n)
-    ws = _kf_workspace(n, m)
+    y = np.empty(m)
+    S = np.empty((m, m))
+    SI = np.empty((m, m))
+    Sw = np.empty((m, m))
+    K = np.empty((n, m))
+    HP = np.empty((m, n))
+    PHT = np.empty((n, m))
+    KS = np.empty((n, m))
+    ptr = np.empty(n + 1, dtype=np.int64)
+    idx = np.empty(n * n, dtype=np.int64)
+    val = np.empty(n * n)
+    sel = np.empty(m, dtype=np.int64)
+    _csr(F, ptr, idx, val)
+    use_sel = structured and _h_selection(H, sel)
     skipped = 0
     for k in range(zs.shape[0]):
-        _kf_predict(x, P, F, Q, tmp, tmp2, xt)
-        finite = True
-        for i in range(m):
-            if not math.isfinite(zs[k, i]):
-                finite = False
-        if not finite or not _kf_update(x, P, zs[k], H, R, ws):
+        if structured:
+            _predict_csr(x, P, ptr, idx, val, Q, tmp, xt)
+        else:
+            _kf_predict(x, P, F, Q, tmp, tmp2, xt)
+        z = zs[k]
+        if not _all_finite(z):
+            ok = False
+        elif use_sel:
+            ok = _update_sel(x, P, z, sel, R, y, S, SI, K, HP, Sw)
+        else:
+            ok = _update_dense(x, P, z, H, R, y, PHT, S, SI, K, HP, KS, Sw)
+        if not ok:
             skipped += 1
         for i in range(n):
             xs[k, i] = x[i]

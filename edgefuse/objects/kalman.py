@@ -1,8 +1,9 @@
 """Linear Kalman filter with filterpy's equations, compiled with Numba.
 
 ``KalmanFilter`` keeps x (n,), P (n, n), F, Q, H (m, n), R (m, m) like ``filterpy.kalman.KalmanFilter``;
-``predict`` is x ← F x, P ← F P Fᵀ + Q; ``update`` uses S = H P Hᵀ + R, K = P Hᵀ S⁻¹ and the Joseph
-form P ← (I − K H) P (I − K H)ᵀ + K R Kᵀ.  :meth:`KalmanFilter.run` filters a whole measurement
+``predict`` is x ← F x, P ← F P Fᵀ + Q; ``update`` uses S = H P Hᵀ + R, K = P Hᵀ S⁻¹ and
+P ← P − K S Kᵀ, which for the optimal gain equals filterpy's Joseph form
+P ← (I − K H) P (I − K H)ᵀ + K R Kᵀ; P is kept exactly symmetric.  :meth:`KalmanFilter.run` filters a whole measurement
 sequence in one compiled loop (the fast path); ``predict``/``update`` are there for step-by-step use.
 
 Bad input: a measurement with NaN/inf, or one whose innovation covariance is singular, is not applied
@@ -44,68 +45,102 @@ def constant_velocity_model(dt: float, dim: int = 3, q: float = 1.0) -> tuple[F6
     return F, q * Q, H
 
 
+def _matrix_property(name: str, doc: str) -> property:
+    """A float64 C-contiguous matrix attribute whose shape is checked when it is assigned."""
+
+    def get(self: KalmanFilter) -> F64:
+        return getattr(self, "_" + name)  # type: ignore[no-any-return]
+
+    def set_(self: KalmanFilter, value: npt.ArrayLike) -> None:
+        a = np.array(value, dtype=np.float64, order="C", copy=True)
+        shape = self._shapes[name]
+        if name == "x" and a.size == shape[0]:
+            a = a.reshape(shape)  # filterpy users give x as a column (n, 1)
+        if a.shape != shape:
+            raise FilterError(f"{name} has shape {a.shape}, expected {shape}")
+        setattr(self, "_" + name, a)
+
+    return property(get, set_, doc=doc)
+
+
 class KalmanFilter:
-    """Linear Kalman filter (see module docstring).  Matrices are float64 copies."""
+    """Linear Kalman filter (see module docstring).
+
+    ``x`` (n,), ``P``, ``F``, ``Q`` (n, n), ``H`` (m, n), ``R`` (m, m) are float64 attributes.  Assigning
+    one stores a C-contiguous float64 copy after checking its shape (a wrong shape raises
+    :class:`FilterError` at the assignment); editing one in place is allowed.  Structure is read from
+    the matrices at every call, so in-place edits are always honoured: an H whose rows each select one
+    state component takes the selection update (S = P[sel, sel] + R), F is applied through its
+    non-zeros only, and S⁻¹ is closed-form for m ≤ 3.
+    """
+
+    x = _matrix_property("x", "State (n,).")
+    P = _matrix_property("P", "State covariance (n, n).")
+    F = _matrix_property("F", "State transition (n, n).")
+    Q = _matrix_property("Q", "Process noise covariance (n, n).")
+    H = _matrix_property("H", "Measurement matrix (m, n).")
+    R = _matrix_property("R", "Measurement noise covariance (m, m).")
 
     def __init__(self, dim_x: int, dim_z: int) -> None:
         if dim_x <= 0 or dim_z <= 0:
             raise FilterError(f"dim_x and dim_z must be > 0, got {dim_x}, {dim_z}")
-        self.x = np.zeros(dim_x)
-        self.P = np.eye(dim_x)
-        self.F = np.eye(dim_x)
-        self.Q = np.eye(dim_x)
-        self.H = np.zeros((dim_z, dim_x))
-        self.R = np.eye(dim_z)
+        n, m = dim_x, dim_z
+        self._shapes = {"x": (n,), "P": (n, n), "F": (n, n), "Q": (n, n), "H": (m, n), "R": (m, m)}
+        self._x = np.zeros(n)
+        self._P = np.eye(n)
+        self._F = np.eye(n)
+        self._Q = np.eye(n)
+        self._H = np.zeros((m, n))
+        self._R = np.eye(m)
         self.rejected: Counter[str] = Counter()
-        self._tmp = (np.empty((dim_x, dim_x)), np.empty((dim_x, dim_x)), np.empty(dim_x))
-        self._ws = kfk._kf_workspace(dim_x, dim_z)
+        # scratch for the step-by-step kernels (allocated once, see _kf_predict_step / _kf_update_step)
+        self._iw = np.empty(n + 1 + n * n + m, dtype=np.int64)
+        self._fw = np.empty(2 * n * n + n + m + 3 * m * m + 4 * n * m)
 
-    def _check(self) -> None:
-        n, m = self.x.shape[0], self.H.shape[0]
-        for name, shape in (("P", (n, n)), ("F", (n, n)), ("Q", (n, n)), ("H", (m, n)), ("R", (m, m))):
-            a = getattr(self, name)
-            if a.shape != shape:
-                raise FilterError(f"{name} has shape {a.shape}, expected {shape}")
-            setattr(self, name, np.ascontiguousarray(a, dtype=np.float64))
-        self.x = np.ascontiguousarray(self.x, dtype=np.float64).reshape(n)
+    @property
+    def dim_x(self) -> int:
+        return self._shapes["x"][0]
+
+    @property
+    def dim_z(self) -> int:
+        return self._shapes["R"][0]
 
     def predict(self) -> None:
         """x ← F x, P ← F P Fᵀ + Q."""
-        self._check()
-        kfk._kf_predict(self.x, self.P, self.F, self.Q, *self._tmp)
+        kfk._kf_predict_step(self._x, self._P, self._F, self._Q, self._iw, self._fw)
 
     def update(self, z: npt.ArrayLike, R: npt.ArrayLike | None = None) -> bool:
         """Apply measurement ``z`` (m,); returns False (and counts the reason) when it is rejected."""
-        self._check()
-        zz = np.asarray(z, dtype=np.float64).reshape(-1)
-        if zz.shape[0] != self.H.shape[0]:
-            raise FilterError(f"measurement has {zz.shape[0]} values, H expects {self.H.shape[0]}")
-        if not np.all(np.isfinite(zz)):
-            self.rejected["non_finite_measurement"] += 1
-            return False
-        RR = self.R
+        zz = np.asarray(z, dtype=np.float64)
+        m = self._shapes["R"][0]
+        if zz.size != m:
+            raise FilterError(f"measurement has {zz.size} values, H expects {m}")
+        if zz.ndim != 1 or not zz.flags.c_contiguous:
+            zz = np.ascontiguousarray(zz).reshape(m)
+        RR = self._R
         if R is not None:
             RR = np.ascontiguousarray(R, dtype=np.float64)
-            if RR.shape != self.R.shape or not psd_ok(RR):
+            if RR.shape != (m, m) or not psd_ok(RR):
                 self.rejected["bad_covariance"] += 1
                 return False
-        if not kfk._kf_update(self.x, self.P, zz, self.H, RR, self._ws):
-            self.rejected["singular_innovation"] += 1
-            return False
-        return True
+        code = kfk._kf_update_step(self._x, self._P, zz, self._H, RR, self._iw, self._fw)
+        if code == 0:
+            return True
+        self.rejected["non_finite_measurement" if code == 1 else "singular_innovation"] += 1
+        return False
 
     def run(self, zs: npt.ArrayLike, *, store_cov: bool = False) -> tuple[F64, F64 | None]:
         """Predict + update for each row of ``zs`` (K, m) in one compiled loop, starting from the
         current x, P (which are left unchanged).  Rows with NaN are predicted only (counted).
         Returns (states (K, n), covariances (K, n, n) or None)."""
-        self._check()
+        m = self._shapes["R"][0]
         z = np.ascontiguousarray(zs, dtype=np.float64)
-        if z.ndim != 2 or z.shape[1] != self.H.shape[0]:
-            raise FilterError(f"measurements must have shape (K, {self.H.shape[0]}), got {z.shape}")
-        n = self.x.shape[0]
+        if z.ndim != 2 or z.shape[1] != m:  # noqa: PLR2004
+            raise FilterError(f"measurements must have shape (K, {m}), got {z.shape}")
+        n = self._shapes["x"][0]
         xs = np.empty((z.shape[0], n))
         Ps = np.empty((z.shape[0], n, n)) if store_cov else np.empty((1, n, n))
-        skipped = kfk._kf_run(self.x, self.P, self.F, self.Q, self.H, self.R, z, xs, Ps, store_cov)
+        skipped = kfk._kf_run(self._x, self._P, self._F, self._Q, self._H, self._R, z, xs, Ps, store_cov, True)
         if skipped:
             self.rejected["skipped_update"] += int(skipped)
         return xs, (Ps if store_cov else None)
@@ -116,6 +151,8 @@ class KalmanFilter:
         kf.H[0, 0] = 1.0
         kf.run(np.zeros((2, 1)))
         kf.predict()
+        kf.update(np.zeros(1))
+        kf.H[0, 1] = 0.5  # general (non-selection) update path
         kf.update(np.zeros(1))
 
 
