@@ -19,6 +19,7 @@ accepted results, timing) and prints the summary table.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 import time
@@ -36,6 +37,7 @@ from edgefuse_calibration.spatial import (
     register_clouds,
 )
 from edgefuse_calibration.spatial.pcd import read_pcd
+from edgefuse_calibration.spatial.registration import RegistrationChecks
 
 from edgefuse.rig import CameraModel, Transform, from_kitti_object
 
@@ -152,20 +154,112 @@ def run_radar2lidar(trials: int) -> dict[str, Any]:
         yaw = np.deg2rad(3.0) * rng.choice([-1.0, 1.0])
         ang = rng.uniform(0, 2 * np.pi)
         T0 = perturb(T_ref, [0.0, 0.0, yaw], [0.2 * np.cos(ang), 0.2 * np.sin(ang), 0.0])
-        i0 = pose_error(T0, T_ref)
         t = time.perf_counter()
         res = register_clouds(radar, band, T0, method="point_to_point", planar=True, voxel_m=0.0,
-                              max_corr_m=(3.0, 2.0, 1.0), min_points=20,
+                              max_corr_m=(3.0, 2.0, 1.0), min_points=20, checks=RADAR_CHECKS,
                               source_frame="front_radar", target_frame="top_center_lidar")
         el = time.perf_counter() - t
-        e = pose_error(res.T, T_ref) if res.T is not None else (None, None)
-        rows.append({"verdict": res.verdict, "rot_err_deg": e[0], "trans_err_m": e[1], "init_rot_deg": i0[0],
-                     "init_trans_m": i0[1], "seconds": el, "fitness": res.metrics.get("fitness"),
-                     "fitness_initial": res.metrics.get("fitness_initial"), "reasons": res.reasons})
+        rows.append(_reg_row(res, T_ref, T0, el))
         print("radar2lidar", {k: v for k, v in rows[-1].items() if k != "reasons"}, res.reasons[:1], flush=True)
     return summarize("opencalib_radar2lidar_icp", rows, {
         "perturbation": "3 deg yaw + 20 cm in x/y", "n_radar_points": len(radar), "n_lidar_band_points": len(band),
         "note": "radar CSV (2020-11-05) and lidar.pcd (2020-10-12) are not simultaneous (SOURCE.md)"})
+
+
+#: registration checks for radar: the guess may be off by 3 deg and 50 cm
+RADAR_CHECKS = RegistrationChecks(start_rot_deg=3.0, start_trans_m=0.5)
+
+
+def _reg_row(res: Any, T_ref: Transform, T0: Transform, el: float) -> dict[str, Any]:
+    i0 = pose_error(T0, T_ref)
+    e = pose_error(res.T, T_ref) if res.T is not None else (None, None)
+    m = res.metrics
+    return {"verdict": res.verdict, "rot_err_deg": e[0], "trans_err_m": e[1], "init_rot_deg": i0[0],
+            "init_trans_m": i0[1], "seconds": el, "x_err_m": None if res.T is None else float(res.T.t[0] - T_ref.t[0]),
+            "init_x_err_m": float(T0.t[0] - T_ref.t[0]),
+            **{k: m.get(k) for k in ("cost_initial", "cost", "fitness", "contrast", "axis_contrast",
+                                     "n_agreeing_starts", "subset_spread", "sigma_rot_deg", "sigma_trans_m")},
+            "reasons": res.reasons}
+
+
+def radiate_pairs(deskew: bool) -> tuple[list[np.ndarray], list[np.ndarray], Transform, dict[str, Any]]:
+    """RADIATE demo bag: per radar scan, radar points (polar_to_points, 5-20 m) and the LiDAR sweep nearest
+    in time (points -1.4..3 m above the radar plane), and the published ``T_lidar_from_radar``.
+
+    ``deskew``: move each radar point by the ego velocity (from LiDAR scan-to-scan ICP, forward +y) times
+    its azimuth's time within the 0.25 s clockwise sweep plus the radar-LiDAR stamp difference, taking the
+    radar stamp as the END of the sweep (an assumption: the data do not say; a wrong constant only shifts
+    y, which is then locked)."""
+    import open3d as o3d
+
+    from edgefuse.bag import open_bag
+    from edgefuse.fusion import polar_to_points
+    from edgefuse.rig import load_rig
+
+    demo = HERE.parent / "edgefuse" / "data" / "demo"
+    lid: list[tuple[int, np.ndarray]] = []
+    rad: list[tuple[int, np.ndarray]] = []
+    with open_bag(demo) as b:
+        for env in b.envelopes(["/velodyne_points", "/radar/polar/compressed"]):
+            if env.topic == "/velodyne_points":
+                c = env.payload.points
+                lid.append((env.stamp_ns, np.stack([c["x"], c["y"], c["z"]], 1).astype(np.float64)))
+            else:
+                img = cv2.imdecode(np.frombuffer(bytes(env.payload.data), np.uint8), cv2.IMREAD_GRAYSCALE)
+                p = polar_to_points(img, threshold=80, min_range_m=5.0, max_peaks_per_azimuth=4)
+                xyz = np.stack([p["x"], p["y"], p["z"]], 1).astype(np.float64)
+                rad.append((env.stamp_ns, xyz[np.hypot(xyz[:, 0], xyz[:, 1]) < 20.0]))
+    T_ref = load_rig(demo / "rig.yaml").transform("lidar", "radar")
+    ls = np.array([s for s, _ in lid])
+    # ego velocity (lidar frame) from consecutive LiDAR sweeps
+    reg = o3d.pipelines.registration
+    vel = []
+    for (s0, a), (s1, b2) in itertools.pairwise(lid):
+        pa, pb = (o3d.geometry.PointCloud(o3d.utility.Vector3dVector(x)).voxel_down_sample(0.2) for x in (a, b2))
+        for pc in (pa, pb):
+            pc.estimate_normals(o3d.geometry.KDTreeSearchParamHybrid(radius=0.6, max_nn=30))
+        T = np.eye(4)
+        for mc in (2.0, 1.0, 0.5):
+            T = reg.registration_icp(pb, pa, mc, T, reg.TransformationEstimationPointToPlane()).transformation
+        vel.append(np.asarray(T)[:3, 3] / ((s1 - s0) * 1e-9))
+    v = np.median(vel, axis=0)
+    src, tgt = [], []
+    for s, xyz in rad:
+        k = int(np.argmin(np.abs(ls - s)))
+        q = xyz
+        if deskew:
+            th = np.mod(np.arctan2(xyz[:, 0], xyz[:, 1]), 2 * np.pi)
+            tp = (s - ls[k]) * 1e-9 - 0.25 + th / (2 * np.pi) * 0.25
+            q = xyz + tp[:, None] * v
+        z = T_ref.inverse().apply(lid[k][1])[:, 2]
+        src.append(q)
+        tgt.append(lid[k][1][(z > -1.4) & (z < 3.0)])
+    return src, tgt, T_ref, {"ego_velocity_mps": v.tolist(), "n_pairs": len(src),
+                             "n_radar_points": int(sum(map(len, src))), "n_lidar_points": int(sum(map(len, tgt)))}
+
+
+def run_radiate_radar2lidar(trials: int, deskew: bool, lock: tuple[str, ...]) -> dict[str, Any]:
+    """Perturb the published lidar<-radar transform by 3 deg yaw and 20-50 cm in x/y (seeded), register all
+    14 scan pairs jointly (planar), compare with the published transform."""
+    src, tgt, T_ref, info = radiate_pairs(deskew)
+    rng = np.random.default_rng(0)
+    rows = []
+    for _ in range(trials):
+        yaw = np.deg2rad(3.0) * rng.choice([-1.0, 1.0])
+        ang = rng.uniform(0, 2 * np.pi)
+        mag = rng.uniform(0.2, 0.5)
+        T0 = perturb(T_ref, [0.0, 0.0, yaw], [mag * np.cos(ang), mag * np.sin(ang), 0.0])
+        t = time.perf_counter()
+        res = register_clouds(src, tgt, T0, planar=True, voxel_m=0.0, max_corr_m=(1.0, 0.5), min_points=50,
+                              checks=RADAR_CHECKS, lock=lock, source_frame="radar", target_frame="lidar")
+        rows.append(_reg_row(res, T_ref, T0, time.perf_counter() - t))
+        print("radiate", {k: v for k, v in rows[-1].items() if k not in ("reasons", "axis_contrast")},
+              res.reasons[:1], flush=True)
+    name = "radiate_radar2lidar_" + ("deskewed" if deskew else "raw") + ("_lock_" + "_".join(lock) if lock else "")
+    return summarize(name, rows, {"perturbation": "3 deg yaw + 20-50 cm in x/y (seeded)", "locked": list(lock),
+                                  "n_ok_yaw_worse_than_guess": sum(r["rot_err_deg"] > r["init_rot_deg"]
+                                                                   for r in rows if r["verdict"] == "ok"),
+                                  **info})
 
 
 def run_radar2camera() -> dict[str, Any]:
@@ -195,7 +289,20 @@ def _pair(d: dict[str, float] | None, nd: int) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=10)
+    ap.add_argument("--only", choices=["all", "registration"], default="all",
+                    help="registration: rerun only the cloud-registration rows and merge them into the JSON")
     a = ap.parse_args()
+    if a.only == "registration":
+        path = HERE / "results" / "extrinsics.json"
+        out = json.loads(path.read_text()) if path.is_file() else {"results": []}
+        new = [run_radar2lidar(a.trials), run_radiate_radar2lidar(a.trials, deskew=False, lock=()),
+               run_radiate_radar2lidar(a.trials, deskew=True, lock=("y",)),
+               run_radiate_radar2lidar(a.trials, deskew=True, lock=("x", "y"))]
+        names = {r["dataset"] for r in new}
+        out["results"] = [r for r in out["results"] if r["dataset"] not in names] + new
+        path.write_text(json.dumps(out, indent=2) + "\n")
+        _print_table(new)
+        return
     out: dict[str, Any] = {"machine": platform.processor() or platform.machine(), "trials_per_dataset": a.trials,
                            "goal": "KITTI: <= 0.2 deg and <= 2 cm", "results": []}
     (HERE / "results").mkdir(exist_ok=True)
@@ -210,11 +317,18 @@ def main() -> None:
     fr, T = opencalib_lidar2camera()
     out["results"].append(run_targetless("opencalib_lidar2camera", [fr], T, a.trials))
     out["results"].append(run_radar2lidar(a.trials))
+    out["results"].append(run_radiate_radar2lidar(a.trials, deskew=False, lock=()))
+    out["results"].append(run_radiate_radar2lidar(a.trials, deskew=True, lock=("y",)))
+    out["results"].append(run_radiate_radar2lidar(a.trials, deskew=True, lock=("x", "y")))
     out["results"].append(run_radar2camera())
     (HERE / "results" / "extrinsics.json").write_text(json.dumps(out, indent=2) + "\n")
+    _print_table(out["results"])
+
+
+def _print_table(results: list[dict[str, Any]]) -> None:
     print(f"{'dataset':36s} {'n':>3s} {'ok':>3s} {'ref':>3s} {'noimp':>5s} {'goal':>4s} {'worse':>5s}"
           f" {'rot med/max deg':>16s} {'trans med/max cm':>17s}")
-    for r in out["results"]:
+    for r in results:
         if "verdicts" not in r:
             print(r["dataset"], {k: v for k, v in r.items() if k != "dataset"})
             continue

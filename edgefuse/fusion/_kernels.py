@@ -324,6 +324,191 @@ def _zbuffer_points(  # noqa: PLR0917
     return n_valid, count
 
 
+#: Empty z-buffer slot of :func:`_zbuffer_pinhole` (its upper half is a NaN pattern, never a depth).
+_ZB_EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)
+_LOW32 = np.uint64(0xFFFFFFFF)
+_SHIFT32 = np.uint64(32)
+
+
+@njit()
+def _project_pinhole(  # noqa: PLR0917
+    flat: np.ndarray,
+    n: int,
+    Rt: tuple[float, ...],
+    intr: tuple[float, ...],
+    width: int,
+    height: int,
+    min_depth: float,
+    max_depth: float,
+    max_r2: float,
+    pix: np.ndarray,
+    zf: np.ndarray,
+) -> None:
+    """Pinhole pass over all ``n`` points of ``flat`` (3N,) float32/float64 (a C-contiguous cloud, raveled).
+
+    Writes ``pix[i]`` (int32), the linear pixel ``row * width + col`` of a valid point and a negative
+    value otherwise, and ``zf[i]`` (float32), the camera depth rounded to float32 (meaningful only
+    where ``pix[i] >= 0``).  Same arithmetic, in the same order, as :func:`_project_points` with
+    ``model == PINHOLE``, so valid points and pixels are identical; but the loop has no branch
+    (invalid points are masked with selects, ``1 / z`` of every point is computed) and reads a flat
+    array, which lets LLVM vectorise it (AVX2: 4 points per instruction).  ``np.true_divide`` instead
+    of ``/``: Numba's ``/`` checks for a zero divisor (Python semantics), which blocks vectorisation;
+    a zero, negative or NaN depth gives inf/NaN here and is masked out by the depth-range test.
+    A NaN or inf coordinate makes ``zc`` NaN or inf (``0 * inf`` is NaN), so it fails the range test.
+    (Any branch in the loop, even a loop-invariant flag, stops the vectorisation: hence the separate
+    :func:`_project_pinhole_uv` with the same body.)
+    """
+    r00, r01, r02, t0, r10, r11, r12, t1, r20, r21, r22, t2 = Rt
+    fx, fy, skew, cx, cy = intr
+    wlim = width - 0.5
+    hlim = height - 0.5
+    w32 = np.int32(width)
+    m = min(n, flat.shape[0] // 3, pix.shape[0], zf.shape[0])
+    for i in range(m):
+        px = np.float64(flat[3 * i])
+        py = np.float64(flat[3 * i + 1])
+        pz = np.float64(flat[3 * i + 2])
+        zc = r20 * px + r21 * py + r22 * pz + t2
+        iz = np.true_divide(1.0, zc)  # as cv2.projectPoints: one reciprocal, two products
+        x = (r00 * px + r01 * py + r02 * pz + t0) * iz
+        y = (r10 * px + r11 * py + r12 * pz + t1) * iz
+        # Round to float32 first so the integer pixel agrees with the published ``uv``.
+        u = np.float64(np.float32(fx * x + skew * y + cx))
+        v = np.float64(np.float32(fy * y + cy))
+        ok = ((zc >= min_depth) & (zc <= max_depth) & (x * x + y * y <= max_r2)
+              & (u >= -0.5) & (u < wlim) & (v >= -0.5) & (v < hlim))
+        # Inside the image u + 0.5 >= 0, so truncation is floor; invalid points get row -1.
+        us = u + 0.5 if ok else 0.0
+        vs = v + 0.5 if ok else -1.0
+        pix[i] = np.int32(vs) * w32 + np.int32(us)
+        zf[i] = np.float32(zc)
+
+
+@njit()
+def _project_pinhole_uv(  # noqa: PLR0917
+    flat: np.ndarray,
+    n: int,
+    Rt: tuple[float, ...],
+    intr: tuple[float, ...],
+    width: int,
+    height: int,
+    min_depth: float,
+    max_depth: float,
+    max_r2: float,
+    pix: np.ndarray,
+    zf: np.ndarray,
+    uv_flat: np.ndarray,
+    valid: np.ndarray,
+) -> None:
+    """:func:`_project_pinhole` that also writes the per-point outputs of :func:`_project_points`.
+
+    ``uv_flat`` (>= 2N,) float32 is the raveled (N, 2) ``uv`` (NaN where invalid) and ``valid``
+    (>= N,) bool; both bit-identical to :func:`_project_points`'s.  The loop body is
+    :func:`_project_pinhole`'s plus the three stores (keep the two in step).
+    """
+    r00, r01, r02, t0, r10, r11, r12, t1, r20, r21, r22, t2 = Rt
+    fx, fy, skew, cx, cy = intr
+    wlim = width - 0.5
+    hlim = height - 0.5
+    w32 = np.int32(width)
+    m = min(n, flat.shape[0] // 3, pix.shape[0], zf.shape[0], uv_flat.shape[0] // 2, valid.shape[0])
+    for i in range(m):
+        px = np.float64(flat[3 * i])
+        py = np.float64(flat[3 * i + 1])
+        pz = np.float64(flat[3 * i + 2])
+        zc = r20 * px + r21 * py + r22 * pz + t2
+        iz = np.true_divide(1.0, zc)
+        x = (r00 * px + r01 * py + r02 * pz + t0) * iz
+        y = (r10 * px + r11 * py + r12 * pz + t1) * iz
+        u32 = np.float32(fx * x + skew * y + cx)
+        v32 = np.float32(fy * y + cy)
+        u = np.float64(u32)
+        v = np.float64(v32)
+        ok = ((zc >= min_depth) & (zc <= max_depth) & (x * x + y * y <= max_r2)
+              & (u >= -0.5) & (u < wlim) & (v >= -0.5) & (v < hlim))
+        us = u + 0.5 if ok else 0.0
+        vs = v + 0.5 if ok else -1.0
+        pix[i] = np.int32(vs) * w32 + np.int32(us)
+        zf[i] = np.float32(zc)
+        uv_flat[2 * i] = u32 if ok else _NAN32
+        uv_flat[2 * i + 1] = v32 if ok else _NAN32
+        valid[i] = ok
+
+
+@njit()
+def _zbuffer_pinhole(  # noqa: PLR0917
+    flat: np.ndarray,
+    Rt: tuple[float, ...],
+    pix: np.ndarray,
+    zbits: np.ndarray,
+    n: int,
+    zbuf: np.ndarray,
+    depth_img: np.ndarray,
+    index_img: np.ndarray,
+    touched: np.ndarray,
+    n_touched: int,
+    cand: np.ndarray,
+) -> tuple[int, int]:
+    """Z-buffer of :func:`_project_pinhole`'s output; same result as :func:`_zbuffer_points`.
+
+    ``pix`` (>= n,) int32 and ``zbits`` (>= n,) uint32 (the float32 depths viewed as uint32) from
+    :func:`_project_pinhole`; ``flat`` and ``Rt`` as given to it (used to settle float32 ties in
+    float64).  ``zbuf`` (H*W,) uint64 must be all ``_ZB_EMPTY`` on entry and is left so.
+    ``depth_img``/``index_img``/``touched``/``n_touched`` as in :func:`_zbuffer_points`, with
+    ``touched`` sized H*W + 1.  ``cand`` (>= n,) int32 scratch.
+
+    Each valid point's key is ``float32 depth bits << 32 | index``: for positive floats the bit
+    pattern orders like the value, so one unsigned min per point keeps the nearest point and, on equal
+    keys' depth, the lowest index (points are visited in index order).  Two different float64 depths
+    can round to the same float32; then the float64 depths are recomputed and compared (rare), so the
+    winner is exactly the float64 one.  Returns ``(n_valid, n_touched_now)``.
+    """
+    r20 = Rt[8]
+    r21 = Rt[9]
+    r22 = Rt[10]
+    t2 = Rt[11]
+    n_pixels = depth_img.shape[0]
+    for k in range(min(n_touched, touched.shape[0])):
+        p = touched[k]
+        if 0 <= p < n_pixels:
+            depth_img[p] = 0.0
+            index_img[p] = -1
+    m = min(n, pix.shape[0], zbits.shape[0], cand.shape[0], flat.shape[0] // 3)
+    n_valid = 0
+    for i in range(m):  # branch-free compaction (a random cloud would mispredict a branch)
+        cand[n_valid] = i
+        n_valid += int(pix[i] >= 0)
+    count = 0
+    last = touched.shape[0] - 1
+    zb_pixels = zbuf.shape[0]
+    for k in range(n_valid):
+        i = cand[k]
+        p = pix[i]
+        if p >= n_pixels or p >= zb_pixels:  # unreachable; keeps the accesses in bounds
+            continue
+        key = (np.uint64(zbits[i]) << _SHIFT32) | np.uint64(i)
+        old = zbuf[p]
+        touched[count] = p
+        count += int((old == _ZB_EMPTY) & (count < last))
+        if (old >> _SHIFT32) == (key >> _SHIFT32):  # same float32 depth: decide in float64
+            j = np.int64(old & _LOW32)
+            zi = r20 * np.float64(flat[3 * i]) + r21 * np.float64(flat[3 * i + 1]) \
+                + r22 * np.float64(flat[3 * i + 2]) + t2
+            zj = r20 * np.float64(flat[3 * j]) + r21 * np.float64(flat[3 * j + 1]) \
+                + r22 * np.float64(flat[3 * j + 2]) + t2
+            if zi < zj or j >= m:  # equal: the earlier (lower) index j keeps the pixel
+                zbuf[p] = key
+        else:
+            zbuf[p] = min(old, key)
+    for k in range(count):
+        p = touched[k]
+        key = zbuf[p]
+        index_img[p] = np.int32(key & _LOW32)
+        depth_img[p] = np.uint32(key >> _SHIFT32).view(np.float32)
+        zbuf[p] = _ZB_EMPTY
+    return n_valid, count
+
+
 @njit()
 def _sample_colors(
     image: np.ndarray, uv: np.ndarray, valid: np.ndarray, bilinear: bool, out: np.ndarray

@@ -225,116 +225,6 @@ def _hard_voxelize_from_keys(  # noqa: PLR0917
 
 
 @njit()
-def _dynamic_voxelize(  # noqa: PLR0917
-    points: np.ndarray,
-    lo: np.ndarray,
-    size: np.ndarray,
-    nx: int,
-    ny: int,
-    nz: int,
-    zyx: bool,
-    table_keys: np.ndarray,
-    table_vals: np.ndarray,
-    table_gen: np.ndarray,
-    gen: int,
-    shift: int,
-    point_voxel: np.ndarray,
-    coords: np.ndarray,
-    num_points: np.ndarray,
-) -> int:
-    """Dynamic voxelization on one thread: ``point_voxel[i]`` = voxel id of point i (-1 outside).
-
-    Voxel ids follow first-point order; ``coords[:M]`` as in :func:`_hard_voxelize`, ``num_points[:M]``
-    counts every point of the voxel (no cap).  Returns M.
-    """
-    n = points.shape[0]
-    mask = table_keys.shape[0] - 1
-    lx, ly, lz = lo[0], lo[1], lo[2]
-    sx, sy, sz = size[0], size[1], size[2]
-    m = 0
-    for i in range(n):
-        fx = np.floor((points[i, 0] - lx) / sx)
-        fy = np.floor((points[i, 1] - ly) / sy)
-        fz = np.floor((points[i, 2] - lz) / sz)
-        if not (fx >= 0 and fx < nx and fy >= 0 and fy < ny and fz >= 0 and fz < nz):
-            point_voxel[i] = -1
-            continue
-        ix = np.int64(fx)
-        iy = np.int64(fy)
-        iz = np.int64(fz)
-        key = (ix * ny + iy) * nz + iz
-        slot = _slot_of(key, table_keys, table_gen, gen, shift, mask)
-        if table_gen[slot] == gen:
-            v = table_vals[slot]
-            num_points[v] += 1
-        else:
-            v = m
-            m += 1
-            table_gen[slot] = gen
-            table_keys[slot] = key
-            table_vals[slot] = v
-            if zyx:
-                coords[v, 0] = iz
-                coords[v, 2] = ix
-            else:
-                coords[v, 0] = ix
-                coords[v, 2] = iz
-            coords[v, 1] = iy
-            num_points[v] = 1
-        point_voxel[i] = v
-    return m
-
-
-@njit()
-def _dynamic_voxelize_from_keys(  # noqa: PLR0917
-    keys: np.ndarray,
-    ny: int,
-    nz: int,
-    zyx: bool,
-    table_keys: np.ndarray,
-    table_vals: np.ndarray,
-    table_gen: np.ndarray,
-    gen: int,
-    shift: int,
-    point_voxel: np.ndarray,
-    coords: np.ndarray,
-    num_points: np.ndarray,
-) -> int:
-    """Second half of the parallel path: :func:`_dynamic_voxelize` given precomputed keys."""
-    n = keys.shape[0]
-    mask = table_keys.shape[0] - 1
-    m = 0
-    for i in range(n):
-        key = keys[i]
-        if key < 0:
-            point_voxel[i] = -1
-            continue
-        slot = _slot_of(key, table_keys, table_gen, gen, shift, mask)
-        if table_gen[slot] == gen:
-            v = table_vals[slot]
-            num_points[v] += 1
-        else:
-            v = m
-            m += 1
-            table_gen[slot] = gen
-            table_keys[slot] = key
-            table_vals[slot] = v
-            iz = key % nz
-            iy = (key // nz) % ny
-            ix = key // (nz * ny)
-            if zyx:
-                coords[v, 0] = iz
-                coords[v, 2] = ix
-            else:
-                coords[v, 0] = ix
-                coords[v, 2] = iz
-            coords[v, 1] = iy
-            num_points[v] = 1
-        point_voxel[i] = v
-    return m
-
-
-@njit()
 def _pillar_features(  # noqa: PLR0917
     voxels: np.ndarray,
     coords: np.ndarray,
@@ -494,3 +384,119 @@ def _bev_scatter(  # noqa: PLR0917
         if s_occ >= 0:
             out[r, q, s_occ] = 1.0
     return nt
+
+
+_LOW32 = np.int64(0xFFFFFFFF)
+
+
+@njit()
+def _packed_slot(key: Any, table: np.ndarray, gen_hi: Any, shift: int, mask: int) -> Any:
+    """Slot of ``key`` in a packed table (see :func:`_dynamic_voxelize_packed`) or its first free slot."""
+    slot = ((key * _HASH_MUL) >> shift) & mask
+    while (table[slot, 1] & ~_LOW32) == gen_hi and table[slot, 0] != key:
+        slot = (slot + 1) & mask
+    return slot
+
+
+@njit()
+def _packed_insert(  # noqa: PLR0917
+    key: Any, ix: Any, iy: Any, iz: Any, zyx: bool, table: np.ndarray, gen_hi: Any, shift: int, mask: int,
+    m: int, coords: np.ndarray, num_points: np.ndarray,
+) -> tuple[int, int]:
+    """Voxel id of ``key`` (inserting it as voxel ``m`` if new); returns ``(id, new m)``."""
+    slot = _packed_slot(key, table, gen_hi, shift, mask)
+    if (table[slot, 1] & ~_LOW32) == gen_hi:
+        v = table[slot, 1] & _LOW32
+        num_points[v] += 1
+        return v, m
+    table[slot, 0] = key
+    table[slot, 1] = gen_hi | m
+    if zyx:
+        coords[m, 0] = iz
+        coords[m, 2] = ix
+    else:
+        coords[m, 0] = ix
+        coords[m, 2] = iz
+    coords[m, 1] = iy
+    num_points[m] = 1
+    return m, m + 1
+
+
+@njit()
+def _dynamic_voxelize_packed(  # noqa: PLR0917
+    points: np.ndarray,
+    lo: np.ndarray,
+    size: np.ndarray,
+    nx: int,
+    ny: int,
+    nz: int,
+    zyx: bool,
+    table: np.ndarray,
+    gen: int,
+    shift: int,
+    point_voxel: np.ndarray,
+    coords: np.ndarray,
+    num_points: np.ndarray,
+) -> int:
+    """Dynamic voxelization on one thread: ``point_voxel[i]`` = voxel id of point i (-1 outside).
+
+    Voxel ids follow first-point order; ``coords[:M]`` as in :func:`_hard_voxelize`, ``num_points[:M]``
+    counts every point of the voxel (no cap).  Returns M.
+
+    The hash table is packed into one (S, 2) int64 array: ``table[s, 0]`` is the key and
+    ``table[s, 1]`` is ``gen << 32 | voxel id``: a probe reads one 16-byte slot (one cache line)
+    instead of three arrays (three cache misses on a table larger than the caches).  A slot is
+    live when its upper 32 bits equal ``gen``; ``gen`` (1 … 2^31 - 2) changes every call, so the
+    table is never cleared.
+    """
+    n = min(points.shape[0], point_voxel.shape[0])
+    mask = table.shape[0] - 1
+    gen_hi = np.int64(gen) << 32
+    lx, ly, lz = lo[0], lo[1], lo[2]
+    sx, sy, sz = size[0], size[1], size[2]
+    m = 0
+    for i in range(n):
+        fx = np.floor((points[i, 0] - lx) / sx)
+        fy = np.floor((points[i, 1] - ly) / sy)
+        fz = np.floor((points[i, 2] - lz) / sz)
+        if not (fx >= 0 and fx < nx and fy >= 0 and fy < ny and fz >= 0 and fz < nz):
+            point_voxel[i] = -1
+            continue
+        ix = np.int64(fx)
+        iy = np.int64(fy)
+        iz = np.int64(fz)
+        key = (ix * ny + iy) * nz + iz
+        v, m = _packed_insert(key, ix, iy, iz, zyx, table, gen_hi, shift, mask, m, coords, num_points)
+        point_voxel[i] = v
+    return m
+
+
+@njit()
+def _dynamic_voxelize_packed_from_keys(  # noqa: PLR0917
+    keys: np.ndarray,
+    ny: int,
+    nz: int,
+    zyx: bool,
+    table: np.ndarray,
+    gen: int,
+    shift: int,
+    point_voxel: np.ndarray,
+    coords: np.ndarray,
+    num_points: np.ndarray,
+) -> int:
+    """Second half of the parallel path: :func:`_dynamic_voxelize_packed` given precomputed keys."""
+    n = min(keys.shape[0], point_voxel.shape[0])
+    mask = table.shape[0] - 1
+    gen_hi = np.int64(gen) << 32
+    m = 0
+    for i in range(n):
+        key = keys[i]
+        if key < 0:
+            point_voxel[i] = -1
+            continue
+        iz = key % nz
+        iy = (key // nz) % ny
+        ix = key // (nz * ny)
+        v, m = _packed_insert(key, ix, iy, iz, zyx, table, gen_hi, shift, mask, m, coords, num_points)
+        point_voxel[i] = v
+    return m

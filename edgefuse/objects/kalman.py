@@ -3,12 +3,14 @@
 ``KalmanFilter`` keeps x (n,), P (n, n), F, Q, H (m, n), R (m, m) like ``filterpy.kalman.KalmanFilter``;
 ``predict`` is x ← F x, P ← F P Fᵀ + Q; ``update`` uses S = H P Hᵀ + R, K = P Hᵀ S⁻¹ and
 P ← P − K S Kᵀ, which for the optimal gain equals filterpy's Joseph form
-P ← (I − K H) P (I − K H)ᵀ + K R Kᵀ; P is kept exactly symmetric.  :meth:`KalmanFilter.run` filters a whole measurement
-sequence in one compiled loop (the fast path); ``predict``/``update`` are there for step-by-step use.
+P ← (I − K H) P (I − K H)ᵀ + K R Kᵀ; P is kept exactly symmetric.  :meth:`KalmanFilter.run` filters
+a whole measurement sequence in one compiled loop (the fast path); ``predict``/``update`` are there
+for step-by-step use.
 
 Bad input: a measurement with NaN/inf, or one whose innovation covariance is singular, is not applied
 (counted in ``rejected``); a covariance given to ``update`` (``R=``) that is not symmetric PSD is
-rejected the same way.  The filter state is never made non-finite by input.
+rejected the same way.  Assigning a matrix with the wrong shape or a non-finite value, or a P, Q or R
+that is not symmetric PSD, raises :class:`FilterError` and leaves the filter as it was.
 """
 
 from __future__ import annotations
@@ -58,6 +60,10 @@ def _matrix_property(name: str, doc: str) -> property:
             a = a.reshape(shape)  # filterpy users give x as a column (n, 1)
         if a.shape != shape:
             raise FilterError(f"{name} has shape {a.shape}, expected {shape}")
+        if not np.all(np.isfinite(a)):
+            raise FilterError(f"{name} has non-finite values")
+        if name in {"P", "Q", "R"} and not psd_ok(a):
+            raise FilterError(f"{name} is not a symmetric positive semidefinite covariance")
         setattr(self, "_" + name, a)
 
     return property(get, set_, doc=doc)
@@ -135,7 +141,7 @@ class KalmanFilter:
         Returns (states (K, n), covariances (K, n, n) or None)."""
         m = self._shapes["R"][0]
         z = np.ascontiguousarray(zs, dtype=np.float64)
-        if z.ndim != 2 or z.shape[1] != m:  # noqa: PLR2004
+        if z.ndim != 2 or z.shape[1] != m:
             raise FilterError(f"measurements must have shape (K, {m}), got {z.shape}")
         n = self._shapes["x"][0]
         xs = np.empty((z.shape[0], n))

@@ -136,7 +136,7 @@ class LidarCameraProjection(Stage):
         xyz[:, 0] = pts["x"]
         xyz[:, 1] = pts["y"]
         xyz[:, 2] = pts["z"]
-        res = proj.project(xyz)
+        res = proj.project(xyz, per_point=True)  # uv/valid computed in the same pass: colours need them
         out_frame = self.camera.frame_id
         depth = ImageData(stamp_ns, out_frame, "32FC1", res.depth)
         image: ImageData | None = inputs.get("image")

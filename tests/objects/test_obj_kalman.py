@@ -61,9 +61,9 @@ def test_bad_measurements_are_rejected_and_counted() -> None:
         kf.update([0.0, 0.0])
     with pytest.raises(FilterError):
         kf.run(np.zeros((4, 2)))
-    kf.F = np.eye(5)
     with pytest.raises(FilterError, match="F has shape"):
-        kf.predict()
+        kf.F = np.eye(5)
+    assert kf.F.shape == (6, 6)
 
 
 def test_ctrv_ekf_and_ukf_agree_and_follow_a_turn() -> None:

@@ -124,14 +124,16 @@ def _cmd_lidar_camera(args: argparse.Namespace) -> int:
 
 
 def _cmd_register(args: argparse.Namespace) -> int:
-    from edgefuse_calibration.spatial.registration import register_clouds
+    from edgefuse_calibration.spatial.registration import RegistrationChecks, register_clouds
 
     rig = load_rig(args.rig)
     T0 = rig.transform(args.target_frame, args.source_frame)
     src = load_cloud(args.source, args.cloud_columns)
     tgt = load_cloud(args.target, args.cloud_columns)
+    checks = RegistrationChecks(start_rot_deg=args.guess_error_deg, start_trans_m=args.guess_error_m)
     res = register_clouds(src, tgt, T0, method=args.method, planar=args.planar, voxel_m=args.voxel,
-                          source_frame=args.source_frame, target_frame=args.target_frame)
+                          source_frame=args.source_frame, target_frame=args.target_frame, checks=checks,
+                          lock=tuple(args.lock or ()))
     if args.plot:
         T = res.T if res.T is not None else T0
         _plot_bev(args.plot, T.apply(src), tgt)
@@ -202,6 +204,11 @@ def add_spatial_parsers(sub: Any) -> None:
     p.add_argument("--planar", action="store_true", help="x, y, yaw only (2-D radar)")
     p.add_argument("--voxel", type=float, default=0.1)
     p.add_argument("--cloud-columns", type=int)
+    p.add_argument("--guess-error-deg", type=float, default=2.0,
+                   help="expected rotation error of the rig guess (start spread; a result moving > 3x is refused)")
+    p.add_argument("--guess-error-m", type=float, default=0.2, help="expected translation error of the rig guess")
+    p.add_argument("--lock", action="append", choices=["x", "y", "yaw"],
+                   help="with --planar: keep this component at the guess (repeat)")
     _common(p)
     p.set_defaults(func=_cmd_register)
 
