@@ -7,12 +7,15 @@ uniform in a KITTI-like volume around the car, same calibration and image size).
 median/p99/max of ``Projector.project`` on one thread (JIT warm) and of a vectorised numpy version
 with the same semantics in the same process, their ratio, and deadline misses against 1.5 ms.  JIT
 time is reported separately, both as ``warmup()`` in this process (may load from cache) and cold in a
-subprocess with an empty cache.  ``--contention`` also times ``threads=1`` vs ``threads=2`` while
-another process keeps one core busy.  Also: PointPainting of the projected cloud with a 4-channel
-float32 score map, and ``nuscenes_6cam`` (one nuScenes sweep into six 1600x900 cameras with
-``MultiCameraProjector`` vs six numpy projections).
+subprocess with an empty cache.  ``--contention`` also compares ``threads=1`` with ``threads=2``
+(see :func:`_contention`), idle and while another process keeps one core busy, for the pinhole
+scenes and for distortion models (PLUMB_BOB and EQUIDISTANT fisheye on the same cloud and image
+size), the calls of the two projectors interleaved so both see the same load; ``--contention-only``
+runs just that and writes ``bench/results/projection_contention.json``.  Also: PointPainting of the
+projected cloud with a 4-channel float32 score map, and ``nuscenes_6cam`` (one nuScenes sweep into
+six 1600x900 cameras with ``MultiCameraProjector`` vs six numpy projections).
 
-    python bench/bench_projection.py [--reps 300] [--contention]
+    python bench/bench_projection.py [--reps 300] [--contention] [--contention-only]
 
 Prints JSON and writes ``bench/results/projection.json``.
 """
@@ -36,12 +39,13 @@ import numpy as np
 import numpy.typing as npt
 
 import edgefuse
-from edgefuse.fusion import PINHOLE, Projector
+from edgefuse.fusion import EQUIDISTANT, PINHOLE, PLUMB_BOB, Projector
 from edgefuse.fusion.painting import PointPainter
 from edgefuse.fusion.projection import MultiCameraProjector
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "projection.json"
+CONTENTION_RESULTS = ROOT / "bench" / "results" / "projection_contention.json"
 WIDTH, HEIGHT = 1242, 375
 DEADLINE_MS = 1.5
 F64 = npt.NDArray[np.float64]
@@ -250,13 +254,90 @@ def _busy() -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-c", "while True: pass"])
 
 
+#: Distortion of the contention scenes: KITTI-raw-like radial/tangential, and a mild fisheye.
+PLUMB_BOB_D = np.array([-0.37, 0.20, 0.0011, -0.0006, -0.07, 0.0, 0.0, 0.0])
+FISHEYE_D = np.array([0.02, -0.01, 0.003, -0.001, 0.0, 0.0, 0.0, 0.0])
+
+
+def _ab(one: Callable[[], object], two: Callable[[], object], reps: int) -> dict[str, Any]:
+    """threads=1 (``one``) vs threads=2 (``two``), calls interleaved, order alternating per pair."""
+    t1 = np.empty(reps)
+    t2 = np.empty(reps)
+    for i in range(reps):
+        for fn, out in ((one, t1), (two, t2)) if i % 2 == 0 else ((two, t2), (one, t1)):
+            start = time.perf_counter()
+            fn()
+            out[i] = time.perf_counter() - start
+    a, b = t1 * 1e3, t2 * 1e3
+
+    def stats(ms: npt.NDArray[np.float64]) -> dict[str, float]:
+        return {"median_ms": float(np.median(ms)), "min_ms": float(ms.min()),
+                "p99_ms": float(np.percentile(ms, 99)), "max_ms": float(ms.max())}
+
+    sa, sb = stats(a), stats(b)
+    return {"threads1": sa, "threads2": sb, "reps": reps,
+            "ratio_median": sb["median_ms"] / sa["median_ms"], "ratio_min": sb["min_ms"] / sa["min_ms"],
+            "ratio_p99": sb["p99_ms"] / sa["p99_ms"]}
+
+
+def _contention(scenes: dict[str, tuple[npt.NDArray[np.float32], F64, F64]], reps: int) -> dict[str, Any]:
+    """threads=2 / threads=1 ratios (median, min, p99), idle then with one core held by a busy loop.
+
+    The same two projectors serve both phases (the threads=2 one keeps what its path chooser
+    learnt while idle, as in a long-running pipeline); ``chooser`` is the threads=2 projector's
+    path-chooser state after each phase (a private attribute, read for the report only).
+    """
+    out: dict[str, Any] = {"method": "threads=1 / threads=2 calls interleaved, order alternating; "
+                                     "busy = another process running `while True: pass`",
+                           "load_before": os.getloadavg()}
+    pairs: dict[str, tuple[Projector, Projector, npt.NDArray[np.float32]]] = {}
+    distorted = "kitti_000001" if "kitti_000001" in scenes else next(iter(scenes))
+    for name, (xyz, K, T) in scenes.items():
+        for label, model, D in (("pinhole", PINHOLE, None), ("plumb_bob", PLUMB_BOB, PLUMB_BOB_D),
+                                ("fisheye", EQUIDISTANT, FISHEYE_D)):
+            if label != "pinhole" and name != distorted:
+                continue
+            one = Projector(model, K, D, WIDTH, HEIGHT, T, threads=1)
+            two = Projector(model, K, D, WIDTH, HEIGHT, T, threads=2)
+            one.warmup()
+            two.warmup()
+            pairs[f"{name}/{label}"] = (one, two, xyz)
+    for phase in ("idle", "one_core_busy"):
+        busy = _busy() if phase == "one_core_busy" else None
+        try:
+            if busy is not None:
+                time.sleep(0.3)
+            for key, (one, two, xyz) in pairs.items():
+                entry = _ab(_bind(one.project, xyz), _bind(two.project, xyz), reps)
+                entry["chooser"] = two._chooser.snapshot()
+                out.setdefault(key, {})[phase] = entry
+        finally:
+            if busy is not None:
+                busy.kill()
+                busy.wait()
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=300)
     parser.add_argument("--contention", action="store_true", help="also time threads=1/2 with one core busy")
     parser.add_argument("--no-cold-jit", action="store_true", help="skip the cold-compile subprocess")
+    parser.add_argument("--contention-only", action="store_true",
+                        help="only the threads=1/2 comparison; writes bench/results/projection_contention.json")
+    parser.add_argument("--contention-reps", type=int, default=400)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
+    if args.contention_only:
+        contention = {"benchmark": "projection_contention", "commit": _commit(), "cpu": _cpu(),
+                      "cores": os.cpu_count(), "numba": numba.__version__,
+                      "numba_max_threads": numba.config.NUMBA_NUM_THREADS,  # type: ignore[attr-defined]
+                      **_contention(_scenes(rng), args.contention_reps)}
+        text = json.dumps(contention, indent=2)
+        CONTENTION_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        CONTENTION_RESULTS.write_text(text + "\n")
+        print(text)
+        return 0
     report: dict[str, Any] = {
         "benchmark": "projection",
         "edgefuse": edgefuse.__version__,
@@ -310,19 +391,9 @@ def main() -> int:
         painter.warmup()
         scores = rng.random((HEIGHT, WIDTH, 4), dtype=np.float32)
         entry["painting_4ch"] = _stats(_bind(painter.paint, result, scores), args.reps)
-        if args.contention:
-            parallel = Projector(PINHOLE, K, None, WIDTH, HEIGHT, T, threads=2)
-            parallel.warmup()
-            entry["idle_threads2"] = _stats(_bind(parallel.project, xyz), args.reps)
-            busy = _busy()
-            try:
-                time.sleep(0.3)
-                entry["busy_core_threads1"] = _stats(_bind(projector.project, xyz), args.reps)
-                entry["busy_core_threads2"] = _stats(_bind(parallel.project, xyz), args.reps)
-            finally:
-                busy.kill()
-                busy.wait()
         report["scenes"][name] = entry
+    if args.contention:
+        report["contention"] = _contention(_scenes(np.random.default_rng(0)), args.contention_reps)
     report["scenes"]["nuscenes_6cam"] = _nuscenes_six(args.reps)
     if not args.no_cold_jit:
         report["cold_jit_warmup_s"] = _cold_jit_seconds()

@@ -15,9 +15,12 @@ Both run in this process, JIT warm; the outputs are checked to be identical.
 
 Reported: median/p99/max (ms) per operation, JIT warm-up time (this process, may load from the disk
 cache) and cold (subprocess, empty cache), steady-state allocation (tracemalloc peak), and with
-``--contention`` threads=1 vs threads=2 while another process keeps one core busy.
+``--contention`` threads=1 vs threads=2 (hard, dynamic, pillars, transform), idle and while another
+process keeps one core busy, calls interleaved so both see the same load: median, min and p99 and
+their threads=2 / threads=1 ratios.  ``--contention-only`` runs just that and writes
+``bench/results/voxel_contention.json``.
 
-    python bench/bench_voxel.py [--reps 200] [--contention] [--second-wheel PATH]
+    python bench/bench_voxel.py [--reps 200] [--contention] [--contention-only] [--second-wheel PATH]
 
 Prints JSON and writes ``bench/results/voxel.json``.
 """
@@ -60,6 +63,7 @@ from edgefuse.fusion.voxel import DynamicVoxelizer, PillarVoxelizer, Voxelizer
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "voxel.json"
+CONTENTION_RESULTS = ROOT / "bench" / "results" / "voxel_contention.json"
 RANGE = [0.0, -40.0, -3.0, 70.4, 40.0, 1.0]
 VOXEL = [0.05, 0.05, 0.1]
 MAX_POINTS, MAX_VOXELS = 5, 16000
@@ -176,42 +180,96 @@ def _cold_jit_seconds() -> float | None:
         return None
 
 
-def _interleaved(pairs: dict[str, tuple[Callable[[Any], object], Callable[[Any], object]]], pts: Any,
-                 reps: int) -> dict[str, Any]:
-    """Median/p99 of threads=1 vs threads=2 with the calls alternating, so both see the same load."""
+def _interleaved(pairs: dict[str, tuple[Any, Any]], pts: Any, reps: int) -> dict[str, Any]:
+    """threads=1 vs threads=2 with the calls interleaved (order alternating), so both see the same load.
+
+    Each pair holds the two objects (``voxelize`` or ``apply``); ``chooser`` is the threads=2
+    object's path-chooser state afterwards (a private attribute, read for the report only).
+    """
     out: dict[str, Any] = {}
-    for name, (one, two) in pairs.items():
+    for name, (obj1, obj2) in pairs.items():
+        one = getattr(obj1, "voxelize", None) or obj1.apply
+        two = getattr(obj2, "voxelize", None) or obj2.apply
         t1 = np.empty(reps)
         t2 = np.empty(reps)
         for i in range(reps):
-            start = time.perf_counter()
-            one(pts)
-            t1[i] = time.perf_counter() - start
-            start = time.perf_counter()
-            two(pts)
-            t2[i] = time.perf_counter() - start
+            for fn, times in ((one, t1), (two, t2)) if i % 2 == 0 else ((two, t2), (one, t1)):
+                start = time.perf_counter()
+                fn(pts)
+                times[i] = time.perf_counter() - start
+        a, b = t1 * 1e3, t2 * 1e3
+        chooser = getattr(obj2, "_vox", obj2)._chooser
         out[name] = {
-            "threads1_median_ms": float(np.median(t1) * 1e3), "threads1_p99_ms": float(np.percentile(t1, 99) * 1e3),
-            "threads2_median_ms": float(np.median(t2) * 1e3), "threads2_p99_ms": float(np.percentile(t2, 99) * 1e3),
-            "threads2_over_threads1": float(np.median(t2) / np.median(t1)),
+            "threads1_median_ms": float(np.median(a)), "threads1_min_ms": float(a.min()),
+            "threads1_p99_ms": float(np.percentile(a, 99)),
+            "threads2_median_ms": float(np.median(b)), "threads2_min_ms": float(b.min()),
+            "threads2_p99_ms": float(np.percentile(b, 99)),
+            "ratio_median": float(np.median(b) / np.median(a)), "ratio_min": float(b.min() / a.min()),
+            "ratio_p99": float(np.percentile(b, 99) / np.percentile(a, 99)),
+            "chooser": chooser.snapshot(),
         }
     return out
+
+
+def _contention(pts: Any, reps: int) -> dict[str, Any]:
+    """threads=2 / threads=1 idle, then with one core held by a busy loop (same objects in both phases)."""
+    pillar = ([0.16, 0.16], [0, -39.68, -3, 69.12, 39.68, 1])
+    T = np.eye(4)
+    T[:3, :3] = [[0, -1, 0], [0, 0, -1], [1, 0, 0]]
+
+    def make(name: str, threads: int) -> Any:
+        if name == "hard":
+            return Voxelizer(VOXEL, RANGE, max_points_per_voxel=MAX_POINTS, max_voxels=MAX_VOXELS, threads=threads)
+        if name == "dynamic":
+            return DynamicVoxelizer(VOXEL, RANGE, threads=threads)
+        if name == "pillars":
+            return PillarVoxelizer(*pillar, max_points_per_pillar=32, max_pillars=16000, threads=threads)
+        return PointTransformer(T, threads=threads)
+
+    pairs = {name: (make(name, 1), make(name, 2)) for name in ("hard", "dynamic", "pillars", "transform")}
+    for one, two in pairs.values():
+        one.warmup()
+        two.warmup()
+    cont: dict[str, Any] = {"method": "threads=1 and threads=2 calls interleaved, order alternating (same load "
+                                      "for both); busy = another process running `while True: pass`",
+                            "load_before": os.getloadavg(), "reps": reps}
+    cont["idle"] = _interleaved(pairs, pts, reps)
+    busy = _busy()
+    try:
+        time.sleep(0.3)
+        cont["one_core_busy"] = _interleaved(pairs, pts, reps)
+    finally:
+        busy.kill()
+        busy.wait()
+    return cont
 
 
 def _busy() -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-c", "while True: pass"])
 
 
-def main() -> int:  # noqa: PLR0915
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=200)
     parser.add_argument("--second-reps", type=int, default=20)
     parser.add_argument("--contention", action="store_true", help="threads=1 vs 2 with one core busy")
     parser.add_argument("--second-wheel", help="path to mmdet3d-1.4.0-py3-none-any.whl")
     parser.add_argument("--no-cold-jit", action="store_true")
+    parser.add_argument("--contention-only", action="store_true",
+                        help="only threads=1 vs 2; writes bench/results/voxel_contention.json")
+    parser.add_argument("--contention-reps", type=int, default=400)
     args = parser.parse_args()
     pts, source = _points()
     reps = args.reps
+    if args.contention_only:
+        text = json.dumps({"benchmark": "voxel_contention", "commit": _commit(), "cpu": _cpu(),
+                           "cores": os.cpu_count(), "numba": numba.__version__,
+                           "input": {"source": source, "points": int(pts.shape[0])},
+                           **_contention(pts, args.contention_reps)}, indent=2)
+        CONTENTION_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        CONTENTION_RESULTS.write_text(text + "\n")
+        print(text)
+        return 0
     report: dict[str, Any] = {
         "benchmark": "voxel",
         "edgefuse": edgefuse.__version__,
@@ -293,22 +351,7 @@ def main() -> int:  # noqa: PLR0915
         "build": _stats(lambda: rib.compute(pts, rings), reps)}
 
     if args.contention:
-        vox2 = Voxelizer(VOXEL, RANGE, max_points_per_voxel=MAX_POINTS, max_voxels=MAX_VOXELS, threads=2)
-        dyn2 = DynamicVoxelizer(VOXEL, RANGE, threads=2)
-        vox2.warmup()
-        dyn2.warmup()
-        cont: dict[str, Any] = {"method": "threads=1 and threads=2 calls interleaved (same load for both)"}
-        cont["idle"] = _interleaved({"hard": (vox.voxelize, vox2.voxelize), "dynamic": (dyn.voxelize, dyn2.voxelize)},
-                                    pts, reps)
-        busy = _busy()
-        try:
-            time.sleep(0.3)
-            cont["one_core_busy"] = _interleaved(
-                {"hard": (vox.voxelize, vox2.voxelize), "dynamic": (dyn.voxelize, dyn2.voxelize)}, pts, reps)
-        finally:
-            busy.kill()
-            busy.wait()
-        report["contention"] = cont
+        report["contention"] = _contention(pts, args.contention_reps)
     if not args.no_cold_jit:
         report["cold_jit_warmup_s"] = _cold_jit_seconds()
     text = json.dumps(report, indent=2)

@@ -19,8 +19,8 @@ import numpy as np
 import numpy.typing as npt
 
 from edgefuse.fusion import _pointcloud_kernels as _k
-from edgefuse.fusion.projection import _PathChooser
-from edgefuse.fusion.voxel import PARALLEL_CHUNK, VoxelParamError, _run_parallel, as_point_array
+from edgefuse.fusion._parallel import ParallelChooser, run_parallel
+from edgefuse.fusion.voxel import PARALLEL_CHUNK, VoxelParamError, as_point_array
 
 __all__ = [
     "HDL32E_ELEVATIONS_DEG",
@@ -106,8 +106,9 @@ def transform_points(points: Any, T: Any, *, out: Any = None) -> FloatArray:
 class PointTransformer:
     """A fixed rigid transform applied into an owned buffer; ``threads > 1`` may use Numba threads.
 
-    Like :class:`edgefuse.fusion.Voxelizer` it times the serial and parallel kernels on live calls and
-    keeps the faster, so a busy core never makes ``threads > 1`` slower than one thread.  Results are
+    Like :class:`edgefuse.fusion.Voxelizer` it starts on the serial kernel and adopts the parallel one
+    only once it has measured faster (:class:`edgefuse.fusion._parallel.ParallelChooser`), so a busy
+    core never makes ``threads > 1`` slower than one thread.  Results are
     identical.  The returned (N, 3) array (points' dtype) is a view overwritten by the next call.
     """
 
@@ -119,7 +120,7 @@ class PointTransformer:
             raise VoxelParamError(f"must be a positive integer, got {threads!r}", field="threads")
         self.threads = threads
         self._buffers = {dt: np.zeros((max_points, 3), dtype=dt) for dt in (np.float32, np.float64)}
-        self._chooser = _PathChooser()
+        self._chooser = ParallelChooser(threads)
 
     def warmup(self) -> float:
         start = time.perf_counter()
@@ -127,8 +128,8 @@ class PointTransformer:
             pts = np.zeros((1, 3), dtype=dt)
             self.apply(pts)
             if self.threads > 1:
-                _run_parallel(self.threads, _k._transform_parallel, pts, self._Rt, self._buffers[dt][:1],
-                              PARALLEL_CHUNK)
+                run_parallel(self.threads, _k._transform_parallel, pts, self._Rt, self._buffers[dt][:1],
+                             PARALLEL_CHUNK)
         return time.perf_counter() - start
 
     def apply(self, points: Any) -> FloatArray:
@@ -142,8 +143,9 @@ class PointTransformer:
             parallel = self._chooser.pick()
             start = time.perf_counter()
             if parallel:
-                _run_parallel(self.threads, _k._transform_parallel, pts, self._Rt, dest,
-                              max(PARALLEL_CHUNK, -(-n // (8 * self.threads))))
+                threads = self._chooser.threads
+                run_parallel(threads, _k._transform_parallel, pts, self._Rt, dest,
+                             max(PARALLEL_CHUNK, -(-n // (8 * threads))))
             else:
                 _k._transform(pts, self._Rt, dest)
             self._chooser.record(parallel, (time.perf_counter() - start) / n)

@@ -29,13 +29,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import numba
 import numpy as np
 import numpy.typing as npt
 
 from edgefuse.errors import CalibrationError
 from edgefuse.fusion import _kernels
 from edgefuse.fusion._models import EQUIDISTANT, MODEL_NAMES, N_COEFFS, PINHOLE, PLUMB_BOB, RATIONAL
+from edgefuse.fusion._parallel import ParallelChooser, run_parallel
 
 __all__ = [
     "EQUIDISTANT",
@@ -79,18 +79,15 @@ class CameraParamError(CalibrationError, ValueError):
         super().__init__(f"{field}: {message}")
 
 
-def _max_numba_threads() -> int:
-    """Numba's thread-pool size (``NUMBA_NUM_THREADS``)."""
-    return int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
-
-
 class _PathChooser:
-    """Pick the serial or the parallel projection kernel by measured time per point.
+    """Pick the faster of two interchangeable serial kernel variants by measured time per point.
 
-    Both give identical results, so switching is free.  Each path keeps its last ``window`` timings;
-    until both have ``min_samples`` the paths alternate, then the faster median wins and the other is
-    re-measured once every ``probe_every`` calls.  This keeps ``threads > 1`` from being slower than
-    serial when other processes hold the cores (thread pool waits on a preempted thread).
+    Used for the one-pass / two-pass choice of the serial projection kernel (neither is a baseline:
+    which is faster depends on the cloud's order).  Both give identical results, so switching is
+    free.  Each variant keeps its last ``window`` timings; until both have ``min_samples`` they
+    alternate, then the faster median wins and the other is re-measured once every ``probe_every``
+    calls.  Serial versus parallel is decided by :class:`edgefuse.fusion._parallel.ParallelChooser`
+    instead, which starts serial and only adopts the parallel kernel once it has proved faster.
     """
 
     def __init__(self, window: int = 9, min_samples: int = 3, probe_every: int = 32) -> None:
@@ -300,8 +297,11 @@ class Projector:
         threads: 1 runs the serial kernel.  ``> 1`` allows the per-point projection to run on up to
             that many Numba threads (clouds of at least :data:`PARALLEL_MIN_POINTS`); the z-buffer
             pass stays serial so results are identical either way.  Because a parallel kernel can be
-            slower than the serial one when other processes hold the cores, the projector times both
-            paths on live calls and keeps using the faster one (re-checking the other now and then).
+            slower than the serial one when other processes hold the cores, the projector starts on
+            the serial kernel and adopts the parallel one only after it has measured faster on live
+            calls, falling back at once when it stops being faster
+            (:class:`edgefuse.fusion._parallel.ParallelChooser`): ``threads > 1`` is never
+            measurably slower than ``threads=1``.
             Pinhole cameras (and zero-distortion PLUMB_BOB/RATIONAL) always run their vectorised
             kernels on one thread: at about 0.4 ms per 120k points a parallel region's start and join
             cost more than they save on two cores, and far more when another process holds a core.
@@ -357,7 +357,7 @@ class Projector:
         self._pinhole = self.model_id == PINHOLE or (self.model_id in (PLUMB_BOB, RATIONAL)
                                                      and not np.any(self._D))
         self._generation = 0
-        self._chooser = _PathChooser()
+        self._chooser = ParallelChooser(threads)
         self._variant_chooser = _PathChooser()  # "parallel" here means the two-pass serial kernel
         n_pixels = self.width * self.height
         self._depth = np.zeros(n_pixels, dtype=np.float32)
@@ -492,12 +492,9 @@ class Projector:
             parallel = self._chooser.pick()
             start = time.perf_counter()
             if parallel:
-                previous = numba.get_num_threads()
-                numba.set_num_threads(min(self.threads, _max_numba_threads()))
-                try:
-                    _kernels._project_points_parallel(*args, max(PARALLEL_CHUNK, -(-n // (8 * self.threads))))
-                finally:
-                    numba.set_num_threads(previous)
+                threads = self._chooser.threads
+                run_parallel(threads, _kernels._project_points_parallel, *args,
+                             max(PARALLEL_CHUNK, -(-n // (8 * threads))))
             else:
                 self._project_serial(args, cand)
             self._chooser.record(parallel, (time.perf_counter() - start) / n)

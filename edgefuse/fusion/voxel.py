@@ -29,13 +29,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import numba
 import numpy as np
 import numpy.typing as npt
 
 from edgefuse.errors import ConfigError
 from edgefuse.fusion import _voxel_kernels as _k
-from edgefuse.fusion.projection import _PathChooser
+from edgefuse.fusion._parallel import ParallelChooser, run_parallel
 
 __all__ = [
     "DynamicVoxelizer",
@@ -209,15 +208,6 @@ def _prefaulted(shape: int | tuple[int, int], dtype: Any) -> npt.NDArray[Any]:
     return array
 
 
-def _run_parallel(threads: int, func: Any, *args: Any) -> None:
-    previous = numba.get_num_threads()
-    numba.set_num_threads(min(threads, int(numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
-    try:
-        func(*args)
-    finally:
-        numba.set_num_threads(previous)
-
-
 @dataclass(frozen=True, slots=True)
 class HardVoxels:
     """Output of :meth:`Voxelizer.voxelize` (read-only views, valid until the next call).
@@ -267,8 +257,12 @@ class Voxelizer:
         num_features: channels C of the clouds to expect (buffers for other C are made on first use).
         threads: 1 runs the fused serial kernel.  ``> 1`` lets the per-point voxel-key pass run on up to
             that many Numba threads for clouds of at least :data:`PARALLEL_MIN_POINTS` points (the
-            voxel assignment stays serial, so results are identical).  Both paths are timed on live
-            calls and the faster one is used, so a busy core never makes it slower than one thread.
+            voxel assignment stays serial, so results are identical).  The voxelizer starts on the
+            serial kernel and adopts the parallel one only after it has measured faster by a margin
+            on live calls, and falls back at once when it stops being faster; probes of the parallel
+            kernel are rare and skipped while other processes hold the CPUs
+            (:class:`edgefuse.fusion._parallel.ParallelChooser`), so a busy core never makes
+            ``threads > 1`` measurably slower than one thread.
     """
 
     def __init__(
@@ -298,7 +292,7 @@ class Voxelizer:
         self._voxels: dict[tuple[str, int], FloatArray] = {}
         self._lo_size = {dt.str: self.geometry.lo_size(dt) for dt in _FLOAT_DTYPES}
         self._keys = np.zeros(0, dtype=np.int64)
-        self._chooser = _PathChooser()
+        self._chooser = ParallelChooser(self.threads)
         for dt in _FLOAT_DTYPES:
             self._voxel_buffer(dt, self.num_features)
 
@@ -339,8 +333,9 @@ class Voxelizer:
         if self._keys.shape[0] < n:
             self._keys = np.zeros(n, dtype=np.int64)
         keys = self._keys[:n]
-        chunk = max(PARALLEL_CHUNK, -(-n // (8 * self.threads)))
-        _run_parallel(self.threads, _k._voxel_keys_parallel, pts, lo, size, nx, ny, nz, keys, chunk)
+        threads = self._chooser.threads
+        chunk = max(PARALLEL_CHUNK, -(-n // (8 * threads)))
+        run_parallel(threads, _k._voxel_keys_parallel, pts, lo, size, nx, ny, nz, keys, chunk)
         return int(_k._hard_voxelize_from_keys(pts, keys, ny, nz, self.max_points_per_voxel, self.max_voxels,
                                                self._zyx, t.keys, t.vals, t.gen_of, gen, t.shift, voxels,
                                                self._coords, self._num, self._stats))
@@ -434,7 +429,7 @@ class DynamicVoxelizer:
         self._zyx = _coord_order(coord_order)
         self.threads = _threads(threads)
         self._lo_size = {dt.str: self.geometry.lo_size(dt) for dt in _FLOAT_DTYPES}
-        self._chooser = _PathChooser()
+        self._chooser = ParallelChooser(self.threads)
         self._allocate(_positive_int(max_points, "max_points"))
 
     def _allocate(self, capacity: int) -> None:
@@ -470,8 +465,9 @@ class DynamicVoxelizer:
             return int(_k._dynamic_voxelize_packed(pts, lo, size, nx, ny, nz, self._zyx, t.table, gen, t.shift, pv,
                                                    self._coords, self._num))
         keys = self._keys[:n]
-        chunk = max(PARALLEL_CHUNK, -(-n // (8 * self.threads)))
-        _run_parallel(self.threads, _k._voxel_keys_parallel, pts, lo, size, nx, ny, nz, keys, chunk)
+        threads = self._chooser.threads
+        chunk = max(PARALLEL_CHUNK, -(-n // (8 * threads)))
+        run_parallel(threads, _k._voxel_keys_parallel, pts, lo, size, nx, ny, nz, keys, chunk)
         return int(_k._dynamic_voxelize_packed_from_keys(keys, ny, nz, self._zyx, t.table, gen, t.shift, pv,
                                                          self._coords, self._num))
 
