@@ -227,10 +227,36 @@ def associate_camera(boxes7: npt.ArrayLike, from_frame: str, boxes2d: npt.ArrayL
     return rows, cols, iou[rows, cols]
 
 
+def associate_frames(centers_a: npt.ArrayLike, frame_a: str, centers_b: npt.ArrayLike, frame_b: str, rig: Any,
+                     *, max_distance_m: float = 2.0, bev: bool = False) -> tuple[I64, I64, F64]:
+    """Match object centres observed by two sensors (e.g. LiDAR and radar, or a camera's 3-D boxes) through the rig.
+
+    ``centers_b`` (M, 3) in ``frame_b`` are moved into ``frame_a`` with the rig's static transform
+    ``T_a_from_b`` (looked up, never assumed), then matched to ``centers_a`` (N, 3) by optimal assignment on
+    the Euclidean centre distance (``bev=True``: x/y only, for radar that measures no height), gated at
+    ``max_distance_m``.  Returns (indices into a, indices into b, distance of each pair in metres).
+
+    Raises:
+        AssociationError: bad shapes or a non-positive gate; CalibrationError: no transform between the frames.
+    """
+    a = _as2d(centers_a, 3, "centers_a")
+    b = _as2d(centers_b, 3, "centers_b")
+    if not max_distance_m > 0:
+        raise AssociationError(f"max_distance_m must be > 0, got {max_distance_m}")
+    T = np.asarray(rig.transform(frame_a, frame_b).matrix, dtype=np.float64)
+    b_in_a = b @ T[:3, :3].T + T[:3, 3]
+    axes = slice(0, 2) if bev else slice(0, 3)
+    dist = np.sqrt(((a[:, None, axes] - b_in_a[None, :, axes]) ** 2).sum(axis=2)) if a.size and b.size else \
+        np.zeros((a.shape[0], b.shape[0]))
+    rows, cols, _, _ = assign(dist, max_distance_m)
+    return rows, cols, dist[rows, cols]
+
+
 __all__ = [
     "AssociationError",
     "assign",
     "associate_camera",
+    "associate_frames",
     "bev_iou",
     "box_corners_3d",
     "center_distance",
