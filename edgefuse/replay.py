@@ -84,16 +84,7 @@ def replay(
     bag_path = Path(bag) if bag is not None else config.bag_path
     if bag_path is None:
         raise ReplayError("no recording given: pass --bag or set 'bag:' in the pipeline", file=pipeline)
-    if not max_speed and (rate is None or not math.isfinite(rate) or rate <= 0):
-        raise ReplayError(f"--rate must be a finite number > 0, got {rate}")
-    if report_path is not None:
-        rp = Path(report_path)
-        if rp.is_dir():
-            raise ReplayError("cannot write the report: this is a folder; give a file name", file=rp)
-        if not rp.parent.is_dir():
-            raise ReplayError(f"cannot write the report: folder {rp.parent} does not exist", file=rp)
-    if out is not None:
-        check_writable_output(Path(out))
+    _check_arguments(rate, max_speed, report_path, out)
     sink = RecordSink(out)
     runner = PipelineRunner(config, [sink])
     topics = [spec.topic for spec in config.inputs.values()]
@@ -170,6 +161,21 @@ def replay(
         raise ReplayError(f"replay stopped after {done} of {total} messages: {aborted} (outputs and report "
                           "cover the messages before it)", file=bag_path)
     return ReplayResult(report, list(report["budget_breaches"]))
+
+
+def _check_arguments(rate: float | None, max_speed: bool, report_path: str | Path | None,
+                     out: str | Path | None) -> None:
+    """Refuse bad options before anything is started (one clear line each)."""
+    if not max_speed and (rate is None or not math.isfinite(rate) or rate <= 0):
+        raise ReplayError(f"--rate must be a finite number > 0, got {rate}")
+    if report_path is not None:
+        rp = Path(report_path)
+        if rp.is_dir():
+            raise ReplayError("cannot write the report: this is a folder; give a file name", file=rp)
+        if not rp.parent.is_dir():
+            raise ReplayError(f"cannot write the report: folder {rp.parent} does not exist", file=rp)
+    if out is not None:
+        check_writable_output(Path(out))
 
 
 def _environment() -> dict[str, Any]:

@@ -154,7 +154,7 @@ __all__ = ["from_detection2d_array", "from_detection3d_array", "to_detection2d_a
 
 def _register() -> None:
     """Make bags, sinks and transports convert detections like any built-in payload."""
-    from edgefuse.msgs.convert import register_conversion  # noqa: PLC0415
+    from edgefuse.msgs.convert import register_conversion
 
     register_conversion("vision_msgs/msg/Detection2DArray", Detections2D, from_detection2d_array,
                         lambda ts, p: to_detection2d_array(p, typestore=ts))

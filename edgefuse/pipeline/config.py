@@ -179,7 +179,8 @@ def check_pipeline(
     return PipelineConfig(
         path=path, name=str(data.get("name") or path.stem), inputs=inputs, sync_policy=sync_policy,
         sync_inputs=sync_inputs, sync_params=sync_params, hold=hold, stages=stages, outputs=outputs,
-        e2e_budget=e2e_budget, processing_budget=processing_budget, rig_path=rig_path, bag_path=bag_path, runtime=runtime, rig=rig,
+        e2e_budget=e2e_budget, processing_budget=processing_budget, rig_path=rig_path, bag_path=bag_path,
+        runtime=runtime, rig=rig,
     ), []
 
 

@@ -26,7 +26,7 @@ class EachSynchronizer:
         self._stats = {name: InputStats() for name in self.inputs}
         self._sets = 0
 
-    def push(self, input: str, stamp_ns: int, item: Any) -> list[SyncSet]:  # noqa: A002
+    def push(self, input: str, stamp_ns: int, item: Any) -> list[SyncSet]:
         stats = self._stats.get(input)
         if stats is None:
             raise SyncError(f"unknown input {input!r}; inputs are {list(self.inputs)}")

@@ -13,9 +13,9 @@ from edgefuse.errors import SyncError
 from edgefuse.sync.approximate import ApproximateTimeSynchronizer, check_approximate_params
 from edgefuse.sync.base import Synchronizer, check_inputs, check_queue_size
 from edgefuse.sync.collector import DeadlineCollector, check_collector_params
+from edgefuse.sync.each import EachSynchronizer, check_each_params
 from edgefuse.sync.exact import ExactTimeSynchronizer
 from edgefuse.sync.imu import ImuWindowSynchronizer, check_imu_params
-from edgefuse.sync.each import EachSynchronizer, check_each_params
 from edgefuse.sync.latest import LatestSynchronizer, check_latest_params
 
 #: Allowed parameter names per policy.

@@ -56,7 +56,7 @@ def test_labels_match_lidar_clusters_through_the_rig(frame: str) -> None:
     names, cam_centers = _labels(frame)
     lidar, obstacle_points = _lidar_objects(frame)
     assert len(lidar) > 10  # the sweep holds many more objects than the labelled ones
-    rows, cols, dist = associate_frames(cam_centers, "cam0", lidar, "velodyne", rig, max_distance_m=2.5)
+    rows, _, dist = associate_frames(cam_centers, "cam0", lidar, "velodyne", rig, max_distance_m=2.5)
     matched = dict(zip(rows.tolist(), dist.tolist(), strict=True))
     # Which labelled objects the LiDAR really saw: non-ground returns within 1.5 m of the label centre.
     T = rig.transform("velodyne", "cam0").matrix
