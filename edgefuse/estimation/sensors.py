@@ -19,7 +19,7 @@ turned into up to three *parts*, each a measurement row over the state variables
 become body-frame velocities (``(Σₖ + Σₖ₋₁)/dt²``), so two absolute sources never fight.
 
 Rejected before the filter (counted, see :data:`edgefuse.estimation.state.PRE_REASONS`): GNSS status −1
-(``no_fix``), frames the rig cannot resolve (``unknown_frame``), parts the message marks as absent
+(``no_fix``), fixes outside WGS84 ranges (``out_of_range``), frames the rig cannot resolve (``unknown_frame``), parts the message marks as absent
 (``not_provided``).  The kernel then rejects non-finite values or covariances (``nan``) and
 covariances that are not symmetric positive semi-definite (``not_psd``); variances below ``1e-9`` are
 raised to ``1e-9`` (sensors publish zeros).
@@ -464,9 +464,13 @@ def gnss_rows(spec: SensorSpec, sensor_index: int, arr: FixArrays, datum: Datum 
     if n == 0:
         return Rows.empty(), datum
     finite = np.isfinite(arr.lat) & np.isfinite(arr.lon) & np.isfinite(arr.alt)
+    # A fix outside WGS84's coordinate ranges (or absurdly far above/below the ellipsoid) is a broken
+    # receiver or message, never a position: rejected as ``out_of_range``, and never used as the datum.
+    with np.errstate(invalid="ignore"):
+        in_range = (np.abs(arr.lat) <= 90.0) & (np.abs(arr.lon) <= 180.0) & (np.abs(arr.alt) < 1.0e5)
     fix = arr.status >= 0
     if datum is None:
-        good = np.flatnonzero(fix & finite)
+        good = np.flatnonzero(fix & finite & in_range)
         if good.size:
             k = int(good[0])
             alt0 = 0.0 if spec.zero_altitude else float(arr.alt[k])
@@ -483,5 +487,6 @@ def gnss_rows(spec: SensorSpec, sensor_index: int, arr: FixArrays, datum: Datum 
     cov[unknown] = np.eye(3) * spec.default_variance_m2
     rows = _part(arr.t, sensor_index * PARTS, sel, enu[:, sel], _sub(cov, sel), spec.pose_rejection_threshold,
                  fix, kind=kern.KIND_GNSS, reason_invalid="no_fix")
+    rows.pre[fix & finite & ~in_range] = _REASON["out_of_range"]
     rows.aux[:] = heading_rad
     return rows, datum

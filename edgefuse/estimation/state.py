@@ -44,7 +44,7 @@ KERNEL_REASONS: dict[int, str] = {
     kern.ST_NOT_PSD: "not_psd",
 }
 #: Reasons found before the kernel runs (see :mod:`edgefuse.estimation.sensors`).
-PRE_REASONS: tuple[str, ...] = ("no_fix", "unknown_frame", "not_provided")
+PRE_REASONS: tuple[str, ...] = ("no_fix", "unknown_frame", "not_provided", "out_of_range")
 REASONS: tuple[str, ...] = tuple(dict.fromkeys([*KERNEL_REASONS.values(), *PRE_REASONS]))
 
 
