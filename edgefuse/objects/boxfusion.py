@@ -8,7 +8,9 @@ deliberate differences in how bad boxes are treated: non-finite and inverted box
 y2 < y1) are rejected and counted (ensemble_boxes swaps inverted corners), and zero-size boxes are
 rejected and counted (ensemble_boxes drops them with a warning).  ``clip=True`` (default) clips
 coordinates to [0, 1] first, as ensemble_boxes does; pass ``clip=False`` for pixel coordinates.
-Each function returns a :class:`FusionResult`; ``rejected`` counts dropped boxes by reason.
+Each function returns a :class:`FusionResult`; ``rejected`` counts dropped boxes by reason.  Zero
+models (``boxes_list == []``) is not an error: the result is empty (ensemble_boxes raises a bare
+ValueError there).
 """
 
 from __future__ import annotations
@@ -131,11 +133,14 @@ def weighted_boxes_fusion(  # noqa: PLR0917
 
     ``conf_type``: ``avg``, ``max``, ``box_and_model_avg``, ``absent_model_aware_avg``.  Boxes with
     score < ``skip_box_thr`` are ignored (not counted as rejected).  Output sorted by descending score.
+    Zero models give an empty result.
     """
     if conf_type not in _CONF_TYPES:
         raise FusionError(f"unknown conf_type {conf_type!r} (known: {', '.join(_CONF_TYPES)})")
     w = _weights(weights, len(boxes_list))
     b, s, lab, model = _stack_models(boxes_list, scores_list, labels_list, 4)
+    if len(boxes_list) == 0:  # zero models: nothing to fuse
+        return FusionResult(np.zeros((0, 4)), np.zeros(0), np.zeros(0), Counter())
     counts = np.zeros(3, dtype=np.int64)
     rows, starts, tie, raw = kern._wbf_2d_prepare(b, s, lab, model, w, bool(clip), float(skip_box_thr), counts)
     rej: Counter[str] = Counter(dict(zip(("non_finite", "inverted", "zero_size"), counts.tolist(), strict=True)))
@@ -338,9 +343,17 @@ def fuse_class_scores(score_list: Sequence[npt.ArrayLike], weights: Sequence[flo
     """Late fusion of per-sensor class score vectors for the same object(s).
 
     ``score_list[s]`` is (C,) or (N, C) class probabilities from sensor s.  ``method``:
-    ``mean`` (weighted arithmetic mean), ``product`` (weighted geometric mean = naive-Bayes with a flat
-    prior, renormalised), ``max`` (per-class maximum, renormalised).  Non-finite or negative rows are
-    rejected with :class:`FusionError`.  Returns (C,) or (N, C) rows summing to 1.
+
+    - ``mean``: weighted arithmetic mean (weights normalised to sum 1);
+    - ``product``: naive Bayes with a uniform prior, p(c) ∝ Πₛ pₛ(c)^wₛ (weights used as exponents, as
+      given; all 1 by default): [.7, .2, .1] and [.5, .4, .1] → [.795, .182, .023];
+    - ``geometric``: normalised weighted geometric mean, p(c) ∝ Πₛ pₛ(c)^(wₛ/Σw) (the less confident
+      "product of experts" average);
+    - ``max``: per-class maximum, renormalised.
+
+    For ``product`` and ``geometric`` probabilities are floored at ``eps`` first, so one sensor's 0 is a
+    very strong veto but never makes every class impossible.  Non-finite or negative scores raise
+    :class:`FusionError`.  Returns (C,) or (N, C) rows summing to 1 (uniform where everything is 0).
     """
     arrs = [np.asarray(a, dtype=np.float64) for a in score_list]
     if not arrs:
@@ -349,19 +362,23 @@ def fuse_class_scores(score_list: Sequence[npt.ArrayLike], weights: Sequence[flo
     if any(a.shape != shape for a in arrs):
         raise FusionError(f"class score shapes differ: {[a.shape for a in arrs]}")
     S = np.stack(arrs)
+    if not eps > 0:
+        raise FusionError(f"eps must be > 0, got {eps}")
     if not np.all(np.isfinite(S)) or np.any(S < 0):
         raise FusionError("class scores must be finite and non-negative")
-    w = _weights(weights, len(arrs))
-    w = w / w.sum()
+    w_raw = _weights(weights, len(arrs))
+    w = w_raw / w_raw.sum()
     wb = w.reshape((-1,) + (1,) * len(shape))
     if method == "mean":
         out = (wb * S).sum(axis=0)
-    elif method == "product":
-        out = np.exp((wb * np.log(S + eps)).sum(axis=0))
+    elif method in ("product", "geometric"):
+        expo = (w_raw if method == "product" else w).reshape((-1,) + (1,) * len(shape))
+        logp = (expo * np.log(np.maximum(S, eps))).sum(axis=0)
+        out = np.exp(logp - logp.max(axis=-1, keepdims=True))  # scaled so the largest is 1: no underflow
     elif method == "max":
         out = S.max(axis=0)
     else:
-        raise FusionError(f"unknown class-score fusion {method!r} (mean, product, max)")
+        raise FusionError(f"unknown class-score fusion {method!r} (mean, product, geometric, max)")
     total = out.sum(axis=-1, keepdims=True)
     return np.where(total > 0, out / np.where(total > 0, total, 1.0), 1.0 / shape[-1])  # type: ignore[no-any-return]
 

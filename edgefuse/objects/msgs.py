@@ -3,7 +3,10 @@
 
 Mapping: one ``Detection*`` per row; its first ``results`` entry carries ``class_id`` (``str(label)``,
 or ``class_names[label]`` when names are given) and ``score``; the pose covariance (6×6, x y z roll
-pitch yaw) carries ``cov`` (2-D: rows/cols x, y; 3-D: x, y, z, yaw).  ``Detection*.id`` is the row's
+pitch yaw) carries ``cov`` (2-D: rows/cols x, y; 3-D: x, y, z, yaw); pose dimensions that are not
+estimated (not in ``cov``, or NaN there, e.g. z and yaw of a constant-velocity track) are written with
+variance :data:`UNKNOWN_VARIANCE` = 1e9 (m², rad²) and zero cross terms, never 0; reading back, a block
+that is all zeros or entirely unknown gives an all-NaN ``cov``.  ``Detection*.id`` is the row's
 ``id`` (tracks: the track id) as a decimal string, empty for -1.  2-D boxes use ``bbox.center`` (x, y,
 theta = 0) and ``size_x``/``size_y``; 3-D boxes the centre pose with a yaw-only quaternion and
 ``size`` = (l, w, h).  A detection without results gets score 0 and label -1.
@@ -41,18 +44,37 @@ def _class_id(label: int, class_names: Sequence[str] | None) -> str:
     return str(label)
 
 
+#: variance (m² or rad²) written for a pose dimension that is not estimated ("unknown"); its cross terms are 0
+UNKNOWN_VARIANCE = 1e9
+
+
 def _cov_from_pose(cov36: Any, idx: tuple[int, ...]) -> np.ndarray:
+    """The ``idx`` block of a 6×6 pose covariance; all-NaN ("not given") when it is all zeros or when every
+    one of its variances is :data:`UNKNOWN_VARIANCE` or larger.  Partly unknown blocks are returned as they
+    are (large variances stay large, so the block remains a valid covariance)."""
     c = np.asarray(cov36, dtype=np.float64).reshape(6, 6)
     sub = c[np.ix_(idx, idx)]
-    if not np.any(sub):  # all zeros = not given
+    if not np.any(sub) or np.all(np.diagonal(sub) >= UNKNOWN_VARIANCE):
         return np.full((len(idx), len(idx)), np.nan)
     return sub
 
 
 def _pose_cov(cov: np.ndarray, idx: tuple[int, ...]) -> np.ndarray:
-    out = np.zeros((6, 6))
-    if np.all(np.isfinite(cov)):
-        out[np.ix_(idx, idx)] = cov
+    """Row-major 6×6 pose covariance (x y z roll pitch yaw) from ``cov`` over the pose axes ``idx``.
+
+    A dimension is estimated when its variance in ``cov`` is finite; its finite cross terms with other
+    estimated dimensions are copied (non-finite ones written as 0).  Every other pose dimension (not in
+    ``idx``, or with a non-finite variance: NaN = not estimated, e.g. z and yaw of a constant-velocity
+    track) gets variance :data:`UNKNOWN_VARIANCE` and zero cross terms, never 0 (which would mean "exactly
+    known").
+    """
+    out = np.diag(np.full(6, UNKNOWN_VARIANCE))
+    c = np.asarray(cov, dtype=np.float64)
+    known = [k for k in range(len(idx)) if np.isfinite(c[k, k])]
+    for a in known:
+        for b in known:
+            v = c[a, b]
+            out[idx[a], idx[b]] = v if np.isfinite(v) else 0.0
     return out.ravel()
 
 
@@ -149,7 +171,8 @@ def from_detection3d_array(msg: Any, class_names: Sequence[str] | None = None) -
     return Detections3D(header_stamp_ns(msg), str(msg.header.frame_id), out)
 
 
-__all__ = ["from_detection2d_array", "from_detection3d_array", "to_detection2d_array", "to_detection3d_array"]
+__all__ = ["UNKNOWN_VARIANCE", "from_detection2d_array", "from_detection3d_array", "to_detection2d_array",
+           "to_detection3d_array"]
 
 
 def _register() -> None:

@@ -251,10 +251,13 @@ class MultiObjectTracker:
                 yaw = float(np.arctan2(np.sin(yaw + np.pi), np.cos(yaw + np.pi)))
             arr[k] = (t.id, t.label, t.score, t.status, t.x[0], t.x[1], t.box[0], t.box[1], t.box[2],
                       t.box[3], yaw, vx, vy, t.hits, t.misses, t.age, np.full((4, 4), np.nan))
+            # (x, y, z, yaw): NaN where the model estimates nothing (z always; yaw under cv)
             cov = np.full((4, 4), np.nan)
             cov[:2, :2] = t.P[:2, :2]
             if self.cfg.motion == "ctrv":
                 cov[3, 3] = t.P[2, 2]
+                cov[:2, 3] = t.P[:2, 2]
+                cov[3, :2] = t.P[2, :2]
             arr["cov"][k] = cov
         return Tracks(stamp, self.frame_id, arr)
 
