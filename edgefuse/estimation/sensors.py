@@ -19,8 +19,8 @@ turned into up to three *parts*, each a measurement row over the state variables
 become body-frame velocities (``(Σₖ + Σₖ₋₁)/dt²``), so two absolute sources never fight.
 
 Rejected before the filter (counted, see :data:`edgefuse.estimation.state.PRE_REASONS`): GNSS status −1
-(``no_fix``), fixes outside WGS84 ranges (``out_of_range``), frames the rig cannot resolve (``unknown_frame``), parts the message marks as absent
-(``not_provided``).  The kernel then rejects non-finite values or covariances (``nan``) and
+(``no_fix``), fixes outside WGS84 ranges (``out_of_range``), frames the rig cannot resolve
+(``unknown_frame``), parts the message marks as absent (``not_provided``).  The kernel then rejects non-finite values or covariances (``nan``) and
 covariances that are not symmetric positive semi-definite (``not_psd``); variances below ``1e-9`` are
 raised to ``1e-9`` (sensors publish zeros).
 """
