@@ -20,9 +20,9 @@ become body-frame velocities (``(Σₖ + Σₖ₋₁)/dt²``), so two absolute s
 
 Rejected before the filter (counted, see :data:`edgefuse.estimation.state.PRE_REASONS`): GNSS status −1
 (``no_fix``), fixes outside WGS84 ranges (``out_of_range``), frames the rig cannot resolve
-(``unknown_frame``), parts the message marks as absent (``not_provided``).  The kernel then rejects non-finite values or covariances (``nan``) and
-covariances that are not symmetric positive semi-definite (``not_psd``); variances below ``1e-9`` are
-raised to ``1e-9`` (sensors publish zeros).
+(``unknown_frame``), parts the message marks as absent (``not_provided``).  The kernel then rejects
+non-finite values or covariances (``nan``) and covariances that are not symmetric positive
+semi-definite (``not_psd``); variances below ``1e-9`` are raised to ``1e-9`` (sensors publish zeros).
 """
 
 from __future__ import annotations
