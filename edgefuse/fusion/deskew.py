@@ -46,20 +46,24 @@ Conventions (the same in the kernels and in the test reference):
     increasing, or IMU samples that do not overlap the sweep, raise :class:`~edgefuse.errors.SyncError`
     (from :func:`~edgefuse.sync.imu.imu_window`) or :class:`DeskewError`.
 
-:class:`Deskewer` preallocates its output and segment tables and compiles its kernel in
-:meth:`Deskewer.warmup`; in steady state its :meth:`Deskewer.deskew` allocates no point-sized array
-(the IMU-integrated variant allocates a few arrays of the IMU window's size, ≈ 20 samples).
+:class:`Deskewer` preallocates its output, time, scratch, segment and IMU-integration tables and
+compiles its kernels in :meth:`Deskewer.warmup`; in steady state its :meth:`Deskewer.deskew`
+allocates no array, for :class:`ConstantVelocity`, :class:`Motion` and :class:`ImuBatch` motions
+alike (it grows a buffer only when a sweep or an IMU batch is larger than any before, counted in
+:attr:`Deskewer.reallocations`).  Point times of any dtype are first converted to float64 seconds
+in a preallocated buffer, so the main kernel is compiled only per point dtype and memory layout.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from edgefuse.errors import MessageError
+from edgefuse.errors import MessageError, SyncError
 from edgefuse.fusion import _deskew_kernels as _k
 from edgefuse.msgs.types import ImuBatch
 from edgefuse.sync.imu import imu_window
@@ -79,6 +83,7 @@ F64 = npt.NDArray[np.float64]
 TIME_UNITS_NS: dict[str, int] = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 OUTSIDE_POLICIES = ("raise", "extrapolate", "nan")
 ReferenceTime = int | Literal["start", "end", "mid"]
+_CHUNK = 512  # points per chunk of the deskew kernel (its scratch stays in L1)
 
 
 class DeskewError(MessageError, ValueError):
@@ -245,7 +250,9 @@ class DeskewResult:
     ``points`` (N, 3) in the LiDAR frame at ``reference_time_ns`` (a view of the deskewer's buffer,
     overwritten by the next call, unless ``out`` was given); ``n_outside``: points further than
     ``max_extrapolation_ns`` outside the motion window; ``n_nonfinite_time``: points with a NaN/inf
-    time (output NaN); ``motion``: the motion table used.
+    time (output NaN); ``motion``: the motion table used (the caller's :class:`Motion`, or, for a
+    :class:`ConstantVelocity` or :class:`ImuBatch`, a table owned by the deskewer and overwritten
+    by its next call, like ``points``).
     """
 
     points: npt.NDArray[np.floating[Any]]
@@ -298,35 +305,46 @@ class Deskewer:
         self.max_extrapolation_ns = int(max_extrapolation_ns)
         self._out: dict[np.dtype[Any], npt.NDArray[Any]] = {np.dtype(np.float32): np.empty((capacity, 3), np.float32),
                      np.dtype(np.float64): np.empty((capacity, 3), np.float64)}
-        self._k_cap = 0
-        self._grow_segments(64)
-        #: how many times an output buffer had to grow (0 in steady state)
+        self._tau = np.empty(capacity)  # point times [s], float64
+        self._scr = np.empty(_k.scratch_shape(_CHUNK))
+        self._runs = np.empty((_CHUNK + 1, 2), np.int64)
+        self._seg_tab = np.empty((64, _k.SEG_WIDTH))
+        self._imu_cap = 0
+        self._grow_imu(64)
+        self._cv_motion = Motion(0, np.zeros(1), np.eye(3)[None].copy(), np.zeros((1, 3)), np.zeros((1, 3)),
+                                 np.zeros((1, 3)), np.zeros((1, 3)), (-np.inf, np.inf))
+        #: how many times buffers had to grow (at most one count per call; 0 in steady state)
         self.reallocations = 0
 
-    def _grow_segments(self, k: int) -> None:
-        self._k_cap = k
-        self._seg_t = np.empty(k)
-        self._seg_u = np.empty((k, 3))
-        self._seg_wn = np.empty(k)
-        self._seg_G = np.empty((k, 3, 3))
-        self._seg_b = np.empty((k, 3))
-        self._seg_c = np.empty((k, 3))
-        self._seg_d = np.empty((k, 3))
+    def _grow_imu(self, k: int) -> None:
+        """Tables for ``k`` IMU-integration segments, and a :class:`Motion` viewing them."""
+        self._imu_cap = k
+        self._imu_seg_t = np.empty(k)
+        self._imu_R = np.empty((k, 3, 3))
+        self._imu_p = np.empty((k, 3))
+        self._imu_v = np.empty((k, 3))
+        self._imu_w = np.empty((k, 3))
+        self._imu_a = np.empty((k, 3))
+        self._imu_motion: Motion | None = None
 
     def warmup(self) -> None:
-        """Compile the kernels for float32/float64 points and int64/uint32/float32/float64 times."""
+        """Compile the kernels: float32/float64 points (contiguous, and strided views such as the x/y/z
+        of a structured cloud) and int64/uint32/float32/float64 times (contiguous and strided)."""
         motion = Motion.constant_velocity(ConstantVelocity((1.0, 0.0, 0.0), (0.0, 0.0, 0.5)), 0)
+        times = [np.zeros(2, dtype=tdt) for tdt in (np.int64, np.uint32, np.float32, np.float64)]
         for pdt in (np.float32, np.float64):
             pts = np.ones((2, 3), dtype=pdt)
             # strided views too: x/y/z and time fields of a PointCloud's structured array
             rec = np.zeros(2, dtype=[("x", pdt), ("y", pdt), ("z", pdt), ("t", np.uint32), ("f", np.float32),
                                      ("d", np.float64)])
             view = np.lib.stride_tricks.as_strided(rec["x"], shape=(2, 3), strides=(rec.itemsize, rec["x"].itemsize))
-            times = [np.zeros(2, dtype=tdt) for tdt in (np.int64, np.uint32, np.float32, np.float64)]
-            times += [rec["t"], rec["f"], rec["d"]]
-            for tt in times:
-                self.deskew(pts, tt, motion, reference_time_ns=0)
-                self.deskew(view, tt, motion, reference_time_ns=0, out=view)
+            self.deskew(pts, times[0], motion, reference_time_ns=0)
+            self.deskew(view, times[0], motion, reference_time_ns=0, out=view)
+            if pdt is np.float32:
+                for tt in [*times[1:], rec["t"], rec["f"], rec["d"]]:
+                    self.deskew(pts, tt, motion, reference_time_ns=0)
+        imu = ImuBatch(np.array([0, 10], np.int64), np.zeros((2, 3)), np.zeros((2, 3)))
+        self.deskew(np.ones((2, 3), np.float32), times[0], imu, reference_time_ns=0)
         integrate_imu(np.array([0, 10], np.int64), np.zeros((2, 3)), 0, 10)
 
     def deskew(
@@ -350,24 +368,35 @@ class Deskewer:
         pts, t, unit_ns = self._check(points, point_time, time_unit)
         n = pts.shape[0]
         is_int = t.dtype.kind in "iu"
-        need_range = isinstance(motion, ImuBatch) or isinstance(reference_time_ns, str)
+        grew = self._tau.shape[0] < n
+        if grew:
+            self._tau = np.empty(max(n, 2 * self._tau.shape[0]))
+        tau = self._tau[:n]
+        t_sub_i = 0
+        t_sub_f = 0.0
         t_first_ns = t_last_ns = 0
-        if need_range and n:
-            mn_i, mx_i, mn_f, mx_f, _n_bad = _k._time_range(t, is_int)
+        if n:
+            if is_int:
+                t_sub_i = int(t[0])
+            else:
+                t_sub_f = float(t[0])
+                if not math.isfinite(t_sub_f):
+                    t_sub_f = 0.0
+            mn_i, mx_i, mn_f, mx_f, _n_bad = _k._point_tau(t, is_int, t_sub_i, t_sub_f, unit_ns * 1e-9, tau)
             if is_int:
                 t_first_ns = int(time_origin_ns) + int(mn_i) * unit_ns
                 t_last_ns = int(time_origin_ns) + int(mx_i) * unit_ns
             elif mn_f <= mx_f:
                 t_first_ns = int(time_origin_ns) + round(mn_f * unit_ns)
                 t_last_ns = int(time_origin_ns) + round(mx_f * unit_ns)
-            else:
+            elif isinstance(motion, ImuBatch) or isinstance(reference_time_ns, str):
                 raise DeskewError(f"all {n} point times are NaN or infinite")
         ref_ns = self._reference(reference_time_ns, t_first_ns, t_last_ns)
         mot = self._motion(motion, ref_ns, t_first_ns, t_last_ns, n)
         if out is None:
             buf = self._out[pts.dtype]
             if buf.shape[0] < n:
-                self.reallocations += 1
+                grew = True
                 buf = np.empty((max(n, 2 * buf.shape[0]), 3), dtype=pts.dtype)
                 self._out[pts.dtype] = buf
             dst = buf[:n]
@@ -376,27 +405,21 @@ class Deskewer:
             if (not isinstance(dst, np.ndarray) or dst.shape != (n, 3) or dst.dtype.kind != "f"
                     or not dst.flags.writeable):
                 raise DeskewError(f"out must be a writable ({n}, 3) float array")
+        if grew:  # one count per call that had to grow the point buffers
+            self.reallocations += 1
         if n == 0:
             return DeskewResult(dst, ref_ns, 0, 0, mot)
-        kc = self._fold(mot, ref_ns)
+        seg_t, seg_tab = self._fold(mot, ref_ns)
         tol_s = self.max_extrapolation_ns * 1e-9
         t_lo = mot.window_s[0] - tol_s
         t_hi = mot.window_s[1] + tol_s
         if is_int:
-            t_sub_i = int(t[0])
-            t_sub_f = 0.0
             offset_s = ((int(time_origin_ns) - mot.origin_ns) + t_sub_i * unit_ns) * 1e-9
         else:
-            t_sub_i = 0
-            t_sub_f = float(t[0]) if np.isfinite(t[0]) else 0.0
             whole = round(t_sub_f * unit_ns)
             offset_s = ((int(time_origin_ns) - mot.origin_ns) + whole) * 1e-9 + (t_sub_f * unit_ns - whole) * 1e-9
-        n_out, n_bad = _k._deskew_points(
-            pts, t, is_int, t_sub_i, t_sub_f, unit_ns * 1e-9, offset_s,
-            self._seg_t[:kc], self._seg_u[:kc], self._seg_wn[:kc], self._seg_G[:kc], self._seg_b[:kc],
-            self._seg_c[:kc], self._seg_d[:kc], self._tp, t_lo, t_hi,
-            self.outside == "nan", dst,
-        )
+        n_out, n_bad = _k._deskew_points(pts, tau, offset_s, seg_t, seg_tab, self._tp, t_lo, t_hi,
+                                         self.outside == "nan", self._scr, self._runs, dst)
         if n_out and self.outside == "raise":
             lo_ns, hi_ns = mot.window_ns
             raise DeskewError(
@@ -447,53 +470,97 @@ class Deskewer:
         if isinstance(motion, Motion):
             return motion
         if isinstance(motion, ConstantVelocity):
-            origin = ref_ns if motion.stamp_ns is None else int(motion.stamp_ns)
-            return Motion.constant_velocity(motion, origin)
+            m = self._cv_motion
+            _vec3_into(motion.linear_mps, "linear_mps", m.v[0])
+            _vec3_into(motion.angular_radps, "angular_radps", m.w[0])
+            m.origin_ns = ref_ns if motion.stamp_ns is None else int(motion.stamp_ns)
+            return m
         if isinstance(motion, ImuBatch):
-            stamps = np.asarray(motion.stamps_ns)
-            if stamps.ndim != 1 or stamps.shape[0] < 2:
-                raise DeskewError(f"IMU batch needs at least 2 samples, got {stamps.shape}")
-            if n == 0:
-                lo = hi = ref_ns
-            else:
-                lo, hi = min(first_ns, ref_ns), max(last_ns, ref_ns)
-            # clip to the IMU coverage; points beyond it are handled by the outside policy
-            lo_c = max(lo, int(stamps[0]))
-            hi_c = min(hi, int(stamps[-1]))
-            if hi_c <= lo_c:
-                s0, s1 = int(stamps[0]), int(stamps[-1])
-                if lo == hi and s0 <= lo <= s1:  # a sweep of one instant: any 1 ns window holding it
-                    lo_c, hi_c = (lo, lo + 1) if lo < s1 else (lo - 1, lo)
-                else:
-                    raise DeskewError(f"IMU samples [{s0}, {s1}] ns do not overlap the sweep [{lo}, {hi}] ns",
-                                      stamp_ns=ref_ns)
-            return integrate_imu(stamps, motion.angular_velocity, lo_c, hi_c)
+            return self._imu(motion, ref_ns, first_ns, last_ns, n)
         raise DeskewError(f"motion must be a Motion, ConstantVelocity or ImuBatch, got {type(motion).__name__}")
 
-    def _fold(self, mot: Motion, ref_ns: int) -> int:
-        """Fill the segment tables with the reference pose and the extrinsic folded in; returns K.
+    def _imu(self, batch: ImuBatch, ref_ns: int, first_ns: int, last_ns: int, n: int) -> Motion:
+        """Gyro-only integration over the sweep into the deskewer's own tables (no allocation)."""
+        stamps = np.asarray(batch.stamps_ns)
+        if stamps.ndim != 1 or stamps.shape[0] < 2:
+            raise DeskewError(f"IMU batch needs at least 2 samples, got {stamps.shape}")
+        if stamps.dtype.kind not in "iu":
+            raise SyncError(f"imu_stamps_ns must be a 1-D integer array of ns, got {stamps.dtype} {stamps.shape}")
+        if stamps.dtype != np.int64:
+            stamps = stamps.astype(np.int64)
+        gyro = np.asarray(batch.angular_velocity, dtype=np.float64)
+        m_all = stamps.shape[0]
+        if gyro.ndim != 2 or gyro.shape[1] != 3 or gyro.shape[0] != m_all:
+            raise DeskewError(f"gyro must be (M, 3) with M = {m_all} stamps, got {gyro.shape}")
+        status = _k._check_imu(stamps, gyro)
+        if status == 1:
+            raise DeskewError("IMU samples contain NaN or infinite values")
+        if status == 2:
+            raise SyncError("imu_stamps_ns must be strictly increasing", topic="imu")
+        if n == 0:
+            lo = hi = ref_ns
+        else:
+            lo, hi = min(first_ns, ref_ns), max(last_ns, ref_ns)
+        # clip to the IMU coverage; points beyond it are handled by the outside policy
+        s0, s1 = int(stamps[0]), int(stamps[-1])
+        lo_c = max(lo, s0)
+        hi_c = min(hi, s1)
+        if hi_c <= lo_c:
+            if lo == hi and s0 <= lo <= s1:  # a sweep of one instant: any 1 ns window holding it
+                lo_c, hi_c = (lo, lo + 1) if lo < s1 else (lo - 1, lo)
+            else:
+                raise DeskewError(f"IMU samples [{s0}, {s1}] ns do not overlap the sweep [{lo}, {hi}] ns",
+                                  stamp_ns=ref_ns)
+        if m_all + 1 > self._imu_cap:
+            self.reallocations += 1
+            self._grow_imu(max(m_all + 1, 2 * self._imu_cap))
+        kc = _k._gyro_motion(stamps, gyro, lo_c, hi_c, self._imu_seg_t, self._imu_R, self._imu_p, self._imu_v,
+                             self._imu_w, self._imu_a)
+        m = self._imu_motion
+        if m is None or m.seg_t.shape[0] != kc:
+            m = Motion(lo_c, self._imu_seg_t[:kc], self._imu_R[:kc], self._imu_p[:kc], self._imu_v[:kc],
+                       self._imu_w[:kc], self._imu_a[:kc], (0.0, 0.0))
+            self._imu_motion = m
+        m.origin_ns = lo_c
+        m.window_s = (0.0, (hi_c - lo_c) * 1e-9)
+        return m
 
-        With ``Ril, til = T_imu_from_lidar`` and the reference pose ``(R_ref, p_ref)``, segment k
-        maps ``x`` to ``G_k Exp(u_k wn_k s) (x + tp) + b_k + c_k s + d_k s^2`` where
-        ``M0 = Ril^T R_ref^T``, ``G_k = M0 R_k Ril``, ``u_k = Ril^T w_k / |w_k|``, ``tp = Ril^T til``,
-        ``b_k = M0 (p_k - p_ref) - tp``, ``c_k = M0 v_k``, ``d_k = M0 a_k / 2``.
-        """
-        kc = len(mot.seg_t)
-        if kc > self._k_cap:
-            self._grow_segments(max(kc, 2 * self._k_cap))
-        R_ref, p_ref = mot.pose_at(ref_ns)
-        Ril = self._Ril
-        M0 = Ril.T @ R_ref.T
-        self._seg_t[:kc] = mot.seg_t
-        wn = np.linalg.norm(mot.w, axis=1)
-        self._seg_wn[:kc] = wn
-        safe = np.where(wn > 0, wn, 1.0)
-        self._seg_u[:kc] = (mot.w / safe[:, None]) @ Ril  # rows: Ril^T u
-        np.matmul(M0 @ mot.R, Ril, out=self._seg_G[:kc])
-        self._seg_b[:kc] = (mot.p - p_ref) @ M0.T - self._tp
-        self._seg_c[:kc] = mot.v @ M0.T
-        self._seg_d[:kc] = (0.5 * mot.a) @ M0.T
-        return kc
+    def _fold(self, mot: Motion, ref_ns: int) -> tuple[F64, F64]:
+        """Fill the segment table with the reference pose and the extrinsic folded in (see
+        :func:`edgefuse.fusion._deskew_kernels._fold_segments`); returns ``(seg_t, seg_tab)``."""
+        seg_t = np.asarray(mot.seg_t, dtype=np.float64)
+        kc = seg_t.shape[0]
+        if kc > self._seg_tab.shape[0]:
+            self.reallocations += 1
+            self._seg_tab = np.empty((max(kc, 2 * self._seg_tab.shape[0]), _k.SEG_WIDTH))
+        seg_tab = self._seg_tab[:kc]
+        _k._fold_segments(seg_t, _f64(mot.R), _f64(mot.p), _f64(mot.v), _f64(mot.w), _f64(mot.a),
+                          (ref_ns - mot.origin_ns) * 1e-9, self._Ril, self._tp, seg_tab)
+        return seg_t, seg_tab
+
+
+def _f64(a: Any) -> F64:
+    return np.asarray(a, dtype=np.float64)
+
+
+def _vec3_into(value: Any, name: str, dst: F64) -> None:
+    """Write 3 finite numbers into ``dst`` (3,) without allocating (for tuples and float64 arrays)."""
+    try:
+        if isinstance(value, np.ndarray):
+            if value.shape != (3,):
+                raise ValueError
+            dst[:] = value
+        else:
+            x, y, z = value
+            dst[0] = float(x)
+            dst[1] = float(y)
+            dst[2] = float(z)
+        ok = math.isfinite(dst[0]) and math.isfinite(dst[1]) and math.isfinite(dst[2])
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise DeskewError(f"{name} must be 3 finite numbers, got {np.asarray(value).tolist()!r}")
+
 
 def deskew(
     points: npt.NDArray[Any],
