@@ -34,6 +34,7 @@ from typing import Any
 
 import numba
 import numpy as np
+from _env import cpu  # bench/_env.py (benches run as scripts)
 
 from edgefuse.bag import open_bag
 from edgefuse.estimation import Ekf, FixArrays, ImuArrays, OdomArrays, Rows, SensorSpec
@@ -266,7 +267,7 @@ def main() -> int:
         "max_abs_state_diff_vs_numpy": float(np.max(np.abs(_wrap_state_diff(x_sorted, x_np)))),
         "final_position_m": finals[-1][0:3].round(4).tolist(),
         "environment": {"numpy": np.__version__, "numba": numba.__version__, "threads": numba.get_num_threads(),
-                        "machine": platform.machine(), "processor": _cpu()},
+                        "machine": platform.machine(), "processor": cpu()},
     }
     out = ROOT / "bench" / "results" / "ekf.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -280,15 +281,6 @@ def _wrap_state_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     d[3:6] = _wrap(d[3:6])
     return d
 
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":

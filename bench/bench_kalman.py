@@ -16,21 +16,12 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-
-def _commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False,
-                             cwd=Path(__file__).parent)
-    except OSError:
-        return "unknown"
-    return out.stdout.strip() or "unknown"
+from _env import commit  # bench/_env.py (benches run as scripts)
 
 
 def _stats(totals: list[float], steps: int) -> dict[str, Any]:
@@ -128,7 +119,8 @@ def main() -> None:
         "edgefuse_step_api_call_us": {"median": float(np.median(per) * 1e6),
                                       "p99": float(np.percentile(per, 99) * 1e6), "max": float(per.max() * 1e6)},
         "jit_s": jit_s,
-        "env": {"commit": _commit(), "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+        "env": {"commit": commit(short=True) or "unknown", "cpu": platform.processor() or platform.machine(),
+                "cpus": os.cpu_count(),
                 "numba_threads": numba.get_num_threads(), "numpy": np.__version__, "numba": numba.__version__,
                 "filterpy": filterpy.__version__, "python": platform.python_version()},
     }

@@ -37,6 +37,7 @@ from typing import Any
 import numba
 import numpy as np
 import numpy.typing as npt
+from _env import commit, cpu  # bench/_env.py (benches run as scripts)
 
 import edgefuse
 from edgefuse.fusion import EQUIDISTANT, PINHOLE, PLUMB_BOB, Projector
@@ -329,7 +330,7 @@ def main() -> int:
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     if args.contention_only:
-        contention = {"benchmark": "projection_contention", "commit": _commit(), "cpu": _cpu(),
+        contention = {"benchmark": "projection_contention", "commit": commit(), "cpu": cpu(),
                       "cores": os.cpu_count(), "numba": numba.__version__,
                       "numba_max_threads": numba.config.NUMBA_NUM_THREADS,  # type: ignore[attr-defined]
                       **_contention(_scenes(rng), args.contention_reps)}
@@ -341,8 +342,8 @@ def main() -> int:
     report: dict[str, Any] = {
         "benchmark": "projection",
         "edgefuse": edgefuse.__version__,
-        "commit": _commit(),
-        "cpu": _cpu(),
+        "commit": commit(),
+        "cpu": cpu(),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "numpy": np.__version__,
@@ -404,23 +405,6 @@ def main() -> int:
     return 0
 
 
-def _commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                             check=False)
-    except OSError:
-        return None
-    return out.stdout.strip() or None
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":

@@ -15,21 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+from _env import commit  # bench/_env.py (benches run as scripts)
+
 from edgefuse.cli import resolve_pipeline
 from edgefuse.replay import replay
-
-
-def _commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "bench": "replay",
         "pipeline": str(pipeline),
-        "commit": _commit(),
+        "commit": commit(),
         "environment": runs[-1]["environment"],
         "first_start_ms": first.report["start_total_ms"],
         "start_ms_warm_cache": statistics.median(r["start_total_ms"] for r in runs),

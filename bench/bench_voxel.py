@@ -47,6 +47,7 @@ from typing import Any
 import numba
 import numpy as np
 import numpy.typing as npt
+from _env import commit, cpu  # bench/_env.py (benches run as scripts)
 
 import edgefuse
 from edgefuse.fusion.bev import BevGrid
@@ -262,7 +263,7 @@ def main() -> int:
     pts, source = _points()
     reps = args.reps
     if args.contention_only:
-        text = json.dumps({"benchmark": "voxel_contention", "commit": _commit(), "cpu": _cpu(),
+        text = json.dumps({"benchmark": "voxel_contention", "commit": commit(), "cpu": cpu(),
                            "cores": os.cpu_count(), "numba": numba.__version__,
                            "input": {"source": source, "points": int(pts.shape[0])},
                            **_contention(pts, args.contention_reps)}, indent=2)
@@ -273,8 +274,8 @@ def main() -> int:
     report: dict[str, Any] = {
         "benchmark": "voxel",
         "edgefuse": edgefuse.__version__,
-        "commit": _commit(),
-        "cpu": _cpu(),
+        "commit": commit(),
+        "cpu": cpu(),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "numpy": np.__version__,
@@ -361,22 +362,6 @@ def main() -> int:
     return 0
 
 
-def _commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False)
-    except OSError:
-        return None
-    return out.stdout.strip() or None
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":
