@@ -28,3 +28,30 @@ def cpu() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def environment() -> dict[str, object]:
+    """The facts a result needs to be compared with another: commit, CPU, cores, library versions."""
+    import os
+
+    import numba
+    import numpy
+
+    import edgefuse
+
+    return {
+        "edgefuse": edgefuse.__version__, "commit": commit(), "cpu": cpu(), "cores": os.cpu_count(),
+        "python": platform.python_version(), "numpy": numpy.__version__, "numba": numba.__version__,
+        "numba_max_threads": numba.config.NUMBA_NUM_THREADS,  # type: ignore[attr-defined]
+    }
+
+
+def write_json(path: Path, data: object) -> str:
+    """Write ``data`` as indented JSON to ``path`` (creating its folder), print it, return the text."""
+    import json
+
+    text = json.dumps(data, indent=2, default=str)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text + "\n")
+    print(text)
+    return text

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -34,12 +33,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numba
 import numpy as np
 import numpy.typing as npt
-from _env import commit, cpu  # bench/_env.py (benches run as scripts)
+from _env import environment, write_json  # bench/_env.py (benches run as scripts)
 
-import edgefuse
 from edgefuse.fusion import EQUIDISTANT, PINHOLE, PLUMB_BOB, Projector
 from edgefuse.fusion.painting import PointPainter
 from edgefuse.fusion.projection import MultiCameraProjector
@@ -330,25 +327,12 @@ def main() -> int:
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     if args.contention_only:
-        contention = {"benchmark": "projection_contention", "commit": commit(), "cpu": cpu(),
-                      "cores": os.cpu_count(), "numba": numba.__version__,
-                      "numba_max_threads": numba.config.NUMBA_NUM_THREADS,  # type: ignore[attr-defined]
-                      **_contention(_scenes(rng), args.contention_reps)}
-        text = json.dumps(contention, indent=2)
-        CONTENTION_RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        CONTENTION_RESULTS.write_text(text + "\n")
-        print(text)
+        write_json(CONTENTION_RESULTS, {"benchmark": "projection_contention", **environment(),
+                                        **_contention(_scenes(rng), args.contention_reps)})
         return 0
     report: dict[str, Any] = {
         "benchmark": "projection",
-        "edgefuse": edgefuse.__version__,
-        "commit": commit(),
-        "cpu": cpu(),
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "numba": numba.__version__,
-        "numba_max_threads": numba.config.NUMBA_NUM_THREADS,  # type: ignore[attr-defined]
+        **environment(),
         "image": [WIDTH, HEIGHT],
         "deadline_ms": DEADLINE_MS,
         "scenes": {},
@@ -398,10 +382,7 @@ def main() -> int:
     report["scenes"]["nuscenes_6cam"] = _nuscenes_six(args.reps)
     if not args.no_cold_jit:
         report["cold_jit_warmup_s"] = _cold_jit_seconds()
-    text = json.dumps(report, indent=2)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text + "\n")
-    print(text)
+    write_json(RESULTS, report)
     return 0
 
 

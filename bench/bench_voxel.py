@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -44,12 +42,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numba
 import numpy as np
 import numpy.typing as npt
-from _env import commit, cpu  # bench/_env.py (benches run as scripts)
+from _env import environment, write_json  # bench/_env.py (benches run as scripts)
 
-import edgefuse
 from edgefuse.fusion.bev import BevGrid
 from edgefuse.fusion.pointcloud_ops import (
     HDL64E_ELEVATIONS_DEG,
@@ -263,24 +259,13 @@ def main() -> int:
     pts, source = _points()
     reps = args.reps
     if args.contention_only:
-        text = json.dumps({"benchmark": "voxel_contention", "commit": commit(), "cpu": cpu(),
-                           "cores": os.cpu_count(), "numba": numba.__version__,
-                           "input": {"source": source, "points": int(pts.shape[0])},
-                           **_contention(pts, args.contention_reps)}, indent=2)
-        CONTENTION_RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        CONTENTION_RESULTS.write_text(text + "\n")
-        print(text)
+        write_json(CONTENTION_RESULTS, {"benchmark": "voxel_contention", **environment(),
+                                        "input": {"source": source, "points": int(pts.shape[0])},
+                                        **_contention(pts, args.contention_reps)})
         return 0
     report: dict[str, Any] = {
         "benchmark": "voxel",
-        "edgefuse": edgefuse.__version__,
-        "commit": commit(),
-        "cpu": cpu(),
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "numba": numba.__version__,
-        "numba_max_threads": numba.config.NUMBA_NUM_THREADS,  # type: ignore[attr-defined]
+        **environment(),
         "input": {"source": source, "points": int(pts.shape[0])},
         "settings": {"point_range": RANGE, "voxel_size": VOXEL, "max_points_per_voxel": MAX_POINTS,
                      "max_voxels": MAX_VOXELS},
@@ -355,10 +340,7 @@ def main() -> int:
         report["contention"] = _contention(pts, args.contention_reps)
     if not args.no_cold_jit:
         report["cold_jit_warmup_s"] = _cold_jit_seconds()
-    text = json.dumps(report, indent=2)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text + "\n")
-    print(text)
+    write_json(RESULTS, report)
     return 0
 
 
