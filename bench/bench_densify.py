@@ -46,7 +46,7 @@ from scipy import ndimage
 import edgefuse
 from edgefuse.fusion import PINHOLE, Projector
 from edgefuse.fusion.densify import DepthCompleter
-from edgefuse.rig import from_radiate
+from edgefuse.rig import from_kitti_object, from_radiate
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "densify.json"
@@ -68,25 +68,14 @@ def _kitti_frames() -> Iterator[Frame]:
     base = _pick("kitti_object_3frames", "training")
     for calib_path in sorted((base / "calib").glob("*.txt")):
         frame = calib_path.stem
-        calib: dict[str, F64] = {}
-        for line in calib_path.read_text().splitlines():
-            if ":" in line:
-                key, values = line.split(":", 1)
-                calib[key] = np.array(values.split(), dtype=np.float64)
-        P2 = calib["P2"].reshape(3, 4)
-        K = P2[:, :3].copy()
-        R0 = np.eye(4)
-        R0[:3, :3] = calib["R0_rect"].reshape(3, 3)
-        Tv = np.eye(4)
-        Tv[:3] = calib["Tr_velo_to_cam"].reshape(3, 4)
-        B = np.eye(4)
-        B[:3, 3] = np.linalg.solve(K, P2[:, 3])
+        rig = from_kitti_object(calib_path)  # K from P2; baseline and R0_rect folded into T_cam2_from_velodyne
+        K, T = rig.camera("cam2").K, rig.transform("cam2", "velodyne").matrix
         image = cv2.imread(str(base / "image_2" / f"{frame}.png"), cv2.IMREAD_UNCHANGED)
         if image is None:
             raise FileNotFoundError(base / "image_2" / f"{frame}.png")
         h, w = image.shape[:2]
         xyz = np.fromfile(base / "velodyne" / f"{frame}.bin", dtype=np.float32).reshape(-1, 4)[:, :3]
-        yield f"kitti/{frame}", np.ascontiguousarray(xyz), Projector(PINHOLE, K, None, w, h, B @ R0 @ Tv)
+        yield f"kitti/{frame}", np.ascontiguousarray(xyz), Projector(PINHOLE, K, None, w, h, T)
 
 
 def _nuscenes_frames() -> Iterator[Frame]:

@@ -40,6 +40,7 @@ from _env import environment, write_json  # bench/_env.py (benches run as script
 from edgefuse.fusion import EQUIDISTANT, PINHOLE, PLUMB_BOB, Projector
 from edgefuse.fusion.painting import PointPainter
 from edgefuse.fusion.projection import MultiCameraProjector
+from edgefuse.rig import from_kitti_object
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "projection.json"
@@ -55,21 +56,10 @@ def _kitti_dir() -> Path:
 
 
 def _calibration(path: Path) -> tuple[F64, F64]:
-    """K (3, 3) and T_cam2_from_velo (4, 4) from a KITTI object calib file (baseline folded into T)."""
-    calib: dict[str, F64] = {}
-    for line in path.read_text().splitlines():
-        if ":" in line:
-            key, values = line.split(":", 1)
-            calib[key] = np.array(values.split(), dtype=np.float64)
-    P2 = calib["P2"].reshape(3, 4)
-    K = P2[:, :3].copy()
-    R0 = np.eye(4)
-    R0[:3, :3] = calib["R0_rect"].reshape(3, 3)
-    Tv = np.eye(4)
-    Tv[:3] = calib["Tr_velo_to_cam"].reshape(3, 4)
-    B = np.eye(4)
-    B[:3, 3] = np.linalg.solve(K, P2[:, 3])
-    return K, B @ R0 @ Tv
+    """K (3, 3) and T_cam2_from_velodyne (4, 4) from a KITTI object calib file, via the rig importer
+    (P2's baseline and R0_rect are folded into the transform there)."""
+    rig = from_kitti_object(path)
+    return rig.camera("cam2").K, rig.transform("cam2", "velodyne").matrix
 
 
 class NumpyWork:
