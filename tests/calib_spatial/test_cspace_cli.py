@@ -29,7 +29,7 @@ def test_register_command_refuses_empty_cloud_and_leaves_rig(tmp_path: Path) -> 
     args = _parser().parse_args(["register", str(tmp_path / "src.npy"), str(tmp_path / "tgt.npy"),
                                  "--source-frame", "b", "--target-frame", "a", "--rig", str(rp),
                                  "--report", str(tmp_path / "r.json"), "--plot", str(tmp_path / "p.png")])
-    assert args.func(args) == 1
+    assert args.func(args) == 4  # refused
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep["verdict"] == "refused"
     assert rep["rig_written"] is False

@@ -169,7 +169,7 @@ def test_register_cli_lock_and_guess_error_flags(tmp_path: Path) -> None:
                           "--target-frame", "lidar", "--planar", "--lock", "yaw", "--guess-error-m", "0.5",
                           "--rig", str(tmp_path / "rig.yaml"), "--report", str(tmp_path / "rep.json")])
     assert args.lock == ["yaw"]
-    assert args.func(args) == 1  # a line: x unconstrained -> refused
+    assert args.func(args) == 4  # a line: x unconstrained -> refused
     rep = json.loads((tmp_path / "rep.json").read_text())
     assert rep["verdict"] == "refused"
     assert not rep["rig_written"]

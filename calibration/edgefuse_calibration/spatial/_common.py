@@ -92,7 +92,8 @@ def exp_so3(w: npt.ArrayLike) -> F64:
     W = skew(w)
     if th < 1e-12:
         return np.eye(3) + W
-    return np.eye(3) + np.sin(th) / th * W + (1 - np.cos(th)) / th**2 * (W @ W)
+    R: F64 = np.eye(3) + np.sin(th) / th * W + (1 - np.cos(th)) / th**2 * (W @ W)
+    return R
 
 
 def log_so3(R: npt.ArrayLike) -> F64:
@@ -108,8 +109,10 @@ def log_so3(R: npt.ArrayLike) -> F64:
         ax = np.sqrt(np.clip(np.diag(B), 0, None))
         i = int(np.argmax(ax))
         ax = B[i] / ax[i]
-        return ax / np.linalg.norm(ax) * th
-    return v * th / (2 * np.sin(th))
+        near_pi: F64 = ax / np.linalg.norm(ax) * th
+        return near_pi
+    rotvec: F64 = v * th / (2 * np.sin(th))
+    return rotvec
 
 
 def perturb(T: Transform, rot_vec_rad: npt.ArrayLike, trans_m: npt.ArrayLike) -> Transform:
@@ -141,7 +144,8 @@ def orthonormalize(R: npt.ArrayLike) -> F64:
     if np.linalg.det(M) < 0:
         U[:, -1] *= -1
         M = U @ Vt
-    return M
+    out: F64 = M
+    return out
 
 
 def kabsch(a: npt.ArrayLike, b: npt.ArrayLike, w: npt.ArrayLike | None = None) -> F64:
@@ -152,7 +156,8 @@ def kabsch(a: npt.ArrayLike, b: npt.ArrayLike, w: npt.ArrayLike | None = None) -
     H = (A * ww[:, None]).T @ B
     U, _, Vt = np.linalg.svd(H)
     d = np.sign(np.linalg.det(Vt.T @ U.T)) or 1.0
-    return Vt.T @ np.diag([1.0, 1.0, d]) @ U.T
+    R: F64 = Vt.T @ np.diag([1.0, 1.0, d]) @ U.T
+    return R
 
 
 # -- rig write-back ---------------------------------------------------------------------------------

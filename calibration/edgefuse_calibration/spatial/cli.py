@@ -21,6 +21,8 @@ from edgefuse.errors import CalibrationError
 from edgefuse.rig import Rig, load_rig, merge_rig_file
 from edgefuse_calibration.spatial._common import SpatialResult, write_report, write_result_to_rig
 
+EXIT_REFUSED = 4  # as `edgefuse calibrate time`: a refusal writes nothing to the rig and exits 4
+
 
 def load_cloud(path: str | Path, columns: int | None = None) -> npt.NDArray[np.float64]:
     """(N, 3) xyz from ``.npy`` ((N, ≥3)), ``.csv`` (x,y,z,… per row, e.g. RADIATE) or a raw float32
@@ -61,16 +63,36 @@ def _finish(result: SpatialResult, args: argparse.Namespace, rig: Rig | None) ->
         write_report(rep, args.report)
     verdict = result.verdict + ("" if result.ok else ": " + "; ".join(result.reasons))
     print(f"{result.tool}: {verdict}" + (f" (written to {args.rig})" if written else ""))
-    return 0 if result.ok else 1
+    return 0 if result.ok else EXIT_REFUSED
+
+
+def _intrinsics_target(args: argparse.Namespace) -> Any:
+    from edgefuse_calibration.spatial.intrinsics import CharucoBoard, Checkerboard
+
+    def pair(text: str, what: str) -> tuple[int, int]:
+        try:
+            a, b = (int(v) for v in text.lower().split("x"))
+        except ValueError:
+            raise CalibrationError(f"{what} must be COLSxROWS, e.g. 9x6; got {text!r}") from None
+        return a, b
+
+    if args.target == "charuco":
+        if not args.squares or args.marker is None:
+            raise CalibrationError("--target charuco needs --squares COLSxROWS and --marker SIZE_M")
+        return CharucoBoard(pair(args.squares, "--squares"), args.square, args.marker, args.dictionary,
+                            legacy=args.legacy)
+    if not args.pattern:
+        raise CalibrationError("--target checkerboard needs --pattern COLSxROWS (inner corners)")
+    return Checkerboard(pair(args.pattern, "--pattern"), args.square, subpix_window=args.subpix_window)
 
 
 def _cmd_intrinsics(args: argparse.Namespace) -> int:
     from edgefuse_calibration.spatial.intrinsics import calibrate_intrinsics
 
-    cols, rows = (int(v) for v in args.pattern.lower().split("x"))
+    target = _intrinsics_target(args)
     images = [_load_image(p) for p in args.images]
-    res = calibrate_intrinsics(images, (cols, rows), args.square, model=args.model, name=args.camera,
-                               frame_id=args.frame or args.camera)
+    res = calibrate_intrinsics(images, target, model=args.model, name=args.camera,
+                               frame_id=args.frame or args.camera, fix_aspect_ratio=args.fix_aspect_ratio)
     written = False
     if res.ok and res.camera is not None and args.rig:
         rig = load_rig(args.rig)
@@ -80,22 +102,26 @@ def _cmd_intrinsics(args: argparse.Namespace) -> int:
         written = True
     rep = res.to_dict()
     rep["rig_written"] = written
+    rep["images"] = [str(p) for p in args.images]
     if args.report:
         write_report(rep, args.report)
     if args.plot and res.camera is not None:
-        from edgefuse_calibration.spatial.target import detect_corners
-
         canvas = np.zeros((res.camera.height, res.camera.width, 3), np.uint8)
         for im in images:
-            c = detect_corners(im, (cols, rows))
-            if c is not None:
-                for u, v in c:
+            det = target.detect(im)
+            if det is not None:
+                for u, v in det[1]:
                     cv2.circle(canvas, (round(u), round(v)), 3, (0, 255, 0), -1)
         cv2.putText(canvas, f"coverage {res.metrics.get('coverage', 0):.0%} rms {res.metrics.get('rms_px', 0):.3f}px",
                     (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2)
         cv2.imwrite(args.plot, canvas)
-    print(f"intrinsics: {res.verdict}" + ("" if res.ok else ": " + "; ".join(res.reasons)))
-    return 0 if res.ok else 1
+    summary = ""
+    if res.camera is not None and res.std:
+        c, sd = res.camera, res.std
+        summary = (f" fx {c.fx:.2f}±{sd['fx']:.2f} fy {c.fy:.2f}±{sd['fy']:.2f} cx {c.cx:.2f}±{sd['cx']:.2f}"
+                   f" cy {c.cy:.2f}±{sd['cy']:.2f} px, RMS {res.metrics.get('rms_px', 0):.3f} px")
+    print(f"intrinsics: {res.verdict}" + ("" if res.ok else ": " + "; ".join(res.reasons)) + summary)
+    return 0 if res.ok else EXIT_REFUSED
 
 
 def _cmd_lidar_camera(args: argparse.Namespace) -> int:
@@ -175,10 +201,17 @@ def _common(p: argparse.ArgumentParser, rig_required: bool = True) -> None:
 
 def add_spatial_parsers(sub: Any) -> None:
     """Register the spatial sub-commands on ``sub`` (the ``calibrate`` sub-parsers action)."""
-    p = sub.add_parser("intrinsics", help="camera intrinsics from checkerboard images")
+    p = sub.add_parser("intrinsics", help="camera intrinsics from checkerboard or ChArUco images")
     p.add_argument("images", nargs="+")
-    p.add_argument("--pattern", required=True, help="inner corners COLSxROWS, e.g. 9x6")
+    p.add_argument("--target", default="checkerboard", choices=["checkerboard", "charuco"])
+    p.add_argument("--pattern", help="checkerboard inner corners COLSxROWS, e.g. 9x6")
+    p.add_argument("--squares", help="ChArUco board squares COLSxROWS, e.g. 7x5")
     p.add_argument("--square", type=float, required=True, help="square size in metres")
+    p.add_argument("--marker", type=float, help="ChArUco marker size in metres")
+    p.add_argument("--dictionary", default="DICT_5X5_100", help="ChArUco ArUco dictionary (OpenCV name)")
+    p.add_argument("--legacy", action="store_true", help="ChArUco board in the pre-4.6 OpenCV layout")
+    p.add_argument("--subpix-window", type=int, default=5, help="checkerboard corner refinement half-size, px")
+    p.add_argument("--fix-aspect-ratio", action="store_true", help="keep fx == fy (pinhole models)")
     p.add_argument("--model", default="plumb_bob", choices=["plumb_bob", "rational_polynomial", "equidistant"])
     p.add_argument("--camera", default="camera", help="camera name in the rig")
     p.add_argument("--frame", help="camera frame_id (default: the camera name)")

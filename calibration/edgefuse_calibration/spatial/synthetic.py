@@ -3,6 +3,8 @@ board) for testing the target-based tools.  Everything produced here is SYNTHETI
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -18,6 +20,44 @@ def render_board(camera: CameraModel, T_cam_from_board: Transform, pattern: tupl
     models, via :meth:`CameraModel.unproject`).  The board's inner corner 0 is the board-frame origin,
     x along cols, y along rows, z into the board (OpenCV convention)."""
     cols, rows = pattern
+
+    def shade(X: F64, Y: F64) -> F64:
+        i = np.floor(X / square_m)
+        j = np.floor(Y / square_m)
+        on_board = (i >= -2) & (i <= cols) & (j >= -2) & (j <= rows)
+        inner = on_board & (i >= -1) & (i <= cols - 1) & (j >= -1) & (j <= rows - 1)
+        val = np.full(X.shape, 128.0)
+        val[on_board] = 255.0
+        val[inner & (((i + j).astype(np.int64) % 2) == 0)] = 20.0
+        return val
+
+    return _render_plane(camera, T_cam_from_board, shade, noise_std=noise_std, rng=rng, supersample=supersample)
+
+
+def render_texture(camera: CameraModel, T_cam_from_board: Transform, texture: npt.ArrayLike, metres_per_px: float,
+                   *, noise_std: float = 2.0, rng: np.random.Generator | None = None,
+                   supersample: int = 2) -> npt.NDArray[np.uint8]:
+    """Grey image (H, W) uint8 of a planar ``texture`` (grey, e.g. ``cv2.aruco.CharucoBoard.generateImage``)
+    lying on the board plane z = 0 with its top-left corner at the board origin, x along the texture's
+    columns, y along its rows, ``metres_per_px`` per texture pixel; mid-grey elsewhere."""
+    tex = np.asarray(texture, np.float64)
+    th, tw = tex.shape[:2]
+
+    def shade(X: F64, Y: F64) -> F64:
+        c = np.floor(X / metres_per_px).astype(np.int64)
+        r = np.floor(Y / metres_per_px).astype(np.int64)
+        inside = (c >= 0) & (c < tw) & (r >= 0) & (r < th)
+        val = np.full(X.shape, 128.0)
+        val[inside] = tex[r[inside], c[inside]]
+        return val
+
+    return _render_plane(camera, T_cam_from_board, shade, noise_std=noise_std, rng=rng, supersample=supersample)
+
+
+def _render_plane(camera: CameraModel, T_cam_from_board: Transform, shade: Any, *, noise_std: float,
+                  rng: np.random.Generator | None, supersample: int) -> npt.NDArray[np.uint8]:
+    """Ray-cast every (supersampled) pixel onto the board plane z = 0 and average ``shade(X, Y)``
+    (board-frame metres → grey level; pixels whose ray misses the plane are mid-grey)."""
     h, w = camera.height, camera.width
     s = supersample
     off = (np.arange(s) + 0.5) / s - 0.5
@@ -29,22 +69,15 @@ def render_board(camera: CameraModel, T_cam_from_board: Transform, pattern: tupl
             uv = np.stack([(uu + du).ravel(), (vv + dv).ravel()], axis=1)
             rays, ok = camera.unproject(uv)
             rays = np.where(ok[:, None], rays, 0.0)
-            # ray in board frame: origin o, direction d; plane z = 0
             o = T_board_from_cam.t
             d = rays @ T_board_from_cam.R.T
             with np.errstate(divide="ignore", invalid="ignore"):
                 lam = -o[2] / d[:, 2]
             hit = ok & np.isfinite(lam) & (lam > 0)
-            X = o[0] + lam * d[:, 0]
-            Y = o[1] + lam * d[:, 1]
-            i = np.floor(X / square_m)
-            j = np.floor(Y / square_m)
-            on_board = hit & (i >= -2) & (i <= cols) & (j >= -2) & (j <= rows)
-            inner = on_board & (i >= -1) & (i <= cols - 1) & (j >= -1) & (j <= rows - 1)
+            X = np.where(hit, o[0] + lam * d[:, 0], np.inf)
+            Y = np.where(hit, o[1] + lam * d[:, 1], np.inf)
             val = np.full(X.shape, 128.0)
-            val[on_board] = 255.0
-            black = inner & (((i + j).astype(np.int64) % 2) == 0)
-            val[black] = 20.0
+            val[hit] = shade(X[hit], Y[hit])
             acc += val.reshape(h, w)
     img = acc / (s * s)
     if noise_std > 0:

@@ -50,16 +50,16 @@ def board_object_points(pattern: tuple[int, int], square_m: float) -> F64:
     return g
 
 
-def detect_corners(image: npt.ArrayLike, pattern: tuple[int, int]) -> F64 | None:
+def detect_corners(image: npt.ArrayLike, pattern: tuple[int, int], *, window: int = 5) -> F64 | None:
     """Sub-pixel inner corners (N, 2) of a ``pattern = (cols, rows)`` checkerboard, or None when no
-    board is found."""
+    board is found.  ``window`` is the half-size of the ``cv2.cornerSubPix`` search window."""
     im = np.asarray(image)
     gray = im if im.ndim == 2 else cv2.cvtColor(im, cv2.COLOR_BGR2GRAY)
     ok, corners = cv2.findChessboardCorners(gray, pattern, flags=cv2.CALIB_CB_ADAPTIVE_THRESH
                                             | cv2.CALIB_CB_NORMALIZE_IMAGE)
     if not ok or corners is None:
         return None
-    corners = cv2.cornerSubPix(gray, corners, (5, 5), (-1, -1),
+    corners = cv2.cornerSubPix(gray, corners, (window, window), (-1, -1),
                                (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 50, 1e-4))
     return np.asarray(corners, np.float64).reshape(-1, 2)
 
@@ -84,7 +84,7 @@ def board_plane_from_image(image: npt.ArrayLike, camera: CameraModel, pattern: t
         return None
     R, _ = cv2.Rodrigues(rvec)
     T = Transform.from_rt(R, tvec.reshape(3))
-    n = R[:, 2].copy()
+    n: F64 = np.asarray(R[:, 2], np.float64).copy()
     d = float(n @ T.t)
     n, d = _toward_origin(n, d)
     return Plane(n, d), T
