@@ -36,3 +36,20 @@ def test_register_command_refuses_empty_cloud_and_leaves_rig(tmp_path: Path) -> 
     assert rp.read_text() == before
     assert (tmp_path / "p.png").stat().st_size > 0
     assert load_rig(rp).transform("a", "b").allclose(Transform.identity())
+
+
+def test_imu_camera_command_rejects_garbage_rates(tmp_path: Path) -> None:
+    import pytest
+
+    from edgefuse.errors import CalibrationError
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("wx,wy\n1,oops\n")
+    args = _parser().parse_args(["imu-camera", str(bad), str(bad)])
+    with pytest.raises(CalibrationError, match="cannot read rates"):
+        args.func(args)
+    two = tmp_path / "two.csv"
+    two.write_text("1,2\n3,4\n")
+    args = _parser().parse_args(["imu-camera", str(two), str(two)])
+    with pytest.raises(CalibrationError, match="at least 3 columns"):
+        args.func(args)

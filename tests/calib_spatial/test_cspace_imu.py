@@ -39,3 +39,30 @@ def test_no_motion_refused_and_bad_shape() -> None:
     assert "excitation" in res.reasons[0]
     with pytest.raises(CalibrationError):
         rotation_from_rates(np.zeros((10, 3)), np.zeros((9, 3)))
+
+
+def test_constant_gyro_bias_estimated() -> None:
+    rng = np.random.default_rng(4)
+    R = exp_so3([0.2, 0.5, -1.2])
+    wb = rng.normal(0, 0.6, (400, 3))
+    bias = np.array([0.05, -0.08, 0.1])
+    wa = wb @ R.T + rng.normal(0, 0.005, (400, 3))
+    res = rotation_from_rates(wa, wb + bias)  # b is the biased gyro
+    assert res.ok and res.T is not None
+    assert np.degrees(np.arccos(np.clip((np.trace(res.T.R @ R.T) - 1) / 2, -1, 1))) < 0.1
+    np.testing.assert_allclose(res.metrics["rate_offset_rad_s"], -R @ bias, atol=0.003)
+
+
+def test_unrelated_streams_refused() -> None:
+    rng = np.random.default_rng(5)
+    res = rotation_from_rates(rng.normal(0, 0.5, (300, 3)), rng.normal(0, 0.5, (300, 3)))
+    assert res.verdict == "refused" and res.T is None
+    assert "explain only" in res.reasons[0]
+
+
+def test_bias_alone_is_not_motion() -> None:
+    rng = np.random.default_rng(6)
+    still = rng.normal(0, 0.003, (300, 3))
+    res = rotation_from_rates(still, still + np.array([0.0, 0.02, 0.076]))  # a resting, biased gyro
+    assert res.verdict == "refused"
+    assert "insufficient excitation" in res.reasons[0]

@@ -181,10 +181,18 @@ def _plot_bev(path: str, src: npt.NDArray[np.float64], tgt: npt.NDArray[np.float
 def _cmd_imu_camera(args: argparse.Namespace) -> int:
     from edgefuse_calibration.spatial.imu_camera import rotation_from_rates
 
-    a = np.loadtxt(args.rates_a, delimiter=",", ndmin=2)[:, -3:]
-    b = np.loadtxt(args.rates_b, delimiter=",", ndmin=2)[:, -3:]
+    def rates(path: str) -> npt.NDArray[np.float64]:
+        try:
+            values = np.loadtxt(path, delimiter=",", ndmin=2, comments="#")
+        except (OSError, ValueError) as exc:
+            raise CalibrationError(f"cannot read rates: {exc}", file=path) from None
+        if values.shape[1] < 3:
+            raise CalibrationError(f"need at least 3 columns (wx,wy,wz last), got {values.shape[1]}", file=path)
+        return values[:, -3:]
+
+    a, b = rates(args.rates_a), rates(args.rates_b)
     rig = load_rig(args.rig) if args.rig else None
-    res = rotation_from_rates(a, b, a_frame=args.a_frame, b_frame=args.b_frame)
+    res = rotation_from_rates(a, b, a_frame=args.a_frame, b_frame=args.b_frame, estimate_bias=not args.no_bias)
     if res.ok and rig is not None and res.T is not None:
         # rotation only: keep the rig's translation between the frames
         from edgefuse.rig import Transform
@@ -250,5 +258,6 @@ def add_spatial_parsers(sub: Any) -> None:
     p.add_argument("rates_b", help="CSV, same rows, rates in frame B (e.g. the IMU)")
     p.add_argument("--a-frame", default="camera")
     p.add_argument("--b-frame", default="imu")
+    p.add_argument("--no-bias", action="store_true", help="do not estimate a constant rate offset (gyro bias)")
     _common(p, rig_required=False)
     p.set_defaults(func=_cmd_imu_camera)

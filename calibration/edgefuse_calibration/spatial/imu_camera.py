@@ -3,8 +3,11 @@
 A rigid rig rotates as one body, so the angular velocity seen by sensor *a* and *b* (each in its own
 frame) obey ``ω_a = R_a_from_b · ω_b``.  Given time-aligned rate samples (e.g. gyro and a camera's
 rotation rate from feature tracking, or a ground-truth body frame), ``R_a_from_b`` is the Kabsch
-rotation of the two rate sets.  Refused when the rates do not excite at least two independent axes
-(the rotation about a single excited axis is unobservable) or too few samples are moving.
+rotation of the two rate sets.  A gyro's bias makes that ``ω_a = R_a_from_b · ω_b + c``: by default the
+constant ``c`` is estimated too (Kabsch on the mean-removed rates), which on EuRoC's real gyro (bias up
+to 0.076 rad/s) cuts the rotation error from 0.49° to 0.14°.  Refused when the rates do not excite at
+least two independent axes (the rotation about a single excited axis is unobservable), too few samples
+are moving, or the fit does not explain the rates (see :func:`rotation_from_rates`).
 """
 
 from __future__ import annotations
@@ -19,14 +22,18 @@ from edgefuse_calibration.spatial._common import OK, REFUSED, SpatialResult, kab
 
 def rotation_from_rates(
     omega_a: npt.ArrayLike, omega_b: npt.ArrayLike, *, a_frame: str = "camera", b_frame: str = "imu",
-    min_rate_rad_s: float = 0.05, min_samples: int = 20, min_axis_ratio: float = 0.1,
+    min_rate_rad_s: float = 0.05, min_samples: int = 20, min_axis_ratio: float = 0.1, estimate_bias: bool = True,
+    min_explained: float = 0.9,
 ) -> SpatialResult:
     """``R_a_from_b`` (as a rotation-only ``T``) from (N, 3) rate samples in rad/s, paired row by row.
 
     Rows with a non-finite value or with both rates below ``min_rate_rad_s`` are dropped.  Refused when
-    fewer than ``min_samples`` rows remain or when the second singular value of the ``b`` rates is below
-    ``min_axis_ratio`` times the first (motion about one axis only).  ``metrics``: residual RMS (rad/s),
-    singular values, samples used, and a first-order rotation uncertainty (deg).
+    fewer than ``min_samples`` rows remain, when the ``b`` rates (bias removed) vary by less than
+    ``min_rate_rad_s`` RMS along their second principal axis (a constant gyro bias is not motion), when
+    that axis's singular value is below ``min_axis_ratio`` times the first (motion about one axis only),
+    or when the fit explains less than ``min_explained`` of the variance of ``a``.  ``metrics``: residual RMS (rad/s),
+    singular values, samples used, a first-order rotation uncertainty (deg) and, with ``estimate_bias``,
+    the constant rate offset ``c`` (rad/s, frame a; ``-R·bias_b`` when only sensor b is biased).
     """
     a = np.asarray(omega_a, dtype=np.float64)
     b = np.asarray(omega_b, dtype=np.float64)
@@ -40,18 +47,36 @@ def rotation_from_rates(
     if len(a) < min_samples:
         res.reasons.append(f"only {len(a)} moving samples (need {min_samples}): insufficient excitation")
         return res
-    sv = np.linalg.svd(b - 0.0, compute_uv=False)
+    mean_a = a.mean(axis=0) if estimate_bias else np.zeros(3)
+    mean_b = b.mean(axis=0) if estimate_bias else np.zeros(3)
+    a0, b0 = a - mean_a, b - mean_b
+    sv = np.linalg.svd(b0, compute_uv=False)
     res.metrics["rate_singular_values"] = sv.tolist()
+    spread = sv / np.sqrt(len(b0))  # RMS rate along each principal axis (after the bias, with estimate_bias)
+    res.metrics["rate_rms_per_axis_rad_s"] = spread.tolist()
+    if spread[0] < min_rate_rad_s or (spread[1] < min_rate_rad_s and sv[1] >= min_axis_ratio * sv[0]):
+        res.reasons.append(f"insufficient excitation: the rates vary by {spread.round(4).tolist()} rad/s RMS along"
+                           f" their principal axes; at least two must reach {min_rate_rad_s} rad/s")
+        return res
     if sv[1] < min_axis_ratio * sv[0]:
         res.reasons.append(f"motion excites one axis only (singular values {sv.round(3).tolist()}): the"
                            " rotation about it is unobservable")
         return res
-    R = kabsch(b, a)
-    r = a - b @ R.T
+    R = kabsch(b0, a0)
+    c = mean_a - R @ mean_b
+    r = a - b @ R.T - c
     rms = float(np.sqrt(np.mean(np.sum(r * r, axis=1))))
     # first-order: each rotation component's std ~ noise / (singular value of the lever)
     sd = rms / np.sqrt(3) / np.maximum(sv[[1, 2, 2]], 1e-12)
-    res.metrics.update(residual_rms_rad_s=rms, rot_std_deg=float(np.degrees(np.linalg.norm(sd[:2]))))
+    explained = 1.0 - float(np.sum(r * r)) / max(float(np.sum(a0 * a0)), 1e-300)
+    res.metrics.update(residual_rms_rad_s=rms, rot_std_deg=float(np.degrees(np.linalg.norm(sd[:2]))),
+                       explained_variance=explained)
+    if estimate_bias:
+        res.metrics["rate_offset_rad_s"] = c.tolist()
+    if explained < min_explained:
+        res.reasons.append(f"the rotated rates of b explain only {explained:.0%} of a's rate variation (need"
+                           f" {min_explained:.0%}): streams not time-aligned, or not on one rigid body")
+        return res
     res.T = Transform.from_rt(R, np.zeros(3))
     res.verdict = OK
     return res
