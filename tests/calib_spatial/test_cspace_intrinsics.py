@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 from edgefuse_calibration.spatial import calibrate_intrinsics
@@ -61,8 +64,38 @@ def _charuco_views(n: int, seed: int, camera: CameraModel = TRUE) -> tuple[Charu
     return board, views
 
 
-def test_charuco_intrinsics_recovered_with_partly_hidden_boards() -> None:
-    board, views = _charuco_views(12, 3)
+@pytest.fixture(scope="module")
+def charuco() -> tuple[CharucoBoard, list[np.ndarray]]:
+    return _charuco_views(12, 3)
+
+
+def test_charuco_cli_writes_report(charuco: tuple[CharucoBoard, list[np.ndarray]], tmp_path: Path) -> None:
+    import argparse
+
+    import cv2
+    from edgefuse_calibration.spatial.cli import add_spatial_parsers
+
+    paths = []
+    for k, im in enumerate(charuco[1]):
+        paths.append(str(tmp_path / f"v{k}.png"))
+        cv2.imwrite(paths[-1], im)
+    parser = argparse.ArgumentParser()
+    add_spatial_parsers(parser.add_subparsers())
+    args = parser.parse_args(["intrinsics", *paths, "--target", "charuco", "--squares", "7x5", "--square", "0.04",
+                              "--marker", "0.03", "--dictionary", "DICT_5X5_100",
+                              "--report", str(tmp_path / "r.json")])
+    rc = args.func(args)
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rc == 0 and rep["verdict"] == "ok"
+    assert rep["metrics"]["target"] == {"type": "charuco", "squares": [7, 5], "square_m": 0.04, "marker_m": 0.03,
+                                        "dictionary": "DICT_5X5_100", "legacy": False}
+    assert rep["metrics"]["n_views_used"] == 12 and rep["metrics"]["coverage"] >= 0.5
+    assert abs(rep["camera"]["K"][0][0] - 330) < 5
+
+
+def test_charuco_intrinsics_recovered_with_partly_hidden_boards(
+        charuco: tuple[CharucoBoard, list[np.ndarray]]) -> None:
+    board, views = charuco[0], [im.copy() for im in charuco[1]]
     for im in views[:4]:  # hide a third of the image: ChArUco still gives the visible corners
         im[:, : im.shape[1] // 3] = 128
     partial = board.detect(views[0])
