@@ -128,13 +128,27 @@ def run_targetless(name: str, frames: list[LidarCameraFrame], T_ref: Transform, 
         el = time.perf_counter() - t
         e = pose_error(res.T, T_ref) if res.T is not None else (None, None)
         m = res.metrics
+        cand = m.get("candidate_T_cam_from_lidar")
+        ce = pose_error(Transform(np.asarray(cand), normalize=True), T_ref) if cand is not None else (None, None)
         rows.append({"verdict": res.verdict, "rot_err_deg": e[0], "trans_err_m": e[1], "init_rot_deg": i0[0],
-                     "init_trans_m": i0[1], "seconds": el, "n_edge_points": m.get("n_lidar_edge_points"),
+                     "init_trans_m": i0[1], "candidate_rot_err_deg": ce[0], "candidate_trans_err_m": ce[1],
+                     "seconds": el, "n_edge_points": m.get("n_lidar_edge_points"),
                      "score_initial": m.get("score_initial"), "score_refined": m.get("score_refined"),
                      "n_agreeing_starts": m.get("n_agreeing_starts"), "reasons": res.reasons})
         print(name, {k: (round(v, 4) if isinstance(v, float) else v) for k, v in rows[-1].items()
                      if k != "reasons"}, res.reasons[:1], flush=True)
-    return summarize(name, rows, {"perturbation": "3 deg + 20 cm (exact magnitudes, seeded directions)"})
+    refused = [r for r in rows if r["verdict"] == "refused" and r["candidate_rot_err_deg"] is not None]
+    extra: dict[str, Any] = {"perturbation": "3 deg + 20 cm (exact magnitudes, seeded directions)"}
+    if refused:  # was refusing right? the best candidate of each refused trial against the reference
+        extra["refused_candidates"] = {
+            "n": len(refused),
+            "rot_err_deg_median": float(np.median([r["candidate_rot_err_deg"] for r in refused])),
+            "trans_err_cm_median": float(np.median([r["candidate_trans_err_m"] for r in refused])) * 100,
+            "n_within_goal": sum(r["candidate_rot_err_deg"] <= 0.2 and r["candidate_trans_err_m"] <= 0.02
+                                 for r in refused),
+            "n_worse_than_guess": sum(r["candidate_rot_err_deg"] > r["init_rot_deg"]
+                                      or r["candidate_trans_err_m"] > r["init_trans_m"] for r in refused)}
+    return summarize(name, rows, extra)
 
 
 def run_radar2lidar(trials: int) -> dict[str, Any]:
@@ -289,15 +303,17 @@ def _pair(d: dict[str, float] | None, nd: int) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=10)
-    ap.add_argument("--only", choices=["all", "registration"], default="all",
-                    help="registration: rerun only the cloud-registration rows and merge them into the JSON")
+    ap.add_argument("--only", choices=["all", "registration", "targetless"], default="all",
+                    help="rerun only the cloud-registration or the targetless LiDAR-camera rows and merge them"
+                         " into the JSON")
     a = ap.parse_args()
-    if a.only == "registration":
+    if a.only != "all":
         path = HERE / "results" / "extrinsics.json"
         out = json.loads(path.read_text()) if path.is_file() else {"results": []}
-        new = [run_radar2lidar(a.trials), run_radiate_radar2lidar(a.trials, deskew=False, lock=()),
-               run_radiate_radar2lidar(a.trials, deskew=True, lock=("y",)),
-               run_radiate_radar2lidar(a.trials, deskew=True, lock=("x", "y"))]
+        new = ([run_radar2lidar(a.trials), run_radiate_radar2lidar(a.trials, deskew=False, lock=()),
+                run_radiate_radar2lidar(a.trials, deskew=True, lock=("y",)),
+                run_radiate_radar2lidar(a.trials, deskew=True, lock=("x", "y"))]
+               if a.only == "registration" else _targetless_rows(a.trials))
         names = {r["dataset"] for r in new}
         out["results"] = [r for r in out["results"] if r["dataset"] not in names] + new
         path.write_text(json.dumps(out, indent=2) + "\n")
@@ -306,16 +322,7 @@ def main() -> None:
     out: dict[str, Any] = {"machine": platform.processor() or platform.machine(), "trials_per_dataset": a.trials,
                            "goal": "KITTI: <= 0.2 deg and <= 2 cm", "results": []}
     (HERE / "results").mkdir(exist_ok=True)
-    ks = {i: kitti(i) for i in ("000000", "000001", "000002")}
-    for i, (fr, T) in ks.items():
-        out["results"].append(run_targetless(f"kitti_{i}", [fr], T, a.trials))
-    if ks["000001"][1].allclose(ks["000002"][1], 1e-9):  # same calibration file: one extrinsic
-        out["results"].append(run_targetless("kitti_000001+000002", [ks["000001"][0], ks["000002"][0]],
-                                             ks["000001"][1], a.trials))
-    fr, T = nuscenes()
-    out["results"].append(run_targetless("nuscenes_CAM_FRONT", [fr], T, a.trials))
-    fr, T = opencalib_lidar2camera()
-    out["results"].append(run_targetless("opencalib_lidar2camera", [fr], T, a.trials))
+    out["results"].extend(_targetless_rows(a.trials))
     out["results"].append(run_radar2lidar(a.trials))
     out["results"].append(run_radiate_radar2lidar(a.trials, deskew=False, lock=()))
     out["results"].append(run_radiate_radar2lidar(a.trials, deskew=True, lock=("y",)))
@@ -323,6 +330,21 @@ def main() -> None:
     out["results"].append(run_radar2camera())
     (HERE / "results" / "extrinsics.json").write_text(json.dumps(out, indent=2) + "\n")
     _print_table(out["results"])
+
+
+def _targetless_rows(trials: int) -> list[dict[str, Any]]:
+    rows = []
+    ks = {i: kitti(i) for i in ("000000", "000001", "000002")}
+    for i, (fr, T) in ks.items():
+        rows.append(run_targetless(f"kitti_{i}", [fr], T, trials))
+    if ks["000001"][1].allclose(ks["000002"][1], 1e-9):  # same calibration file: one extrinsic
+        rows.append(run_targetless("kitti_000001+000002", [ks["000001"][0], ks["000002"][0]], ks["000001"][1],
+                                   trials))
+    fr, T = nuscenes()
+    rows.append(run_targetless("nuscenes_CAM_FRONT", [fr], T, trials))
+    fr, T = opencalib_lidar2camera()
+    rows.append(run_targetless("opencalib_lidar2camera", [fr], T, trials))
+    return rows
 
 
 def _print_table(results: list[dict[str, Any]]) -> None:

@@ -116,6 +116,9 @@ def test_kitti_frame0_ambiguous_perturbation_is_refused_and_not_written(tmp_path
     assert res.verdict == "refused"
     assert res.T is None
     assert any("not corroborated" in r or "not determined" in r for r in res.reasons)
+    # the best candidate is reported for diagnosis, as a plain matrix, and is not the result
+    cand = np.asarray(res.metrics["candidate_T_cam_from_lidar"])
+    assert cand.shape == (4, 4) and res.to_dict()["result"] is None
     rig_path = tmp_path / "rig.yaml"
     save_rig(rig, rig_path)
     before = rig_path.read_text()

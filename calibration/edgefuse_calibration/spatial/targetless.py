@@ -455,7 +455,9 @@ def refine_lidar_camera(  # noqa: PLR0915 (one linear procedure, easier to read 
         n_starts=len(starts), start_scores=scores, n_tied_starts=len(ties),
         tied_rot_spread_deg=rot_spread, tied_trans_spread_m=tr_spread,
         curvature_rot=curv[:3].tolist(), curvature_trans=curv[3:].tolist(),
-        translation_axes_kept="".join(kept))
+        translation_axes_kept="".join(kept),
+        # the best candidate, whatever the verdict: for diagnosis only (a refused one is never written)
+        candidate_T_cam_from_lidar=T_ref.matrix.tolist())
     if not c1 > c0 * (1.0 + opt.min_improvement):
         res.verdict = NO_IMPROVEMENT
         res.T = T0
