@@ -48,9 +48,16 @@ NUSC = DATA / "nuscenes_demo_sample"
 OC = DATA / "opencalib_radar_lidar_camera"
 
 
+def _imread(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path))
+    if img is None:
+        raise SystemExit(f"cannot read image {path} (is ../shared/data present?)")
+    return np.asarray(img)
+
+
 def kitti(i: str) -> tuple[LidarCameraFrame, Transform]:
     rig = from_kitti_object(KITTI / "calib" / f"{i}.txt")
-    img = cv2.imread(str(KITTI / "image_2" / f"{i}.png"))
+    img = _imread(KITTI / "image_2" / f"{i}.png")
     pts = np.fromfile(KITTI / "velodyne" / f"{i}.bin", dtype=np.float32).reshape(-1, 4)[:, :3]
     c = rig.camera("cam2")
     cam = CameraModel(name="cam2", frame_id="cam2", width=img.shape[1], height=img.shape[0], K=c.K, D=c.D)
@@ -60,7 +67,7 @@ def kitti(i: str) -> tuple[LidarCameraFrame, Transform]:
 def nuscenes() -> tuple[LidarCameraFrame, Transform]:
     d = json.loads((NUSC / "calib_and_boxes_from_pkl.json").read_text())
     cf = d["images"]["CAM_FRONT"]
-    img = cv2.imread(str(NUSC / cf["img_path"]))
+    img = _imread(NUSC / cf["img_path"])
     raw = np.fromfile(NUSC / d["lidar_points"]["lidar_path"], dtype=np.float32).reshape(-1, 5)
     cam = CameraModel(name="CAM_FRONT", frame_id="CAM_FRONT", width=img.shape[1], height=img.shape[0],
                       K=np.array(cf["cam2img"]), D=np.zeros(0))
@@ -84,7 +91,7 @@ def opencalib_camera(folder: Path, image: np.ndarray, name: str = "center_camera
 
 def opencalib_lidar2camera() -> tuple[LidarCameraFrame, Transform]:
     f = OC / "lidar2camera" / "manual_calib" / "data"
-    img = cv2.imread(str(f / "0.png"))
+    img = _imread(f / "0.png")
     a = read_pcd(f / "0.pcd")
     xyz = np.stack([a["x"], a["y"], a["z"]], axis=1)
     T = Transform(np.array(_oc_json(f / "top_center_lidar-to-center_camera-extrinsic.json")["sensor_calib"]["data"]),
@@ -124,7 +131,7 @@ def run_targetless(name: str, frames: list[LidarCameraFrame], T_ref: Transform, 
         T0 = perturb(T_ref, dr, dt)
         i0 = pose_error(T0, T_ref)
         t = time.perf_counter()
-        res = refine_lidar_camera(frames, frames[0].camera, T0)  # type: ignore[arg-type]
+        res = refine_lidar_camera(frames, frames[0].camera, T0)
         el = time.perf_counter() - t
         e = pose_error(res.T, T_ref) if res.T is not None else (None, None)
         m = res.metrics
@@ -147,7 +154,9 @@ def run_targetless(name: str, frames: list[LidarCameraFrame], T_ref: Transform, 
             "n_within_goal": sum(r["candidate_rot_err_deg"] <= 0.2 and r["candidate_trans_err_m"] <= 0.02
                                  for r in refused),
             "n_worse_than_guess": sum(r["candidate_rot_err_deg"] > r["init_rot_deg"]
-                                      or r["candidate_trans_err_m"] > r["init_trans_m"] for r in refused)}
+                                      or r["candidate_trans_err_m"] > r["init_trans_m"] for r in refused),
+            "n_rotation_worse_than_guess": sum(r["candidate_rot_err_deg"] > r["init_rot_deg"] for r in refused),
+            "n_translation_worse_than_guess": sum(r["candidate_trans_err_m"] > r["init_trans_m"] for r in refused)}
     return summarize(name, rows, extra)
 
 
@@ -278,7 +287,7 @@ def run_radiate_radar2lidar(trials: int, deskew: bool, lock: tuple[str, ...]) ->
 
 def run_radar2camera() -> dict[str, Any]:
     f = OC / "radar2camera" / "manual_calib" / "data"
-    img = cv2.imread(str(f / "0.jpg"))
+    img = _imread(f / "0.jpg")
     cam = opencalib_camera(f, img)
     T = Transform(np.array(_oc_json(f / "radar-to-center_camera-extrinsic.json")["sensor_calib"]["data"]),
                   normalize=True)
@@ -309,14 +318,14 @@ def main() -> None:
     a = ap.parse_args()
     if a.only != "all":
         path = HERE / "results" / "extrinsics.json"
-        out = json.loads(path.read_text()) if path.is_file() else {"results": []}
+        old: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {"results": []}
         new = ([run_radar2lidar(a.trials), run_radiate_radar2lidar(a.trials, deskew=False, lock=()),
                 run_radiate_radar2lidar(a.trials, deskew=True, lock=("y",)),
                 run_radiate_radar2lidar(a.trials, deskew=True, lock=("x", "y"))]
                if a.only == "registration" else _targetless_rows(a.trials))
         names = {r["dataset"] for r in new}
-        out["results"] = [r for r in out["results"] if r["dataset"] not in names] + new
-        path.write_text(json.dumps(out, indent=2) + "\n")
+        old["results"] = [r for r in old["results"] if r["dataset"] not in names] + new
+        path.write_text(json.dumps(old, indent=2) + "\n")
         _print_table(new)
         return
     out: dict[str, Any] = {"machine": platform.processor() or platform.machine(), "trials_per_dataset": a.trials,

@@ -18,7 +18,8 @@ sweep j onto sweep i (ICP, started from the velocity), then the median point-to-
 sweep j's near-range points to sweep i's surface (local PCA planes, 12 neighbours), for the pairs one
 and two sweeps apart.  Deskew variants: the velocity scaled by -1 (wrong sign), 0 (raw), and 0.5 to 2:
 a correct deskew should minimise the residual at a scale near 1.  Measured: the residual falls from
-raw to scale 1 and is lowest at 1.0-1.5 (parabola vertex ≈ 1.2); wrong sign is worst.
+raw to scale 1 in all 7 pairs and is lowest at 1.0-1.5 (parabola vertex 1.27: the data prefer a
+skew 27 % larger than the ICP velocity gives, unexplained); wrong sign is worst.
 
     python bench/deskew_luminar.py
 

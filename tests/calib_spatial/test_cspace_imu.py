@@ -66,3 +66,35 @@ def test_bias_alone_is_not_motion() -> None:
     res = rotation_from_rates(still, still + np.array([0.0, 0.02, 0.076]))  # a resting, biased gyro
     assert res.verdict == "refused"
     assert "insufficient excitation" in res.reasons[0]
+
+
+def test_noisy_but_determined_rotation_is_accepted() -> None:
+    # noise lowers the explained variance (here ~80 %) but the rotation is still well determined
+    rng = np.random.default_rng(7)
+    R = exp_so3([0.4, -0.2, 0.9])
+    wb = rng.normal(0, 0.3, (3000, 3))
+    wa = wb @ R.T + rng.normal(0, 0.15, (3000, 3))
+    res = rotation_from_rates(wa, wb)
+    assert res.ok and res.T is not None, res.reasons
+    assert res.metrics["explained_variance"] < 0.9
+    err = np.degrees(np.arccos(np.clip((np.trace(res.T.R @ R.T) - 1) / 2, -1, 1)))
+    assert err < 3 * res.metrics["rot_std_deg"]
+
+
+def test_too_noisy_rotation_is_refused_as_not_determined() -> None:
+    rng = np.random.default_rng(8)
+    R = exp_so3([0.4, -0.2, 0.9])
+    wb = rng.normal(0, 0.25, (40, 3))
+    wa = wb @ R.T + rng.normal(0, 0.12, (40, 3))
+    res = rotation_from_rates(wa, wb, min_explained=0.0)
+    assert res.verdict == "refused" and res.T is None
+    assert any("rotation not determined" in r for r in res.reasons), res.reasons
+
+
+def test_one_sensor_vibrating_while_the_other_is_still_is_refused() -> None:
+    rng = np.random.default_rng(9)
+    gyro = rng.normal(0, 0.2, (500, 3))          # vibration on the IMU
+    camera = rng.normal(0, 0.004, (500, 3))      # the camera barely turns
+    res = rotation_from_rates(camera, gyro, a_frame="cam", b_frame="imu")
+    assert res.verdict == "refused"
+    assert "insufficient excitation: the cam rates" in res.reasons[0]

@@ -83,4 +83,6 @@ def test_take_off_window_of_real_camera_rates_is_refused() -> None:
     gyro = np.stack([np.interp(rows[:, 0], imu[:, 0], imu[:, 1 + i]) for i in range(3)], axis=1)
     res = rotation_from_rates(rows[:, 1:4], gyro, a_frame="cam0", b_frame="imu0")
     assert res.verdict == "refused" and res.T is None
-    assert "insufficient excitation" in res.reasons[0] or "one axis" in res.reasons[0]
+    # the camera hardly turns (< 0.031 rad/s); the gyro's vibration alone is not shared motion
+    assert "insufficient excitation: the cam0 rates" in res.reasons[0], res.reasons
+    assert res.metrics["rate_rms_per_axis_rad_s_cam0"][1] < 0.02

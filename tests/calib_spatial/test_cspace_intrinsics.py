@@ -148,3 +148,19 @@ def test_board_definitions_checked() -> None:
         calibrate_intrinsics([np.zeros((10, 10), np.uint8)], (9, 6))
     with pytest.raises(CalibrationError, match="fix_aspect_ratio"):
         calibrate_intrinsics([np.zeros((10, 10), np.uint8)], PAT, SQ, model="equidistant", fix_aspect_ratio=True)
+
+
+def test_undetermined_principal_point_and_unknown_uncertainty_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    import edgefuse_calibration.spatial.intrinsics as intr
+
+    views = _views(8, 5)
+    strict = calibrate_intrinsics(views, PAT, SQ, min_coverage=0.3, max_center_std_px=0.01)
+    assert strict.verdict == "refused" and strict.camera is not None  # measured, but not accepted
+    assert any("principal point not determined" in r for r in strict.reasons), strict.reasons
+    # a jackknife that yields NaN must refuse, not pass the gates (NaN > limit is False)
+    monkeypatch.setattr(intr, "_jackknife_std", lambda *a, **k: np.full(9, np.nan))
+    nan = calibrate_intrinsics(views, PAT, SQ, min_coverage=0.3)
+    assert nan.verdict == "refused"
+    assert any("uncertainty could not be estimated" in r for r in nan.reasons), nan.reasons
+    with pytest.raises(CalibrationError, match="contradicts"):
+        calibrate_intrinsics(views, intr.Checkerboard(PAT, SQ), 0.03)

@@ -119,6 +119,11 @@ def test_kitti_frame0_ambiguous_perturbation_is_refused_and_not_written(tmp_path
     # the best candidate is reported for diagnosis, as a plain matrix, and is not the result
     cand = np.asarray(res.metrics["candidate_T_cam_from_lidar"])
     assert cand.shape == (4, 4) and res.to_dict()["result"] is None
+    # it is the refined pose the metrics describe: its change from the guess is the reported one
+    dr, dt = pose_error(Transform(cand, normalize=True), _perturbed(Tref, 0))
+    assert dr == pytest.approx(res.metrics["change_rot_deg"], abs=1e-9)
+    assert dt == pytest.approx(res.metrics["change_trans_m"], abs=1e-12)
+    assert dr > 0.1  # it moved: not the guess echoed back
     rig_path = tmp_path / "rig.yaml"
     save_rig(rig, rig_path)
     before = rig_path.read_text()

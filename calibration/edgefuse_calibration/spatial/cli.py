@@ -3,13 +3,14 @@
 :func:`add_spatial_parsers` adds ``intrinsics``, ``lidar-camera``, ``register`` and ``imu-camera`` to the
 ``calibrate`` sub-parsers; each parser gets ``func=<handler(args) -> int>`` as its default.  Every command
 writes a JSON report (``--report``), a PNG (``--plot``) where it has one, and merges its result into
-``--rig`` **only when the verdict is ok**.  Exit status: 0 ok, 1 refused / no improvement.
+``--rig`` **only when the verdict is ok**.  Exit status: 0 ok, 4 refused or no improvement (nothing written).
 Bad input raises :class:`edgefuse.errors.CalibrationError` (the edgefuse CLI prints one line, exit 2).
 """
 
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -107,11 +108,12 @@ def _cmd_intrinsics(args: argparse.Namespace) -> int:
         write_report(rep, args.report)
     if args.plot and res.camera is not None:
         canvas = np.zeros((res.camera.height, res.camera.width, 3), np.uint8)
-        for im in images:
-            det = target.detect(im)
-            if det is not None:
-                for u, v in det[1]:
-                    cv2.circle(canvas, (round(u), round(v)), 3, (0, 255, 0), -1)
+        rejected = set(res.metrics.get("rejected_views", []))
+        for k in res.metrics.get("views_with_board", []):
+            det = target.detect(images[k])
+            colour = (0, 0, 255) if k in rejected else (0, 255, 0)  # rejected outlier views in red
+            for u, v in det[1] if det is not None else []:
+                cv2.circle(canvas, (round(u), round(v)), 3, colour, -1)
         cv2.putText(canvas, f"coverage {res.metrics.get('coverage', 0):.0%} rms {res.metrics.get('rms_px', 0):.3f}px",
                     (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2)
         cv2.imwrite(args.plot, canvas)
@@ -181,18 +183,36 @@ def _plot_bev(path: str, src: npt.NDArray[np.float64], tgt: npt.NDArray[np.float
 def _cmd_imu_camera(args: argparse.Namespace) -> int:
     from edgefuse_calibration.spatial.imu_camera import rotation_from_rates
 
-    def rates(path: str) -> npt.NDArray[np.float64]:
+    def columns(text: str | None, path: str) -> list[int] | None:
+        if text is None:
+            return None
         try:
-            values = np.loadtxt(path, delimiter=",", ndmin=2, comments="#")
-        except (OSError, ValueError) as exc:
+            cols = [int(v) for v in text.split(",")]
+        except ValueError:
+            raise CalibrationError(f"--columns must be three comma-separated indices, got {text!r}") from None
+        if len(cols) != 3 or min(cols) < 0:
+            raise CalibrationError(f"--columns must be three indices >= 0, got {text!r}", file=path)
+        return cols
+
+    def rates(path: str, cols: list[int] | None) -> npt.NDArray[np.float64]:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # numpy warns on an empty file; that is reported below
+                values = np.loadtxt(path, delimiter=",", ndmin=2, comments="#", usecols=cols)
+        except (OSError, ValueError, IndexError) as exc:
             raise CalibrationError(f"cannot read rates: {exc}", file=path) from None
+        if values.shape[0] == 0:
+            raise CalibrationError("no rate rows", file=path)
         if values.shape[1] < 3:
-            raise CalibrationError(f"need at least 3 columns (wx,wy,wz last), got {values.shape[1]}", file=path)
+            raise CalibrationError(f"need at least 3 columns (wx,wy,wz last, or --columns), got {values.shape[1]}",
+                                   file=path)
         return values[:, -3:]
 
-    a, b = rates(args.rates_a), rates(args.rates_b)
+    a = rates(args.rates_a, columns(args.columns_a, args.rates_a))
+    b = rates(args.rates_b, columns(args.columns_b, args.rates_b))
     rig = load_rig(args.rig) if args.rig else None
-    res = rotation_from_rates(a, b, a_frame=args.a_frame, b_frame=args.b_frame, estimate_bias=not args.no_bias)
+    res = rotation_from_rates(a, b, a_frame=args.a_frame, b_frame=args.b_frame, estimate_bias=not args.no_bias,
+                              min_rate_rad_s=args.min_rate, max_rot_std_deg=args.max_rot_std_deg)
     if res.ok and rig is not None and res.T is not None:
         # rotation only: keep the rig's translation between the frames
         from edgefuse.rig import Transform
@@ -259,5 +279,10 @@ def add_spatial_parsers(sub: Any) -> None:
     p.add_argument("--a-frame", default="camera")
     p.add_argument("--b-frame", default="imu")
     p.add_argument("--no-bias", action="store_true", help="do not estimate a constant rate offset (gyro bias)")
+    p.add_argument("--columns-a", help="0-based columns of wx,wy,wz in RATES_A, e.g. 1,2,3 (default: the last 3)")
+    p.add_argument("--columns-b", help="the same for RATES_B (e.g. 1,2,3 for a EuRoC imu0/data.csv)")
+    p.add_argument("--min-rate", type=float, default=0.05,
+                   help="rad/s: rates below are not motion; each stream must vary by this much on 2 axes")
+    p.add_argument("--max-rot-std-deg", type=float, default=1.0, help="refuse above this rotation uncertainty")
     _common(p, rig_required=False)
     p.set_defaults(func=_cmd_imu_camera)

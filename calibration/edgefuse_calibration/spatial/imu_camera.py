@@ -23,17 +23,21 @@ from edgefuse_calibration.spatial._common import OK, REFUSED, SpatialResult, kab
 def rotation_from_rates(
     omega_a: npt.ArrayLike, omega_b: npt.ArrayLike, *, a_frame: str = "camera", b_frame: str = "imu",
     min_rate_rad_s: float = 0.05, min_samples: int = 20, min_axis_ratio: float = 0.1, estimate_bias: bool = True,
-    min_explained: float = 0.9,
+    max_rot_std_deg: float = 1.0, min_explained: float = 0.5,
 ) -> SpatialResult:
     """``R_a_from_b`` (as a rotation-only ``T``) from (N, 3) rate samples in rad/s, paired row by row.
 
     Rows with a non-finite value or with both rates below ``min_rate_rad_s`` are dropped.  Refused when
-    fewer than ``min_samples`` rows remain, when the ``b`` rates (bias removed) vary by less than
-    ``min_rate_rad_s`` RMS along their second principal axis (a constant gyro bias is not motion), when
-    that axis's singular value is below ``min_axis_ratio`` times the first (motion about one axis only),
-    or when the fit explains less than ``min_explained`` of the variance of ``a``.  ``metrics``: residual RMS (rad/s),
-    singular values, samples used, a first-order rotation uncertainty (deg) and, with ``estimate_bias``,
-    the constant rate offset ``c`` (rad/s, frame a; ``-R·bias_b`` when only sensor b is biased).
+    fewer than ``min_samples`` rows remain; when either stream (bias removed) varies by less than
+    ``min_rate_rad_s`` RMS along its second principal axis (a constant gyro bias, or vibration of one
+    sensor while the other hardly turns, is not shared motion); when ``b``'s second singular value is
+    below ``min_axis_ratio`` times its first (motion about one axis only); when the first-order rotation
+    uncertainty exceeds ``max_rot_std_deg``; or when the fit explains less than ``min_explained`` of
+    ``a``'s rate variation (a gross mismatch: wrong pairing, a time offset, a unit or sign error, or two
+    bodies; noise alone lowers it too, which is why the uncertainty, not this, judges precision).
+    ``metrics``: residual RMS (rad/s), singular values, RMS rate per principal axis of each stream, samples
+    used, the rotation uncertainty (deg), explained variance and, with ``estimate_bias``, the constant rate
+    offset ``c`` (rad/s, frame a; ``-R·bias_b`` when only sensor b is biased).
     """
     a = np.asarray(omega_a, dtype=np.float64)
     b = np.asarray(omega_b, dtype=np.float64)
@@ -52,13 +56,17 @@ def rotation_from_rates(
     a0, b0 = a - mean_a, b - mean_b
     sv = np.linalg.svd(b0, compute_uv=False)
     res.metrics["rate_singular_values"] = sv.tolist()
-    spread = sv / np.sqrt(len(b0))  # RMS rate along each principal axis (after the bias, with estimate_bias)
-    res.metrics["rate_rms_per_axis_rad_s"] = spread.tolist()
-    if spread[0] < min_rate_rad_s or (spread[1] < min_rate_rad_s and sv[1] >= min_axis_ratio * sv[0]):
-        res.reasons.append(f"insufficient excitation: the rates vary by {spread.round(4).tolist()} rad/s RMS along"
-                           f" their principal axes; at least two must reach {min_rate_rad_s} rad/s")
+    one_axis = sv[1] < min_axis_ratio * sv[0]
+    for name, x0 in ((a_frame, a0), (b_frame, b0)):
+        # RMS rate along each principal axis (after the bias, with estimate_bias)
+        spread = np.linalg.svd(x0, compute_uv=False) / np.sqrt(len(x0))
+        res.metrics[f"rate_rms_per_axis_rad_s_{name}"] = spread.tolist()
+        if spread[0] < min_rate_rad_s or (spread[1] < min_rate_rad_s and not one_axis):
+            res.reasons.append(f"insufficient excitation: the {name} rates vary by {spread.round(4).tolist()} rad/s"
+                               f" RMS along their principal axes; at least two must reach {min_rate_rad_s} rad/s")
+    if res.reasons:
         return res
-    if sv[1] < min_axis_ratio * sv[0]:
+    if one_axis:
         res.reasons.append(f"motion excites one axis only (singular values {sv.round(3).tolist()}): the"
                            " rotation about it is unobservable")
         return res
@@ -68,14 +76,19 @@ def rotation_from_rates(
     rms = float(np.sqrt(np.mean(np.sum(r * r, axis=1))))
     # first-order: each rotation component's std ~ noise / (singular value of the lever)
     sd = rms / np.sqrt(3) / np.maximum(sv[[1, 2, 2]], 1e-12)
+    rot_std = float(np.degrees(np.linalg.norm(sd[:2])))
     explained = 1.0 - float(np.sum(r * r)) / max(float(np.sum(a0 * a0)), 1e-300)
-    res.metrics.update(residual_rms_rad_s=rms, rot_std_deg=float(np.degrees(np.linalg.norm(sd[:2]))),
-                       explained_variance=explained)
+    res.metrics.update(residual_rms_rad_s=rms, rot_std_deg=rot_std, explained_variance=explained)
     if estimate_bias:
         res.metrics["rate_offset_rad_s"] = c.tolist()
-    if explained < min_explained:
-        res.reasons.append(f"the rotated rates of b explain only {explained:.0%} of a's rate variation (need"
-                           f" {min_explained:.0%}): streams not time-aligned, or not on one rigid body")
+    if not explained >= min_explained:
+        res.reasons.append(f"the rotated rates of {b_frame} explain only {100 * explained:.1f} % of the {a_frame}"
+                           f" rate variation (need {100 * min_explained:.1f} %): wrong pairing, a time offset,"
+                           " a unit or sign error, or not one rigid body")
+    if not rot_std <= max_rot_std_deg:
+        res.reasons.append(f"rotation not determined: first-order uncertainty {rot_std:.2f} deg >"
+                           f" {max_rot_std_deg} deg (more motion, or less noisy rates)")
+    if res.reasons:
         return res
     res.T = Transform.from_rt(R, np.zeros(3))
     res.verdict = OK

@@ -6,8 +6,10 @@ Coverage is the fraction of a ``grid × grid`` partition of the image that holds
 all kept views.
 
 How sure the result is: a leave-one-view-out jackknife (at most ``max_jackknife`` groups of views) gives
-the standard deviation of every parameter; for the pinhole models OpenCV's own estimate (from the
-Jacobian and the residual, ``calibrateCameraExtended``) is reported beside it.  The jackknife is the one
+the standard deviation of every parameter — the spread due to which views were taken, not a bias every
+view shares (e.g. from the corner refinement window: see :class:`Checkerboard`); for the pinhole models
+OpenCV's own estimate (from the Jacobian and the residual, ``calibrateCameraExtended``) is reported beside
+it.  The jackknife is the one
 judged, because it also sees what a single view contributes: a set of nearly fronto-parallel views, for
 example, fits with a small RMS but leaves the focal length undetermined, and the jackknife shows it.
 
@@ -220,6 +222,8 @@ def _jackknife_std(obj: list[F64], img: list[F64], size: tuple[int, int], *, mod
 
 def _as_target(target: Any, square_m: float | None) -> Checkerboard | CharucoBoard:
     if isinstance(target, (Checkerboard, CharucoBoard)):
+        if square_m is not None and square_m != target.square_m:
+            raise CalibrationError(f"square_m={square_m} contradicts the board's square size {target.square_m}")
         return target
     if square_m is None:
         raise CalibrationError("square size (square_m) is required with a (cols, rows) checkerboard pattern")
@@ -295,7 +299,12 @@ def calibrate_intrinsics(
         if len(corners) < min_views:
             res.reasons.append(f"only {len(corners)} views left after rejecting outliers {rejected}")
             return res
-        fit = _calibrate(objs, corners, (w, h), model, fix_aspect_ratio)
+        try:
+            fit = _calibrate(objs, corners, (w, h), model, fix_aspect_ratio)
+        except cv2.error as exc:
+            res.reasons.append(f"OpenCV calibration failed without the outlier views {rejected}:"
+                               f" {str(exc).strip().splitlines()[-1]}")
+            return res
         res.metrics["per_view_rms_px_final"] = {str(kept_ids[i]): e for i, e in enumerate(fit.per_view)}
     allc = np.vstack(corners)
     cells = set(zip(np.clip((allc[:, 0] * grid / w).astype(int), 0, grid - 1),
@@ -305,7 +314,10 @@ def calibrate_intrinsics(
                        n_corners_used=int(allc.shape[0]), fix_aspect_ratio=fix_aspect_ratio)
     names = ("fx", "fy", "cx", "cy", *_DIST_NAMES[model])
     if fit.formal_std is not None:
-        res.metrics["std_opencv"] = dict(zip(names, fit.formal_std.tolist(), strict=True))
+        formal = fit.formal_std.copy()
+        if fix_aspect_ratio:  # OpenCV reports 0 for the fixed fx; fx = fy, so it shares fy's uncertainty
+            formal[0] = formal[1]
+        res.metrics["std_opencv"] = dict(zip(names, formal.tolist(), strict=True))
     std = _jackknife_std(objs, corners, (w, h), model=model, fix_aspect_ratio=fix_aspect_ratio,
                          max_groups=max_jackknife)
     if std is not None:
@@ -321,15 +333,16 @@ def calibrate_intrinsics(
                            f" {min_coverage:.0%}): move the board towards the image edges")
     if fit.rms > max_rms_px:
         res.reasons.append(f"RMS reprojection error {fit.rms:.3f} px > {max_rms_px} px")
-    if std is None:
-        res.reasons.append("the uncertainty could not be estimated (a leave-one-out calibration failed)")
+    if std is None or not np.all(np.isfinite(std)):
+        res.reasons.append("the uncertainty could not be estimated (a jackknife sub-calibration failed or gave"
+                           " non-finite parameters)")
     else:
         rel = max(res.std["fx"] / fit.K[0, 0], res.std["fy"] / fit.K[1, 1])
         centre_lim = max_center_std_px if max_center_std_px is not None else 0.01 * max(w, h)
-        if rel > max_focal_rel_std:
+        if not rel <= max_focal_rel_std:
             res.reasons.append(f"focal length not determined: jackknife std {rel:.1%} of f > {max_focal_rel_std:.1%}"
                                " (tilt the board more, and show it at several distances)")
-        if max(res.std["cx"], res.std["cy"]) > centre_lim:
+        if not max(res.std["cx"], res.std["cy"]) <= centre_lim:
             res.reasons.append(f"principal point not determined: jackknife std"
                                f" {max(res.std['cx'], res.std['cy']):.2f} px > {centre_lim:.2f} px")
     if not res.reasons:
