@@ -449,19 +449,51 @@ def _zbuffer_pinhole(  # noqa: PLR0917
     n_touched: int,
     cand: np.ndarray,
 ) -> tuple[int, int]:
-    """Z-buffer of :func:`_project_pinhole`'s output; same result as :func:`_zbuffer_points`.
+    """Z-buffer of :func:`_project_pinhole`'s output over all ``n`` points; same result as
+    :func:`_zbuffer_points`.
 
     ``pix`` (>= n,) int32 and ``zbits`` (>= n,) uint32 (the float32 depths viewed as uint32) from
-    :func:`_project_pinhole`; ``flat`` and ``Rt`` as given to it (used to settle float32 ties in
-    float64).  ``zbuf`` (H*W,) uint64 must be all ``_ZB_EMPTY`` on entry and is left so.
+    :func:`_project_pinhole`; ``flat`` and ``Rt`` as given to it.  ``cand`` (>= n,) int32 scratch.  The
+    valid points are compacted into ``cand``, then :func:`_zbuffer_scatter` (see there for ``zbuf``,
+    ``touched`` and the key).  Returns ``(n_valid, n_touched_now)``.
+    """
+    m = min(n, pix.shape[0], zbits.shape[0], cand.shape[0], flat.shape[0] // 3)
+    n_valid = 0
+    for i in range(m):  # branch-free compaction (a random cloud would mispredict a branch)
+        cand[n_valid] = i
+        n_valid += int(pix[i] >= 0)
+    return _zbuffer_scatter(flat, Rt, cand, n_valid, pix, zbits, True, zbuf, depth_img, index_img, touched,
+                            n_touched)
+
+
+@njit()
+def _zbuffer_scatter(  # noqa: PLR0917
+    flat: np.ndarray,
+    Rt: tuple[float, ...],
+    cand: np.ndarray,
+    nc: int,
+    pix: np.ndarray,
+    zbits: np.ndarray,
+    by_point: bool,
+    zbuf: np.ndarray,
+    depth_img: np.ndarray,
+    index_img: np.ndarray,
+    touched: np.ndarray,
+    n_touched: int,
+) -> tuple[int, int]:
+    """Z-buffer the points ``cand[:nc]`` (ascending point indices into ``flat``).
+
+    Their pixel and float32 depth bits are ``pix[i]``/``zbits[i]`` (``by_point``: indexed by point) or
+    ``pix[k]``/``zbits[k]`` (indexed by position in ``cand``); a negative pixel is an invalid point and
+    is skipped.  ``zbuf`` (H*W,) uint64 must be all ``_ZB_EMPTY`` on entry and is left so.
     ``depth_img``/``index_img``/``touched``/``n_touched`` as in :func:`_zbuffer_points`, with
-    ``touched`` sized H*W + 1.  ``cand`` (>= n,) int32 scratch.
+    ``touched`` sized H*W + 1; the pixels written last time are cleared first.
 
     Each valid point's key is ``float32 depth bits << 32 | index``: for positive floats the bit
     pattern orders like the value, so one unsigned min per point keeps the nearest point and, on equal
     keys' depth, the lowest index (points are visited in index order).  Two different float64 depths
-    can round to the same float32; then the float64 depths are recomputed and compared (rare), so the
-    winner is exactly the float64 one.  Returns ``(n_valid, n_touched_now)``.
+    can round to the same float32; then the float64 depths are recomputed from ``flat`` and ``Rt`` and
+    compared (rare), so the winner is exactly the float64 one.  Returns ``(n_valid, n_touched_now)``.
     """
     r20 = Rt[8]
     r21 = Rt[9]
@@ -473,20 +505,21 @@ def _zbuffer_pinhole(  # noqa: PLR0917
         if 0 <= p < n_pixels:
             depth_img[p] = 0.0
             index_img[p] = -1
-    m = min(n, pix.shape[0], zbits.shape[0], cand.shape[0], flat.shape[0] // 3)
+    m = flat.shape[0] // 3
     n_valid = 0
-    for i in range(m):  # branch-free compaction (a random cloud would mispredict a branch)
-        cand[n_valid] = i
-        n_valid += int(pix[i] >= 0)
     count = 0
     last = touched.shape[0] - 1
     zb_pixels = zbuf.shape[0]
-    for k in range(n_valid):
+    for k in range(min(nc, cand.shape[0])):
         i = cand[k]
-        p = pix[i]
-        if p >= n_pixels or p >= zb_pixels:  # unreachable; keeps the accesses in bounds
+        q = i if by_point else k
+        if i < 0 or i >= m or q >= pix.shape[0] or q >= zbits.shape[0]:  # unreachable: keeps accesses in bounds
             continue
-        key = (np.uint64(zbits[i]) << _SHIFT32) | np.uint64(i)
+        p = pix[q]
+        if p < 0 or p >= n_pixels or p >= zb_pixels:
+            continue
+        n_valid += 1
+        key = (np.uint64(zbits[q]) << _SHIFT32) | np.uint64(i)
         old = zbuf[p]
         touched[count] = p
         count += int((old == _ZB_EMPTY) & (count < last))
@@ -507,6 +540,99 @@ def _zbuffer_pinhole(  # noqa: PLR0917
         depth_img[p] = np.uint32(key >> _SHIFT32).view(np.float32)
         zbuf[p] = _ZB_EMPTY
     return n_valid, count
+
+
+#: Relative bound used by :func:`_screen_pinhole_f32` for the float32 error of a camera coordinate,
+#: per metre of ``|x| + |y| + |z| + Σ|t| + 1`` (the float32 evaluation errs by at most ~4.2e-7).
+_SCREEN_EPS = np.float32(1e-6)
+
+
+@njit()
+def _screen_pinhole_f32(  # noqa: PLR0917
+    flat: np.ndarray,
+    n: int,
+    Rt: tuple[float, ...],
+    intr: tuple[float, ...],
+    width: int,
+    height: int,
+    min_depth: float,
+    max_depth: float,
+    mask: np.ndarray,
+) -> None:
+    """Conservative float32 pre-test for float32 clouds: ``mask[i]`` is True for every point that
+    :func:`_project_pinhole`'s float64 test can accept (and for a few it rejects).
+
+    All in float32 (8 points per AVX2 instruction): camera ``z``, ``x``, ``y`` and the homogeneous pixel
+    numerators ``uh = fx·x + skew·y + cx·z``, ``vh = fy·y + cy·z``, then the depth range and
+    ``-0.51·z ≤ uh ≤ (W - 0.49)·z`` (and for ``v``), no division.  Every quantity is widened by a bound of
+    its float32 error: ``e = 1e-6·(|px| + |py| + |pz| + Σ|t| + 1)`` for each camera coordinate (more
+    than twice the worst case of a 4-term float32 dot product with ``|r_ij| ≤ 1``), ``e·(|fx| + |skew| +
+    |cx| + 1)`` for ``uh`` (and for ``vh``), and the upper bound ``z + e`` of the depth on the right-hand
+    sides, so no valid point is lost for any depth ``z > 0``; the 0.01-pixel margins also cover the
+    float32 rounding of the published ``u``/``v``.  NaN/inf coordinates fail every comparison.  The
+    float64 test of the candidates decides validity exactly.
+    """
+    r00, r01, r02, t0, r10, r11, r12, t1, r20, r21, r22, t2 = Rt
+    fx, fy, skew, cx, cy = intr
+    f00 = np.float32(r00)
+    f01 = np.float32(r01)
+    f02 = np.float32(r02)
+    g0 = np.float32(t0)
+    f10 = np.float32(r10)
+    f11 = np.float32(r11)
+    f12 = np.float32(r12)
+    g1 = np.float32(t1)
+    f20 = np.float32(r20)
+    f21 = np.float32(r21)
+    f22 = np.float32(r22)
+    g2 = np.float32(t2)
+    ffx = np.float32(fx)
+    fsk = np.float32(skew)
+    fcx = np.float32(cx)
+    ffy = np.float32(fy)
+    fcy = np.float32(cy)
+    base = np.float32(abs(t0) + abs(t1) + abs(t2) + 1.0)
+    ku = np.float32(abs(fx) + abs(skew) + abs(cx) + 1.0)
+    kv = np.float32(abs(fy) + abs(cy) + 1.0)
+    lo = np.float32(-0.51)
+    hi_u = np.float32(width - 0.49)
+    hi_v = np.float32(height - 0.49)
+    zmin = np.float32(min_depth)
+    zmax = np.float32(max_depth)
+    m = min(n, flat.shape[0] // 3, mask.shape[0])
+    for i in range(m):
+        px = np.float32(flat[3 * i])
+        py = np.float32(flat[3 * i + 1])
+        pz = np.float32(flat[3 * i + 2])
+        e = _SCREEN_EPS * (abs(px) + abs(py) + abs(pz) + base)
+        zc = f20 * px + f21 * py + f22 * pz + g2
+        xc = f00 * px + f01 * py + f02 * pz + g0
+        yc = f10 * px + f11 * py + f12 * pz + g1
+        uh = ffx * xc + fsk * yc + fcx * zc
+        vh = ffy * yc + fcy * zc
+        eu = ku * e
+        ev = kv * e
+        zhi = zc + e
+        mask[i] = ((zhi >= zmin) & (zc - e <= zmax) & (uh + eu >= lo * zhi) & (uh - eu <= hi_u * zhi)
+                   & (vh + ev >= lo * zhi) & (vh - ev <= hi_v * zhi))
+
+
+@njit()
+def _gather_candidates(mask: np.ndarray, n: int, flat: np.ndarray, cand: np.ndarray, gathered: np.ndarray) -> int:
+    """Indices of the ``mask``-ed points into ``cand`` (ascending) and their coordinates into ``gathered``
+    (3·count,) interleaved like ``flat``; returns the count."""
+    m = min(n, mask.shape[0], cand.shape[0], flat.shape[0] // 3)
+    nc: int = 0
+    for i in range(m):  # branch-free compaction
+        cand[nc] = i
+        nc += int(mask[i])
+    nc = min(nc, gathered.shape[0] // 3)
+    for k in range(nc):
+        i = cand[k]
+        gathered[3 * k] = flat[3 * i]
+        gathered[3 * k + 1] = flat[3 * i + 1]
+        gathered[3 * k + 2] = flat[3 * i + 2]
+    return nc
 
 
 @njit()

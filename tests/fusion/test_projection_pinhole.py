@@ -132,3 +132,39 @@ def test_per_point_in_the_same_pass_equals_lazy() -> None:
     np.testing.assert_array_equal(eager.valid, lazy.valid)
     np.testing.assert_array_equal(eager.index, lazy.index)
     assert eager.n_valid == lazy.n_valid == int(eager.valid.sum())
+
+
+def _boundary_cloud(rng: np.random.Generator, T: F64, n: int) -> npt.NDArray[np.float32]:
+    """float32 LiDAR points whose camera-frame pixels lie within ±1e-3 px of the image borders (and
+    depths at the ends of the valid range), the cases a float32 pre-test could get wrong."""
+    u = np.concatenate([rng.choice([-0.5, WIDTH - 0.5], n) + rng.uniform(-1e-3, 1e-3, n),
+                        rng.uniform(-0.5, WIDTH - 0.5, n)])
+    v = np.concatenate([rng.uniform(-0.5, HEIGHT - 0.5, n),
+                        rng.choice([-0.5, HEIGHT - 0.5], n) + rng.uniform(-1e-3, 1e-3, n)])
+    z = rng.choice([0.1, 0.1 + 1e-6, 200.0, 200.0 - 1e-5, 3.0, 150.0], 2 * n) * (1 + rng.uniform(-2e-7, 2e-7, 2 * n))
+    u[:200] += rng.choice([-50.0, 50.0], 200)  # clearly outside the image
+    z[200:400] *= -1.0                          # behind the camera
+    x = (u - K[0, 2]) / K[0, 0] * z
+    y = (v - K[1, 2]) / K[1, 1] * z
+    cam = np.stack([x, y, z], axis=1)
+    lidar = (cam - T[:3, 3]) @ T[:3, :3]  # T maps LiDAR to camera
+    return np.ascontiguousarray(lidar.astype(np.float32))
+
+
+def test_float32_screen_keeps_every_valid_point_at_the_borders() -> None:
+    rng = np.random.default_rng(5)
+    c, s_ = np.cos(0.7), np.sin(0.7)
+    T = np.eye(4)
+    T[:3, :3] = np.array([[c, 0, s_], [0, 1, 0], [-s_, 0, c]]) @ np.array([[1, 0, 0], [0, c, -s_], [0, s_, c]])
+    T[:3, 3] = [40.0, -25.0, 60.0]  # a rig origin far from the sensors: larger float32 errors
+    xyz = _boundary_cloud(rng, T, 20_000)
+    proj = Projector(PINHOLE, K, None, WIDTH, HEIGHT, T)
+    result = proj.project(xyz)  # float32: screened path
+    _, valid, depth, index = _general(xyz, T)
+    assert 0.2 * len(xyz) < result.n_valid == int(valid.sum()) < len(xyz)  # both sides of every border
+    np.testing.assert_array_equal(result.depth, depth)
+    np.testing.assert_array_equal(result.index, index)
+    mask = np.empty(len(xyz), np.bool_)
+    _kernels._screen_pinhole_f32(xyz.reshape(-1), len(xyz), proj._Rt, proj._intr_t, WIDTH, HEIGHT, 0.1, 200.0, mask)
+    assert mask[valid].all()  # a superset of the valid points ...
+    assert mask.sum() < len(xyz)  # ... that still rejects some (behind the camera, far outside)
