@@ -86,3 +86,20 @@ def test_imu_camera_command_columns_bias_and_refusal(tmp_path: Path) -> None:
     args = _parser().parse_args([*base, "--min-rate", "2.0"])  # demand more motion than there is
     assert args.func(args) == 4
     assert json.loads((tmp_path / "r.json").read_text())["verdict"] == "refused"
+
+
+def test_load_cloud_rejects_garbage_with_a_clear_error(tmp_path: Path) -> None:
+    import pytest
+    from edgefuse_calibration.spatial.cli import load_cloud
+
+    from edgefuse.errors import CalibrationError
+
+    (tmp_path / "bad.csv").write_text("x,y,z\n1,2,oops\n")
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    (tmp_path / "odd.bin").write_bytes(b"\x00" * 20)  # 5 floats: not a multiple of 4 columns
+    for name, message in (("bad.csv", "cannot read the cloud"), ("obj.npy", "cannot read the cloud"),
+                          ("odd.bin", "not a multiple"), ("missing.npy", "not found")):
+        with pytest.raises(CalibrationError, match=message):
+            load_cloud(tmp_path / name)
+    np.savetxt(tmp_path / "ok.csv", np.arange(12.0).reshape(4, 3), delimiter=",", header="x,y,z")
+    np.testing.assert_array_equal(load_cloud(tmp_path / "ok.csv"), np.arange(12.0).reshape(4, 3))

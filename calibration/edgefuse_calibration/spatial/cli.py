@@ -31,10 +31,14 @@ def load_cloud(path: str | Path, columns: int | None = None) -> npt.NDArray[np.f
     p = Path(path)
     if not p.is_file():
         raise CalibrationError("cloud file not found", file=p)
-    if p.suffix == ".npy":
-        a = np.load(p)
-    elif p.suffix == ".csv":
-        a = np.loadtxt(p, delimiter=",", ndmin=2)
+    if p.suffix in (".npy", ".csv"):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # numpy warns on an empty CSV; that is reported below
+                a = np.load(p, allow_pickle=False) if p.suffix == ".npy" else np.loadtxt(p, delimiter=",", ndmin=2,
+                                                                                          comments="#")
+        except (OSError, ValueError, EOFError) as exc:
+            raise CalibrationError(f"cannot read the cloud: {exc}", file=p) from None
     else:
         n = columns or (5 if p.name.endswith(".pcd.bin") else 4)
         raw = np.fromfile(p, dtype=np.float32)
