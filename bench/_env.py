@@ -20,14 +20,10 @@ def commit(short: bool = False) -> str | None:
 
 
 def cpu() -> str:
-    """CPU model name (from /proc/cpuinfo where available)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    """CPU model name (as the replay report gives it), else the machine type."""
+    from edgefuse.replay import cpu_name
+
+    return cpu_name() or platform.machine()
 
 
 def environment() -> dict[str, object]:

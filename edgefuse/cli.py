@@ -179,6 +179,13 @@ def main(argv: list[str] | None = None) -> int:
     trace = "--trace" in argv  # accepted anywhere: `edgefuse --trace info X` or `edgefuse info X --trace`
     args = parser.parse_args([a for a in argv if a != "--trace"])
     args.trace = trace
+    return run_command(args)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run ``args.func(args)`` with the CLI's error handling: bad input prints one ``edgefuse: …`` line
+    per problem and returns 2 (``args.trace``: re-raise instead); Ctrl-C returns 130.  Also used by the
+    stand-alone ``python -m edgefuse_calibration.cli``."""
     try:
         return int(args.func(args))
     except ValidationError as exc:

@@ -188,11 +188,12 @@ def _environment() -> dict[str, Any]:
     return {
         "edgefuse": __version__, "python": sys.version.split()[0], "numpy": numpy.__version__,
         "numba": numba.__version__, "numba_threads": numba.get_num_threads(), "ort_threads": CONFIG.ort_threads,
-        "machine": platform.machine(), "processor": _cpu_name(),
+        "machine": platform.machine(), "processor": cpu_name(),
     }
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """CPU model name from /proc/cpuinfo where available, else ``platform.processor()`` (may be empty)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

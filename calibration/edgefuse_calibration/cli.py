@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from edgefuse.errors import CalibrationError, EdgefuseError, ValidationError
+from edgefuse.cli import run_command
+from edgefuse.errors import CalibrationError
 
 EXIT_OK = 0
 EXIT_INPUT = 2
@@ -145,21 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     add_calibrate_parser(sub)
     args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except ValidationError as exc:
-        if args.trace:
-            raise
-        for problem in exc.problems:
-            print(f"edgefuse: {problem}", file=sys.stderr)
-        return EXIT_INPUT
-    except (EdgefuseError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
-        if args.trace:
-            raise
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"edgefuse: {msg}", file=sys.stderr)
-        return EXIT_INPUT
-
+    return run_command(args)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -113,10 +113,9 @@ def _cmd_intrinsics(args: argparse.Namespace) -> int:
     if args.plot and res.camera is not None:
         canvas = np.zeros((res.camera.height, res.camera.width, 3), np.uint8)
         rejected = set(res.metrics.get("rejected_views", []))
-        for k in res.metrics.get("views_with_board", []):
-            det = target.detect(images[k])
+        for k, uv in res.corners.items():
             colour = (0, 0, 255) if k in rejected else (0, 255, 0)  # rejected outlier views in red
-            for u, v in det[1] if det is not None else []:
+            for u, v in uv:
                 cv2.circle(canvas, (round(u), round(v)), 3, colour, -1)
         cv2.putText(canvas, f"coverage {res.metrics.get('coverage', 0):.0%} rms {res.metrics.get('rms_px', 0):.3f}px",
                     (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2)

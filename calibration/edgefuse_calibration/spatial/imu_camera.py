@@ -54,12 +54,11 @@ def rotation_from_rates(
     mean_a = a.mean(axis=0) if estimate_bias else np.zeros(3)
     mean_b = b.mean(axis=0) if estimate_bias else np.zeros(3)
     a0, b0 = a - mean_a, b - mean_b
-    sv = np.linalg.svd(b0, compute_uv=False)
+    sv_a, sv = (np.linalg.svd(x0, compute_uv=False) for x0 in (a0, b0))
     res.metrics["rate_singular_values"] = sv.tolist()
     one_axis = sv[1] < min_axis_ratio * sv[0]
-    for name, x0 in ((a_frame, a0), (b_frame, b0)):
-        # RMS rate along each principal axis (after the bias, with estimate_bias)
-        spread = np.linalg.svd(x0, compute_uv=False) / np.sqrt(len(x0))
+    for name, sing in ((a_frame, sv_a), (b_frame, sv)):
+        spread = sing / np.sqrt(len(a0))  # RMS rate along each principal axis (after the bias, with estimate_bias)
         res.metrics[f"rate_rms_per_axis_rad_s_{name}"] = spread.tolist()
         if spread[0] < min_rate_rad_s or (spread[1] < min_rate_rad_s and not one_axis):
             res.reasons.append(f"insufficient excitation: the {name} rates vary by {spread.round(4).tolist()} rad/s"

@@ -136,13 +136,15 @@ class IntrinsicsResult:
     """Verdict, the calibrated :class:`CameraModel` (None when refused before calibrating), and metrics.
 
     ``std`` holds the jackknife standard deviation of each parameter (``fx``, ``fy``, ``cx``, ``cy`` in
-    pixels and the distortion coefficients by name); empty when it could not be computed."""
+    pixels and the distortion coefficients by name); empty when it could not be computed.  ``corners``:
+    the detected image points (M, 2) of each view with a board, by image index (not in the report)."""
 
     verdict: str
     camera: CameraModel | None
     metrics: dict[str, Any] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
     std: dict[str, float] = field(default_factory=dict)
+    corners: dict[int, F64] = field(default_factory=dict, repr=False)  # detected image points per view index
 
     @property
     def ok(self) -> bool:
@@ -209,7 +211,8 @@ def _jackknife_std(obj: list[F64], img: list[F64], size: tuple[int, int], *, mod
     groups = np.array_split(np.arange(n), g)
     thetas = []
     for drop in groups:
-        keep = [i for i in range(n) if i not in set(drop.tolist())]
+        dropped = set(drop.tolist())
+        keep = [i for i in range(n) if i not in dropped]
         try:
             thetas.append(_params(_calibrate([obj[i] for i in keep], [img[i] for i in keep], size, model,
                                              fix_aspect_ratio)))
@@ -274,17 +277,23 @@ def calibrate_intrinsics(
         raise CalibrationError(f"images have different sizes: {sorted(shapes)}")
     h, w = shapes.pop()
     found, objs, corners = _detect_all(board, images)
-    res = IntrinsicsResult(REFUSED, None)
+    res = IntrinsicsResult(REFUSED, None, corners=dict(zip(found, corners, strict=True)))
     res.metrics.update(target=board.describe(), n_images=len(images), views_with_board=found,
                        views_without_board=[k for k in range(len(images)) if k not in found])
     what = "checkerboard {}x{}".format(*board.pattern) if isinstance(board, Checkerboard) else "ChArUco board"
     if len(found) < min_views:
         res.reasons.append(f"{what} found in {len(found)} of {len(images)} images (need {min_views})")
         return res
-    try:
-        fit = _calibrate(objs, corners, (w, h), model, fix_aspect_ratio)
-    except cv2.error as exc:
-        res.reasons.append(f"OpenCV calibration failed: {str(exc).strip().splitlines()[-1]}")
+
+    def calibrate(context: str) -> _Fit | None:
+        try:
+            return _calibrate(objs, corners, (w, h), model, fix_aspect_ratio)
+        except cv2.error as exc:
+            res.reasons.append(f"OpenCV calibration failed{context}: {str(exc).strip().splitlines()[-1]}")
+            return None
+
+    fit = calibrate("")
+    if fit is None:
         return res
     med = float(np.median(fit.per_view))
     lim = max(outlier_factor * med, outlier_floor_px)
@@ -299,11 +308,8 @@ def calibrate_intrinsics(
         if len(corners) < min_views:
             res.reasons.append(f"only {len(corners)} views left after rejecting outliers {rejected}")
             return res
-        try:
-            fit = _calibrate(objs, corners, (w, h), model, fix_aspect_ratio)
-        except cv2.error as exc:
-            res.reasons.append(f"OpenCV calibration failed without the outlier views {rejected}:"
-                               f" {str(exc).strip().splitlines()[-1]}")
+        fit = calibrate(f" without the outlier views {rejected}")
+        if fit is None:
             return res
         res.metrics["per_view_rms_px_final"] = {str(kept_ids[i]): e for i, e in enumerate(fit.per_view)}
     allc = np.vstack(corners)
