@@ -4,7 +4,7 @@
 the points (plus a pass over the cells the cloud touched; untouched cells are never rewritten, so the
 cost does not grow with the grid size).
 
-Geometry (shared with the reference in ``tests/voxel``):
+Geometry (shared with the reference in ``tests/fusion/voxel_reference.py``):
 
 - ``x_range = (x_min, x_max)``, ``y_range = (y_min, y_max)``, ``z_range = (z_min, z_max)`` in metres
   (the cloud's frame), cell size ``resolution_m`` (or ``(res_x, res_y)``).

@@ -3,7 +3,7 @@
 Every voxelizer validates its geometry once, preallocates its outputs, compiles its kernels in
 ``warmup()`` and then allocates no arrays per call (only the small result object and views).
 
-Geometry (identical for all three, and for the references in ``tests/voxel``):
+Geometry (identical for all three, and for the references in ``tests/fusion/voxel_reference.py``):
 
 - ``point_range = [x_min, y_min, z_min, x_max, y_max, z_max]`` (metres, the cloud's frame) and
   ``voxel_size = [sx, sy, sz]``; the grid has ``round((max - min) / size)`` cells per axis, computed in

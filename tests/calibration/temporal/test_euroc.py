@@ -3,7 +3,7 @@
 The positive real-data case for rotation-rate alignment.  The ground truth (``gt0``, 40 Hz) is
 EuRoC's state estimate, stamped on the IMU clock, so the expected offset is ≈ 0; the frames coincide
 (``T_BS`` = identity), so CCA's rotation must come out ≈ identity.  This excerpt has no camera images
-(see SUBSET.md): the camera path itself is checked on the micro set in test_ctime_real.py.
+(see SUBSET.md): the camera path itself is checked on the micro set in test_real.py.
 """
 
 from __future__ import annotations

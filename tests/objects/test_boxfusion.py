@@ -181,7 +181,7 @@ def test_class_score_fusion() -> None:
     cam = np.array([0.7, 0.2, 0.1])
     radar = np.array([0.4, 0.4, 0.2])
     np.testing.assert_allclose(fuse_class_scores([cam, radar]), [0.55, 0.3, 0.15])
-    prod = fuse_class_scores([cam, radar], method="geometric")  # "product" is naive Bayes: test_obj_fix_*
+    prod = fuse_class_scores([cam, radar], method="geometric")  # "product" is naive Bayes: test_boxfusion_edge_cases.py
     ref = np.sqrt(cam * radar)
     np.testing.assert_allclose(prod, ref / ref.sum(), rtol=1e-9)
     np.testing.assert_allclose(fuse_class_scores([cam, radar], weights=[3, 1]), 0.75 * cam + 0.25 * radar)

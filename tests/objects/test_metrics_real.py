@@ -1,7 +1,7 @@
 """CLEAR-MOT / HOTA on real labelled frames (nuScenes keyframe, KITTI frames).
 
 These recordings are single frames, so there is nothing to track over time here (the multi-frame
-tracking evaluation is on RADIATE's tracked boxes, test_obj_tracker.py).  What they do give is real labels
+tracking evaluation is on RADIATE's tracked boxes, test_tracker.py).  What they do give is real labels
 to score a real detector against: a LiDAR-only detector (RANSAC ground removal + BEV connected components on
 the raw sweep) is scored against the annotated boxes with the same metric code, and the numbers must agree
 with a direct count of matches.

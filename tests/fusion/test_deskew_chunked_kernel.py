@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
-from test_deskew_kernels import ref_constant_velocity, ref_imu_deskew, ref_imu_poses
 
 from edgefuse.fusion import _deskew_kernels as _k
 from edgefuse.fusion.deskew import ConstantVelocity, Deskewer, deskew
 from edgefuse.msgs.types import ImuBatch
+from tests.fusion.test_deskew_kernels import ref_constant_velocity, ref_imu_deskew, ref_imu_poses
 
 F64 = npt.NDArray[np.float64]
 

@@ -89,7 +89,7 @@ def test_parallel_path_identical_to_serial() -> None:
     serial = Voxelizer(KITTI_VOXEL, KITTI_RANGE, max_points_per_voxel=5, max_voxels=16000)
     par = Voxelizer(KITTI_VOXEL, KITTI_RANGE, max_points_per_voxel=5, max_voxels=16000, threads=2)
     ref = serial.voxelize(pts, copy=True)
-    for _ in range(8):  # threads=2 starts serial; forced parallel paths: tests/voxel/test_voxel_parallel_paths.py
+    for _ in range(8):  # threads=2 starts serial; forced parallel paths: tests/fusion/test_voxel_parallel_paths.py
         got = par.voxelize(pts)
         np.testing.assert_array_equal(got.voxels, ref.voxels)
         np.testing.assert_array_equal(got.coords, ref.coords)

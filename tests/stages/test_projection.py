@@ -18,8 +18,7 @@ from edgefuse.msgs.types import ImageData
 from edgefuse.pipeline.config import check_pipeline
 from edgefuse.pipeline.stage import stage_class
 from edgefuse.rig import from_kitti_object, from_nuscenes, save_rig
-
-from .projection_reference import KITTI, load_kitti
+from tests.fusion.projection_reference import KITTI, load_kitti
 
 NUSCENES = Path(__file__).resolve().parents[1] / "data" / "nuscenes_demo_sample"
 

@@ -70,7 +70,7 @@ def test_point_transformer_parallel_identical_and_no_allocation() -> None:
     ref = transform_points(pts, T)
     tr = PointTransformer(T, threads=2)
     tr.warmup()
-    for _ in range(6):  # starts serial; the forced parallel path: tests/voxel/test_voxel_parallel_paths.py
+    for _ in range(6):  # starts serial; the forced parallel path: tests/fusion/test_voxel_parallel_paths.py
         np.testing.assert_array_equal(tr.apply(pts), ref)
     tracemalloc.start()
     try:

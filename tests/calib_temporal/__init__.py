@@ -1,1 +1,0 @@
-"""Temporal calibration tests (edgefuse_calibration.temporal)."""
