@@ -17,10 +17,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from edgefuse.errors import EdgefuseError, ValidationError
+from edgefuse._cli_common import EXIT_BUDGET, EXIT_INPUT, run_command
 
-EXIT_INPUT = 2
-EXIT_BUDGET = 3
+__all__ = ["EXIT_BUDGET", "EXIT_INPUT", "build_parser", "main", "run_command"]
 
 
 def bundled_pipelines() -> dict[str, Path]:
@@ -180,34 +179,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args([a for a in argv if a != "--trace"])
     args.trace = trace
     return run_command(args)
-
-
-def run_command(args: argparse.Namespace) -> int:
-    """Run ``args.func(args)`` with the CLI's error handling: bad input prints one ``edgefuse: …`` line
-    per problem and returns 2 (``args.trace``: re-raise instead); Ctrl-C returns 130.  Also used by the
-    stand-alone ``python -m edgefuse_calibration.cli``."""
-    try:
-        return int(args.func(args))
-    except ValidationError as exc:
-        if args.trace:
-            raise
-        for problem in exc.problems:
-            print(f"edgefuse: {problem}", file=sys.stderr)
-        return EXIT_INPUT
-    except (EdgefuseError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
-        if args.trace:
-            raise
-        print(f"edgefuse: {_one_line(exc)}", file=sys.stderr)
-        return EXIT_INPUT
-    except KeyboardInterrupt:
-        print("edgefuse: interrupted", file=sys.stderr)
-        return 130
-
-
-def _one_line(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.filename is not None:
-        return f"{exc.strerror or exc}: {exc.filename}"
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 if __name__ == "__main__":

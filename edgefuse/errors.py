@@ -72,6 +72,18 @@ class ReplayError(EdgefuseError):
     """Replay failed (bad source, unwritable output)."""
 
 
+class SourceError(EdgefuseError):
+    """No source can open a path/URL, or a source was misused (see :mod:`edgefuse.sources`)."""
+
+
+class ObjectsError(EdgefuseError):
+    """Output-level fusion (association, box fusion, tracking) got input it cannot use."""
+
+
+class EstimationError(EdgefuseError):
+    """A state estimator (Kalman filters, localization) got a bad model, state or measurement."""
+
+
 class DriverError(EdgefuseError):
     """A sensor driver failed (garbage bytes, lost sensor)."""
 

@@ -33,6 +33,7 @@ from edgefuse.pipeline.config import load_pipeline
 from edgefuse.pipeline.latency import LatencyRecorder
 from edgefuse.pipeline.runner import PipelineRunner
 from edgefuse.sinks import RecordSink, check_writable_output
+from edgefuse.sources import open_source
 from edgefuse.time import NS_PER_S
 
 
@@ -77,9 +78,11 @@ def replay(
     progress: TextIO | None = None,
     rig: str | Path | None = None,
 ) -> ReplayResult:
-    """Replay ``bag`` (default: the pipeline's ``bag:``) through ``pipeline``; return the report."""
-    from edgefuse.bag import open_bag
+    """Replay ``bag`` (default: the pipeline's ``bag:``) through ``pipeline``; return the report.
 
+    The recording is opened with :func:`edgefuse.sources.open_source`, which applies the rig's time offsets;
+    this function only paces, shows progress and writes the report.
+    """
     config = load_pipeline(pipeline, rig_override=rig)
     bag_path = Path(bag) if bag is not None else config.bag_path
     if bag_path is None:
@@ -89,14 +92,16 @@ def replay(
     runner = PipelineRunner(config, [sink])
     topics = [spec.topic for spec in config.inputs.values()]
     source_lat = LatencyRecorder("source")
-    with open_bag(bag_path) as reader:
-        available = reader.topics
+    source = open_source(bag_path)
+    source.set_time_offsets(config.time_offsets_ns())
+    with source:
+        available = source.topics()
         missing = [t for t in topics if t not in available]
         if missing:
             raise ReplayError(
                 f"topic(s) {', '.join(missing)} not in {bag_path} (it has: {', '.join(sorted(available))})",
                 file=bag_path)
-        total = sum(int(available[t].count) for t in topics)
+        total = sum(int(available[t].count or 0) for t in topics)
         t_start0 = time.perf_counter_ns()
         runner.start()
         start_total_ms = (time.perf_counter_ns() - t_start0) / 1e6
@@ -105,7 +110,7 @@ def replay(
         last_recv = 0
         wall0 = time.perf_counter_ns()
         done = 0
-        it = reader.envelopes(topics)
+        it = source.envelopes(topics)
         aborted: str | None = None
         try:
             while True:

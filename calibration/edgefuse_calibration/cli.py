@@ -8,7 +8,7 @@
 otherwise nothing is written and the command exits 4, printing the verdict and its reason.
 
 ``add_calibrate_parser(subparsers)`` is what ``edgefuse`` loads (entry point group ``edgefuse.cli``).
-Spatial sub-commands come from ``edgefuse_calibration.spatial.cli`` when that module exists.
+Spatial sub-commands come from ``edgefuse_calibration.spatial.cli``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from edgefuse.cli import run_command
+from edgefuse._cli_common import run_command
 from edgefuse.errors import CalibrationError
 
 EXIT_OK = 0
@@ -34,12 +34,11 @@ def add_calibrate_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser("calibrate", help="estimate calibration (time offsets, extrinsics) into a rig file")
     sub = p.add_subparsers(dest="calibrate_command", metavar="KIND", required=True)
     _add_time_parser(sub)
-    try:
-        from edgefuse_calibration.spatial.cli import add_spatial_parsers
-    except ImportError:
-        pass
-    else:
-        add_spatial_parsers(sub)
+    # Every kind is always listed: what an optional extra provides (open3d for registration, matplotlib for
+    # plots) is imported when used and, when missing, refused with one line naming the extra to install.
+    from edgefuse_calibration.spatial.cli import add_spatial_parsers
+
+    add_spatial_parsers(sub)
     return p  # type: ignore[no-any-return]
 
 

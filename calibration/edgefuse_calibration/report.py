@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from edgefuse.errors import CalibrationError
+
 
 def jsonable(v: Any) -> Any:
     """``v`` with numpy values, tuples, paths and non-finite floats made JSON-safe."""
@@ -43,8 +45,11 @@ def write_json_report(path: str | Path, report: dict[str, Any]) -> Path:
 def plot_time_offset(path: str | Path, estimate: Any, a: Any, b: Any) -> Path:
     """PNG with (top) the alignment score versus lag with the estimate and its ±σ band, and (bottom)
     the two signals' first channels, ``b`` shifted by the estimate when there is one."""
-    import matplotlib
-
+    try:
+        import matplotlib
+    except ImportError:
+        raise CalibrationError("plots need matplotlib: install the calib extra (pip install 'edgefuse[calib]')"
+                               ) from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -39,6 +39,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from edgefuse.errors import MessageError
 from edgefuse.fusion import _densify_kernels as _k
 
 __all__ = ["DepthCompleter", "DepthImageError", "densify_depth", "make_kernel"]
@@ -51,7 +52,7 @@ KernelShape = Literal["full", "cross", "diamond"]
 _EPS = 0.1
 
 
-class DepthImageError(ValueError):
+class DepthImageError(MessageError):
     """The depth image has the wrong shape or dtype for the completer."""
 
 

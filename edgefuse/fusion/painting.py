@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from edgefuse.errors import MessageError
 from edgefuse.fusion import _kernels
 from edgefuse.fusion.projection import ProjectionResult
 
@@ -37,7 +38,7 @@ __all__ = ["FeatureArrayError", "PointPainter", "append_point_fields", "paint_po
 F32 = npt.NDArray[np.float32]
 
 
-class FeatureArrayError(ValueError):
+class FeatureArrayError(MessageError):
     """The feature array (scores / image) has the wrong shape or dtype for the projection."""
 
 

@@ -189,3 +189,13 @@ def _register() -> None:
 
 
 _register()
+
+
+def register_edge_types() -> None:
+    """Entry point ``edgefuse.edge_types``: the detection edge types of pipeline YAML."""
+    from edgefuse.msgs.edges import register_edge_type
+
+    register_edge_type("Detections2D", Detections2D, "vision_msgs/msg/Detection2DArray")
+    register_edge_type("Detections3D", Detections3D, "vision_msgs/msg/Detection3DArray")
+    # Tracks are published as Detection3DArray (id = track id); that message type reads back as Detections3D.
+    register_edge_type("Tracks", Tracks, "vision_msgs/msg/Detection3DArray", reads_from=())

@@ -42,8 +42,9 @@ from typing import Any
 
 from edgefuse._yaml import line_of, load_yaml, plain
 from edgefuse.errors import Problem, ValidationError
+from edgefuse.msgs.edges import ANY, compatible, edge_types
 from edgefuse.pipeline.budget import Budget, parse_budget
-from edgefuse.pipeline.stage import PAYLOAD_TYPES, Stage, compatible, known_stage_types, stage_class
+from edgefuse.stages.base import Stage, known_stage_types, stage_class
 
 TOP_KEYS = {"edgefuse_pipeline", "name", "description", "rig", "bag", "runtime", "inputs", "sync", "stages",
             "outputs", "budgets"}
@@ -104,6 +105,28 @@ class PipelineConfig:
     bag_path: Path | None = None
     runtime: dict[str, Any] = field(default_factory=dict)
     rig: Any = None
+
+    def time_offsets_ns(self) -> dict[str, int]:
+        """Input topic → the rig's time offset [ns] for it (``t_reference = t_sensor + offset``).
+
+        Looked up by the input's rig sensor, then by its topic; 0 for an input the rig does not know (see
+        README, "Unknown sensors have a zero offset").  Sources apply these (:meth:`Source.set_time_offsets`).
+        """
+        from edgefuse.errors import EdgefuseError
+
+        out: dict[str, int] = {}
+        for spec in self.inputs.values():
+            offset = 0
+            for key in (spec.sensor, spec.topic):
+                if self.rig is None or key is None:
+                    continue
+                try:
+                    offset = int(self.rig.time_offset_ns(key))
+                    break
+                except (KeyError, EdgefuseError):
+                    continue
+            out[spec.topic] = offset
+        return out
 
 
 def ms_to_ns_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -231,8 +254,9 @@ def _check_inputs(data: Any, c: _Collector, rig: Any) -> dict[str, InputSpec]:
         if topic in topics:
             c.add(f"input '{name}': topic {topic} already used by input '{topics[topic]}'", spec, "topic")
         topics[topic] = str(name)
-        if typ not in PAYLOAD_TYPES or typ == "Any":
-            known = ", ".join(k for k in PAYLOAD_TYPES if k != "Any")
+        known_types = edge_types()
+        if typ not in known_types or typ == ANY:
+            known = ", ".join(k for k in known_types if k != ANY)
             c.add(f"input '{name}': unknown type {typ!r} (known: {known})", spec, "type" if "type" in spec else None)
             c.broken_inputs.add(str(name))
             continue

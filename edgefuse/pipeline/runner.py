@@ -1,8 +1,10 @@
 """The pipeline executor: envelopes in → synchronizer → stages (timed) → sinks.
 
 One :class:`PipelineRunner` serves all three ways of feeding a pipeline (replay, live drivers, a
-transport): a source calls :meth:`PipelineRunner.feed` with each :class:`~edgefuse.envelope.Envelope`
-and :meth:`PipelineRunner.finish` at the end.  Every stage call, the sinks and the whole path from
+transport): whoever drives it takes envelopes from a :class:`~edgefuse.sources.Source` (which has
+already applied the rig's time offsets, see :meth:`PipelineConfig.time_offsets_ns`), calls
+:meth:`PipelineRunner.feed` with each and :meth:`PipelineRunner.finish` at the end.  The runner never
+changes a stamp.  Every stage call, the sinks and the whole path from
 the arrival of a set's last member to the end of publishing (end-to-end) are timed against the budgets
 of the pipeline YAML.
 """
@@ -10,28 +12,20 @@ of the pipeline YAML.
 from __future__ import annotations
 
 import time
-from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from edgefuse import config as runtime_config
 from edgefuse.envelope import Envelope
 from edgefuse.errors import EdgefuseError, PipelineError
+from edgefuse.msgs.edges import payload_class
 from edgefuse.pipeline.config import OutputSpec, PipelineConfig
 from edgefuse.pipeline.latency import LatencyRecorder
-from edgefuse.pipeline.stage import PAYLOAD_TYPES, Stage
+from edgefuse.sinks.base import Sink
+from edgefuse.stages.base import Stage
+from edgefuse.sync.base import Synchronizer, SyncSet
 from edgefuse.time import NS_PER_MS
-
-
-class Sink(Protocol):
-    """Where outputs go: a bag writer, a transport publisher, a digest recorder."""
-
-    def open(self, outputs: Sequence[OutputSpec]) -> None: ...
-
-    def write(self, topic: str, stamp_ns: int, payload: Any) -> None: ...
-
-    def close(self) -> None: ...
 
 
 @dataclass
@@ -49,18 +43,17 @@ class PipelineRunner:
     """Runs a validated :class:`PipelineConfig`."""
 
     def __init__(self, config: PipelineConfig, sinks: Iterable[Sink] = ()) -> None:
-        from edgefuse.sync import make_synchronizer
+        from edgefuse.sync import HoldingSynchronizer, make_synchronizer
 
         self.config = config
         self.sinks = list(sinks)
         self.rig = config.rig
-        self.sync = make_synchronizer(config.sync_policy, config.sync_inputs, **config.sync_params)
+        policy = make_synchronizer(config.sync_policy, config.sync_inputs, **config.sync_params)
+        self._holding: HoldingSynchronizer | None = None
+        if config.hold:
+            self._holding = HoldingSynchronizer(policy, {h.name: h.max_age_ns for h in config.hold})
+        self.sync: Synchronizer = policy if self._holding is None else self._holding
         self._by_topic = {spec.topic: spec for spec in config.inputs.values()}
-        self._held = {h.name: h for h in config.hold}
-        self._held_queues: dict[str, deque[Envelope]] = {h.name: deque(maxlen=64) for h in config.hold}
-        self._offsets = {
-            spec.name: self._offset_for(spec.sensor, spec.topic) for spec in config.inputs.values()
-        }
         self.stages: list[Stage] = []
         for spec in config.stages:
             try:
@@ -69,10 +62,8 @@ class PipelineRunner:
                 raise
             except (ValueError, TypeError, KeyError) as exc:
                 raise PipelineError(f"stage '{spec.name}' ({spec.type_name}) failed to construct: {exc}") from exc
-            frames = {port: config.inputs[src].frame_id if src in config.inputs else None
-                      for port, src in spec.wiring.items()}
-            if hasattr(stage, "input_frames"):
-                stage.input_frames = frames
+            stage.input_frames = {port: config.inputs[src].frame_id if src in config.inputs else None
+                                  for port, src in spec.wiring.items()}
             self.stages.append(stage)
         self.stage_latency = {
             s.name: LatencyRecorder(s.name, None if s.budget is None else s.budget.deadline_ns)
@@ -90,30 +81,16 @@ class PipelineRunner:
         self.stage_skipped: dict[str, int] = {s.name: 0 for s in config.stages}
         self.stage_reused: dict[str, int] = {s.name: 0 for s in config.stages}
         self._last_outputs: dict[str, tuple[int, dict[str, Any]]] = {}
-        self._last_held: dict[str, Envelope] = {}
         self.sets = 0
         self.partial_sets = 0
         self.fed: dict[str, int] = {name: 0 for name in config.inputs}
         self.unknown_topic = 0
         self.type_mismatch = 0
         self.outputs_written: dict[str, int] = {o.topic: 0 for o in config.outputs}
-        self.held_missing: dict[str, int] = {h.name: 0 for h in config.hold}
         self._started = False
         self._outputs_by_source: dict[str, list[OutputSpec]] = {}
         for o in config.outputs:
             self._outputs_by_source.setdefault(o.source, []).append(o)
-
-    def _offset_for(self, sensor: str | None, topic: str) -> int:
-        if self.rig is None:
-            return 0
-        for key in (sensor, topic):
-            if key is None:
-                continue
-            try:
-                return int(self.rig.time_offset_ns(key))
-            except (KeyError, EdgefuseError):
-                continue
-        return 0
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -127,8 +104,9 @@ class PipelineRunner:
             t0 = time.perf_counter_ns()
             stage.start()
             self.start_ms[stage.name] = (time.perf_counter_ns() - t0) / NS_PER_MS
+        outputs = {o.topic: o.type for o in self.config.outputs}
         for sink in self.sinks:
-            sink.open(self.config.outputs)
+            sink.open(outputs)
         self._started = True
 
     def feed(self, env: Envelope) -> int:
@@ -139,21 +117,14 @@ class PipelineRunner:
         if spec is None:
             self.unknown_topic += 1
             return 0
-        expected = PAYLOAD_TYPES.get(spec.type)
+        expected = payload_class(spec.type)
         if expected is not None and not isinstance(env.payload, expected):
             self.type_mismatch += 1
             raise PipelineError(
                 f"input '{spec.name}' expects {spec.type} but {env.topic} carries {type(env.payload).__name__}"
                 f" ({env.msgtype})", topic=env.topic, stamp_ns=env.stamp_ns)
-        offset = self._offsets[spec.name]
-        if offset:
-            env.meta["header_stamp_ns"] = env.stamp_ns
-            env.stamp_ns += offset
         env.meta["inject_ns"] = time.perf_counter_ns()
         self.fed[spec.name] += 1
-        if spec.name in self._held:
-            self._held_queues[spec.name].append(env)
-            return 0
         sets = self.sync.push(spec.name, env.stamp_ns, env)
         for s in sets:
             self._process(s, trigger_stamp_ns=env.stamp_ns)
@@ -161,10 +132,7 @@ class PipelineRunner:
 
     def poll(self, now_ns: int) -> int:
         """For clock-driven synchronizers (collector): emit sets whose deadline passed."""
-        poll = getattr(self.sync, "poll", None)
-        if poll is None:
-            return 0
-        sets = poll(now_ns)
+        sets = self.sync.poll(now_ns)
         for s in sets:
             self._process(s, trigger_stamp_ns=None)
         return len(sets)
@@ -181,19 +149,7 @@ class PipelineRunner:
                 sink.close()
 
     # -- per set ---------------------------------------------------------------------------------
-    def _held_member(self, name: str, stamp_ns: int) -> Envelope | None:
-        best = None
-        for env in self._held_queues[name]:
-            if env.stamp_ns <= stamp_ns and (best is None or env.stamp_ns >= best.stamp_ns):
-                best = env
-        hold = self._held[name]
-        if best is not None and hold.max_age_ns is not None and stamp_ns - best.stamp_ns > hold.max_age_ns:
-            best = None
-        if best is None:
-            self.held_missing[name] += 1
-        return best
-
-    def _process(self, sset: Any, trigger_stamp_ns: int | None) -> None:
+    def _process(self, sset: SyncSet, trigger_stamp_ns: int | None) -> None:
         """Run the stages on one set, publish the outputs and time it all.
 
         Freshness: synchronized members are always new; a held (zero-order hold) member is new only
@@ -205,15 +161,8 @@ class PipelineRunner:
         self.sets += 1
         if sset.missing:
             self.partial_sets += 1
-        members: dict[str, Envelope] = dict(sset.members)
-        fresh: set[str] = set(members)
-        for name in self._held:
-            env = self._held_member(name, sset.stamp_ns)
-            if env is not None:
-                members[name] = env
-                if self._last_held.get(name) is not env:
-                    fresh.add(name)
-                self._last_held[name] = env
+        members: dict[str, Envelope] = sset.members
+        fresh: set[str] = set(members) - set(sset.unchanged)
         inject = max((e.meta.get("inject_ns", 0) for e in members.values()), default=time.perf_counter_ns())
         if trigger_stamp_ns is not None:
             self.sync_wait_data.add(max(0, trigger_stamp_ns - sset.stamp_ns))
@@ -286,9 +235,9 @@ class PipelineRunner:
                          first_errors=self.stage_errors[spec.name].first,
                          skipped_missing_input=self.stage_skipped[spec.name],
                          reused_unchanged_inputs=self.stage_reused[spec.name])
-            stage_report = getattr(stage, "report", None)
-            if callable(stage_report):
-                entry["details"] = _plain(stage_report())
+            details = stage.report()
+            if details is not None:
+                entry["details"] = _plain(details)
             stages[spec.name] = entry
             if spec.budget is not None:
                 breaches += spec.budget.breaches(summary)
@@ -305,7 +254,7 @@ class PipelineRunner:
             "partial_sets": self.partial_sets,
             "inputs_fed": dict(self.fed),
             "unknown_topic_messages": self.unknown_topic,
-            "held_missing": dict(self.held_missing),
+            "held_missing": {} if self._holding is None else self._holding.held_missing,
             "sync": {"policy": self.config.sync_policy, "stats": _plain(sync_stats)},
             "stages": stages,
             "sinks": self.sink_latency.summary().as_dict(),

@@ -44,6 +44,8 @@ class SyncSet:
         stamps_ns: input name -> member stamp [ns] (offset-corrected for the collector).
         missing: inputs without a member, in input order; empty for complete sets.
         spread_ns: max - min member stamp [ns] (0 for a set with one member).
+        unchanged: held inputs (zero-order hold, :mod:`edgefuse.sync.hold`) whose member is the same message
+            as in the previous set.
     """
 
     stamp_ns: int
@@ -51,6 +53,7 @@ class SyncSet:
     stamps_ns: dict[str, int]
     missing: tuple[str, ...] = ()
     spread_ns: int = 0
+    unchanged: tuple[str, ...] = ()
 
     @property
     def complete(self) -> bool:
@@ -131,6 +134,10 @@ class Synchronizer(Protocol):
 
     def flush(self) -> list[SyncSet]:
         """End of stream: emit what the policy can still emit; the rest of the queues is dropped."""
+        ...
+
+    def poll(self, now_ns: int) -> list[SyncSet]:
+        """Clock tick (host monotonic ns): sets whose deadline passed (the collector); others return []."""
         ...
 
     @property
@@ -216,6 +223,10 @@ class SyncBase:
 
     def _queued_counts(self) -> list[int]:
         raise NotImplementedError
+
+    def poll(self, now_ns: int) -> list[SyncSet]:
+        """Clock-driven policies (the collector) release sets here; the others release only on push/flush."""
+        return []
 
     @property
     def stats(self) -> SyncStats:

@@ -42,6 +42,10 @@ class EachSynchronizer:
         self._sets += 1
         return [SyncSet(stamp_ns, {input: item}, {input: stamp_ns}, (), 0)]
 
+    def poll(self, now_ns: int) -> list[SyncSet]:
+        """Not clock-driven: nothing to release on a tick."""
+        return []
+
     def flush(self) -> list[SyncSet]:
         return []
 

@@ -16,7 +16,7 @@ from edgefuse.fusion.bev import BevGrid, bev_grid
 from edgefuse.fusion.radar import polar_to_points
 from edgefuse.fusion.voxel import VoxelParamError
 from edgefuse.msgs import pointcloud_from_arrays, pointcloud_from_structured
-from edgefuse.pipeline.stages_voxel import BevGridStage
+from edgefuse.stages.voxel import BevGridStage
 
 from .voxel_reference import ref_bev
 

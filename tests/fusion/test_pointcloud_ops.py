@@ -30,7 +30,7 @@ from edgefuse.fusion.pointcloud_ops import (
 )
 from edgefuse.fusion.voxel import VoxelParamError
 from edgefuse.msgs import pointcloud_from_arrays
-from edgefuse.pipeline.stages_voxel import GroundRemovalStage, PointCloudCropStage
+from edgefuse.stages.voxel import GroundRemovalStage, PointCloudCropStage
 
 from .voxel_reference import ref_range_image
 

@@ -25,8 +25,8 @@ from edgefuse.fusion.radar import (
     radiate_center_px,
 )
 from edgefuse.msgs.types import ImageData
-from edgefuse.pipeline.stages_radar import RadarPolarPoints
 from edgefuse.rig import from_radiate
+from edgefuse.stages.radar import RadarPolarPoints
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "radiate_tiny_foggy"
 SEQ = DATA / "data" / "radiate" / "tiny_foggy"

@@ -8,7 +8,6 @@ import numpy as np
 
 from edgefuse.bag import open_bag
 from edgefuse.objects import detections_2d
-from edgefuse.pipeline.config import OutputSpec
 from edgefuse.sinks import RecordSink
 
 
@@ -16,7 +15,7 @@ def test_detections_recorded_and_read_back(tmp_path: Path) -> None:
     dets = detections_2d(42, "cam", np.array([[1.0, 2.0, 30.0, 40.0], [5.0, 6.0, 7.0, 9.0]]),
                          scores=[0.9, 0.4], labels=[1, 3])
     sink = RecordSink(tmp_path / "out")
-    sink.open([OutputSpec("/dets", "x.dets", "Detections2D")])
+    sink.open({"/dets": "Detections2D"})
     sink.write("/dets", 42, dets)
     sink.close()
     with open_bag(tmp_path / "out") as reader:

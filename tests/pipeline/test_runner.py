@@ -46,7 +46,7 @@ class Collect:
         self.items: list[tuple[str, int, Any]] = []
 
     def open(self, outputs: Any) -> None:
-        self.opened = [o.topic for o in outputs]
+        self.opened = list(outputs)  # topic -> edge type
 
     def write(self, topic: str, stamp_ns: int, payload: Any) -> None:
         if hasattr(payload, "data"):

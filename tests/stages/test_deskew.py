@@ -12,7 +12,7 @@ from edgefuse.errors import MessageError, PipelineError
 from edgefuse.fusion.deskew import ConstantVelocity, deskew, integrate_imu
 from edgefuse.msgs import pointcloud_from_arrays
 from edgefuse.msgs.types import OdometryData, PointCloud
-from edgefuse.pipeline.stage import Stage, stage_class
+from edgefuse.stages import Stage, stage_class
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 PCAPS = DATA / "ouster_sdk_pcaps" / "tests" / "pcaps"

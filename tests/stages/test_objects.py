@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from edgefuse.msgs import deserialize, serialize
+from edgefuse.msgs.edges import edge_types
 from edgefuse.objects import Detections2D, Tracks, detections_2d, detections_3d
 from edgefuse.objects.msgs import (
     from_detection2d_array,
@@ -13,7 +14,7 @@ from edgefuse.objects.msgs import (
     to_detection2d_array,
     to_detection3d_array,
 )
-from edgefuse.pipeline.stage import PAYLOAD_TYPES, stage_class
+from edgefuse.stages import stage_class
 
 
 def _roundtrip(msg: object, msgtype: str) -> object:
@@ -53,7 +54,7 @@ def test_detection3d_and_tracks_roundtrip() -> None:
 def test_object_stages() -> None:
     wbf_cls = stage_class("wbf")  # loads the built-in stage modules
     assert wbf_cls is not None
-    assert {"Detections2D", "Detections3D", "Tracks"} <= set(PAYLOAD_TYPES)
+    assert {"Detections2D", "Detections3D", "Tracks"} <= set(edge_types())
     assert wbf_cls.check_params({"iou_thr": 0.5, "conf_type": "max", "bogus": 1}) == [
         "stage type 'wbf' has no parameter 'bogus' (known: conf_type, iou_thr, normalized, skip_box_thr, weights)"
     ]

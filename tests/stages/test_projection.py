@@ -16,8 +16,8 @@ from edgefuse.fusion.projection import MultiCameraProjector
 from edgefuse.msgs import pointcloud_from_arrays
 from edgefuse.msgs.types import ImageData
 from edgefuse.pipeline.config import check_pipeline
-from edgefuse.pipeline.stage import stage_class
 from edgefuse.rig import from_kitti_object, from_nuscenes, save_rig
+from edgefuse.stages import stage_class
 from tests.fusion.projection_reference import KITTI, load_kitti
 
 NUSCENES = Path(__file__).resolve().parents[1] / "data" / "nuscenes_demo_sample"

@@ -21,7 +21,7 @@ from edgefuse_calibration.temporal import rotation_rate_from_orientations
 
 from edgefuse.rig.transform import rotation_from_quat_xyzw
 
-EUROC = Path(__file__).resolve().parents[1] / "data" / "euroc_v101_micro"
+EUROC = Path(__file__).resolve().parents[2] / "data" / "euroc_v101_micro"
 ONLINE = EUROC / "ForOnlineAlignment/real_data/mav0"
 GT_GYRO_BIAS = np.array([-0.002153, 0.020744, 0.075806])  # b_w listed in gt0 (rad/s, IMU frame)
 

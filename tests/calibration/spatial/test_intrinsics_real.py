@@ -15,7 +15,7 @@ from edgefuse_calibration.spatial.intrinsics import Checkerboard, calibrate_intr
 
 from edgefuse.rig import load_rig
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "opencv_samples"
+DATA = Path(__file__).resolve().parents[2] / "data" / "opencv_samples"
 FILES = sorted(DATA.glob("left*.jpg"))
 
 

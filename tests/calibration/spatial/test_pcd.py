@@ -14,7 +14,7 @@ from edgefuse_calibration.spatial.pcd import lzf_decompress, pcd_xyz, read_pcd
 from edgefuse.errors import CalibrationError
 from edgefuse.rig import CameraModel, Transform
 
-OC = Path(__file__).resolve().parents[1] / "data" / "opencalib_radar_lidar_camera"
+OC = Path(__file__).resolve().parents[2] / "data" / "opencalib_radar_lidar_camera"
 HEADER = "VERSION 0.7\nFIELDS x y z ring\nSIZE 4 4 4 2\nTYPE F F F U\nCOUNT 1 1 1 1\nWIDTH {n}\nHEIGHT 1\n" \
          "VIEWPOINT 0 0 0 1 0 0 0\nPOINTS {n}\nDATA {kind}\n"
 

@@ -20,8 +20,8 @@ from edgefuse_calibration.spatial.registration import RegistrationChecks
 
 from edgefuse.rig import Transform
 
-OC = Path(__file__).resolve().parents[1] / "data" / "opencalib_radar_lidar_camera"
-DEMO = Path(__file__).resolve().parents[2] / "edgefuse" / "data" / "demo"
+OC = Path(__file__).resolve().parents[2] / "data" / "opencalib_radar_lidar_camera"
+DEMO = Path(__file__).resolve().parents[3] / "edgefuse" / "data" / "demo"
 CHECKS = RegistrationChecks(start_rot_deg=3.0, start_trans_m=0.5)
 
 

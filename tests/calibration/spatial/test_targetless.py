@@ -22,7 +22,7 @@ from edgefuse_calibration.spatial.targetless import image_edge_map, local_optimu
 from edgefuse.errors import CalibrationError
 from edgefuse.rig import CameraModel, Rig, Transform, from_kitti_object, load_rig, save_rig
 
-ROOT = Path(__file__).resolve().parents[1] / "data" / "kitti_object_3frames" / "training"
+ROOT = Path(__file__).resolve().parents[2] / "data" / "kitti_object_3frames" / "training"
 
 
 def _kitti() -> tuple[LidarCameraFrame, CameraModel, Rig]:

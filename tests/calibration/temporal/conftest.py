@@ -11,7 +11,7 @@ from edgefuse_calibration.temporal import Signal, signals_from_bag
 
 from edgefuse.rig.transform import rotation_from_rpy
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+DATA = Path(__file__).resolve().parents[2] / "data"
 HUSKY_BAG = DATA / "husky_imu_gps_odom_bag" / "test1.bag"
 IMU_SPEC = "/imu/data:gyro_z"
 ODOM_SPEC = "/husky_velocity_controller/odom:twist_yaw"

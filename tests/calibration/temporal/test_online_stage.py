@@ -11,7 +11,7 @@ import pytest
 
 from edgefuse.bag import open_bag
 from edgefuse.errors import PipelineError
-from edgefuse.pipeline.stage import stage_class
+from edgefuse.stages import stage_class
 
 from .conftest import HUSKY_BAG
 
@@ -80,12 +80,20 @@ def test_stage_bad_params_and_inputs() -> None:
         stage.process({"a": odom}, 0)  # field gyro_y on an Odometry payload
 
 
-def test_core_does_not_import_calibration_at_import_time() -> None:
-    code = ("import sys, edgefuse.pipeline.stages_calib_time, edgefuse.pipeline.stage as s;"
-            "s.stage_class('online_time_offset');"
-            "print(any(m.startswith('edgefuse_calibration') for m in sys.modules))")
+def test_core_does_not_import_calibration() -> None:
+    """The core (every built-in stage, the pipeline, replay, the CLI) never imports edgefuse_calibration."""
+    code = ("import sys, edgefuse.stages.base as s, edgefuse.pipeline, edgefuse.replay, edgefuse.cli;"
+            "names = s.known_stage_types();"
+            "print('online_time_offset' in names, any(m.startswith('edgefuse_calibration') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.split() == ["True", "False"]
+
+
+def test_stage_is_a_plugin_found_through_the_entry_point() -> None:
+    from edgefuse_calibration.stages import OnlineTimeOffset
+
+    assert stage_class("online_time_offset") is OnlineTimeOffset
+    assert OnlineTimeOffset.type_name == "online_time_offset"
 
 
 def test_stage_in_a_replayed_pipeline(tmp_path: Any) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from ouster.sdk import core, pcap
 
-PCAPS = Path(__file__).resolve().parents[1] / "data" / "ouster_sdk_pcaps" / "tests" / "pcaps"
+PCAPS = Path(__file__).resolve().parents[2] / "data" / "ouster_sdk_pcaps" / "tests" / "pcaps"
 OUT = PCAPS.parents[1] / "ouster_sdk_1.0.1_reference.json"
 CAPTURES = {
     "OS-1-128_v2.3.0_1024x10_lb_n3.pcap": "OS-1-128_v2.3.0_1024x10.json",

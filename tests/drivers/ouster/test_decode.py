@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from edgefuse.errors import DriverError
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "ouster_sdk_pcaps"
+DATA = Path(__file__).resolve().parents[2] / "data" / "ouster_sdk_pcaps"
 PCAPS = DATA / "tests" / "pcaps"
 CAPTURES = {
     "OS-1-128_v2.3.0_1024x10_lb_n3.pcap": "OS-1-128_v2.3.0_1024x10.json",

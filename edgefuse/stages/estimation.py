@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 from edgefuse.errors import ConfigError, PipelineError
 from edgefuse.estimation import Ekf, StateEstimator, Ukf, sensors_from_mapping
 from edgefuse.estimation.filter import DEFAULT_PROCESS_NOISE
-from edgefuse.pipeline.stage import Param, Stage, register_stage
+from edgefuse.stages.base import Param, Stage, register_stage
 
 _PORT_KIND = {"imu0": "imu", "imu1": "imu", "odom0": "odom", "odom1": "odom", "gnss0": "gnss"}
 

@@ -1,4 +1,4 @@
-"""Sinks: where a pipeline's outputs go.
+"""The recording sink.
 
 :class:`RecordSink` serialises each output once (CDR, the ROS 2 wire format), keeps a running SHA-256
 digest per topic (stamp + bytes, so two runs can be compared bit for bit) and, when given a path,
@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from edgefuse.errors import ReplayError
-from edgefuse.pipeline.config import OutputSpec
-from edgefuse.pipeline.stage import TYPE_TO_MSGTYPE
+from edgefuse.msgs.edges import msgtype_of
 
 
 def check_writable_output(path: Path) -> None:
@@ -45,14 +44,15 @@ class RecordSink:
         self.counts: dict[str, int] = {}
         self.bytes_written = 0
 
-    def open(self, outputs: Sequence[OutputSpec]) -> None:
-        for o in outputs:
-            msgtype = TYPE_TO_MSGTYPE.get(o.type)
+    def open(self, outputs: Mapping[str, str]) -> None:
+        """Prepare ``outputs`` (topic → edge type): message types, digests and, with a path, the bag."""
+        for topic, edge in outputs.items():
+            msgtype = msgtype_of(edge)
             if msgtype is None:
-                raise ReplayError(f"output {o.topic}: edge type {o.type} has no ROS message type to publish")
-            self._msgtypes[o.topic] = msgtype
-            self._digests[o.topic] = hashlib.sha256()
-            self.counts[o.topic] = 0
+                raise ReplayError(f"output {topic}: edge type {edge} has no ROS message type to publish")
+            self._msgtypes[topic] = msgtype
+            self._digests[topic] = hashlib.sha256()
+            self.counts[topic] = 0
         if self.out is not None:
             from edgefuse.bag import BagWriter
 

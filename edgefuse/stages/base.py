@@ -1,4 +1,4 @@
-"""Stages: small objects with a lifecycle, declared input/output types and validated parameters.
+"""The Stage base class: small objects with a lifecycle, declared input/output types and validated parameters.
 
 Lifecycle: ``construct`` (validate params, allocate buffers) → :meth:`Stage.start` (open resources, compile
 kernels, load models; timed and reported apart from steady state) → :meth:`Stage.process` per
@@ -16,61 +16,20 @@ from importlib.metadata import entry_points
 from typing import Any, ClassVar, TypeVar
 
 from edgefuse.errors import ConfigError
-from edgefuse.msgs import types as payloads
-from edgefuse.objects import msgs as _object_msgs  # noqa: F401  (registers the vision_msgs conversions)
-from edgefuse.objects.types import Detections2D, Detections3D, Tracks
+from edgefuse.msgs.edges import compatible, edge_types, normalize_msgtype, payload_class, type_of_msgtype
 
-# Edge types: the names used in pipeline YAML and stage declarations.
-PAYLOAD_TYPES: dict[str, type | None] = {
-    "Image": payloads.ImageData,
-    "CompressedImage": payloads.CompressedImageData,
-    "PointCloud": payloads.PointCloud,
-    "Imu": payloads.ImuData,
-    "ImuBatch": payloads.ImuBatch,
-    "NavSatFix": payloads.NavSatFixData,
-    "CameraInfo": payloads.CameraInfoData,
-    "Odometry": payloads.OdometryData,
-    "RadarScan": payloads.RadarScanData,
-    "Transform": payloads.TransformData,
-    "Detections2D": Detections2D,
-    "Detections3D": Detections3D,
-    "Tracks": Tracks,
-    "Any": None,
-}
-
-MSGTYPE_TO_TYPE: dict[str, str] = {
-    "sensor_msgs/msg/Image": "Image",
-    "sensor_msgs/msg/CompressedImage": "CompressedImage",
-    "sensor_msgs/msg/PointCloud2": "PointCloud",
-    "sensor_msgs/msg/Imu": "Imu",
-    "sensor_msgs/msg/NavSatFix": "NavSatFix",
-    "sensor_msgs/msg/CameraInfo": "CameraInfo",
-    "nav_msgs/msg/Odometry": "Odometry",
-    "radar_msgs/msg/RadarScan": "RadarScan",
-    "vision_msgs/msg/Detection2DArray": "Detections2D",
-    "vision_msgs/msg/Detection3DArray": "Detections3D",
-}
-TYPE_TO_MSGTYPE: dict[str, str] = {v: k for k, v in MSGTYPE_TO_TYPE.items()}
-TYPE_TO_MSGTYPE["Tracks"] = "vision_msgs/msg/Detection3DArray"  # published with the track id
-
-
-def normalize_msgtype(msgtype: str) -> str:
-    """``sensor_msgs/Imu`` (ROS 1 style) → ``sensor_msgs/msg/Imu``."""
-    parts = msgtype.split("/")
-    if len(parts) == 2:
-        return f"{parts[0]}/msg/{parts[1]}"
-    return msgtype
-
-
-def type_of_msgtype(msgtype: str) -> str | None:
-    """Edge type name for a ROS message type, or None when edgefuse has no payload for it."""
-    return MSGTYPE_TO_TYPE.get(normalize_msgtype(msgtype))
-
-
-def compatible(produced: str, accepted: str) -> bool:
-    """Whether an edge carrying ``produced`` may feed a port that accepts ``accepted`` (``A|B`` unions allowed)."""
-    accepted_set = set(accepted.split("|"))
-    return produced == "Any" or "Any" in accepted_set or produced in accepted_set
+__all__ = [
+    "Param",
+    "Stage",
+    "compatible",
+    "edge_types",
+    "known_stage_types",
+    "normalize_msgtype",
+    "payload_class",
+    "register_stage",
+    "stage_class",
+    "type_of_msgtype",
+]
 
 
 @dataclass(frozen=True)
@@ -102,6 +61,11 @@ class Stage:
         self.name = name
         self.rig = rig
         self.p: dict[str, Any] = {k: params.get(k, spec.default) for k, spec in self.params.items()}
+        self.input_frames = {}
+
+    #: port → calibration frame of the pipeline input wired to it (None when the source is a stage output or
+    #: the input names no frame); set by the runner before :meth:`start`.
+    input_frames: dict[str, str | None]
 
     def start(self) -> None:
         """Open resources, compile kernels, load models.  Called once before the first :meth:`process`."""
@@ -115,6 +79,18 @@ class Stage:
 
     def stop(self) -> None:
         """Release resources."""
+
+    def report(self) -> dict[str, Any] | None:
+        """Stage-specific counters for the run report (``stages.<name>.details``); None when there are none."""
+        return None
+
+    @classmethod
+    def check_rig(cls, params: Mapping[str, Any], rig: Any, frames: Mapping[str, str | None]) -> list[str]:
+        """Load-time calibration check: problems with what this stage needs from ``rig`` (cameras, frames).
+
+        ``frames`` maps each input port to the calibration frame of the pipeline input wired to it.
+        """
+        return []
 
     @classmethod
     def check_params(cls, params: Mapping[str, Any]) -> list[str]:
@@ -163,18 +139,18 @@ _BUILTINS_LOADED = False
 
 
 def _load_builtin() -> None:
-    """Import every built-in stage module (``edgefuse/pipeline/stages*.py``) once."""
+    """Import every built-in stage module (``edgefuse/stages/*.py`` except ``base`` and private ones) once."""
     global _BUILTINS_LOADED  # noqa: PLW0603
     if _BUILTINS_LOADED:
         return
     import importlib
     import pkgutil
 
-    import edgefuse.pipeline as package
+    import edgefuse.stages as package
 
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-        if info.name.startswith("stages"):
-            importlib.import_module(f"edgefuse.pipeline.{info.name}")
+        if info.name != "base" and not info.name.startswith("_"):
+            importlib.import_module(f"edgefuse.stages.{info.name}")
     _BUILTINS_LOADED = True
 
 
@@ -194,5 +170,6 @@ def stage_class(type_name: str) -> type[Stage] | None:
 
 
 def known_stage_types() -> list[str]:
+    """Names of every stage type: built-ins and those of the ``edgefuse.stages`` entry points."""
     _load_builtin()
-    return sorted(_REGISTRY)
+    return sorted(set(_REGISTRY) | {ep.name for ep in entry_points(group="edgefuse.stages")})

@@ -13,8 +13,9 @@ Fields: ``gyro_x`` ``gyro_y`` ``gyro_z`` ``gyro_norm`` (Imu / ImuBatch angular v
 Stamps come from the payloads (already corrected by the rig's time offsets); a sample whose stamp
 does not advance (a zero-order-hold repeat) is skipped and counted.
 
-``edgefuse_calibration`` is imported in :meth:`OnlineTimeOffset.start`, never at import time, so the
-core runtime does not depend on it; without it, ``start`` fails with a clear PipelineError.
+The stage is a plugin: it registers through the ``edgefuse.stages`` entry point of this distribution
+(``online_time_offset = edgefuse_calibration.stages:OnlineTimeOffset``), so the core runtime finds it
+when a pipeline names it and never imports ``edgefuse_calibration`` otherwise.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 
 from edgefuse.errors import EdgefuseError, PipelineError
 from edgefuse.msgs.types import ImuBatch, ImuData, OdometryData
-from edgefuse.pipeline.stage import Param, Stage, register_stage
+from edgefuse.stages.base import Param, Stage
 
 __all__ = ["FIELDS", "OnlineTimeOffset"]
 
@@ -64,7 +65,6 @@ def _samples(payload: Any, fld: str, port: str) -> Iterator[tuple[int, float]]:
         raise PipelineError(f"port {port}: expected Imu, ImuBatch or Odometry, got {type(payload).__name__}")
 
 
-@register_stage("online_time_offset")
 class OnlineTimeOffset(Stage):
     """Sliding-window time-offset estimate between two motion streams, with drift flagging.
 
@@ -107,12 +107,9 @@ class OnlineTimeOffset(Stage):
         self.errors = 0
 
     def start(self) -> None:
-        """Import the estimator (``edgefuse_calibration``) and create it."""
-        try:
-            from edgefuse_calibration.temporal import OnlineOffsetEstimator
-        except ImportError as exc:
-            raise PipelineError(f"stage '{self.name}': online_time_offset needs edgefuse_calibration"
-                                f" (install edgefuse with the calib extra): {exc}") from None
+        """Create the estimator."""
+        from edgefuse_calibration.temporal import OnlineOffsetEstimator
+
         p = self.p
         ref = p["reference_offset_ms"]
         self._est = OnlineOffsetEstimator(

@@ -1,5 +1,5 @@
-"""Object-level stages (edge types ``Detections2D``, ``Detections3D``, ``Tracks``; registered here until
-the lead adds them to :data:`edgefuse.pipeline.stage.PAYLOAD_TYPES`).
+"""Object-level stages (edge types ``Detections2D``, ``Detections3D``, ``Tracks``, which
+:mod:`edgefuse.objects.msgs` registers in :mod:`edgefuse.msgs.edges`).
 
 - ``nms``: per-label NMS / Soft-NMS of one or two 2-D detection inputs.
 - ``wbf``: weighted boxes fusion of up to three 2-D detection inputs (``wbf_3d`` for 3-D inputs).
@@ -29,20 +29,8 @@ import numpy as np
 from edgefuse.errors import PipelineError
 from edgefuse.objects import boxfusion as bf
 from edgefuse.objects.tracker import MultiObjectTracker, TrackerConfig
-from edgefuse.objects.types import DET2D_DTYPE, DET3D_DTYPE, Detections2D, Detections3D, Tracks
-from edgefuse.pipeline.stage import Param, Stage, register_stage
-
-#: edge types of this module (registered in :data:`edgefuse.pipeline.stage.PAYLOAD_TYPES`)
-OBJECT_PAYLOAD_TYPES: dict[str, type] = {
-    "Detections2D": Detections2D,
-    "Detections3D": Detections3D,
-    "Tracks": Tracks,
-}
-OBJECT_MSGTYPES: dict[str, str] = {
-    "vision_msgs/msg/Detection2DArray": "Detections2D",
-    "vision_msgs/msg/Detection3DArray": "Detections3D",
-}
-
+from edgefuse.objects.types import DET2D_DTYPE, DET3D_DTYPE, Detections2D, Detections3D
+from edgefuse.stages.base import Param, Stage, register_stage
 
 _BOX_REASONS = ("non_finite", "inverted", "zero_size")
 _TRACK_REASONS = (*_BOX_REASONS, "bad_covariance", "out_of_order", "from_future", "diverged",
@@ -261,4 +249,4 @@ class TrackStage(_CountingStage):
         return rep
 
 
-__all__ = ["OBJECT_MSGTYPES", "OBJECT_PAYLOAD_TYPES", "NmsStage", "TrackStage", "Wbf3dStage", "WbfStage"]
+__all__ = ["NmsStage", "TrackStage", "Wbf3dStage", "WbfStage"]

@@ -46,7 +46,7 @@ from edgefuse.fusion.deskew import (
     integrate_imu,
 )
 from edgefuse.msgs.types import ImuBatch, OdometryData, PointCloud
-from edgefuse.pipeline.stage import Param, Stage, register_stage
+from edgefuse.stages.base import Param, Stage, register_stage
 
 __all__ = ["TIME_FIELDS", "DeskewStage"]
 

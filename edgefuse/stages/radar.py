@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from edgefuse.errors import MessageError, PipelineError
 from edgefuse.fusion.radar import NAVTECH_RANGE_RES_M, PolarToCartesian, RadarInputError, RadarPointExtractor
 from edgefuse.msgs.types import ImageData, PointCloud
-from edgefuse.pipeline.stage import Param, Stage, register_stage
+from edgefuse.stages.base import Param, Stage, register_stage
 
 
 @register_stage("radar_polar_points")

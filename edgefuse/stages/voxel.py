@@ -26,7 +26,7 @@ from edgefuse.fusion.bev import BevGrid
 from edgefuse.fusion.pointcloud_ops import crop_box, crop_fov, crop_range, ransac_ground
 from edgefuse.msgs.image import encoding_layout
 from edgefuse.msgs.types import ImageData, PointCloud
-from edgefuse.pipeline.stage import Param, Stage, register_stage
+from edgefuse.stages.base import Param, Stage, register_stage
 
 __all__ = ["BevGridStage", "GroundRemovalStage", "PointCloudCropStage"]
 

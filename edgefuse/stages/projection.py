@@ -1,5 +1,9 @@
-"""Projection-family stages: PointPainting, depth densification, multi-camera projection.
+"""Projection-family stages: LiDAR/radar → camera projection, PointPainting, depth densification,
+multi-camera projection.
 
+- ``lidar_camera_projection``: LiDAR (or radar) points → z-buffered sparse depth image (32FC1, camera frame)
+  and a coloured point cloud of the points in view (x, y, z, rgb), through a rig camera.  The hot path is
+  the Numba kernel of :class:`edgefuse.fusion.Projector`, compiled in :meth:`start`.
 - ``point_painting``: cloud (PointCloud) + per-pixel scores (Image ``32FC<C>``, ``mono8``, ``bgr8`` …,
   the size of a rig camera) → the cloud with ``C`` float32 fields appended (each point gets the
   scores of its pixel; points the camera does not see get ``fill``).  :mod:`edgefuse.fusion.painting`.
@@ -23,39 +27,19 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from edgefuse.errors import CalibrationError, MessageError, PipelineError
+from edgefuse.errors import MessageError, PipelineError
 from edgefuse.fusion.densify import DepthCompleter, DepthImageError
 from edgefuse.fusion.painting import FeatureArrayError, PointPainter, append_point_fields, painted_dtype
 from edgefuse.fusion.projection import MultiCameraProjector, Projector
 from edgefuse.msgs.types import ImageData, PointCloud
-from edgefuse.pipeline.stage import Param, Stage, register_stage
+from edgefuse.stages._rig import check_camera_link, lookup_camera
+from edgefuse.stages.base import Param, Stage, register_stage
 
-__all__ = ["DepthDensify", "MultiCameraProjection", "PointPainting"]
+__all__ = ["DepthDensify", "LidarCameraProjection", "MultiCameraProjection", "PointPainting"]
 
 ASSIGNED_POINT_DTYPE = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("camera", "<i4"),
                                  ("u", "<f4"), ("v", "<f4")])
-
-
-def _camera(rig: Any, name: str) -> Any:
-    try:
-        return rig.camera(name)
-    except (KeyError, CalibrationError):
-        return None
-
-
-def _check_camera_link(rig: Any, camera_name: Any, cloud_frame: str | None) -> list[str]:
-    if rig is None:
-        return ["needs a rig (calibration) but the pipeline names none"]
-    cam = _camera(rig, str(camera_name))
-    if cam is None:
-        return [f"camera '{camera_name}' is not in the rig (cameras: {', '.join(sorted(rig.cameras))})"]
-    if cloud_frame is None:
-        return []
-    try:
-        rig.transform(cam.frame_id, cloud_frame)
-    except CalibrationError as exc:
-        return [f"no calibration from frame '{cloud_frame}' to camera frame '{cam.frame_id}': {exc.message}"]
-    return []
+COLORED_POINT_DTYPE = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("rgb", "<f4")])
 
 
 def _xyz_into(cloud: PointCloud, buffer: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32],
@@ -81,7 +65,7 @@ class _CameraStage(Stage):
 
     def __init__(self, name: str, params: Mapping[str, Any], rig: Any = None) -> None:
         super().__init__(name, params, rig)
-        self.camera: Any = _camera(rig, self.p["camera"]) if rig is not None else None
+        self.camera: Any = lookup_camera(rig, self.p["camera"]) if rig is not None else None
         if self.camera is None:
             raise PipelineError(f"stage '{name}': camera '{self.p['camera']}' not in the rig")
         self.input_frames: dict[str, str | None] = {}
@@ -91,7 +75,7 @@ class _CameraStage(Stage):
     @classmethod
     def check_rig(cls, params: Mapping[str, Any], rig: Any, frames: Mapping[str, str | None]) -> list[str]:
         """Load-time check: the camera exists and a transform links the cloud's frame to it."""
-        return _check_camera_link(rig, params.get("camera"), params.get("cloud_frame") or frames.get("cloud"))
+        return check_camera_link(rig, params.get("camera"), params.get("cloud_frame") or frames.get("cloud"))
 
     def _projector(self, frame: str) -> Projector:
         projector = self._projectors.get(frame)
@@ -218,7 +202,7 @@ class DepthDensify(Stage):
             return []
         if rig is None:
             return ["parameter 'camera' needs a rig (calibration) but the pipeline names none"]
-        if _camera(rig, str(name)) is None:
+        if lookup_camera(rig, str(name)) is None:
             return [f"camera '{name}' is not in the rig (cameras: {', '.join(sorted(rig.cameras))})"]
         return []
 
@@ -226,7 +210,7 @@ class DepthDensify(Stage):
         super().__init__(name, params, rig)
         size: tuple[int, int] | None = None
         if self.p["camera"] is not None:
-            cam = _camera(rig, self.p["camera"]) if rig is not None else None
+            cam = lookup_camera(rig, self.p["camera"]) if rig is not None else None
             if cam is None:
                 raise PipelineError(f"stage '{name}': camera '{self.p['camera']}' not in the rig")
             size = (int(cam.height), int(cam.width))
@@ -298,7 +282,7 @@ class MultiCameraProjection(Stage):
             return ["parameter 'cameras' must name at least one camera"]
         problems: list[str] = []
         for cam in cameras:
-            problems += _check_camera_link(rig, cam, params.get("cloud_frame") or frames.get("cloud"))
+            problems += check_camera_link(rig, cam, params.get("cloud_frame") or frames.get("cloud"))
             if rig is None:
                 break
         return problems
@@ -308,7 +292,7 @@ class MultiCameraProjection(Stage):
         cameras = self.p["cameras"]
         if not cameras or not all(isinstance(c, str) for c in cameras) or len(set(cameras)) != len(cameras):
             raise PipelineError(f"stage '{name}': cameras must be unique camera names, got {cameras!r}")
-        if rig is None or any(_camera(rig, c) is None for c in cameras):
+        if rig is None or any(lookup_camera(rig, c) is None for c in cameras):
             raise PipelineError(f"stage '{name}': cameras {cameras!r} not all in the rig")
         self.input_frames: dict[str, str | None] = {}
         self._multi: dict[str, MultiCameraProjector] = {}
@@ -347,3 +331,119 @@ class MultiCameraProjection(Stage):
         out["u"] = result.uv[:, 0]
         out["v"] = result.uv[:, 1]
         return {"assigned": PointCloud(stamp_ns, cloud.frame_id, out, 1, n, False)}
+
+
+@register_stage("lidar_camera_projection")
+class LidarCameraProjection(Stage):
+    """Project a point cloud into a rig camera: sparse depth image + coloured cloud.
+
+    Inputs: ``cloud`` (PointCloud with x, y, z in its ``frame_id``), optional ``image`` (Image, bgr8/rgb8/mono8,
+    same size as the camera) used to colour the points.  Outputs: ``depth`` (Image 32FC1 in metres, 0 where no
+    return, in the camera's frame), ``colored_cloud`` (PointCloud of the points in view, x/y/z in the cloud's
+    frame, ``rgb`` packed as a float32 like PCL / RViz expect).
+
+    The output arrays are buffers owned by the stage, overwritten by the next call: sinks serialise them
+    before the next set is processed.
+    """
+
+    inputs: ClassVar[dict[str, str]] = {"cloud": "PointCloud", "image?": "Image"}
+    outputs: ClassVar[dict[str, str]] = {"depth": "Image", "colored_cloud": "PointCloud"}
+    params: ClassVar[dict[str, Param]] = {
+        "camera": Param(str, required=True, doc="rig camera name"),
+        "cloud_frame": Param(str, None, doc="override the cloud's frame_id"),
+        "min_depth_m": Param(float, 0.1),
+        "max_depth_m": Param(float, 200.0),
+        "max_points": Param(int, 200_000),
+    }
+
+    @classmethod
+    def check_rig(cls, params: Mapping[str, Any], rig: Any, frames: Mapping[str, str | None]) -> list[str]:
+        """Load-time check: the camera exists and a transform links the cloud's frame to it."""
+        return check_camera_link(rig, params.get("camera"), params.get("cloud_frame") or frames.get("cloud"))
+
+    def __init__(self, name: str, params: Mapping[str, Any], rig: Any = None) -> None:
+        super().__init__(name, params, rig)
+        camera = lookup_camera(rig, self.p["camera"]) if rig is not None else None
+        if camera is None:
+            raise PipelineError(f"stage '{name}': camera '{self.p['camera']}' not in the rig")
+        self.camera: Any = camera
+        self.input_frames: dict[str, str | None] = {}
+        self._projectors: dict[str, Any] = {}
+        self._colored = np.zeros(self.p["max_points"], dtype=COLORED_POINT_DTYPE)
+        self._xyz = np.zeros((self.p["max_points"], 3), dtype=np.float32)
+
+    def _projector(self, frame: str) -> Any:
+        proj = self._projectors.get(frame)
+        if proj is None:
+            from edgefuse.fusion import Projector
+
+            T = self.rig.transform(self.camera.frame_id, frame)
+            model_id, K, D = self.camera.kernel_params()
+            proj = Projector(
+                model_id, K, D, int(self.camera.width), int(self.camera.height), np.asarray(T.matrix),
+                min_depth_m=float(self.p["min_depth_m"]), max_depth_m=float(self.p["max_depth_m"]),
+                max_points=int(self.p["max_points"]), max_radius=float(self.camera.max_radius),
+            )
+            proj.warmup()
+            self._projectors[frame] = proj
+        return proj
+
+    def start(self) -> None:
+        frame = self.p["cloud_frame"] or self.input_frames.get("cloud")
+        if frame:
+            self._projector(frame)  # compiles the kernels now, never on the first message
+
+    def process(self, inputs: Mapping[str, Any], stamp_ns: int) -> dict[str, Any]:
+        cloud: PointCloud = inputs["cloud"]
+        frame = self.p["cloud_frame"] or cloud.frame_id
+        proj = self._projector(frame)
+        pts = cloud.points
+        n = pts.shape[0]
+        if n > self._xyz.shape[0]:
+            self._xyz = np.zeros((n, 3), dtype=np.float32)
+            self._colored = np.zeros(n, dtype=COLORED_POINT_DTYPE)
+        xyz = self._xyz[:n]
+        xyz[:, 0] = pts["x"]
+        xyz[:, 1] = pts["y"]
+        xyz[:, 2] = pts["z"]
+        res = proj.project(xyz, per_point=True)  # uv/valid computed in the same pass: colours need them
+        out_frame = self.camera.frame_id
+        depth = ImageData(stamp_ns, out_frame, "32FC1", res.depth)
+        image: ImageData | None = inputs.get("image")
+        valid = res.valid
+        m = int(res.n_valid)
+        colored = self._colored[:m]
+        sel = np.flatnonzero(valid)
+        colored["x"] = xyz[sel, 0]
+        colored["y"] = xyz[sel, 1]
+        colored["z"] = xyz[sel, 2]
+        if image is not None:
+            bgr = _as_bgr(image)
+            if bgr.shape[0] != self.camera.height or bgr.shape[1] != self.camera.width:
+                raise MessageError(
+                    f"image is {bgr.shape[1]}x{bgr.shape[0]} but camera '{self.p['camera']}' is "
+                    f"{self.camera.width}x{self.camera.height}", stamp_ns=stamp_ns)
+            colors = proj.colorize(bgr, res)[sel]  # BGR order
+            packed = (colors[:, 2].astype(np.uint32) << 16) | (colors[:, 1].astype(np.uint32) << 8) | colors[:, 0]
+            colored["rgb"] = packed.view(np.float32)
+        else:
+            colored["rgb"] = np.float32(0)
+        return {
+            "depth": depth,
+            "colored_cloud": PointCloud(stamp_ns, cloud.frame_id, colored, 1, m, True),
+        }
+
+
+def _as_bgr(image: ImageData) -> np.ndarray[Any, Any]:
+    data = image.data
+    enc = image.encoding
+    if enc in ("bgr8", "8UC3"):
+        return np.ascontiguousarray(data)
+    if enc == "rgb8":
+        return np.ascontiguousarray(data[..., ::-1])
+    if enc in ("mono8", "8UC1"):
+        return np.ascontiguousarray(np.repeat(data[..., None], 3, axis=2))
+    if enc in ("bgra8", "rgba8"):
+        bgr = data[..., :3]
+        return np.ascontiguousarray(bgr if enc == "bgra8" else bgr[..., ::-1])
+    raise MessageError(f"cannot colour points from a {enc} image")
