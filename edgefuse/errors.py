@@ -56,6 +56,20 @@ class MessageError(EdgefuseError):
     """A ROS message cannot be converted (malformed, inconsistent sizes, unknown type)."""
 
 
+class ParameterError(ConfigError, ValueError, TypeError):
+    """A function or stage parameter is of the wrong kind or out of range.
+
+    Also a ``ValueError``/``TypeError``, so callers that catch those keep working.
+    """
+
+
+class InputDataError(MessageError, ValueError, TypeError):
+    """An input array or payload handed to a public function has the wrong shape, dtype, layout or content.
+
+    Also a ``ValueError``/``TypeError``, so callers that catch those keep working.
+    """
+
+
 class BagError(EdgefuseError):
     """A bag cannot be opened, read or written."""
 

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from edgefuse.errors import InputDataError
+
 NS_PER_S = 1_000_000_000
 NS_PER_MS = 1_000_000
 NS_PER_US = 1_000
@@ -40,9 +42,9 @@ def ns_from_seconds(seconds: float | str) -> int:
             text = text[1:]
         whole, _, frac = text.partition(".")
         if not whole.isdigit() and whole != "":
-            raise ValueError(f"not a decimal number of seconds: {seconds!r}")
+            raise InputDataError(f"not a decimal number of seconds: {seconds!r}")
         if frac and not frac.isdigit():
-            raise ValueError(f"not a decimal number of seconds: {seconds!r}")
+            raise InputDataError(f"not a decimal number of seconds: {seconds!r}")
         frac = (frac + "000000000")[:9]
         value = int(whole or "0") * NS_PER_S + int(frac or "0")
         return -value if neg else value
@@ -63,7 +65,7 @@ def as_ns_array(stamps: Any) -> np.ndarray[Any, np.dtype[np.int64]]:
     """Return stamps as a contiguous int64 array, refusing floats (which would lose precision)."""
     arr = np.asarray(stamps)
     if arr.dtype.kind == "f":
-        raise TypeError("stamps must be integer nanoseconds, got floats; convert with ns_from_seconds")
+        raise InputDataError("stamps must be integer nanoseconds, got floats; convert with ns_from_seconds")
     if arr.dtype.kind not in "iu":
-        raise TypeError(f"stamps must be integer nanoseconds, got dtype {arr.dtype}")
+        raise InputDataError(f"stamps must be integer nanoseconds, got dtype {arr.dtype}")
     return np.ascontiguousarray(arr, dtype=np.int64)

@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edgefuse.convert.report import SkippedItem
-from edgefuse.errors import ConvertError
+from edgefuse.errors import ConvertError, InputDataError
 from edgefuse.msgs.types import CompressedImageData, ImageData, PointCloud
 from edgefuse.time import NS_PER_S, ns_from_seconds
 
@@ -155,7 +155,7 @@ def ns_from_kitti_timestamp(text: str) -> int:
     text = text.strip()
     whole, dot, frac = text.partition(".")
     if dot and (not frac.isdigit() or len(frac) > 9):
-        raise ValueError(f"bad fractional seconds in {text!r}")
+        raise InputDataError(f"bad fractional seconds in {text!r}")
     parsed = datetime.strptime(whole, "%Y-%m-%d %H:%M:%S")  # KITTI stamps are UTC
     seconds = calendar.timegm(parsed.timetuple())
     return seconds * NS_PER_S + int((frac + "000000000")[:9] if frac else "0")

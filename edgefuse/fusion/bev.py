@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from edgefuse.errors import InputDataError
 from edgefuse.fusion import _voxel_kernels as _k
 from edgefuse.fusion.voxel import VoxelParamError, as_point_array
 
@@ -157,7 +158,7 @@ class BevGrid:
         if intensity is not None:
             inten = np.asarray(intensity)
             if inten.shape != (n,) or inten.dtype.kind != "f":
-                raise ValueError(f"intensity must be a float (N,) = ({n},) array, got {inten.dtype} {inten.shape}")
+                raise InputDataError(f"intensity must be a float (N,) = ({n},) array, got {inten.dtype} {inten.shape}")
             inten = np.ascontiguousarray(inten, dtype=pts.dtype)
             has = True
         elif pts.shape[1] >= 4:

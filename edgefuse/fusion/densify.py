@@ -39,7 +39,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from edgefuse.errors import MessageError
+from edgefuse.errors import MessageError, ParameterError
 from edgefuse.fusion import _densify_kernels as _k
 
 __all__ = ["DepthCompleter", "DepthImageError", "densify_depth", "make_kernel"]
@@ -60,7 +60,7 @@ def make_kernel(shape: KernelShape, size: int) -> U8:
     """A (size, size) uint8 structuring element: ``full`` (all ones), ``cross`` (centre row and
     column) or ``diamond`` (``|dr| + |dc| <= size // 2``).  ``size`` must be odd and ≥ 1."""
     if isinstance(size, bool) or not isinstance(size, int) or size < 1 or size % 2 == 0:
-        raise ValueError(f"kernel size must be an odd positive integer, got {size!r}")
+        raise ParameterError(f"kernel size must be an odd positive integer, got {size!r}")
     half = size // 2
     dr, dc = np.abs(np.mgrid[-half:half + 1, -half:half + 1])
     if shape == "full":
@@ -70,7 +70,7 @@ def make_kernel(shape: KernelShape, size: int) -> U8:
     elif shape == "diamond":
         mask = (dr + dc) <= half
     else:
-        raise ValueError(f"kernel shape must be 'full', 'cross' or 'diamond', got {shape!r}")
+        raise ParameterError(f"kernel shape must be 'full', 'cross' or 'diamond', got {shape!r}")
     return mask.astype(np.uint8)
 
 
@@ -105,9 +105,9 @@ class DepthCompleter:
     ) -> None:
         for name, value in (("height", height), ("width", width)):
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or int(value) <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise ParameterError(f"{name} must be a positive integer, got {value!r}")
         if not (np.isfinite(min_depth_m) and np.isfinite(max_depth_m) and 0 < min_depth_m < max_depth_m):
-            raise ValueError(f"depth range must satisfy 0 < min_depth_m < max_depth_m (finite), "
+            raise ParameterError(f"depth range must satisfy 0 < min_depth_m < max_depth_m (finite), "
                              f"got {min_depth_m!r}, {max_depth_m!r}")
         self.height, self.width = int(height), int(width)
         self.min_depth_m, self.max_depth_m = float(min_depth_m), float(max_depth_m)

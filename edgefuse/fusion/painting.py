@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from edgefuse.errors import MessageError
+from edgefuse.errors import InputDataError, MessageError, ParameterError
 from edgefuse.fusion import _kernels
 from edgefuse.fusion.projection import ProjectionResult
 
@@ -67,7 +67,7 @@ def _as_features(features: Any, height: int, width: int) -> npt.NDArray[Any]:
 
 def _check_result(result: Any) -> ProjectionResult:
     if not isinstance(result, ProjectionResult):
-        raise TypeError(f"result must be a ProjectionResult, got {type(result).__name__}")
+        raise InputDataError(f"result must be a ProjectionResult, got {type(result).__name__}")
     return result
 
 
@@ -84,9 +84,9 @@ class PointPainter:
     def __init__(self, *, fill: float = 0.0, visible_only: bool = False, max_points: int = 200_000,
                  channels: int = 4) -> None:
         if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 0:
-            raise ValueError(f"max_points must be a non-negative integer, got {max_points!r}")
+            raise ParameterError(f"max_points must be a non-negative integer, got {max_points!r}")
         if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-            raise ValueError(f"channels must be a positive integer, got {channels!r}")
+            raise ParameterError(f"channels must be a positive integer, got {channels!r}")
         self.fill = float(fill)
         self.visible_only = bool(visible_only)
         # One flat buffer: every (n, C) output is a C-contiguous view of its head (one kernel layout).
@@ -153,13 +153,13 @@ def append_point_fields(points: npt.NDArray[np.void], names: list[str] | tuple[s
     returned (no allocation); otherwise a new array is made.
     """
     if points.dtype.names is None:
-        raise TypeError("points must be a structured array (PointCloud.points)")
+        raise InputDataError("points must be a structured array (PointCloud.points)")
     n = points.shape[0]
     if values.ndim != 2 or values.shape != (n, len(names)):
-        raise ValueError(f"values must have shape ({n}, {len(names)}), got {values.shape}")
+        raise InputDataError(f"values must have shape ({n}, {len(names)}), got {values.shape}")
     clash = sorted(set(names) & set(points.dtype.names))
     if clash or len(set(names)) != len(names):
-        raise ValueError(f"field names must be new and unique, clashing: {clash or list(names)}")
+        raise ParameterError(f"field names must be new and unique, clashing: {clash or list(names)}")
     dtype = painted_dtype(points.dtype, names)
     if out is None or out.dtype != dtype or out.shape[0] < n:
         out = np.empty(n, dtype=dtype)

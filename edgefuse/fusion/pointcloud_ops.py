@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from edgefuse.errors import InputDataError
 from edgefuse.fusion import _pointcloud_kernels as _k
 from edgefuse.fusion._parallel import ParallelChooser, run_parallel
 from edgefuse.fusion.voxel import PARALLEL_CHUNK, VoxelParamError, as_point_array
@@ -60,10 +61,10 @@ def _out(out: Any, shape: tuple[int, ...], dtype: Any, field: str = "out") -> np
     if out is None:
         return np.empty(shape, dtype=dtype)
     if not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != np.dtype(dtype):
-        raise ValueError(f"{field} must be a {np.dtype(dtype)} array of shape {shape}, got "
+        raise InputDataError(f"{field} must be a {np.dtype(dtype)} array of shape {shape}, got "
                          f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}")
     if not out.flags.c_contiguous or not out.flags.writeable:
-        raise ValueError(f"{field} must be C-contiguous and writeable")
+        raise InputDataError(f"{field} must be C-contiguous and writeable")
     return out
 
 
@@ -98,7 +99,7 @@ def transform_points(points: Any, T: Any, *, out: Any = None) -> FloatArray:
     Rt = _rigid(_matrix(T))
     dest = _out(out, (pts.shape[0], 3), out.dtype if isinstance(out, np.ndarray) else pts.dtype)
     if dest.dtype.kind != "f":
-        raise ValueError("out must be float32 or float64")
+        raise InputDataError("out must be float32 or float64")
     _k._transform(pts, Rt, dest)
     return dest
 
@@ -410,7 +411,7 @@ class RangeImageBuilder:
         pts = as_point_array(points)
         r = np.asarray(rings)
         if r.shape != (pts.shape[0],) or r.dtype.kind not in "iu":
-            raise ValueError(f"rings must be an integer ({pts.shape[0]},) array, got {r.dtype} {r.shape}")
+            raise InputDataError(f"rings must be an integer ({pts.shape[0]},) array, got {r.dtype} {r.shape}")
         if not r.dtype.isnative or (r.dtype.itemsize > 4 and r.dtype.kind == "u"):
             r = r.astype(np.int64)
         r = np.ascontiguousarray(r)

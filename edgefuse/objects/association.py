@@ -26,14 +26,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from edgefuse.errors import EdgefuseError
+from edgefuse.errors import ObjectsError
 from edgefuse.objects import _kernels as kern
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 
 
-class AssociationError(EdgefuseError):
+class AssociationError(ObjectsError):
     """Bad input to an association function (shape, non-finite values, infeasible problem)."""
 
 

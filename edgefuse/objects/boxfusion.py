@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from edgefuse.errors import ObjectsError
 from edgefuse.objects import _kernels as kern
-from edgefuse.objects.association import AssociationError
 from edgefuse.objects.types import psd_ok
 
 F64 = npt.NDArray[np.float64]
@@ -36,7 +36,7 @@ _CONF_TYPES = {
 }
 
 
-class FusionError(AssociationError):
+class FusionError(ObjectsError):
     """Bad arguments to a fusion function (mismatched lengths, unknown option, bad covariance)."""
 
 

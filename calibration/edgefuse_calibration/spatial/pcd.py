@@ -13,14 +13,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from edgefuse.errors import CalibrationError
+from edgefuse.errors import CalibrationError, InputDataError
 
 _TYPES = {("F", 4): "<f4", ("F", 8): "<f8", ("U", 1): "u1", ("U", 2): "<u2", ("U", 4): "<u4", ("U", 8): "<u8",
           ("I", 1): "i1", ("I", 2): "<i2", ("I", 4): "<i4", ("I", 8): "<i8"}
 
 
 def lzf_decompress(data: bytes, out_len: int) -> bytes:
-    """Decompress an LZF block (liblzf format) whose decompressed size is ``out_len``."""
+    """Decompress an LZF block (liblzf format) whose decompressed size is ``out_len``.
+
+    Raises:
+        InputDataError: the block is corrupt or does not decompress to ``out_len`` bytes.
+    """
     out = bytearray(out_len)
     i = 0
     o = 0
@@ -31,7 +35,7 @@ def lzf_decompress(data: bytes, out_len: int) -> bytes:
         if ctrl < 32:  # literal run of ctrl + 1 bytes
             ln = ctrl + 1
             if i + ln > n or o + ln > out_len:
-                raise ValueError("LZF literal run overflows")
+                raise InputDataError("LZF literal run overflows")
             out[o:o + ln] = data[i:i + ln]
             i += ln
             o += ln
@@ -39,22 +43,22 @@ def lzf_decompress(data: bytes, out_len: int) -> bytes:
             ln = ctrl >> 5
             if ln == 7:
                 if i >= n:
-                    raise ValueError("LZF truncated length")
+                    raise InputDataError("LZF truncated length")
                 ln += data[i]
                 i += 1
             if i >= n:
-                raise ValueError("LZF truncated offset")
+                raise InputDataError("LZF truncated offset")
             ref = o - ((ctrl & 0x1F) << 8) - data[i] - 1
             i += 1
             ln += 2
             if ref < 0 or o + ln > out_len:
-                raise ValueError("LZF back reference out of range")
+                raise InputDataError("LZF back reference out of range")
             for _ in range(ln):  # may overlap: byte by byte
                 out[o] = out[ref]
                 o += 1
                 ref += 1
     if o != out_len:
-        raise ValueError(f"LZF produced {o} bytes, header says {out_len}")
+        raise InputDataError(f"LZF produced {o} bytes, header says {out_len}")
     return bytes(out)
 
 
