@@ -22,7 +22,7 @@ def test_no_compilation_after_warmup_for_readonly_inputs() -> None:
     image.setflags(write=False)
     for dtype in (np.float32, np.float64):
         pts = rng.uniform(-1, 1, (500, 3)).astype(dtype)
-        pts[:, 2] += 5
+        pts[:, 2] = pts[:, 2] + 5
         pts.setflags(write=False)
         res = proj.project(pts)
         assert res.n_valid > 0

@@ -35,7 +35,7 @@ def _corners(b: np.ndarray) -> np.ndarray:
     x, y, l, w, yaw = b  # noqa: E741
     c, s = math.cos(yaw), math.sin(yaw)
     loc = np.array([[l / 2, w / 2], [-l / 2, w / 2], [-l / 2, -w / 2], [l / 2, -w / 2]])
-    return loc @ np.array([[c, s], [-s, c]]) + [x, y]
+    return np.asarray(loc @ np.array([[c, s], [-s, c]]) + [x, y])
 
 
 def _inside(p: np.ndarray, poly: np.ndarray) -> bool:
@@ -67,7 +67,7 @@ def _bev_iou_ref(a: np.ndarray, b: np.ndarray) -> float:
     c = P.mean(axis=0)
     P = P[np.argsort(np.arctan2(P[:, 1] - c[1], P[:, 0] - c[0]))]
     inter = 0.5 * abs(np.sum(P[:, 0] * np.roll(P[:, 1], -1) - np.roll(P[:, 0], -1) * P[:, 1]))
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+    return float(inter / (a[2] * a[3] + b[2] * b[3] - inter))
 
 
 def test_iou_2d_matches_reference() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import numpy as np
 import pytest
@@ -41,7 +42,7 @@ def _models(rng: np.random.Generator, m: int = 3, n: int = 60, labels: int = 4,
     return bl, sl, ll
 
 
-def _eb(fn, *args, **kw):  # type: ignore[no-untyped-def]
+def _eb(fn: Any, *args: Any, **kw: Any) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return fn(*args, **kw)

@@ -42,11 +42,13 @@ def test_noisy_detections_associate_back_to_their_labels() -> None:
     dets = boxes[order].copy()
     dets[:, :2] += rng.normal(0.0, 0.1, (len(dets), 2))  # 10 cm centre noise
     dets[:, 6] += rng.normal(0.0, np.deg2rad(3), len(dets))  # 3 deg yaw noise
-    bev = lambda b: b[:, [0, 1, 3, 4, 6]]  # noqa: E731  (x, y, l, w, yaw)
+    def bev(b: np.ndarray) -> np.ndarray:
+        return b[:, [0, 1, 3, 4, 6]]  # x, y, l, w, yaw
+
     iou = bev_iou(bev(boxes), bev(dets))
     rows, cols = linear_sum_assignment(-iou)
     matched = {int(r): int(c) for r, c in zip(rows, cols, strict=True) if iou[r, c] > 0.1}
     big = np.flatnonzero(boxes[:, 3] * boxes[:, 4] > 1.0)  # boxes larger than 1 m² (cars, trucks …)
     assert len(big) > 20
     for r in big:
-        assert r in matched and order[matched[r]] == r
+        assert int(r) in matched and order[matched[int(r)]] == r

@@ -12,7 +12,9 @@ from edgefuse.objects import (
     COASTING,
     CONFIRMED,
     DET3D_DTYPE,
+    ClearMot,
     Detections3D,
+    Hota,
     MultiObjectTracker,
     TrackerConfig,
     clear_mot,
@@ -104,7 +106,7 @@ def _radiate_frames() -> list[list[tuple[int, float, float, float, float, float]
 
 
 def run_radiate(motion: str, filt: str, seed: int = 0, drop: float = 0.2, noise_m: float = 0.5,  # noqa: PLR0917
-                clutter: float = 1.0) -> tuple[object, object]:
+                clutter: float = 1.0) -> tuple[ClearMot, Hota]:
     """Feed RADIATE's annotated boxes with noise, drop-outs and clutter to the tracker; score vs truth."""
     frames = _radiate_frames()
     rng = np.random.default_rng(seed)

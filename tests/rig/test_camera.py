@@ -132,7 +132,7 @@ def test_max_radius_is_the_fold_point_of_the_distortion() -> None:
     from edgefuse.rig import CameraModel
 
     K = [[100.0, 0.0, 50.0], [0.0, 100.0, 50.0], [0.0, 0.0, 1.0]]
-    cam = CameraModel("c", "c", 100, 100, K, [-0.5, 0.0, 0.0, 0.0, 0.0], "plumb_bob")
+    cam = CameraModel("c", "c", 100, 100, np.array(K), np.array([-0.5, 0.0, 0.0, 0.0, 0.0]), "plumb_bob")
     # r_d = r (1 - 0.5 r^2) stops growing where 1 - 1.5 r^2 = 0
     assert cam.max_radius == pytest.approx(math.sqrt(1 / 1.5), abs=1e-4)  # found on a 5e-5 grid
-    assert CameraModel("p", "p", 100, 100, K, [], "pinhole").max_radius == math.inf
+    assert CameraModel("p", "p", 100, 100, np.array(K), np.zeros(0), "pinhole").max_radius == math.inf

@@ -12,6 +12,7 @@ from edgefuse.envelope import Envelope
 from edgefuse.errors import SourceError
 from edgefuse.sources import BagSource, Source, SourceTopic, TimeOffsets, open_source, register_source
 from edgefuse.sources import base as source_base
+from edgefuse.sources.base import RecvClock, StampClock
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "edgefuse" / "data" / "demo"
@@ -72,8 +73,8 @@ class _Counter:
     """A source registered for a scheme (what drivers do through the ``edgefuse.sources`` entry points)."""
 
     live = True
-    stamp_clock = "host"
-    recv_clock = "host_monotonic"
+    stamp_clock: StampClock = "host"
+    recv_clock: RecvClock = "host_monotonic"
 
     def __init__(self, url: str, n: int = 3) -> None:
         self.url, self.n = url, n

@@ -52,7 +52,8 @@ def test_husky_pipeline_first_20_seconds() -> None:
     assert np.all(np.isfinite(last.position)) and np.all(np.isfinite(last.pose_covariance))
     assert np.linalg.norm(last.position[:2]) > 5.0  # it drove ~15 m in 20 s
     stage = runner.stages[0]
-    report = stage.report()  # type: ignore[attr-defined]
+    report = stage.report()
+    assert report is not None
     assert report["accepted"]["imu0"] > 1500 and report["accepted"]["gnss0"] > 40
     assert sum(report["rejected_total"].values()) == 0
 

@@ -15,6 +15,7 @@ from edgefuse.objects.msgs import (
     to_detection3d_array,
 )
 from edgefuse.stages import stage_class
+from edgefuse.stages.objects import TrackStage, WbfStage
 
 
 def _roundtrip(msg: object, msgtype: str) -> object:
@@ -59,6 +60,7 @@ def test_object_stages() -> None:
         "stage type 'wbf' has no parameter 'bogus' (known: conf_type, iou_thr, normalized, skip_box_thr, weights)"
     ]
     wbf = wbf_cls("fuse", {"iou_thr": 0.5})
+    assert isinstance(wbf, WbfStage)
     wbf.start()
     a = detections_2d(5, "cam", [[100, 100, 200, 200], [300, 300, 300, 350]], [0.9, 0.8], [0, 0])
     b = detections_2d(5, "cam", [[102, 98, 204, 202]], [0.7], [0])
@@ -74,6 +76,7 @@ def test_object_stages() -> None:
     track_cls = stage_class("track")
     assert track_cls is not None
     trk = track_cls("trk", {"min_hits": 1})
+    assert isinstance(trk, TrackStage)
     trk.start()
     for k in range(3):
         tr = trk.process({"detections": detections_3d(k * 10**8, "base", [[k, 0, 0, 4, 2, 1.5, 0]])}, k * 10**8)

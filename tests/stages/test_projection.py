@@ -43,7 +43,7 @@ def test_point_painting_stage_matches_api() -> None:
     cls = stage_class("point_painting")
     assert cls is not None
     stage = cls("paint", {"camera": "cam2", "fill": -1.0}, rig)
-    stage.input_frames = {"cloud": "velodyne"}  # type: ignore[attr-defined]
+    stage.input_frames = {"cloud": "velodyne"}
     stage.start()
     cloud = _kitti_cloud()
     rng = np.random.default_rng(1)
@@ -104,7 +104,7 @@ def test_multi_camera_projection_stage() -> None:
     cls = stage_class("multi_camera_projection")
     assert cls is not None
     stage = cls("multi", {"cameras": cameras}, rig)
-    stage.input_frames = {"cloud": "LIDAR_TOP"}  # type: ignore[attr-defined]
+    stage.input_frames = {"cloud": "LIDAR_TOP"}
     stage.start()
     xyz = np.fromfile(next(NUSCENES.glob("*LIDAR_TOP*.pcd.bin")), np.float32).reshape(-1, 5)[:, :3]
     cloud = pointcloud_from_arrays(7, "LIDAR_TOP", x=xyz[:, 0], y=xyz[:, 1], z=xyz[:, 2])

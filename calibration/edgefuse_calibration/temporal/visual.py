@@ -43,8 +43,10 @@ def frame_rotation(img0: npt.NDArray[np.uint8], img1: npt.NDArray[np.uint8], K: 
                                  blockSize=7)
     if p0 is None or len(p0) < min_tracks:
         return None, info
-    p1, st, _ = cv2.calcOpticalFlowPyrLK(img0, img1, p0, None, winSize=(21, 21), maxLevel=3)  # type: ignore[call-overload]
-    pb, stb, _ = cv2.calcOpticalFlowPyrLK(img1, img0, p1, None, winSize=(21, 21), maxLevel=3)  # type: ignore[call-overload]
+    # Called through Any: OpenCV 4.x and 5.x stubs disagree on this overload (None for nextPts).
+    optical_flow: Any = cv2.calcOpticalFlowPyrLK
+    p1, st, _ = optical_flow(img0, img1, p0, None, winSize=(21, 21), maxLevel=3)
+    pb, stb, _ = optical_flow(img1, img0, p1, None, winSize=(21, 21), maxLevel=3)
     fb = np.linalg.norm((pb - p0).reshape(-1, 2), axis=1)
     good = (st.ravel() == 1) & (stb.ravel() == 1) & (fb < 1.0)
     info["tracks"] = int(good.sum())

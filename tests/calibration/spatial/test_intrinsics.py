@@ -16,8 +16,9 @@ from edgefuse.rig import CameraModel, Transform
 
 PAT = (7, 5)
 SQ = 0.05
-TRUE = CameraModel(name="c", frame_id="c", width=400, height=300, K=[[330, 0, 205], [0, 328, 148], [0, 0, 1]],
-                   D=[-0.12, 0.03, 0, 0, 0], model="plumb_bob")
+TRUE = CameraModel(name="c", frame_id="c", width=400, height=300,
+                   K=np.array([[330.0, 0, 205], [0, 328, 148], [0, 0, 1]]),
+                   D=np.array([-0.12, 0.03, 0, 0, 0]), model="plumb_bob")
 
 
 def _views(n: int, seed: int) -> list[np.ndarray]:
@@ -109,8 +110,9 @@ def test_charuco_intrinsics_recovered_with_partly_hidden_boards(
 
 
 def test_equidistant_fisheye_intrinsics() -> None:
-    fish = CameraModel(name="f", frame_id="f", width=400, height=300, K=[[180, 0, 198], [0, 181, 152], [0, 0, 1]],
-                       D=[0.05, -0.02, 0.01, -0.003], model="equidistant")
+    fish = CameraModel(name="f", frame_id="f", width=400, height=300,
+                   K=np.array([[180.0, 0, 198], [0, 181, 152], [0, 0, 1]]),
+                       D=np.array([0.05, -0.02, 0.01, -0.003]), model="equidistant")
     rng = np.random.default_rng(11)
     views = [render_board(fish, random_board_pose(rng, PAT, SQ, distance_m=(0.35, 0.6), lateral_m=0.25),
                           PAT, SQ, rng=rng) for _ in range(10)]

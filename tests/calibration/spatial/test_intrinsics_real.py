@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -19,7 +20,7 @@ DATA = Path(__file__).resolve().parents[2] / "data" / "opencv_samples"
 FILES = sorted(DATA.glob("left*.jpg"))
 
 
-def _published() -> dict[str, np.ndarray]:
+def _published() -> dict[str, Any]:
     fs = cv2.FileStorage(str(DATA / "left_intrinsics.yml"), cv2.FILE_STORAGE_READ)
     out = {"K": fs.getNode("camera_matrix").mat(), "D": fs.getNode("distortion_coefficients").mat().ravel(),
            "rms": fs.getNode("avg_reprojection_error").real(),
@@ -31,7 +32,9 @@ def _published() -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def images() -> list[np.ndarray]:
     assert len(FILES) == 13
-    return [cv2.imread(str(f)) for f in FILES]
+    imgs = [cv2.imread(str(f)) for f in FILES]
+    assert all(i is not None for i in imgs)
+    return [i for i in imgs if i is not None]
 
 
 def test_same_settings_reproduce_the_published_calibration(images: list[np.ndarray]) -> None:

@@ -40,6 +40,7 @@ def _cloud(n: int, seed: int) -> np.ndarray:
 
 def test_ascii_binary_and_compressed_roundtrip(tmp_path: Path) -> None:
     a = _cloud(100, 1)
+    assert a.dtype.names is not None
     asc = tmp_path / "a.pcd"
     rows = "\n".join(f"{r['x']!r} {r['y']!r} {r['z']!r} {r['ring']}" for r in a.tolist() and
                      [dict(zip(a.dtype.names, v, strict=True)) for v in a.tolist()])

@@ -13,8 +13,9 @@ from edgefuse.rig import CameraModel, Transform
 
 PAT = (7, 5)
 SQ = 0.08
-CAM = CameraModel(name="c", frame_id="c", width=400, height=300, K=[[320, 0, 200], [0, 320, 150], [0, 0, 1]],
-                  D=[-0.1, 0.02, 0, 0, 0], model="plumb_bob")
+CAM = CameraModel(name="c", frame_id="c", width=400, height=300,
+                   K=np.array([[320.0, 0, 200], [0, 320, 150], [0, 0, 1]]),
+                  D=np.array([-0.1, 0.02, 0, 0, 0]), model="plumb_bob")
 T_CL = Transform.from_rt(exp_so3([1.2, -1.2, 1.2]), [0.1, -0.2, 0.05])  # lidar x fwd -> camera z fwd-ish
 
 

@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[2] / "data" / "kitti_object_3frames" / "
 def _kitti() -> tuple[LidarCameraFrame, CameraModel, Rig]:
     rig = from_kitti_object(ROOT / "calib" / "000000.txt")
     img = cv2.imread(str(ROOT / "image_2" / "000000.png"))
+    assert img is not None
     pts = np.fromfile(ROOT / "velodyne" / "000000.bin", dtype=np.float32).reshape(-1, 4)[:, :3]
     c = rig.camera("cam2")
     cam = CameraModel(name="cam2", frame_id="cam2", width=img.shape[1], height=img.shape[0], K=c.K, D=c.D)
@@ -39,7 +40,8 @@ def _perturbed(Tref: Transform, k: int) -> Transform:
     rng = np.random.default_rng(0)
     for _ in range(k + 1):
         dr, dt = random_perturbation(rng, 3.0, 0.2)
-    return perturb(Tref, dr, dt)
+    out: Transform = perturb(Tref, dr, dt)
+    return out
 
 
 def test_scan_lines_from_storage_order() -> None:
@@ -162,8 +164,8 @@ def test_nms_edge_map_is_one_pixel_wide_and_checked() -> None:
     """A blurred step: the max-difference map marks the whole ramp, the NMS map one column only."""
     img = np.zeros((40, 60), np.uint8)
     img[:, 30:] = 200
-    img = cv2.GaussianBlur(img, (0, 0), 2.0)
-    wide, _ = image_edge_map(img, 0.5, alpha=1.0, blur_px=0.0)
+    blurred = cv2.GaussianBlur(img, (0, 0), 2.0)
+    wide, _ = image_edge_map(blurred, 0.5, alpha=1.0, blur_px=0.0)
     thin, frac = image_edge_map(img, 0.5, alpha=1.0, blur_px=0.0, kind="nms")
     row_w, row_t = wide[20], thin[20]
     assert np.count_nonzero(row_w > 0.2) >= 4

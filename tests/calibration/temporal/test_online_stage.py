@@ -92,8 +92,8 @@ def test_core_does_not_import_calibration() -> None:
 def test_stage_is_a_plugin_found_through_the_entry_point() -> None:
     from edgefuse_calibration.stages import OnlineTimeOffset
 
-    assert stage_class("online_time_offset") is OnlineTimeOffset
     assert OnlineTimeOffset.type_name == "online_time_offset"
+    assert stage_class("online_time_offset") is OnlineTimeOffset
 
 
 def test_stage_in_a_replayed_pipeline(tmp_path: Any) -> None:
