@@ -1,11 +1,12 @@
 """The ``edgefuse`` command line.
 
 ``edgefuse info BAG`` · ``edgefuse convert SRC OUT`` · ``edgefuse validate PIPELINE|RIG`` ·
-``edgefuse replay PIPELINE [--bag BAG] [--rate R | --max-speed] [--out OUT.mcap] [--check-budgets]
+``edgefuse replay PIPELINE [--bag BAG] [--rate R | --max-speed] [--out OUT [--overwrite]] [--check-budgets]
 [--report REPORT.json]``.
 
-Bad input prints one clear line on stderr and exits non-zero (2 for usage/input errors, 3 for a budget
-breach); ``--trace`` shows the traceback instead.
+Bad input prints one clear line on stderr and exits non-zero (2 for usage/input errors and failed writes,
+3 for a budget breach; 130/143 after SIGINT/SIGTERM, once outputs are closed and the report is written);
+``--trace`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -102,12 +103,34 @@ def _is_rig_file(path: Path) -> bool:
     return any(line.startswith("edgefuse_rig:") for line in head.splitlines())
 
 
+def _replay_pipeline(name: str) -> Path:
+    """:func:`resolve_pipeline` for ``replay``, which says what it expected when given a recording or a folder."""
+    path = Path(name)
+    if path.exists() and (path.is_dir() or path.suffix.lower() in {".bag", ".mcap", ".db3"}):
+        from edgefuse.errors import ReplayError
+
+        bundled = ", ".join(sorted(bundled_pipelines())) or "none"
+        expected = f"replay expects a pipeline: a pipeline YAML file or a bundled pipeline name ({bundled})"
+        if _looks_like_recording(path):
+            raise ReplayError(f"{expected}, but this is a recording; to replay it, name a pipeline and pass the "
+                              f"recording with --bag: edgefuse replay PIPELINE --bag {name}", file=path)
+        raise ReplayError(f"{expected}, but this is a folder", file=path)
+    return resolve_pipeline(name)
+
+
+def _looks_like_recording(path: Path) -> bool:
+    if path.is_file():
+        return path.suffix.lower() in {".bag", ".mcap", ".db3"}
+    return (path / "metadata.yaml").is_file() or any(path.glob("*.mcap")) or any(path.glob("*.db3"))
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
     from edgefuse.replay import format_report, replay
 
     result = replay(
-        resolve_pipeline(args.pipeline), bag=args.bag, rate=args.rate, max_speed=args.max_speed, out=args.out,
+        _replay_pipeline(args.pipeline), bag=args.bag, rate=args.rate, max_speed=args.max_speed, out=args.out,
         report_path=args.report, progress=None if args.quiet else sys.stderr, rig=args.rig,
+        overwrite=args.overwrite,
     )
     print(format_report(result.report))
     if args.check_budgets and result.breaches:
@@ -138,7 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--rate", type=float, default=1.0, help="pace by recorded time at this speed (default 1.0)")
     g.add_argument("--max-speed", action="store_true", help="run flat out, no pacing")
-    p.add_argument("--out", help="write outputs to this ROS 2 bag (MCAP)")
+    p.add_argument("--out", help="write outputs to this ROS 2 bag (MCAP); written as OUT.partial and moved to OUT "
+                                 "when the run completes (an interrupted or failed run leaves OUT.partial)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing bag at --out (only once the new run has completed)")
     p.add_argument("--report", help="write the JSON report here")
     p.add_argument("--check-budgets", action="store_true", help="exit 3 when a latency budget is breached")
     p.add_argument("--rig", help="use this rig file instead of the pipeline's")

@@ -21,13 +21,19 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
+import stat
 import sys
+import threading
 import time
-from dataclasses import dataclass
+from contextlib import suppress
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import Any, TextIO
 
+from edgefuse._cli_common import deferred_signals, interrupt_reason, interrupt_signal, interrupted, one_line
 from edgefuse.errors import EdgefuseError, ReplayError
 from edgefuse.pipeline.config import load_pipeline
 from edgefuse.pipeline.latency import LatencyRecorder
@@ -35,6 +41,9 @@ from edgefuse.pipeline.runner import PipelineRunner
 from edgefuse.sinks import RecordSink, check_writable_output
 from edgefuse.sources import open_source
 from edgefuse.time import NS_PER_S
+
+#: a start (JIT compile / model load) longer than this is announced on the progress stream [s]
+START_NOTICE_AFTER_S = 1.0
 
 
 @dataclass
@@ -67,6 +76,82 @@ class _Progress:
         self.stream.flush()
 
 
+def numba_cache_dir() -> Path | None:
+    """Where Numba caches compiled kernels now (None: caching is off, see :mod:`edgefuse.config`)."""
+    from edgefuse.config import CONFIG
+
+    if CONFIG.numba_cache_dir is None:
+        return None
+    import numba
+
+    configured = str(getattr(numba.config, "CACHE_DIR", "") or "")
+    return Path(configured) if configured else CONFIG.numba_cache_dir
+
+
+def _cache_files(folder: Path | None) -> int:
+    if folder is None or not folder.is_dir():
+        return 0
+    return sum(1 for p in folder.rglob("*") if p.suffix in (".nbi", ".nbc"))
+
+
+class StartNotice:
+    """Says on ``stream`` what a start that takes longer than ``after_s`` is doing (compiling Numba kernels,
+    which happens once: they are cached), and when it is over how long it took and whether kernels were
+    compiled (the cache gained files) or only loaded.  Silent for a quick start or without a stream."""
+
+    def __init__(self, stream: TextIO | None, *, after_s: float | None = None, prefix: str = "replay") -> None:
+        self.stream = stream
+        self.after_s = START_NOTICE_AFTER_S if after_s is None else after_s
+        self.prefix = prefix
+        self.said = False
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        self._t0 = 0.0
+        self._before = 0
+
+    def __enter__(self) -> StartNotice:
+        self._t0 = time.monotonic()
+        if self.stream is not None:
+            self._before = _cache_files(numba_cache_dir())
+            self._timer = threading.Timer(self.after_s, self._announce)
+            self._timer.daemon = True
+            self._timer.start()
+        return self
+
+    def _write(self, text: str) -> None:
+        assert self.stream is not None
+        self.stream.write(f"{self.prefix}: {text}\n")
+        self.stream.flush()
+
+    def _announce(self) -> None:
+        cache = numba_cache_dir()
+        if cache is None:
+            text = ("starting stages: compiling Numba kernels (not cached: no writable cache folder; set "
+                    "EDGEFUSE_NUMBA_CACHE_DIR to compile them once only) ...")
+        elif self._before == 0:
+            text = (f"starting stages: compiling Numba kernels, which takes a while on the first run only "
+                    f"(they are cached in {cache}) ...")
+        else:
+            text = f"starting stages: loading Numba kernels cached in {cache} (compiling any not cached yet) ..."
+        with self._lock:
+            self.said = True
+            self._write(text)
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        with self._lock:
+            if not self.said or exc_type is not None:
+                return
+            took = time.monotonic() - self._t0
+            cache = numba_cache_dir()
+            if cache is not None and _cache_files(cache) > self._before:
+                self._write(f"kernels compiled in {took:.1f} s and cached in {cache}; later runs start faster")
+            else:
+                self._write(f"stages started in {took:.1f} s")
+
+
 def replay(
     pipeline: str | Path,
     *,
@@ -77,22 +162,32 @@ def replay(
     report_path: str | Path | None = None,
     progress: TextIO | None = None,
     rig: str | Path | None = None,
+    overwrite: bool = False,
 ) -> ReplayResult:
     """Replay ``bag`` (default: the pipeline's ``bag:``) through ``pipeline``; return the report.
 
     The recording is opened with :func:`edgefuse.sources.open_source`, which applies the rig's time offsets;
     this function only paces, shows progress and writes the report.
+
+    Faults (see the README): a message that does not decode or convert is skipped and counted per input
+    and reason; a stage that fails on a set is counted (the run goes on).  A run that cannot go on (a
+    recording corrupt part-way, an output that cannot be written, SIGINT/SIGTERM) still closes the
+    outputs (a readable bag left at ``<out>.partial``) and writes the report marked ``complete: false``
+    with the reason, then raises :class:`ReplayError` (or, for a signal, ``KeyboardInterrupt`` with a
+    one-line message, see :func:`edgefuse._cli_common.interrupted`).  ``out`` is written under
+    ``<out>.partial`` and moved into place when complete; ``overwrite`` replaces an existing bag at ``out``
+    then.
     """
     config = load_pipeline(pipeline, rig_override=rig)
     bag_path = Path(bag) if bag is not None else config.bag_path
     if bag_path is None:
         raise ReplayError("no recording given: pass --bag or set 'bag:' in the pipeline", file=pipeline)
-    _check_arguments(rate, max_speed, report_path, out)
-    sink = RecordSink(out)
+    _check_arguments(rate, max_speed, report_path, out, overwrite)
+    sink = RecordSink(out, overwrite=overwrite)
     runner = PipelineRunner(config, [sink])
     topics = [spec.topic for spec in config.inputs.values()]
-    source_lat = LatencyRecorder("source")
-    source = open_source(bag_path)
+    input_of = {spec.topic: name for name, spec in config.inputs.items()}
+    source = open_source(bag_path, on_error="skip")
     source.set_time_offsets(config.time_offsets_ns())
     with source:
         available = source.topics()
@@ -102,85 +197,204 @@ def replay(
                 f"topic(s) {', '.join(missing)} not in {bag_path} (it has: {', '.join(sorted(available))})",
                 file=bag_path)
         total = sum(int(available[t].count or 0) for t in topics)
-        t_start0 = time.perf_counter_ns()
-        runner.start()
-        start_total_ms = (time.perf_counter_ns() - t_start0) / 1e6
-        prog = _Progress(progress, total)
-        first_recv: int | None = None
-        last_recv = 0
-        wall0 = time.perf_counter_ns()
-        done = 0
-        it = source.envelopes(topics)
+        run = _Run(rate=None if max_speed else rate, prog=_Progress(progress, total))
         aborted: str | None = None
+        interrupt: KeyboardInterrupt | None = None
+        unexpected: Exception | None = None
         try:
-            while True:
-                t0 = time.perf_counter_ns()
-                try:
-                    env = next(it, None)
-                except EdgefuseError as exc:
-                    # A recording corrupt part-way: stop reading, but finish the pipeline, close the
-                    # outputs and write the report (marked incomplete) before failing.
-                    aborted = exc.message
-                    break
-                if env is None:
-                    break
-                source_lat.add(time.perf_counter_ns() - t0)
-                if first_recv is None:
-                    first_recv = env.recv_ns
-                last_recv = env.recv_ns
-                if not max_speed:
-                    assert rate is not None
-                    target = wall0 + (env.recv_ns - first_recv) / rate
-                    delay = (target - time.perf_counter_ns()) / NS_PER_S
-                    if delay > 0:
-                        time.sleep(delay)
-                runner.feed(env)
-                done += 1
-                prog.update(done, (env.recv_ns - first_recv) / NS_PER_S,
-                            (time.perf_counter_ns() - wall0) / NS_PER_S)
-        finally:
-            runner.finish()
-        wall_s = (time.perf_counter_ns() - wall0) / NS_PER_S
-    span_s = 0.0 if first_recv is None else (last_recv - first_recv) / NS_PER_S
-    prog.update(done, span_s, wall_s, final=True)
-    report = runner.report()
-    report.update(
-        bag=str(bag_path),
-        mode="max_speed" if max_speed else f"rate {rate}",
-        messages=done,
-        recorded_span_s=span_s,
-        wall_s=wall_s,
-        realtime_factor=(span_s / wall_s) if wall_s > 0 else None,
-        start_total_ms=start_total_ms,
-        source=source_lat.summary().as_dict(),
-        output_digests=sink.digests(),
-        output_counts=dict(sink.counts),
-        out=None if out is None else str(out),
-        complete=aborted is None,
-        error=aborted,
-        environment=_environment(),
-    )
-    if report_path is not None:
-        Path(report_path).write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
-    if aborted is not None:
-        raise ReplayError(f"replay stopped after {done} of {total} messages: {aborted} (outputs and report "
-                          "cover the messages before it)", file=bag_path)
+            run.drive(runner, source, topics, progress)
+        except KeyboardInterrupt as exc:  # SIGINT / SIGTERM (edgefuse._cli_common.handle_signals)
+            interrupt, aborted = exc, interrupt_reason(exc)
+        except (EdgefuseError, OSError) as exc:
+            # a recording corrupt part-way, an output that cannot be written: stop reading, but finish
+            # the pipeline, close the outputs and write the report (marked incomplete) before failing
+            aborted = str(exc) if isinstance(exc, EdgefuseError) else one_line(exc)
+        except Exception as exc:  # a bug: outputs closed and report written, then re-raised
+            unexpected, aborted = exc, f"internal error: {type(exc).__name__}: {exc}"
+        with deferred_signals():  # a second signal does not cut the clean-up short
+            closing_error = _finish(runner, sink, aborted)
+            aborted = aborted or closing_error
+            report = runner.report()
+            report.update(run.report(max_speed, rate))
+            skipped = getattr(source, "skipped", {})
+            report.update(
+                bag=str(bag_path),
+                skipped_messages={input_of.get(t, t): log.as_dict() for t, log in skipped.items()},
+                output_digests=sink.digests(),
+                output_counts=dict(sink.counts),
+                output_write_errors=dict(sink.write_errors),
+                output_first_write_errors=list(sink.first_write_errors),
+                out=None if sink.path is None else str(sink.path),
+                complete=aborted is None,
+                error=aborted,
+                environment=_environment(),
+            )
+            report_problem = _write_report(report, report_path)
+            where = _where(sink, report_path, report_problem)
+            so_far = f"after {run.done} of {total} messages"
+            if interrupt is not None:
+                raise interrupted(interrupt_signal(interrupt), f"replay {aborted} {so_far}{where}") from None
+            if unexpected is not None:
+                raise unexpected
+            if aborted is not None:
+                raise ReplayError(f"replay stopped {so_far}: {aborted}{where}")
+            if report_problem is not None:
+                done_where = f"; outputs in {sink.path}" if sink.path is not None else ""
+                raise ReplayError(f"{report_problem} (the replay itself completed{done_where})", file=report_path)
     return ReplayResult(report, list(report["budget_breaches"]))
 
 
+@dataclass
+class _Run:
+    """Pacing, progress and the counters of one replay (what the report says about the source and timing)."""
+
+    rate: float | None  # None: max speed
+    prog: _Progress
+    done: int = 0
+    first_recv: int | None = None
+    last_recv: int = 0
+    wall0: int = field(default_factory=time.perf_counter_ns)
+    start_total_ms: float = 0.0
+    source_lat: LatencyRecorder = field(default_factory=lambda: LatencyRecorder("source"))
+
+    def drive(self, runner: PipelineRunner, source: Any, topics: list[str], progress: TextIO | None) -> None:
+        """Start the stages, then feed every envelope of ``topics`` (paced unless at max speed)."""
+        t_start0 = time.perf_counter_ns()
+        with StartNotice(progress):
+            runner.start()
+        self.start_total_ms = (time.perf_counter_ns() - t_start0) / 1e6
+        self.wall0 = time.perf_counter_ns()
+        it = source.envelopes(topics)
+        while True:
+            t0 = time.perf_counter_ns()
+            env = next(it, None)
+            if env is None:
+                return
+            self.source_lat.add(time.perf_counter_ns() - t0)
+            if self.first_recv is None:
+                self.first_recv = env.recv_ns
+            self.last_recv = env.recv_ns
+            if self.rate is not None:
+                target = self.wall0 + (env.recv_ns - self.first_recv) / self.rate
+                delay = (target - time.perf_counter_ns()) / NS_PER_S
+                if delay > 0:
+                    time.sleep(delay)
+            runner.feed(env)
+            self.done += 1
+            self.prog.update(self.done, (env.recv_ns - self.first_recv) / NS_PER_S,
+                             (time.perf_counter_ns() - self.wall0) / NS_PER_S)
+
+    def report(self, max_speed: bool, rate: float | None) -> dict[str, Any]:
+        """The report's timing fields (also shows the final progress line)."""
+        wall_s = (time.perf_counter_ns() - self.wall0) / NS_PER_S
+        span_s = 0.0 if self.first_recv is None else (self.last_recv - self.first_recv) / NS_PER_S
+        self.prog.update(self.done, span_s, wall_s, final=True)
+        return {
+            "mode": "max_speed" if max_speed else f"rate {rate}",
+            "messages": self.done,
+            "recorded_span_s": span_s,
+            "wall_s": wall_s,
+            "realtime_factor": (span_s / wall_s) if wall_s > 0 else None,
+            "start_total_ms": self.start_total_ms,
+            "source": self.source_lat.summary().as_dict(),
+        }
+
+
+def _finish(runner: PipelineRunner, sink: RecordSink, aborted: str | None) -> str | None:
+    """Flush the pipeline and close the outputs (finished but left at ``<out>.partial`` when ``aborted``);
+    returns what went wrong while doing so, if anything (it never raises an edgefuse or OS error)."""
+    if aborted is not None:
+        sink.mark_incomplete(aborted)
+    try:
+        runner.finish()
+    except (EdgefuseError, OSError) as exc:
+        return str(exc) if isinstance(exc, EdgefuseError) else one_line(exc)
+    except Exception as exc:  # clean-up after a failure: reported, never a second traceback
+        return f"while closing: {type(exc).__name__}: {exc}"
+    return None
+
+
+def _write_report(report: dict[str, Any], report_path: str | Path | None) -> str | None:
+    """Write the report; returns a one-line problem instead of raising when it cannot be written."""
+    if report_path is None:
+        return None
+    path = Path(report_path)
+    text = json.dumps(report, indent=2, default=str) + "\n"
+    # a file is replaced whole (no half-written report on a full disk); a device or FIFO is written to
+    regular = not path.exists() or path.is_file()
+    target = path.with_name(f".{path.name}.tmp") if regular else path
+    try:
+        try:
+            with target.open("w", encoding="utf-8") as f:
+                f.write(text)
+            if regular:
+                os.replace(target, path)
+        except PermissionError:
+            if not regular:
+                raise
+            with suppress(OSError):
+                target.unlink()
+            path.write_text(text, encoding="utf-8")  # a writable file in a folder that is not
+    except OSError as exc:
+        if regular:
+            with suppress(OSError):
+                target.unlink()
+        return f"cannot write the report: {exc.strerror or exc}"
+    return None
+
+
+def _where(sink: RecordSink, report_path: str | Path | None, report_problem: str | None) -> str:
+    """``; outputs in X.partial, report R (complete: false)`` for the final one-line message."""
+    parts = []
+    if sink.path is not None and sink.storage_error is not None:
+        parts.append(f"output left unfinished (no index) in {sink.path}")
+    elif sink.path is not None:
+        parts.append(f"outputs closed in {sink.path}")
+    if report_problem is not None:
+        parts.append(report_problem)
+    elif report_path is not None:
+        parts.append(f"report {report_path} (complete: false)")
+    return ("; " + ", ".join(parts)) if parts else ""
+
+
 def _check_arguments(rate: float | None, max_speed: bool, report_path: str | Path | None,
-                     out: str | Path | None) -> None:
+                     out: str | Path | None, overwrite: bool = False) -> None:
     """Refuse bad options before anything is started (one clear line each)."""
     if not max_speed and (rate is None or not math.isfinite(rate) or rate <= 0):
         raise ReplayError(f"--rate must be a finite number > 0, got {rate}")
     if report_path is not None:
-        rp = Path(report_path)
-        if rp.is_dir():
-            raise ReplayError("cannot write the report: this is a folder; give a file name", file=rp)
-        if not rp.parent.is_dir():
-            raise ReplayError(f"cannot write the report: folder {rp.parent} does not exist", file=rp)
+        check_report_path(Path(report_path))
     if out is not None:
-        check_writable_output(Path(out))
+        check_writable_output(Path(out), overwrite=overwrite)
+
+
+def check_report_path(rp: Path) -> None:
+    """Fail before the run when the report cannot be written to ``rp``.
+
+    A file (or a new one) is opened for appending, which finds a missing or read-only folder, a read-only
+    file system and missing permissions, and changes nothing (a file it had to create is removed again).
+    A device is written one newline, which finds ``/dev/full`` (a newline in front of JSON changes
+    nothing for a reader).  A FIFO is only checked for permission (opening it would wait for a reader).
+    """
+    if rp.is_dir():
+        raise ReplayError("cannot write the report: this is a folder; give a file name", file=rp)
+    if not rp.parent.is_dir():
+        raise ReplayError(f"cannot write the report: folder {rp.parent} does not exist", file=rp)
+    try:
+        mode = rp.stat().st_mode if rp.exists() else None
+        if mode is not None and stat.S_ISFIFO(mode):
+            if not os.access(rp, os.W_OK):
+                raise PermissionError(13, "Permission denied")
+        elif mode is not None and not stat.S_ISREG(mode):
+            with rp.open("ab", buffering=0) as f:
+                f.write(b"\n")
+        else:
+            with rp.open("ab"):
+                pass
+            if mode is None:
+                rp.unlink()
+    except OSError as exc:
+        raise ReplayError(f"cannot write the report: {exc.strerror or exc}", file=rp) from None
 
 
 def _environment() -> dict[str, Any]:
@@ -235,9 +449,15 @@ def format_report(report: dict[str, Any]) -> str:
     sw = report["sync_wait_data_time"]
     if sw["count"]:
         lines.append(f"sync wait (recorded time): p50 {sw['p50_ms']:.1f} ms, max {sw['max_ms']:.1f} ms")
-    errs = {n: d["errors"] for n, d in report["stages"].items() if d["errors"]}
-    if errs:
-        lines.append("stage errors: " + ", ".join(f"{n}={c}" for n, c in errs.items()))
+    for name, d in report["stages"].items():
+        if d["errors"]:
+            first = d.get("first_errors") or [""]
+            lines.append(f"STAGE ERRORS {name}: {d['errors']} set(s) failed and were skipped; first: {first[0]}")
+    for name, d in report.get("skipped_messages", {}).items():
+        reasons = "; ".join(f"{c} x {r}" for r, c in d["reasons"].items())
+        lines.append(f"SKIPPED MESSAGES {name}: {d['count']} did not decode or convert ({reasons})")
+    for topic, count in report.get("output_write_errors", {}).items():
+        lines.append(f"OUTPUT ERRORS {topic}: {count} message(s) could not be serialised and were left out")
     for topic, digest in report.get("output_digests", {}).items():
         lines.append(f"output {topic}: {report['output_counts'].get(topic, 0)} msgs sha256 {digest[:16]}")
     if report["budget_breaches"]:

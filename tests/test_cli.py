@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -142,3 +145,107 @@ def test_console_script_runs_as_a_process() -> None:
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "valid pipeline" in proc.stdout
+
+
+@pytest.mark.parametrize("which", ["ros2_folder", "ros1_file", "plain_folder"])
+def test_replay_given_a_recording_says_what_it_expected(which: str, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    demo = bundled_pipelines()["radiate_demo"].parent.parent / "demo"
+    path = {"ros2_folder": demo, "ros1_file": HUSKY, "plain_folder": tmp_path}[which]
+    assert main(["replay", str(path)]) == EXIT_INPUT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "replay expects a pipeline: a pipeline YAML file or a bundled pipeline name" in err[0]
+    assert all(name in err[0] for name in bundled_pipelines())
+    if which == "plain_folder":
+        assert "but this is a folder" in err[0]
+    else:
+        assert "this is a recording" in err[0] and f"--bag {path}" in err[0]
+
+
+_SLOW_CONVERT = """\
+import sys, time
+import edgefuse.convert.converter as converter
+original = converter._write
+def slow_write(*args, **kwargs):
+    original(*args, **kwargs)
+    print("wrote", file=sys.stderr, flush=True)
+    time.sleep(0.1)
+converter._write = slow_write
+from edgefuse.cli import main
+sys.exit(main(["convert", sys.argv[1], sys.argv[2]]))
+"""
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_convert_interrupted_keeps_a_closed_partial_bag(tmp_path: Path, signum: int, status: int) -> None:
+    """A real signal mid-conversion (slowed down so that it lands mid-run): the bag is closed validly and kept
+    as OUT.partial with its report marked incomplete, one line is printed, the exit status is 128 + signal."""
+    from mcap.reader import make_reader
+
+    src = Path(__file__).parent / "data" / "radiate_tiny_foggy"
+    out = tmp_path / "bag"
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_CONVERT, str(src), str(out)], stderr=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(180, proc.kill)
+    watchdog.start()
+    try:
+        assert proc.stderr is not None
+        wrote = 0
+        while wrote < 5:
+            line = proc.stderr.readline()
+            assert line, "convert ended before it could be interrupted"
+            wrote += line.strip() == "wrote"
+        proc.send_signal(signum)
+        _, rest = proc.communicate(timeout=120)
+    finally:
+        watchdog.cancel()
+    name = signal.Signals(signum).name
+    assert proc.returncode == status, rest
+    errors = [line for line in rest.splitlines() if line.startswith("edgefuse:")]
+    assert "Traceback" not in rest and len(errors) == 1, rest
+    partial = tmp_path / "bag.partial"
+    assert f"interrupted by {name}" in errors[0] and str(partial) in errors[0]
+    assert not out.exists()
+    report = json.loads((partial / "convert_report.json").read_text())
+    assert report["complete"] is False and report["error"] == f"interrupted by {name}"
+    written = sum(t["count"] for t in report["topics"].values())
+    assert written >= 5
+    with (partial / "bag.mcap").open("rb") as f:  # indexed read: needs the footer and summary
+        reader = make_reader(f)
+        summary = reader.get_summary()
+        assert summary is not None and summary.statistics is not None
+        assert summary.statistics.message_count == written == sum(1 for _ in reader.iter_messages())
+
+
+def test_signals_are_deferred_inside_critical_sections() -> None:
+    """Inside handle_signals, SIGTERM is a KeyboardInterrupt that names it; inside deferred_signals it waits
+    for the block to end (a record is never cut in half); the previous handler comes back afterwards."""
+    from edgefuse._cli_common import deferred_signals, handle_signals, interrupt_message, interrupt_signal
+
+    steps: list[str] = []
+
+    def critical_section() -> None:
+        with handle_signals():
+            with deferred_signals():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)
+                steps.append("finished the block")
+            steps.append("after the block")
+
+    def plain() -> None:
+        with handle_signals():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt) as info:
+        critical_section()
+    assert steps == ["finished the block"]
+    assert interrupt_signal(info.value) == signal.SIGTERM
+    assert interrupt_message(info.value) == "interrupted by SIGTERM"
+    assert signal.getsignal(signal.SIGTERM) == before
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt) as info:
+        plain()
+    assert interrupt_signal(info.value) == signal.SIGTERM and time.monotonic() - t0 < 4

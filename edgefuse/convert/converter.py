@@ -18,15 +18,18 @@ to the rig and reported.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import struct
 from collections.abc import Collection, Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import numpy as np
 
+from edgefuse._cli_common import deferred_signals, interrupt_reason, interrupt_signal, interrupted
 from edgefuse.bag import BagWriter, open_bag
 from edgefuse.convert.kitti_object import DEFAULT_START_NS, find_object_root, read_kitti_object
 from edgefuse.convert.kitti_raw import find_drive, read_kitti_raw
@@ -201,7 +204,9 @@ def convert(
 
     Returns:
         the report, also written as ``out/convert_report.json``.  If the conversion fails, the
-        partly written ``out`` is removed.
+        partly written ``out`` is removed.  If it is interrupted (SIGINT/SIGTERM, see
+        :func:`edgefuse._cli_common.handle_signals`), the bag is closed validly with its report marked
+        ``complete: false`` and moved to ``<out>.partial``, and ``KeyboardInterrupt`` is raised again.
 
     Raises:
         ConvertError: bad input (see the readers), unknown layout, output exists.
@@ -221,10 +226,17 @@ def convert(
     report = ConvertReport(layout=plan.layout, source=str(plan.root), output=str(out), storage=storage,
                            skipped=list(plan.skipped), notes=[*plan.notes, *cut_notes], window_ns=window)
     rig = _load_rig(plan, report) if plan.calibration is not None else None
+    writer = BagWriter(out, storage=storage, compress=compress)
     try:
-        with BagWriter(out, storage=storage, compress=compress) as writer:
-            _write_all(writer, plan, items, rig=rig, report=report, on_error=on_error)
+        writer.open()
+        _write_all(writer, plan, items, rig=rig, report=report, on_error=on_error)
+        with deferred_signals():
+            writer.close()
+    except KeyboardInterrupt as exc:  # SIGINT / SIGTERM: finish what was written, keep it as <out>.partial
+        _keep_partial(writer, out, report, rig, exc)
     except BaseException:
+        with suppress(Exception):
+            writer.close()
         shutil.rmtree(out, ignore_errors=True)  # no half-written bag left behind
         raise
     if rig is not None:
@@ -232,6 +244,33 @@ def convert(
         report.rig_path = str(out / RIG_FILE)
     report.write_json(out / REPORT_FILE)
     return report
+
+
+def _keep_partial(writer: BagWriter, out: Path, report: ConvertReport, rig: Rig | None,
+                  exc: KeyboardInterrupt) -> NoReturn:
+    """After SIGINT/SIGTERM: close the bag validly, write the report marked ``complete: false`` (and the rig)
+    into it and move it to ``<out>.partial`` (replacing an earlier one), then raise ``KeyboardInterrupt``
+    (:func:`~edgefuse._cli_common.interrupted`) saying where it is.  Further signals wait until this is done."""
+    reason = interrupt_reason(exc)
+    signum = interrupt_signal(exc)
+    with deferred_signals():
+        try:
+            writer.close()
+            if rig is not None:
+                _save_rig(rig, out / RIG_FILE)
+                report.rig_path = str(out / RIG_FILE)
+            data = {**report.to_dict(), "complete": False, "error": reason}
+            (out / REPORT_FILE).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            partial = out.with_name(out.name + ".partial")
+            if partial.is_dir() and not partial.is_symlink() and (partial / REPORT_FILE).is_file():
+                shutil.rmtree(partial)  # the leftover of an earlier interrupted conversion
+            out.rename(partial)
+        except (OSError, EdgefuseError) as err:
+            shutil.rmtree(out, ignore_errors=True)
+            raise interrupted(signum, f"convert {reason} after {report.message_count} messages; the partial "
+                                      f"bag could not be kept ({err}) and was removed") from None
+    raise interrupted(signum, f"convert {reason} after {report.message_count} messages; the partial bag is "
+                              f"closed at {partial} ({REPORT_FILE} says complete: false)") from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -374,8 +413,9 @@ def _add_topic(writer: Any, report: ConvertReport, topic: str, msgtype: str) -> 
 
 
 def _write(writer: Any, report: ConvertReport, topic: str, stamp_ns: int, payload: Any) -> None:
-    writer.write(topic, stamp_ns, payload)
-    report.topics[topic].add(stamp_ns)
+    with deferred_signals():  # a signal never cuts a message in half
+        writer.write(topic, stamp_ns, payload)
+        report.topics[topic].add(stamp_ns)
 
 
 def _camera_info(rig: Rig, frame: str, stamp_ns: int, payload: Any, *, report: ConvertReport,

@@ -30,6 +30,8 @@ from edgefuse.time import NS_PER_MS
 
 @dataclass
 class StageErrorLog:
+    """Failures of one stage: every one counted, the first few kept as text."""
+
     count: int = 0
     first: list[str] = field(default_factory=list)
 
@@ -143,10 +145,22 @@ class PipelineRunner:
             for s in self.sync.flush():
                 self._process(s, trigger_stamp_ns=None)
         finally:
-            for stage in self.stages:
-                stage.stop()
-            for sink in self.sinks:
+            try:
+                for stage in self.stages:
+                    stage.stop()
+            finally:
+                self._close_sinks()
+
+    def _close_sinks(self) -> None:
+        """Close every sink, even when one fails; the first failure is raised after all were tried."""
+        first: BaseException | None = None
+        for sink in self.sinks:
+            try:
                 sink.close()
+            except BaseException as exc:  # re-raised below, after the other sinks closed
+                first = first or exc
+        if first is not None:
+            raise first
 
     # -- per set ---------------------------------------------------------------------------------
     def _process(self, sset: SyncSet, trigger_stamp_ns: int | None) -> None:
@@ -197,8 +211,11 @@ class PipelineRunner:
             t0 = time.perf_counter_ns()
             try:
                 outs = stage.process(ins, stamp)
-            except EdgefuseError as exc:
-                self.stage_errors[stage.name].add(str(exc))
+            except Exception as exc:  # one bad set must not end the run: counted, reported
+                self.stage_errors[stage.name].add(_error_text(exc, sset.stamp_ns))
+                # nothing from this stage for this set; until an input changes it is not retried on the
+                # same data, and stages fed by it are skipped (counted as missing input)
+                self._last_outputs[stage.name] = (stamp, {})
                 continue
             self.stage_latency[stage.name].add(time.perf_counter_ns() - t0)
             self._last_outputs[stage.name] = (stamp, outs)
@@ -265,6 +282,16 @@ class PipelineRunner:
             "outputs_written": dict(self.outputs_written),
             "budget_breaches": breaches,
         }
+
+
+def _error_text(exc: BaseException, stamp_ns: int) -> str:
+    """One line for a stage failure: the set's stamp, and the exception's type unless it is edgefuse's own."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if not isinstance(exc, EdgefuseError):
+        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    elif exc.stamp_ns is not None:
+        return text  # says its stamp already
+    return f"set {stamp_ns} ns: {text}"
 
 
 def _plain(obj: Any) -> Any:
