@@ -71,7 +71,7 @@ def cap() -> Cap:
     imu = src.imu_batch()
     return Cap(xyz, tcol, ok, mids, np.array([np.vstack([p, [0, 0, 0, 1.0]]) for p in poses]),
                np.asarray(imu.stamps_ns, np.int64), np.asarray(imu.angular_velocity, np.float64),
-               np.linalg.inv(src.info.T_sensor_from_imu))
+               np.asarray(np.linalg.inv(src.info.T_sensor_from_imu), np.float64))
 
 
 def _rel(cap: Cap, k: int) -> tuple[F64, F64, float]:
