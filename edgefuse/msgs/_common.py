@@ -112,6 +112,34 @@ def as_f64(value: Any, shape: tuple[int, ...], what: str) -> npt.NDArray[np.floa
     return arr.reshape(shape).copy()
 
 
+def byte_array(value: Any, what: str) -> npt.NDArray[np.uint8]:
+    """``value`` (a ``uint8[]`` message field) as a 1-D C-contiguous uint8 array, without copying when it
+    is one already or a bytes-like buffer (what rosbags' deserialisers give).
+
+    Raises:
+        MessageError: not bytes-like, not 1-D, or values outside 0..255.
+    """
+    if type(value) is np.ndarray and value.dtype == np.uint8 and value.ndim == 1 and value.flags.c_contiguous:
+        return value  # the hot path: rosbags gives exactly this
+    if isinstance(value, (bytes, bytearray)):
+        return np.frombuffer(value, dtype=np.uint8)
+    if isinstance(value, memoryview):
+        if not value.c_contiguous:
+            raise MessageError(f"{what}: a non-contiguous buffer")
+        return np.frombuffer(value.cast("B") if value.format != "B" else value, dtype=np.uint8)
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError):
+        raise MessageError(f"{what}: not a byte array") from None
+    if arr.ndim != 1:
+        raise MessageError(f"{what}: expected a 1-D byte array, got shape {arr.shape}")
+    if arr.dtype == np.uint8:
+        return np.ascontiguousarray(arr)
+    if arr.size and (arr.dtype.kind not in "iub" or int(arr.min()) < 0 or int(arr.max()) > 255):
+        raise MessageError(f"{what}: expected bytes (uint8), got {arr.dtype} values")
+    return arr.astype(np.uint8)
+
+
 def xyz_of(vec: Any) -> npt.NDArray[np.float64]:
     """(3,) float64 from a message with x, y, z."""
     return np.array([vec.x, vec.y, vec.z], dtype=np.float64)

@@ -15,8 +15,19 @@ Supported message types (ROS 1 names like ``sensor_msgs/Imu`` are accepted and n
 ``tf2_msgs/msg/TFMessage``            ``list[TransformData]``
 ====================================  ===========================================
 
-Covariances are copied as given; NaN entries (used by some drivers for "unknown") are kept, and
-``-1`` in element 0 (ROS convention for "no estimate") too — consumers must check.
+Values are copied as given, NaN and infinity included: ROS uses NaN for "not available" (e.g.
+NavSatFix altitude, covariance entries some drivers leave unknown) and ``-1`` in a covariance's
+element 0 for "no estimate", so a NaN is data, not a malformed message.  Consumers check them: the
+estimation layer rejects and counts non-finite measurements per reason (see
+:mod:`edgefuse.estimation.sensors`), ``finite_mask`` drops non-finite points.  Sizes are checked
+(fixed-size arrays, image/cloud buffers against their headers: see :mod:`edgefuse.msgs.image` and
+:mod:`edgefuse.msgs.pointcloud`).
+
+Transforms are the exception: a transform is applied to everything in its child frame, so a
+``TransformStamped`` (alone or in a ``TFMessage``) must pass the checks tf2's ``BufferCore``
+applies before it stores one — finite translation and rotation, a rotation quaternion whose
+squared norm is within :data:`QUATERNION_NORM_TOLERANCE` of 1, non-empty parent and child frames
+that differ — or the message raises :class:`~edgefuse.errors.MessageError` naming the transform.
 """
 
 from __future__ import annotations
@@ -57,7 +68,18 @@ from edgefuse.time import ns_from_ros
 if TYPE_CHECKING:
     from rosbags.typesys.store import Typestore
 
-__all__ = ["SUPPORTED_MSGTYPES", "can_convert", "from_payload", "imu_batch", "to_payload"]
+__all__ = [
+    "QUATERNION_NORM_TOLERANCE",
+    "SUPPORTED_MSGTYPES",
+    "can_convert",
+    "from_payload",
+    "imu_batch",
+    "to_payload",
+]
+
+#: largest accepted ``|x² + y² + z² + w² - 1|`` of a transform's rotation (tf2's
+#: ``QUATERNION_NORMALIZATION_TOLERANCE``)
+QUATERNION_NORM_TOLERANCE = 10e-3
 
 
 # ----------------------------------------------------------------------------- messages → payloads
@@ -132,18 +154,31 @@ def _radar_scan(msg: Any) -> RadarScanData:
     return RadarScanData(stamp_ns=header_stamp_ns(msg), frame_id=str(msg.header.frame_id), returns=returns)
 
 
-def _transform(msg: Any) -> TransformData:
+def _transform(msg: Any, where: str = "TransformStamped") -> TransformData:
+    parent, child = str(msg.header.frame_id), str(msg.child_frame_id)
+    translation = xyz_of(msg.transform.translation)
+    rotation = xyzw_of(msg.transform.rotation)
+    what = f"{where} {parent!r} <- {child!r}"
+    if not parent or not child:
+        raise MessageError(f"{what}: empty {'frame_id' if not parent else 'child_frame_id'}")
+    if parent == child:
+        raise MessageError(f"{what}: a frame cannot be its own parent")
+    if not (np.isfinite(translation).all() and np.isfinite(rotation).all()):
+        raise MessageError(f"{what}: non-finite translation {translation.tolist()} or rotation {rotation.tolist()}")
+    norm2 = sum(c * c for c in rotation.tolist())  # Python floats: a huge component gives inf, no warning
+    if abs(norm2 - 1.0) > QUATERNION_NORM_TOLERANCE:
+        raise MessageError(f"{what}: rotation quaternion {rotation.tolist()} is not unit (squared norm {norm2:.6g})")
     return TransformData(
         stamp_ns=header_stamp_ns(msg),
-        parent_frame=str(msg.header.frame_id),
-        child_frame=str(msg.child_frame_id),
-        translation=xyz_of(msg.transform.translation),
-        rotation_xyzw=xyzw_of(msg.transform.rotation),
+        parent_frame=parent,
+        child_frame=child,
+        translation=translation,
+        rotation_xyzw=rotation,
     )
 
 
 def _tf_message(msg: Any) -> list[TransformData]:
-    return [_transform(t) for t in msg.transforms]
+    return [_transform(t, f"TFMessage transform {i}") for i, t in enumerate(msg.transforms)]
 
 
 # ----------------------------------------------------------------------------- payloads → messages

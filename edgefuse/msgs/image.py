@@ -4,6 +4,16 @@ Image pixels are viewed zero-copy from the message's ``data`` buffer: the view i
 or HxWxC, with row stride ``step`` so padded rows need no copy.  Multi-byte pixels of big-endian
 images (``is_bigendian = 1``) are the one exception: they are copied into native byte order, so
 every array edgefuse hands on is native-endian.
+
+A valid ``Image`` (anything else raises :class:`~edgefuse.errors.MessageError`): a known
+``encoding`` (:func:`encoding_layout`), ``step >= width * bytes per pixel`` (rows may be padded) and
+``len(data) == step * height`` exactly, as the message definition states and cv_bridge checks
+(trailing bytes mean the header disagrees with the buffer: an error, never silently ignored).  An
+image without pixels (``width * height == 0``) has no data.  The result always has shape
+``(height, width)`` or ``(height, width, channels)`` and the encoding's dtype.
+
+A ``CompressedImage`` must hold data (no image encodes to 0 bytes); its ``format`` is passed on as
+given (``jpeg``, ``png``, ``16UC1; compressedDepth png`` …) for the decoder to interpret.
 """
 
 from __future__ import annotations
@@ -15,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edgefuse.errors import MessageError
-from edgefuse.msgs._common import header_stamp_ns, make_header, make_msg
+from edgefuse.msgs._common import byte_array, header_stamp_ns, make_header, make_msg
 from edgefuse.msgs.types import CompressedImageData, ImageData
 
 if TYPE_CHECKING:
@@ -73,8 +83,8 @@ def image_from_msg(msg: Any) -> ImageData:
     """Convert a ``sensor_msgs/Image`` to :class:`ImageData` (zero-copy view, see module doc).
 
     Raises:
-        MessageError: unknown encoding, ``step`` smaller than one row of pixels, or ``data``
-            shorter than ``step * height``.
+        MessageError: unknown encoding, ``step`` smaller than one row of pixels, ``len(data) !=
+            step * height``, or data in an image without pixels.
     """
     encoding = str(msg.encoding)
     dtype, channels = encoding_layout(encoding)
@@ -84,11 +94,14 @@ def image_from_msg(msg: Any) -> ImageData:
         raise MessageError(
             f"image step {step} < width {width} * {dtype.itemsize} bytes * {channels} channels = {row_bytes}"
         )
-    data = np.frombuffer(msg.data, dtype=np.uint8) if not isinstance(msg.data, np.ndarray) else msg.data
-    if data.size < step * height:
+    data = byte_array(msg.data, "image data")
+    if data.size != step * height:
+        rel, tail = ("<", "") if data.size < step * height else (">", ": trailing bytes the header does not describe")
         raise MessageError(
-            f"image data has {data.size} bytes < step {step} * height {height} = {step * height}"
+            f"image data has {data.size} bytes {rel} step {step} * height {height} = {step * height}{tail}"
         )
+    if height * width == 0 and data.size:
+        raise MessageError(f"image has no pixels ({width}x{height}) but {data.size} data bytes")
     element = dtype.newbyteorder(">" if msg.is_bigendian else "<")
     shape: tuple[int, ...] = (height, width, channels) if channels > 1 else (height, width)
     strides: tuple[int, ...] = (step, dtype.itemsize * channels, dtype.itemsize)[: len(shape)]
@@ -134,8 +147,14 @@ def msg_from_image(ts: Typestore, payload: ImageData) -> Any:
 
 
 def compressed_from_msg(msg: Any) -> CompressedImageData:
-    """Convert a ``sensor_msgs/CompressedImage``; ``data`` is the encoded bytes (zero-copy)."""
-    data = msg.data if isinstance(msg.data, np.ndarray) else np.frombuffer(msg.data, dtype=np.uint8)
+    """Convert a ``sensor_msgs/CompressedImage``; ``data`` is the encoded bytes (zero-copy).
+
+    Raises:
+        MessageError: no data.
+    """
+    data = byte_array(msg.data, "CompressedImage data")
+    if data.size == 0:
+        raise MessageError(f"CompressedImage ({str(msg.format)!r}) has no data")
     return CompressedImageData(
         stamp_ns=header_stamp_ns(msg), frame_id=str(msg.header.frame_id), format=str(msg.format), data=data
     )

@@ -5,18 +5,44 @@ datatypes INT8..FLOAT64, ``count > 1`` as a sub-array, itemsize = ``point_step``
 ``is_bigendian``) and views ``data`` with it **without copying**: ``points`` shares memory with the
 message buffer (read-only when that buffer is).  Two cases differ:
 
-* rows with padding (``row_step > width * point_step``): the (N,) array cannot be a view of the
-  buffer, so the points are copied (one copy, row padding dropped);
+* rows with padding (``row_step > width * point_step``, organized clouds only): the (N,) array
+  cannot be a view of the buffer, so the points are copied (one copy, row padding dropped);
 * big-endian clouds keep a zero-copy view with a big-endian dtype; :func:`xyz` and :func:`field`
   return native-order copies of what they extract.
 
+What a valid message is (anything else raises :class:`~edgefuse.errors.MessageError`; see
+:func:`pointcloud_from_msg`).  With ``H = height``, ``W = width``, ``P = point_step``,
+``R = row_step`` and ``L = len(data)`` — the ROS definition: ``R`` is the length of a row in bytes
+and ``L = R * H``:
+
+* ``0 < P < 2**31`` (numpy's limit on one structured item);
+* ``R >= W * P`` and ``L == R * H`` exactly (no missing and no trailing bytes);
+* an unorganized cloud (``H == 1``) has no row padding: ``R == W * P``.  Extra bytes in its one row
+  would be points that ``width`` does not count, so they are an error, never silently dropped;
+* an organized cloud (``H > 1``) may pad its rows (``R > W * P``, e.g. rows aligned to 64 bytes);
+  the padding is skipped;
+* a cloud without points (``H * W == 0``) has no data (``L == 0``): a row of pure padding is an
+  inconsistent header, not an empty cloud;
+* every field has a known datatype (1..8), a non-empty name used once, lies inside ``P`` and
+  overlaps no other field; ``count`` 0 is read as 1 (some drivers write 0), ``count > 1`` becomes a
+  sub-array (normals, descriptors, per-return values): ``field(cloud, "normal")`` is (N, 3);
+* the cloud has coordinates: fields ``x``, ``y`` and ``z``, one value each per point (``count``
+  1), of any datatype.  Every consumer of a :class:`PointCloud` (stages, :func:`xyz`, calibration)
+  needs them, so a message without them is rejected where it enters, naming what it has.
+  The one exception is a message with no fields and no points (a default-constructed message, as
+  some drivers publish when nothing was detected): it becomes an empty cloud with float32 x, y, z.
+
+Only header arithmetic is done per message (the field layout is checked once per distinct layout
+and cached), so the check costs O(1) whatever the cloud's size.
+
 Non-finite points (NaN/inf coordinates) are kept; ``is_dense`` from the message says whether the
 sender promised there are none.  :func:`finite_mask` and ``xyz(..., drop_nonfinite=True)`` drop
-them.  A ``count`` of 0 in a PointField is read as 1 (some drivers write 0).
+them.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -24,7 +50,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edgefuse.errors import MessageError
-from edgefuse.msgs._common import header_stamp_ns, make_header, make_msg
+from edgefuse.msgs._common import byte_array, header_stamp_ns, make_header, make_msg
 from edgefuse.msgs.types import PointCloud
 
 if TYPE_CHECKING:
@@ -32,6 +58,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DATATYPES",
+    "MAX_POINT_STEP",
     "field",
     "finite_mask",
     "msg_from_pointcloud",
@@ -45,6 +72,9 @@ __all__ = [
 #: PointField datatype constant → numpy type code (without byte order).
 DATATYPES: dict[int, str] = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 8: "f8"}
 _DATATYPE_OF_CODE = {code: num for num, code in DATATYPES.items()}
+#: the largest ``point_step`` numpy can view (one structured item is at most a C int of bytes)
+MAX_POINT_STEP = 2**31 - 1
+_EMPTY_XYZ = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4")])
 
 
 def pointcloud_dtype(fields: Any, point_step: int, *, big_endian: bool = False) -> np.dtype[np.void]:
@@ -52,8 +82,11 @@ def pointcloud_dtype(fields: Any, point_step: int, *, big_endian: bool = False) 
     ``name, offset, datatype, count``) and ``point_step`` bytes per point.
 
     Raises:
-        MessageError: unknown datatype, duplicate name, field beyond ``point_step``, overlapping fields.
+        MessageError: ``point_step`` outside 1..:data:`MAX_POINT_STEP`, unknown datatype, empty or
+            duplicate name, field beyond ``point_step``, overlapping fields.
     """
+    if not 0 < point_step <= MAX_POINT_STEP:
+        raise MessageError(f"PointCloud2 point_step {point_step} outside 1..{MAX_POINT_STEP}")
     order = ">" if big_endian else "<"
     names: list[str] = []
     formats: list[Any] = []
@@ -63,6 +96,8 @@ def pointcloud_dtype(fields: Any, point_step: int, *, big_endian: bool = False) 
         name, offset, datatype, count = str(fld.name), int(fld.offset), int(fld.datatype), int(fld.count)
         if datatype not in DATATYPES:
             raise MessageError(f"PointField {name!r}: unknown datatype {datatype} (expected 1..8)")
+        if not name:
+            raise MessageError("a PointField has an empty name")
         if name in names:
             raise MessageError(f"PointField {name!r} appears twice")
         count = max(count, 1)
@@ -86,27 +121,89 @@ def pointcloud_dtype(fields: Any, point_step: int, *, big_endian: bool = False) 
     return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": point_step})
 
 
+@functools.lru_cache(maxsize=256)
+def _layout(key: tuple[tuple[str, int, int, int], ...], point_step: int, big_endian: bool) -> np.dtype[np.void]:
+    """The checked dtype of one field layout (cached: a stream repeats its layout in every message).
+
+    Raises:
+        MessageError: see :func:`pointcloud_dtype`, or no scalar x, y, z.
+    """
+    fields = [_Field(*k) for k in key]
+    dtype = pointcloud_dtype(fields, point_step, big_endian=big_endian)
+    names = dtype.names or ()
+    for axis in "xyz":
+        if axis not in names:
+            raise MessageError(
+                f"PointCloud2 has no field {axis!r} (fields: {list(names)}); a point cloud needs x, y, z"
+            )
+        sub = dtype.fields[axis][0]  # type: ignore[index]
+        if sub.subdtype is not None:
+            raise MessageError(
+                f"PointField {axis!r} has count {sub.shape[0]}; coordinates hold one value per point"
+            )
+    return dtype
+
+
+class _Field:
+    """A PointField as plain values (what :func:`pointcloud_dtype` reads)."""
+
+    __slots__ = ("count", "datatype", "name", "offset")
+
+    def __init__(self, name: str, offset: int, datatype: int, count: int) -> None:
+        self.name, self.offset, self.datatype, self.count = name, offset, datatype, count
+
+
+def _check_geometry(height: int, width: int, point_step: int, row_step: int, n_bytes: int) -> None:
+    """The header arithmetic of the module docstring's rules (O(1)).
+
+    Raises:
+        MessageError: naming the sizes that disagree.
+    """
+    if not 0 < point_step <= MAX_POINT_STEP:
+        raise MessageError(f"PointCloud2 point_step {point_step} outside 1..{MAX_POINT_STEP}")
+    row = width * point_step
+    if row_step < row:
+        raise MessageError(f"PointCloud2 row_step {row_step} < width {width} * point_step {point_step} = {row}")
+    if n_bytes != row_step * height:
+        raise MessageError(
+            f"PointCloud2 data has {n_bytes} bytes != row_step {row_step} * height {height} = {row_step * height}"
+        )
+    if height * width == 0 and n_bytes:
+        raise MessageError(f"PointCloud2 has no points (height {height} * width {width}) but {n_bytes} data bytes")
+    if height == 1 and row_step != row:
+        raise MessageError(
+            f"PointCloud2 with height 1 has row_step {row_step} != width {width} * point_step {point_step} = "
+            f"{row}: its {row_step - row} extra bytes are not counted by width (only organized clouds pad rows)"
+        )
+
+
 def pointcloud_from_msg(msg: Any) -> PointCloud:
     """Convert a ``sensor_msgs/PointCloud2`` to :class:`PointCloud` (zero-copy, see module doc).
 
+    The result always satisfies ``len(points) == height * width``, ``points.dtype.itemsize ==
+    point_step`` and ``points.dtype.names`` == the message's field names (in message order).
+
     Raises:
-        MessageError: bad field layout (see :func:`pointcloud_dtype`), ``row_step < width *
-            point_step``, or ``len(data) != row_step * height``.
+        MessageError: a message breaking one of the module docstring's rules: sizes that disagree
+            (``point_step``, ``row_step``, ``width``, ``height`` and ``len(data)``), a bad field
+            layout (see :func:`pointcloud_dtype`), or no single-valued x, y, z.
     """
     height, width = int(msg.height), int(msg.width)
     point_step, row_step = int(msg.point_step), int(msg.row_step)
-    dtype = pointcloud_dtype(msg.fields, point_step, big_endian=bool(msg.is_bigendian))
-    data = msg.data if isinstance(msg.data, np.ndarray) else np.frombuffer(msg.data, dtype=np.uint8)
-    if row_step < width * point_step:
-        raise MessageError(f"PointCloud2 row_step {row_step} < width {width} * point_step {point_step}")
-    if data.size != row_step * height:
-        raise MessageError(
-            f"PointCloud2 data has {data.size} bytes != row_step {row_step} * height {height} "
-            f"= {row_step * height}"
-        )
+    data = byte_array(msg.data, "PointCloud2 data")
+    fields = msg.fields
+    if not fields and data.size == 0 and height * width == 0:  # a default-constructed (empty) message
+        dtype: np.dtype[np.void] = _EMPTY_XYZ
+    else:
+        _check_geometry(height, width, point_step, row_step, data.size)
+        try:
+            key = tuple((str(f.name), int(f.offset), int(f.datatype), int(f.count)) for f in fields)
+        except (TypeError, ValueError):
+            raise MessageError("PointCloud2 fields: a PointField value is not a name or an integer") from None
+        dtype = _layout(key, point_step, bool(msg.is_bigendian))
     count = height * width
-    if count == 0 or point_step == 0:
-        points = np.zeros(count, dtype=dtype)
+    if count == 0:
+        points = np.zeros(0, dtype=dtype)
     elif row_step == width * point_step:
         points = np.frombuffer(data, dtype=dtype, count=count)
     else:
@@ -259,18 +356,27 @@ def field(cloud: PointCloud, name: str) -> npt.NDArray[Any]:
     return values
 
 
+def _coordinate(cloud: PointCloud, name: str) -> npt.NDArray[Any]:
+    """(N,) values of coordinate ``name``.
+
+    Raises:
+        MessageError: no such field, or a field with several values per point.
+    """
+    values = field(cloud, name)
+    if values.ndim != 1:
+        raise MessageError(f"point field {name!r} has {values.shape[1]} values per point; a coordinate has one")
+    return values
+
+
 def finite_mask(cloud: PointCloud) -> npt.NDArray[np.bool_]:
     """(N,) bool: True where x, y and z are all finite.
 
     Raises:
-        MessageError: the cloud lacks one of x, y, z.
+        MessageError: the cloud lacks one of x, y, z, or one has several values per point.
     """
-    pts = cloud.points
-    return (
-        np.isfinite(field(cloud, "x")) & np.isfinite(field(cloud, "y")) & np.isfinite(field(cloud, "z"))
-        if len(pts)
-        else np.zeros(0, dtype=bool)
-    )
+    x, y, z = (_coordinate(cloud, name) for name in "xyz")
+    mask: npt.NDArray[np.bool_] = np.isfinite(x) & np.isfinite(y) & np.isfinite(z)
+    return mask
 
 
 @overload
@@ -290,11 +396,11 @@ def xyz(
     ``(xyz, n_dropped)``.
 
     Raises:
-        MessageError: the cloud lacks one of x, y, z.
+        MessageError: the cloud lacks one of x, y, z, or one has several values per point.
     """
     out = np.empty((len(cloud.points), 3), dtype=np.float32)
     for col, name in enumerate("xyz"):
-        out[:, col] = field(cloud, name)
+        out[:, col] = _coordinate(cloud, name)
     if not drop_nonfinite:
         return out
     keep = np.isfinite(out).all(axis=1)

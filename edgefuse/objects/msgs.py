@@ -10,11 +10,22 @@ that is all zeros or entirely unknown gives an all-NaN ``cov``.  ``Detection*.id
 ``id`` (tracks: the track id) as a decimal string, empty for -1.  2-D boxes use ``bbox.center`` (x, y,
 theta = 0) and ``size_x``/``size_y``; 3-D boxes the centre pose with a yaw-only quaternion and
 ``size`` = (l, w, h).  A detection without results gets score 0 and label -1.
+
+Reading: the best hypothesis is the one with the highest score (NaN scores rank last); ``yaw`` is
+the heading of the box quaternion, which need not be normalised (``atan2(2(wz + xy), w² + x² − y² −
+z²)`` after dividing by the largest component is scale-free; an all-zero quaternion, the message
+default, reads as yaw 0).  Values are kept as given, NaN included
+(:func:`edgefuse.objects.types.sanitize_3d` and friends drop and count bad rows).  ``class_id`` and
+``id`` are read as ASCII decimals (surrounding blanks and a sign allowed): a ``class_id`` that is
+neither in ``class_names`` nor a decimal fitting ``label`` (int32), and an ``id`` that is a decimal
+not fitting ``id`` (int64), raise :class:`~edgefuse.errors.MessageError`; any other ``id`` reads as
+-1 (no id).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,13 +40,50 @@ _IDX2 = (0, 1)
 _IDX3 = (0, 1, 2, 5)
 
 
+_INT32 = np.iinfo(np.int32)
+_INT64 = np.iinfo(np.int64)
+_DECIMAL = re.compile(r"\s*([-+]?)0*([0-9]+)\s*", re.ASCII)
+
+
+def _decimal(text: str, bounds: np.iinfo[Any]) -> int | None:
+    """The integer ``text`` spells in ASCII decimal (surrounding blanks allowed); None when it spells none.
+
+    Raises:
+        MessageError: a decimal outside ``bounds`` (never parses more than 20 digits).
+    """
+    m = _DECIMAL.fullmatch(text)
+    if m is None:
+        return None
+    value = int(m[1] + m[2]) if len(m[2]) <= 20 else None
+    if value is None or not bounds.min <= value <= bounds.max:
+        raise MessageError(f"{text[:40]!r} does not fit an {bounds.dtype}")
+    return value
+
+
 def _label_of(class_id: str, class_names: Sequence[str] | None) -> int:
     if class_names is not None and class_id in class_names:
         return list(class_names).index(class_id)
     try:
-        return int(class_id)
-    except ValueError:
-        raise MessageError(f"class_id {class_id!r} is neither an integer nor in class_names") from None
+        label = _decimal(class_id, _INT32)
+    except MessageError as err:
+        raise MessageError(f"class_id {err.message}") from None
+    if label is None:
+        raise MessageError(f"class_id {class_id[:40]!r} is neither an int32 label nor in class_names")
+    return label
+
+
+def _id_of(text: str) -> int:
+    """The detection id: a decimal (an int64), else -1 (no id)."""
+    try:
+        value = _decimal(text, _INT64)
+    except MessageError as err:
+        raise MessageError(f"detection id {err.message}") from None
+    return -1 if value is None else value
+
+
+def _score_key(hyp: Any) -> float:
+    score = float(hyp.hypothesis.score)
+    return -math.inf if math.isnan(score) else score  # NaN ranks last
 
 
 def _class_id(label: int, class_names: Sequence[str] | None) -> str:
@@ -54,7 +102,9 @@ def _cov_from_pose(cov36: Any, idx: tuple[int, ...]) -> np.ndarray:
     are (large variances stay large, so the block remains a valid covariance)."""
     c = np.asarray(cov36, dtype=np.float64).reshape(6, 6)
     sub = c[np.ix_(idx, idx)]
-    if not np.any(sub) or np.all(np.diagonal(sub) >= UNKNOWN_VARIANCE):
+    with np.errstate(invalid="ignore"):  # signalling NaNs from a corrupt message compare quietly
+        unknown = not np.any(sub != 0.0) or bool(np.all(np.diagonal(sub) >= UNKNOWN_VARIANCE))
+    if unknown:
         return np.full((len(idx), len(idx)), np.nan)
     return sub
 
@@ -123,14 +173,23 @@ def from_detection2d_array(msg: Any, class_names: Sequence[str] | None = None) -
 
 def _fill_result(out: np.ndarray, k: int, det: Any, class_names: Sequence[str] | None, idx: tuple[int, ...]) -> None:
     if det.results:
-        best = max(det.results, key=lambda h: h.hypothesis.score)
+        best = max(det.results, key=_score_key)
         out["label"][k] = _label_of(str(best.hypothesis.class_id), class_names)
         out["score"][k] = float(best.hypothesis.score)
         out["cov"][k] = _cov_from_pose(best.pose.covariance, idx)
     else:
         out["label"][k] = -1
         out["cov"][k] = np.nan
-    out["id"][k] = int(det.id) if str(det.id).strip().lstrip("-").isdigit() else -1
+    out["id"][k] = _id_of(str(det.id))
+
+
+def _yaw_of(x: float, y: float, z: float, w: float) -> float:
+    """Heading of the rotation quaternion (x, y, z, w) stands for, at any scale (rescaled by its largest
+    component first, so neither 1e200 nor 1e-200 over- or underflows); 0 for the zero quaternion."""
+    scale = max(abs(x), abs(y), abs(z), abs(w))
+    if scale > 0.0 and math.isfinite(scale):
+        x, y, z, w = x / scale, y / scale, z / scale, w / scale
+    return math.atan2(2.0 * (w * z + x * y), w * w + x * x - y * y - z * z)
 
 
 def _yaw_quat(ts: Any, yaw: float) -> Any:
@@ -166,7 +225,7 @@ def from_detection3d_array(msg: Any, class_names: Sequence[str] | None = None) -
         q = c.orientation
         out[k]["x"], out[k]["y"], out[k]["z"] = c.position.x, c.position.y, c.position.z
         out[k]["l"], out[k]["w"], out[k]["h"] = det.bbox.size.x, det.bbox.size.y, det.bbox.size.z
-        out[k]["yaw"] = math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
+        out[k]["yaw"] = _yaw_of(float(q.x), float(q.y), float(q.z), float(q.w))
         _fill_result(out, k, det, class_names, _IDX3)
     return Detections3D(header_stamp_ns(msg), str(msg.header.frame_id), out)
 

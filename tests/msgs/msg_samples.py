@@ -36,6 +36,12 @@ def sample_imu(rng: np.random.Generator, stamp: int = STAMP, frame: str = "imu")
     )
 
 
+def unit_quaternion(rng: np.random.Generator) -> np.ndarray:
+    """A random rotation (x, y, z, w): transforms must carry unit quaternions, as tf2 requires."""
+    q = rng.normal(size=4)
+    return q / np.linalg.norm(q)
+
+
 def sample_payloads(seed: int) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     returns = np.zeros(4, dtype=RADAR_RETURN_DTYPE)
@@ -87,11 +93,11 @@ def sample_payloads(seed: int) -> dict[str, Any]:
         ),
         "radar_msgs/msg/RadarScan": RadarScanData(STAMP, "radar", returns),
         "geometry_msgs/msg/TransformStamped": TransformData(
-            STAMP, "base_link", "lidar", rng.normal(size=3), rng.normal(size=4)
+            STAMP, "base_link", "lidar", rng.normal(size=3), unit_quaternion(rng)
         ),
         "tf2_msgs/msg/TFMessage": [
-            TransformData(STAMP, "map", "odom", rng.normal(size=3), rng.normal(size=4)),
-            TransformData(STAMP + 1, "odom", "base", rng.normal(size=3), rng.normal(size=4)),
+            TransformData(STAMP, "map", "odom", rng.normal(size=3), unit_quaternion(rng)),
+            TransformData(STAMP + 1, "odom", "base", rng.normal(size=3), unit_quaternion(rng)),
         ],
     }
 

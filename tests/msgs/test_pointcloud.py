@@ -295,8 +295,8 @@ def test_empty_cloud() -> None:
 def test_random_layouts_match_reference(
     *, types: list[int], counts: list[int], gaps: list[int], n: int, big: bool, seed: int
 ) -> None:
-    fields = []
-    offset = 0
+    fields = [("x", 0, 7, 1), ("y", 4, 7, 1), ("z", 8, 7, 1)]  # a point cloud has coordinates
+    offset = 12
     for i, datatype in enumerate(types):
         offset += gaps[i]
         fields.append((f"f{i}", offset, datatype, counts[i]))

@@ -18,23 +18,30 @@ IMU packets (``LEGACY`` IMU profile, 48 bytes): diagnostic time, accelerometer t
 (u64 ns each), acceleration x/y/z (f32, g), angular velocity x/y/z (f32, deg/s).
 
 A range of 0 means no return.  Every parser checks the packet size first and raises
-:class:`~edgefuse.errors.DriverError` (never ``struct.error``/``ValueError``) on a wrong size, a wrong
-packet type or an out-of-range measurement id.
+:class:`~edgefuse.errors.DriverError` (never ``struct.error``/``ValueError``/``IndexError``) on a
+wrong size, a wrong packet type, and on contents no sensor sends, so that garbage of the right size
+is refused rather than decoded: LiDAR columns marked valid must carry measurement ids inside the
+frame, strictly increasing within the packet, timestamps that fit an int64 and (``LEGACY``) the
+packet's frame id; IMU samples must be finite, within twice the largest full-scale range of MEMS
+IMUs (:data:`MAX_ACCEL_G` g, :data:`MAX_GYRO_DPS` °/s) and stamped with int64-sized times.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 from edgefuse.errors import DriverError
-from edgefuse_drivers.ouster.metadata import SensorInfo
+from edgefuse_drivers.ouster.metadata import SUPPORTED_PROFILES, SensorInfo
 
 __all__ = [
     "G_MPS2",
     "IMU_PACKET_BYTES",
+    "MAX_ACCEL_G",
+    "MAX_GYRO_DPS",
     "SUPPORTED_PROFILES",
     "ImuPacket",
     "LidarPacket",
@@ -46,7 +53,10 @@ __all__ = [
 #: standard gravity: IMU accelerations are reported in g
 G_MPS2 = 9.80665
 IMU_PACKET_BYTES = 48
-SUPPORTED_PROFILES = ("LEGACY", "RNG15_RFL8_NIR8", "RNG19_RFL8_SIG16_NIR16_DUAL")
+#: IMU readings beyond these are not measurements (twice the ±16 g / ±2000 °/s full scale of MEMS IMUs)
+MAX_ACCEL_G = 32.0
+MAX_GYRO_DPS = 4000.0
+_INT64_MAX = 2**63 - 1
 _HEADER = 32
 _FOOTER = 32
 
@@ -58,6 +68,7 @@ class _Layout:
     footer: int
 
 
+@functools.lru_cache(maxsize=16)
 def _layout(profile: str, h: int) -> _Layout:
     if profile == "LEGACY":
         px = np.dtype([("range", "<u4"), ("reflectivity", "<u2"), ("signal", "<u2"), ("nir", "<u2"),
@@ -86,9 +97,10 @@ def lidar_packet_bytes(info: SensorInfo) -> int:
 class LidarPacket:
     """One decoded LiDAR packet (C = columns per packet, H = pixels per column).
 
-    ``timestamp_ns`` (C,) int64 sensor clock; ``measurement_id`` (C,) int64 column index in the
-    frame; ``valid`` (C,) bool; ``range_mm`` (C, H) uint32 (0 = no return); ``reflectivity`` and
-    ``nir`` (C, H) uint16; ``frame_id`` of the packet (LEGACY: of its first column).
+    ``timestamp_ns`` (C,) int64 sensor clock (0 in columns not marked valid); ``measurement_id`` (C,)
+    int64 column index in the frame (meaningful where valid); ``valid`` (C,) bool; ``range_mm`` (C, H)
+    uint32 (0 = no return, and everywhere in invalid columns); ``reflectivity`` and ``nir`` (C, H)
+    uint16; ``frame_id`` of the packet (LEGACY: of its first valid column).
     """
 
     frame_id: int
@@ -105,7 +117,8 @@ def parse_lidar_packet(buf: bytes | bytearray | memoryview, info: SensorInfo) ->
 
     Raises:
         DriverError: wrong size, wrong packet type, a serial number / init id that does not match
-            the metadata, or a measurement id outside the frame.
+            the metadata, or valid columns with a measurement id outside the frame, ids not strictly
+            increasing, a timestamp beyond int64, or (LEGACY) another frame id than the packet's.
     """
     profile = info.udp_profile_lidar
     h = info.pixels_per_column
@@ -116,8 +129,8 @@ def parse_lidar_packet(buf: bytes | bytearray | memoryview, info: SensorInfo) ->
     raw = bytes(buf)
     cols = np.frombuffer(raw, dtype=lay.column, count=info.columns_per_packet, offset=lay.header)
     if profile == "LEGACY":
-        frame_id = int(cols["frame_id"][0])
         valid = cols["status"] == 0xFFFFFFFF
+        frame_id = int(cols["frame_id"][valid][0] if valid.any() else cols["frame_id"][0])
         rng = (cols["px"]["range"] & 0xFFFFF).astype(np.uint32)
         refl = cols["px"]["reflectivity"].astype(np.uint16)
     else:
@@ -130,7 +143,7 @@ def parse_lidar_packet(buf: bytes | bytearray | memoryview, info: SensorInfo) ->
         if info.initialization_id and init_id != info.initialization_id:
             raise DriverError(f"lidar packet init_id {init_id} does not match the metadata's "
                               f"{info.initialization_id} (metadata from another sensor start?)")
-        if info.prod_sn.isdigit() and sn != int(info.prod_sn):
+        if info.prod_sn.isascii() and info.prod_sn.isdecimal() and sn != int(info.prod_sn):
             raise DriverError(f"lidar packet serial number {sn} does not match the metadata's {info.prod_sn}")
         valid = (cols["status"] & 1).astype(bool)
         if profile == "RNG15_RFL8_NIR8":
@@ -141,12 +154,20 @@ def parse_lidar_packet(buf: bytes | bytearray | memoryview, info: SensorInfo) ->
             rng = (word & 0x7FFFF).astype(np.uint32)
             refl = (word >> 24).astype(np.uint16)
     mid = cols["measurement_id"].astype(np.int64)
-    if np.any(valid & (mid >= info.columns_per_frame)):
-        raise DriverError(f"lidar packet measurement id {int(mid.max())} outside 0..{info.columns_per_frame - 1}")
+    if valid.any():
+        vmid = mid[valid]
+        if vmid.max() >= info.columns_per_frame:
+            raise DriverError(f"lidar packet measurement id {int(vmid.max())} outside 0..{info.columns_per_frame - 1}")
+        if vmid.size > 1 and np.any(np.diff(vmid) <= 0):
+            raise DriverError(f"lidar packet measurement ids {vmid.tolist()} are not strictly increasing")
+        if cols["timestamp"][valid].max() > _INT64_MAX:
+            raise DriverError(f"lidar packet timestamp {int(cols['timestamp'][valid].max())} ns is beyond int64")
+        if profile == "LEGACY" and np.any(cols["frame_id"][valid] != frame_id):
+            raise DriverError(f"lidar packet columns carry frame ids {sorted(set(cols['frame_id'].tolist()))}")
     rng = np.where(valid[:, None], rng, np.uint32(0))
     return LidarPacket(
         frame_id=frame_id,
-        timestamp_ns=cols["timestamp"].astype(np.int64),
+        timestamp_ns=np.where(valid, cols["timestamp"], 0).astype(np.int64),
         measurement_id=mid,
         valid=valid,
         range_mm=rng,
@@ -175,13 +196,19 @@ def parse_imu_packet(buf: bytes | bytearray | memoryview) -> ImuPacket:
     """Decode one 48-byte IMU packet (g → m/s², deg/s → rad/s).
 
     Raises:
-        DriverError: wrong size or non-finite values.
+        DriverError: wrong size, non-finite or out-of-range values, stamps beyond int64.
     """
     if len(buf) != IMU_PACKET_BYTES:
         raise DriverError(f"Ouster IMU packet must be {IMU_PACKET_BYTES} bytes, got {len(buf)}")
     rec = np.frombuffer(bytes(buf), dtype=_IMU_DTYPE, count=1)[0]
-    acc = rec["acc"].astype(np.float64) * G_MPS2
-    gyro = np.deg2rad(rec["gyro"].astype(np.float64))
-    if not (np.all(np.isfinite(acc)) and np.all(np.isfinite(gyro))):
+    if not (np.all(np.isfinite(rec["acc"])) and np.all(np.isfinite(rec["gyro"]))):  # before any cast: no sNaN
         raise DriverError("Ouster IMU packet holds NaN or infinite values")
-    return ImuPacket(int(rec["sys"]), int(rec["acc_ts"]), int(rec["gyro_ts"]), acc, gyro)
+    acc_g = rec["acc"].astype(np.float64)
+    gyro_dps = rec["gyro"].astype(np.float64)
+    if np.abs(acc_g).max() > MAX_ACCEL_G or np.abs(gyro_dps).max() > MAX_GYRO_DPS:
+        raise DriverError(f"Ouster IMU packet reads {acc_g.tolist()} g, {gyro_dps.tolist()} deg/s: beyond "
+                          f"±{MAX_ACCEL_G:g} g / ±{MAX_GYRO_DPS:g} deg/s, not a measurement")
+    stamps = (int(rec["sys"]), int(rec["acc_ts"]), int(rec["gyro_ts"]))
+    if max(stamps) > _INT64_MAX:
+        raise DriverError(f"Ouster IMU packet stamps {list(stamps)} ns are beyond int64")
+    return ImuPacket(*stamps, acc_g * G_MPS2, np.deg2rad(gyro_dps))
