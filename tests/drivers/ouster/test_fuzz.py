@@ -44,7 +44,7 @@ from edgefuse.errors import DriverError
 
 pytestmark = pytest.mark.filterwarnings("error")
 
-PCAPS = Path(__file__).resolve().parents[1] / "data" / "ouster_sdk_pcaps" / "tests" / "pcaps"
+PCAPS = Path(__file__).resolve().parents[2] / "data" / "ouster_sdk_pcaps" / "tests" / "pcaps"
 CAPTURES = {
     "RNG15_RFL8_NIR8": ("OS-1-128_v2.3.0_1024x10_lb_n3.pcap", "OS-1-128_v2.3.0_1024x10.json"),
     "RNG19_RFL8_SIG16_NIR16_DUAL": ("OS-0-32-U1_v2.2.0_1024x10.pcap", "OS-0-32-U1_v2.2.0_1024x10.json"),
