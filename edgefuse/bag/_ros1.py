@@ -133,11 +133,16 @@ class Ros1Chunk:
 
 @dataclass
 class Ros1ChunkInfo:
+    """A chunk-info record: ``counts`` from all its (conn, count) entries; ``declared`` its ``count``
+    field, ``read`` the entries rosbags reads (the first ``declared``)."""
+
     offset: int
     chunk_pos: int
     start_ns: int
     end_ns: int
     counts: dict[int, int]
+    declared: int
+    read: dict[int, int]
 
 
 @dataclass
@@ -301,16 +306,19 @@ def _walk_index(data: bytes | mmap.mmap, layout: Ros1Layout) -> None:
             elif op == OP_CHUNK_INFO:
                 if _int(fields, "ver", "<I") != 1:
                     raise _DamageError("chunk info of an unknown version")
-                count = _int(fields, "count", "<I")
-                if count * 8 != stop - start:
-                    raise _DamageError(f"chunk info lists {count} connections in {stop - start} bytes")
+                declared = _int(fields, "count", "<I")
+                if (stop - start) % 8:
+                    raise _DamageError(f"chunk info data of {stop - start} bytes is not a list of (conn, count)")
+                pairs = list(struct.iter_unpack("<II", data[start:stop]))
                 counts: dict[int, int] = {}
-                for k in range(count):
-                    conn, n = struct.unpack_from("<II", data, start + 8 * k)
-                    counts[int(conn)] = counts.get(int(conn), 0) + int(n)
+                for conn, n in pairs:
+                    counts[conn] = counts.get(conn, 0) + n
+                read: dict[int, int] = {}  # what rosbags reads: the first `declared` pairs
+                for conn, n in pairs[:declared]:
+                    read[conn] = read.get(conn, 0) + n
                 layout.chunk_infos.append(Ros1ChunkInfo(
                     pos, _int(fields, "chunk_pos", "<Q"), _time(fields, "start_time"), _time(fields, "end_time"),
-                    counts))
+                    counts, declared, read))
             else:
                 raise _DamageError(f"unexpected record (op {op}) in the index section")
         except _DamageError as err:
@@ -400,11 +408,16 @@ def check(layout: Ros1Layout, file: str) -> list[IntegrityProblem]:
             continue
         described.add(info.chunk_pos)
         indexed = {conn: len(v) for conn, v in chunk.index.items()}
+        if info.declared != len(info.counts):
+            unread = {c: n for c, n in info.counts.items() if c not in info.read}
+            add("chunk_info", f"chunk info {k + 1} declares {info.declared} connections but holds {len(info.counts)} "
+                              f"entries; the messages of the others ({_topics_text(layout, unread) or 'none'}) are "
+                              "never read", offset=info.offset)
         if info.counts != indexed:
             add("chunk_info", f"chunk at byte {chunk.offset}: its chunk info counts {_topics_text(layout, info.counts)}"
                               f" but its index data lists {_topics_text(layout, indexed)}", offset=chunk.offset)
-        if len(info.counts) != chunk.index_records:
-            add("chunk_info", f"chunk at byte {chunk.offset}: chunk info lists {len(info.counts)} connections, "
+        if len(info.read) != chunk.index_records:
+            add("chunk_info", f"chunk at byte {chunk.offset}: chunk info lists {len(info.read)} connections, "
                               f"{chunk.index_records} index-data records follow the chunk", offset=chunk.offset)
         times = [t for v in chunk.index.values() for t, _ in v]
         if times and (min(times) < info.start_ns or max(times) > info.end_ns):

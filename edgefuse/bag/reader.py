@@ -377,8 +377,18 @@ class BagReader:
                         str(mcap), topic=topic, expected=exp, read=got)])
 
     def _check_definitions(self, reader: AnyReader) -> None:
-        """ROS 1: each connection's md5sum against the md5 of its message definition (a changed type
-        name or definition would otherwise decode the bytes as something else)."""
+        """ROS 1: each connection's md5sum against the md5 of its message definition, and connections of
+        one type against each other (a changed type name or definition would otherwise decode the
+        bytes as something else)."""
+        by_type: dict[str, list[Connection]] = {}
+        for conn in reader.connections:
+            by_type.setdefault(conn.msgtype, []).append(conn)
+        for msgtype, conns in by_type.items():
+            if len({(c.msgdef.data, c.digest) for c in conns}) > 1:
+                topics = ", ".join(sorted({c.topic for c in conns}))
+                self._add([IntegrityProblem(
+                    "definition", f"the connections of {msgtype} ({topics}) carry different message definitions or "
+                                  "md5sums (a connection record was altered)", str(self.file))])
         for conn in reader.connections:
             if reader.is2 or not conn.digest:
                 continue
