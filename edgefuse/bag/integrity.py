@@ -38,10 +38,11 @@ class IntegrityProblem:
     """One integrity problem of a bag.
 
     Attributes:
-        kind: short category: ``"count"`` (messages read ≠ messages listed), ``"header"``,
-            ``"chunk_info"``, ``"index"``, ``"unindexed_chunk"``, ``"unindexed_messages"``, ``"chunk"``,
-            ``"damaged"`` (ROS 1 structure); ``"truncated"``, ``"summary_crc"``, ``"crc_mismatch"``,
-            ``"data_crc"``, ``"no_crc"`` (MCAP).
+        kind: short category: ``"count"`` (messages read or readable ≠ messages listed); ROS 1:
+            ``"header"``, ``"chunk_info"``, ``"index"``, ``"unindexed_chunk"``, ``"unindexed_messages"``,
+            ``"chunk"`` (its records do not tile it along its index), ``"connection"``, ``"definition"``,
+            ``"damaged"`` (a record cannot be read); MCAP: ``"truncated"``, ``"summary_crc"``,
+            ``"crc_mismatch"``, ``"chunk"`` (does not decompress or parse), ``"data_crc"``, ``"damaged"``.
         message: one line saying what is wrong, naming topics and counts where known.
         file: the file concerned.
         topic: the topic concerned, when there is one.

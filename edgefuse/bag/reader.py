@@ -335,7 +335,7 @@ class BagReader:
         name = str(mcap)
         if not res.profile:
             raise BagError(f"not a readable MCAP file: {res.stop_reason}", file=mcap)
-        self._add([recovery_problem(res, tail, name)])
+        self._add([_recovery_problem(res, tail, name)])
         self._add(_chunk_problems(res, name))
         return out
 
@@ -786,7 +786,7 @@ def _chunk_problems(res: _mcap.ScanResult, file: str) -> list[IntegrityProblem]:
     return out
 
 
-def recovery_problem(res: _mcap.ScanResult, tail: _mcap.TailInfo, file: str) -> IntegrityProblem:
+def _recovery_problem(res: _mcap.ScanResult, tail: _mcap.TailInfo, file: str) -> IntegrityProblem:
     """The one-line report of what was recovered from a truncated or damaged MCAP."""
     per_topic: dict[str, int] = {}
     for channel, n in res.counts.items():
