@@ -51,7 +51,7 @@ def resolve_pipeline(name: str) -> Path:
 def _cmd_info(args: argparse.Namespace) -> int:
     from edgefuse.bag import bag_info, format_info
 
-    info = bag_info(args.bag)
+    info = bag_info(args.bag, strict=args.strict)
     if args.json:
         print(json.dumps(_jsonable(info), indent=2, default=str))
     else:
@@ -148,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="topics, types, counts, rates, span, stamp gaps and disorder of a bag")
     p.add_argument("bag", nargs="+", help="ROS 1 .bag file or ROS 2 bag folder (sqlite3 / MCAP)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 2 when the bag disagrees with its own index, fails a CRC check or is truncated")
     p.set_defaults(func=_cmd_info)
 
     p = sub.add_parser("validate", help="check pipeline and rig files; list every problem")
@@ -174,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     from edgefuse.convert import add_convert_parser
 
     add_convert_parser(sub)
+    from edgefuse.bag.repair import add_repair_parser
+
+    add_repair_parser(sub)
     _add_plugin_commands(sub)
     return parser
 

@@ -10,11 +10,19 @@ from typing import TYPE_CHECKING
 from edgefuse._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from edgefuse.bag._errors import BagIntegrityError
     from edgefuse.bag.info import BagInfo, TopicStats, bag_info, format_info
+    from edgefuse.bag.integrity import BagIntegrityWarning, IntegrityProblem
     from edgefuse.bag.reader import BagReader, RawMessage, TopicInfo, open_bag
+    from edgefuse.bag.repair import RepairResult, repair_bag
     from edgefuse.bag.writer import QOS_PRESETS, BagWriter
 
 _WHERE = {
+    "BagIntegrityError": "_errors",
+    "BagIntegrityWarning": "integrity",
+    "IntegrityProblem": "integrity",
+    "RepairResult": "repair",
+    "repair_bag": "repair",
     "BagInfo": "info",
     "TopicStats": "info",
     "bag_info": "info",
@@ -30,14 +38,19 @@ _WHERE = {
 __all__ = [
     "QOS_PRESETS",
     "BagInfo",
+    "BagIntegrityError",
+    "BagIntegrityWarning",
     "BagReader",
     "BagWriter",
+    "IntegrityProblem",
     "RawMessage",
+    "RepairResult",
     "TopicInfo",
     "TopicStats",
     "bag_info",
     "format_info",
     "open_bag",
+    "repair_bag",
 ]
 
 

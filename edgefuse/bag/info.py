@@ -4,18 +4,26 @@ Stamps come from the message header when the type starts with ``std_msgs/Header`
 offset without decoding the message: CDR = 4-byte encapsulation, int32 sec, uint32 nanosec;
 ROS 1 = uint32 seq, uint32 sec, uint32 nsec) and from the bag record time otherwise; each topic
 says which (``stamp_source``).  A message too short for the fast path is decoded fully.
+
+The bag is opened with ``verify="full"``: every chunk is checked against the bag's index (ROS 1) or
+its CRC and the data-section CRC (MCAP), and the messages read are counted against those the bag
+lists.  Problems are listed in :attr:`BagInfo.problems` (``strict=True`` raises
+:class:`~edgefuse.bag.BagIntegrityError` instead); a truncated MCAP is summarised from what is
+recoverable, with a problem saying so.
 """
 
 from __future__ import annotations
 
 import struct
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
+from edgefuse.bag.integrity import BagIntegrityWarning, IntegrityProblem
 from edgefuse.bag.reader import BagReader, PathsArg, open_bag
 from edgefuse.msgs.convert import stamp_of
 from edgefuse.time import NS_PER_S
@@ -64,6 +72,13 @@ class BagInfo:
     #: message types used in the bag that neither the bag nor the typestore defines: their messages
     #: cannot be decoded (stamps fall back to record time); register their .msg definitions to fix.
     undefined_types: list[str] = field(default_factory=list)
+    #: integrity problems: the bag disagrees with its own index, fails a CRC check or is truncated
+    problems: list[IntegrityProblem] = field(default_factory=list)
+    #: MCAP: "verified" (every CRC present and matching), "absent" (no CRCs: altered bytes cannot be
+    #: detected), "partial"; None for other storages
+    crc: str | None = None
+    #: a truncated/damaged MCAP summarised from its intact chunks: where reading stopped, and why
+    recovered: dict[str, Any] | None = None
 
     @property
     def duration_ns(self) -> int:
@@ -100,17 +115,20 @@ def _stats(msgtype: str, source: StampSource, stamps: Sequence[int]) -> TopicSta
     )
 
 
-def bag_info(paths: PathsArg, *, reader: BagReader | None = None) -> BagInfo:
+def bag_info(paths: PathsArg, *, reader: BagReader | None = None, strict: bool = False) -> BagInfo:
     """Read every message's stamp (header stamps fast, see module doc) and summarise per topic.
 
-    Pass an open ``reader`` to reuse it (``paths`` is then only used for the report).
+    Pass an open ``reader`` to reuse it (``paths`` is then only used for the report).  Integrity
+    problems go into :attr:`BagInfo.problems` (not warned about); ``strict=True`` raises on the first.
 
     Raises:
-        FileNotFoundError / BagError: as :func:`open_bag`.
+        FileNotFoundError / BagError: as :func:`open_bag`; BagIntegrityError with ``strict``.
     """
     if reader is None:
-        with open_bag(paths) as bag:
-            return bag_info(paths, reader=bag)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", BagIntegrityWarning)
+            with open_bag(paths, strict=strict, verify="full") as bag:
+                return bag_info(paths, reader=bag)
     bag = reader
     topics = bag.topics
     sources: dict[str, StampSource] = {
@@ -147,6 +165,12 @@ def bag_info(paths: PathsArg, *, reader: BagReader | None = None) -> BagInfo:
         message_count=count,
         topics={name: _stats(topics[name].msgtype, sources[name], stamps[name]) for name in topics},
         undefined_types=sorted({info.msgtype for info in topics.values() if info.definition == "none"}),
+        problems=list(bag.problems),
+        crc=bag.crc,
+        recovered=None if bag.recovery is None else {
+            "size": bag.recovery.size, "stop_offset": bag.recovery.stop_offset,
+            "stop_reason": bag.recovery.stop_reason, "messages": bag.recovery.message_count,
+            "chunks": len(bag.recovery.chunks), "bad_chunks": len(bag.recovery.bad_chunks)},
     )
 
 
@@ -204,6 +228,15 @@ def format_info(info: BagInfo) -> str:
             c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
         ]
         lines.append("  ".join(cells).rstrip())
+    if info.problems:
+        lines.append(f"integrity: {len(info.problems)} problem(s)")
+        lines.extend(f"problem: {p.message}" for p in info.problems)
+    else:
+        checked = "CRCs verified" if info.crc == "verified" else "index and chunks agree"
+        lines.append(f"integrity: ok ({checked})")
+    if info.crc == "absent":
+        lines.append("note: this MCAP has no CRCs, so altered bytes cannot be detected (`edgefuse repair` "
+                     "writes a copy with CRCs)")
     for msgtype in info.undefined_types:
         lines.append(f"note: {msgtype} is defined neither in the bag nor in edgefuse's typestore: its messages "
                      "cannot be decoded and its stamps are record times (register its .msg definition with "

@@ -1,5 +1,13 @@
 """Reading ROS 1 bags and ROS 2 bags (sqlite3 / MCAP) through ``rosbags.highlevel.AnyReader``.
 
+Integrity: on open, the container is checked independently of rosbags (ROS 1: record structure and
+index cross-checks; MCAP: footer and summary CRC), and after a complete pass over the messages the
+counts read are compared with those the bag lists.  Problems are listed in
+:attr:`BagReader.problems` and emitted as :class:`~edgefuse.bag.integrity.BagIntegrityWarning`, or
+raised as :class:`~edgefuse.bag.BagIntegrityError` with ``strict=True``.  A truncated MCAP (or one
+whose index fails its CRC) is read from its intact chunks, with a warning saying how much was
+recovered.  See :mod:`edgefuse.bag.integrity`.
+
 Message types: AnyReader builds its typestore from the definitions stored in the bag (every ROS 1
 bag, ROS 2 bags written with definitions).  Types a bag uses but does not define (e.g. rosbag2
 metadata version ≤ 7 sqlite3 bags) are then taken from edgefuse's typestore (or the ``typestore``
@@ -9,6 +17,9 @@ them raises :class:`BagError`.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +31,9 @@ import numpy.typing as npt
 from rosbags.highlevel import AnyReader
 from rosbags.interfaces import MessageDefinitionFormat
 
-from edgefuse.bag._errors import bag_errors
+from edgefuse.bag import _mcap, _ros1
+from edgefuse.bag._errors import BagIntegrityError, bag_errors
+from edgefuse.bag.integrity import BagIntegrityWarning, IntegrityProblem, summarize
 from edgefuse.envelope import Envelope
 from edgefuse.errors import BagError, MessageError
 from edgefuse.msgs import fastpath
@@ -35,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = ["BagReader", "RawMessage", "TopicInfo", "open_bag", "resolve_bag_paths"]
 
 OnError = Literal["raise", "skip"]
+Verify = Literal["index", "full"]
 PathsArg = Path | str | Sequence[Path | str]
 
 
@@ -149,6 +163,21 @@ class BagReader:
     standard layout are decoded straight from their bytes by :mod:`edgefuse.msgs.fastpath` (same
     payloads, several times faster); bytes the fast path finds inconsistent go through the normal
     path, which decides (payload or error).
+
+    ``verify``: ``"index"`` (default) checks the container's structure and index on open (cheap: no
+    chunk is decompressed) and the counts read after a complete pass; ``"full"`` also decompresses
+    every chunk on open to check its records against the index (ROS 1) or its CRC and the
+    data-section CRC (MCAP).  ``strict``: an integrity problem raises :class:`BagIntegrityError`
+    (on open, or at the end of a complete pass for count mismatches) instead of a
+    :class:`BagIntegrityWarning`.  Either way every problem is kept in :attr:`problems`.
+
+    Attributes:
+        problems: the :class:`~edgefuse.bag.integrity.IntegrityProblem` entries found so far.
+        recovery: for a truncated/damaged MCAP read from its intact chunks, the scan that recovered
+            them (``stop_offset``, ``stop_reason``, ``message_count``, ``chunks`` …), else None.
+        crc: MCAP only: ``"verified"`` (every CRC present and matching as far as checked),
+            ``"absent"`` (the file has no CRCs: corruption cannot be detected), ``"partial"``; None for
+            other storages.
     """
 
     def __init__(
@@ -158,9 +187,13 @@ class BagReader:
         typestore: Typestore | None = None,
         on_error: OnError = "raise",
         fast_decode: bool = True,
+        strict: bool = False,
+        verify: Verify = "index",
     ):
         if on_error not in {"raise", "skip"}:
             raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+        if verify not in {"index", "full"}:
+            raise ValueError(f"verify must be 'index' or 'full', not {verify!r}")
         self.paths = resolve_bag_paths(paths)
         self.on_error: OnError = on_error
         self.skipped = 0
@@ -171,6 +204,18 @@ class BagReader:
         self._definition: dict[str, str] = {}
         self.fast_decode = fast_decode
         self._fast: dict[str, bool] = {}
+        self.strict = strict
+        self.verify: Verify = verify
+        self.problems: list[IntegrityProblem] = []
+        self.recovery: _mcap.ScanResult | None = None
+        self.crc: str | None = None
+        self._announced = 0
+        self._tmpdir: Path | None = None
+        self._layouts: list[_ros1.Ros1Layout] = []
+        self._mcap_scans: dict[Path, _mcap.ScanResult] = {}
+        self._listed: dict[str, int] = {}
+        self._indexed: dict[str, int] | None = None
+        self._count_reported: set[str] = set()
 
     @property
     def file(self) -> Path:
@@ -192,16 +237,198 @@ class BagReader:
                     magic = f.read(13)
                 if magic != b"#ROSBAG V2.0\n":
                     raise BagError("not a ROS 1 bag (no '#ROSBAG V2.0' header)", file=path)
-        with bag_errors(self.file, "cannot open bag"):
-            reader = AnyReader(self.paths, default_typestore=self._default)
-            reader.open()
-        self._reader = reader
         try:
+            paths = self._check_containers()
+            with bag_errors(self.file, "cannot open bag"):
+                reader = AnyReader(paths, default_typestore=self._default)
+                reader.open()
+            self._reader = reader
             self._complete_types(reader)
+            self._compare_with_reader(reader)
+            self._announce()
         except BaseException:
             self.close()
             raise
         return self
+
+    # -- integrity
+    def _add(self, problems: Sequence[IntegrityProblem]) -> None:
+        known = {(p.kind, p.topic, p.message) for p in self.problems}
+        self.problems.extend(p for p in problems if (p.kind, p.topic, p.message) not in known)
+
+    def _announce(self) -> None:
+        """Warn about the problems found since the last call; with ``strict``, raise instead."""
+        new = self.problems[self._announced :]
+        self._announced = len(self.problems)
+        if not new:
+            return
+        if self.strict:
+            raise BagIntegrityError(summarize(new), file=new[0].file, problems=self.problems)
+        for problem in new:
+            warnings.warn(str(problem), BagIntegrityWarning, stacklevel=4)
+
+    def _mcap_files(self) -> list[Path]:
+        out: list[Path] = []
+        for path in self.paths:
+            if path.is_file() and path.suffix == ".mcap":
+                out.append(path)
+            elif path.is_dir():
+                out.extend(sorted(path.glob("*.mcap")))
+        return out
+
+    def _check_containers(self) -> list[Path]:
+        """Check each storage file on its own (see the module doc); the paths AnyReader should open
+        (a recovered copy replaces a truncated/damaged MCAP)."""
+        paths = list(self.paths)
+        for path in self.paths:
+            if path.is_file() and path.suffix == ".bag":
+                with bag_errors(path, "cannot read the bag's structure"):
+                    layout = _ros1.walk(path, deep=self.verify == "full")
+                self._layouts.append(layout)
+                self._add(_ros1.check(layout, str(path)))
+        files = self._mcap_files()
+        crcs: set[str] = set()
+        for mcap in files:
+            with bag_errors(mcap, "cannot read the MCAP footer"):
+                tail = _mcap.check_tail(mcap)
+            if tail.complete and tail.summary_ok is not False:
+                crcs.add("verified" if tail.summary_crc else "absent")
+                if self.verify == "full":
+                    crcs.add(self._full_mcap_check(mcap))
+                continue
+            if len(files) > 1:
+                raise BagIntegrityError(
+                    f"{mcap.name} is truncated or damaged ({tail.problem}); repair it with `edgefuse repair` "
+                    "before reading this multi-file bag", file=mcap)
+            paths = [self._recover(mcap, tail)]
+            crcs.add("partial")
+        if files:
+            self.crc = crcs.pop() if len(crcs) == 1 else "partial"
+        return paths
+
+    def _full_mcap_check(self, mcap: Path) -> str:
+        """Decompress every chunk and verify every CRC; the CRC status of the file."""
+        with bag_errors(mcap, "cannot scan the MCAP file"):
+            res = _mcap.scan(mcap)
+        self._mcap_scans[mcap] = res
+        name = str(mcap)
+        self._add(_chunk_problems(res, name))
+        if res.stop_reason is not None:
+            self._add([IntegrityProblem("damaged", f"data section damaged at byte {res.stop_offset} of {res.size}: "
+                                                   f"{res.stop_reason}", name, offset=res.stop_offset)])
+        if res.data_crc_ok is False:
+            self._add([IntegrityProblem("data_crc", "the data section fails its CRC check (bytes outside the "
+                                                    "chunks, e.g. schema, channel or metadata records, were altered)",
+                                        name)])
+        if not res.chunks or any(c.status == "no_crc" for c in res.chunks) or not res.data_crc_stored:
+            return "absent" if all(c.status == "no_crc" for c in res.chunks) else "partial"
+        return "verified"
+
+    def _recover(self, mcap: Path, tail: _mcap.TailInfo) -> Path:
+        """Copy what is intact in ``mcap`` (a truncated file, or one whose index fails its CRC) into a
+        temporary indexed MCAP, and report what was recovered."""
+        self._tmpdir = Path(tempfile.mkdtemp(prefix="edgefuse-recovered-"))
+        out = self._tmpdir / "recovered.mcap"
+        with bag_errors(mcap, "cannot recover the damaged MCAP file"):
+            res = _mcap.recover(mcap, out, compression="")
+        self.recovery = res
+        name = str(mcap)
+        if not res.profile:
+            raise BagError(f"not a readable MCAP file: {res.stop_reason}", file=mcap)
+        self._add([_recovery_problem(res, tail, name)])
+        self._add(_chunk_problems(res, name))
+        return out
+
+    def _compare_with_reader(self, reader: AnyReader) -> None:
+        """Messages per topic the bag lists (``_listed``: rosbags' topic counts, from chunk-info records,
+        MCAP statistics or rosbag2 metadata; ROS 1 also ``_indexed``: its index-data records, walked
+        independently) against what rosbags will read."""
+        will_read: dict[str, int] = {}
+        for conn in reader.connections:
+            will_read[conn.topic] = will_read.get(conn.topic, 0) + int(conn.msgcount)
+        self._listed = {name: int(info.msgcount) for name, info in reader.topics.items()}
+        if self._layouts:
+            self._check_definitions(reader)
+        if self._layouts and not any(layout.damage for layout in self._layouts):
+            indexed: dict[str, int] = {}
+            for layout in self._layouts:
+                for conn_id, n in layout.indexed_counts().items():
+                    if conn_id in layout.connections:  # index data of unknown connections: reported by the walk
+                        indexed[layout.topic(conn_id)] = indexed.get(layout.topic(conn_id), 0) + n
+            self._indexed = indexed
+            for topic in sorted(set(indexed) | set(will_read) | set(self._listed)):
+                listed, idx, got = self._listed.get(topic, 0), indexed.get(topic, 0), will_read.get(topic, 0)
+                if not listed == idx == got:
+                    self._count_reported.add(topic)
+                    self._add([IntegrityProblem(
+                        "count", f"topic {topic}: its chunk-info records list {listed} messages, its index data {idx}; "
+                                 f"{got} can be read", str(self.file), topic=topic, expected=max(listed, idx),
+                        read=got)])
+        for mcap, res in self._mcap_scans.items():
+            found: dict[str, int] = {}
+            for channel, n in res.counts.items():
+                found[res.topic(channel)] = found.get(res.topic(channel), 0) + n
+            for topic in sorted(set(found) | set(self._listed)):
+                exp, got = self._listed.get(topic, 0), found.get(topic, 0)
+                if exp != got and not res.bad_chunks:
+                    self._count_reported.add(topic)
+                    self._add([IntegrityProblem(
+                        "count", f"topic {topic}: the summary lists {exp} messages, the chunks hold {got}",
+                        str(mcap), topic=topic, expected=exp, read=got)])
+
+    def _check_definitions(self, reader: AnyReader) -> None:
+        """ROS 1: each connection's md5sum against the md5 of its message definition, and connections of
+        one type against each other (a changed type name or definition would otherwise decode the
+        bytes as something else)."""
+        by_type: dict[str, list[Connection]] = {}
+        for conn in reader.connections:
+            by_type.setdefault(conn.msgtype, []).append(conn)
+        for msgtype, conns in by_type.items():
+            if len({(c.msgdef.data, c.digest) for c in conns}) > 1:
+                topics = ", ".join(sorted({c.topic for c in conns}))
+                self._add([IntegrityProblem(
+                    "definition", f"the connections of {msgtype} ({topics}) carry different message definitions or "
+                                  "md5sums (a connection record was altered)", str(self.file))])
+        for conn in reader.connections:
+            if reader.is2 or not conn.digest:
+                continue
+            try:
+                md5 = reader.typestore.generate_msgdef(conn.msgtype, ros_version=1)[1]
+            except Exception:  # a type rosbags cannot describe is reported elsewhere
+                continue
+            if md5 != conn.digest:
+                self._add([IntegrityProblem(
+                    "definition", f"topic {conn.topic}: the md5sum stored for {conn.msgtype} does not match its "
+                                  "message definition (the connection record was altered)", str(self.file),
+                    topic=conn.topic)])
+
+    def _check_counts(self, counters: dict[str, int], selected: Sequence[str] | None) -> None:
+        """After a complete pass: messages read per topic against those the bag lists."""
+        topics = set(counters) | (set(selected) if selected is not None else set(self._listed))
+        problems = []
+        for topic in sorted(topics - self._count_reported):
+            listed, got = self._listed.get(topic, 0), counters.get(topic, 0)
+            indexed = None if self._indexed is None else self._indexed.get(topic, 0)
+            if got != listed or (indexed is not None and got != indexed):
+                also = "" if indexed is None or indexed == listed else f" (its index data: {indexed})"
+                self._count_reported.add(topic)
+                problems.append(IntegrityProblem(
+                    "count", f"topic {topic}: read {got} messages, the bag lists {listed}{also}", str(self.file),
+                    topic=topic, expected=listed, read=got))
+        self._add(problems)
+        self._announce()
+
+    def _locate_damage(self) -> IntegrityProblem | None:
+        """After rosbags failed mid-file on an MCAP: which chunk is bad (named with its topics)."""
+        for mcap in self._mcap_files():
+            try:
+                res = _mcap.scan(mcap)
+            except OSError:
+                return None
+            bad = _chunk_problems(res, str(mcap))
+            if bad:
+                return bad[0]
+        return None
 
     def _complete_types(self, reader: AnyReader) -> None:
         """Register types the bag uses but does not define from the default typestore."""
@@ -226,11 +453,16 @@ class BagReader:
                 self.undefined_types.add(name)
 
     def close(self) -> None:
-        """Close the bag (idempotent)."""
+        """Close the bag (idempotent); removes the temporary copy of a recovered MCAP."""
         reader, self._reader = self._reader, None
         self._fast.clear()
-        if reader is not None:
-            reader.close()
+        try:
+            if reader is not None:
+                reader.close()
+        finally:
+            tmp, self._tmpdir = self._tmpdir, None
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
 
     def __enter__(self) -> BagReader:
         return self.open()
@@ -315,10 +547,19 @@ class BagReader:
         while True:
             try:
                 item = next(iterator, None)
-            except BaseException:
+            except (KeyboardInterrupt, GeneratorExit):
+                raise
+            except BaseException as err:
+                located = None if isinstance(err, OSError) and err.errno else self._locate_damage()
+                if located is not None:
+                    self._add([located])
+                    raise BagIntegrityError(f"corrupt bag after {total} messages: {located.message}",
+                                            file=located.file, problems=self.problems) from None
                 with bag_errors(self.file, f"corrupt bag after {total} messages"):
                     raise
             if item is None:
+                if start_ns is None and stop_ns is None:
+                    self._check_counts(counters, None if topics is None else [c.topic for c in conns])
                 return
             conn, recv_ns, rawdata = item
             topic = conn.topic
@@ -510,16 +751,58 @@ class BagReader:
 
 
 def open_bag(
-    paths: PathsArg, *, typestore: Typestore | None = None, on_error: OnError = "raise", fast_decode: bool = True
+    paths: PathsArg,
+    *,
+    typestore: Typestore | None = None,
+    on_error: OnError = "raise",
+    fast_decode: bool = True,
+    strict: bool = False,
+    verify: Verify = "index",
 ) -> BagReader:
     """Open a ROS 1 bag (one or more ``.bag`` files) or a ROS 2 bag (folder, ``.mcap`` or ``.db3``).
 
     Use as a context manager: ``with open_bag(p) as bag: for env in bag.envelopes(): ...``.
     ``typestore`` supplies types the bag does not define (default: edgefuse's typestore).
-    ``on_error`` and ``fast_decode``: see :class:`BagReader`.
+    ``on_error``, ``fast_decode``, ``strict`` and ``verify``: see :class:`BagReader`.
 
     Raises:
         FileNotFoundError: a path does not exist.
-        BagError: not a bag, truncated or corrupt (raised when opened, i.e. on ``with``).
+        BagError: not a bag, or corrupt (raised when opened, i.e. on ``with``, or while reading);
+            :class:`BagIntegrityError` for a CRC mismatch, or any integrity problem with ``strict``.
     """
-    return BagReader(paths, typestore=typestore, on_error=on_error, fast_decode=fast_decode)
+    return BagReader(paths, typestore=typestore, on_error=on_error, fast_decode=fast_decode, strict=strict,
+                     verify=verify)
+
+
+def _chunk_problems(res: _mcap.ScanResult, file: str) -> list[IntegrityProblem]:
+    """One problem per MCAP chunk that fails its CRC or does not decompress/parse."""
+    out = []
+    for chunk in res.bad_chunks:
+        kind = "crc_mismatch" if chunk.status == "crc_mismatch" else "chunk"
+        lost = sum(chunk.index_counts.values())
+        tail = f"; its {lost} messages are lost" if lost else ""
+        out.append(IntegrityProblem(kind, f"{_mcap.describe_chunk(res, chunk)} {chunk.problem}{tail}", file,
+                                    offset=chunk.offset))
+    return out
+
+
+def _recovery_problem(res: _mcap.ScanResult, tail: _mcap.TailInfo, file: str) -> IntegrityProblem:
+    """The one-line report of what was recovered from a truncated or damaged MCAP."""
+    per_topic: dict[str, int] = {}
+    for channel, n in res.counts.items():
+        per_topic[res.topic(channel)] = per_topic.get(res.topic(channel), 0) + n
+    topics = ", ".join(f"{t} ({n})" for t, n in sorted(per_topic.items())) or "no topic"
+    good = sum(1 for c in res.chunks if c.usable)
+    got = f"recovered {res.message_count} messages ({topics}) from {good} intact chunk(s)"
+    if not tail.complete and res.stop_reason is not None:
+        lost = res.size - res.stop_offset
+        return IntegrityProblem(
+            "truncated", f"truncated MCAP: {got}; reading stopped at byte {res.stop_offset} of {res.size} "
+                         f"({res.stop_reason}), the last {lost} bytes are lost; `edgefuse repair` writes a fixed copy",
+            file, offset=res.stop_offset)
+    crc = {True: "verifies", False: "FAILS its CRC check", None: "has no CRC"}[res.data_crc_ok]
+    stop = "" if res.stop_reason is None else f"; reading stopped at byte {res.stop_offset} ({res.stop_reason})"
+    return IntegrityProblem(
+        "truncated" if not tail.complete else "summary_crc",
+        f"MCAP index damaged ({tail.problem}): {got} by reading the data section, which {crc}{stop}; "
+        "`edgefuse repair` writes a fixed copy", file, offset=res.stop_offset)

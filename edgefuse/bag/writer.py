@@ -2,21 +2,26 @@
 
 Each topic's message definition and RIHS01 type hash are stored (MCAP schemas / the sqlite3
 ``message_definitions`` table), so Foxglove, ``ros2 bag`` and rosbags open the bag without the
-types installed.  ``/tf_static`` gets the transient-local ("latched") QoS profile in
+types installed.  MCAP files are written by :class:`edgefuse.bag._mcap.CrcMcapStorage` (rosbags'
+``Writer`` with edgefuse's MCAP storage), which sets the chunk, data-section and summary CRCs, so a
+reader detects altered bytes instead of decoding them (rosbags' own MCAP storage leaves them 0).
+``/tf_static`` gets the transient-local ("latched") QoS profile in
 ``offered_qos_profiles`` so rosbag2 players re-publish it latched.
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
 
 from edgefuse.bag._errors import bag_errors
+from edgefuse.bag._mcap import CrcMcapStorage
 from edgefuse.errors import BagError, MessageError
 from edgefuse.msgs.convert import from_payload
 from edgefuse.msgs.serde import serialize
@@ -55,6 +60,13 @@ QOS_PRESETS: dict[str, Qos] = {
 _LATCHED_TOPICS = {"/tf_static"}
 
 
+class _CrcWriter(Writer):
+    """rosbags' rosbag2 writer whose MCAP storage writes CRCs."""
+
+    STORAGE_PLUGINS: Mapping[StoragePlugin, Any] = MappingProxyType(
+        {**Writer.STORAGE_PLUGINS, StoragePlugin.MCAP: CrcMcapStorage})
+
+
 def _is_rosbags_message(obj: Any) -> bool:
     return isinstance(getattr(obj, "__msgtype__", None), str)
 
@@ -91,7 +103,7 @@ class BagWriter:
         self.overwrite = overwrite
         self.compress = compress
         self.typestore = typestore if typestore is not None else get_typestore()
-        self._writer: Writer | None = None
+        self._writer: _CrcWriter | None = None
         self._connections: dict[str, tuple[Connection, str]] = {}
         self.counts: dict[str, int] = {}
 
@@ -114,7 +126,7 @@ class BagWriter:
         parent.mkdir(parents=True, exist_ok=True)
         plugin = StoragePlugin.MCAP if self.storage == "mcap" else StoragePlugin.SQLITE3
         with bag_errors(self.path, "cannot create bag"):
-            writer = Writer(self.path, version=9, storage_plugin=plugin)
+            writer = _CrcWriter(self.path, version=9, storage_plugin=plugin)
             if self.compress:
                 mode = CompressionMode.STORAGE if self.storage == "mcap" else CompressionMode.MESSAGE
                 writer.set_compression(mode, CompressionFormat.ZSTD)
@@ -138,7 +150,7 @@ class BagWriter:
         self.close()
 
     @property
-    def _open_writer(self) -> Writer:
+    def _open_writer(self) -> _CrcWriter:
         if self._writer is None:
             raise BagError("bag writer is not open (use BagWriter(...) as a context manager)", file=self.path)
         return self._writer

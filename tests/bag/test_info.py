@@ -44,7 +44,9 @@ def test_husky_info() -> None:
     table = format_info(info)
     assert "/imu/data" in table
     assert "11865" in table
-    assert len(table.splitlines()) == 3 + 3
+    assert len(table.splitlines()) == 3 + 3 + 1  # header lines, topics, integrity verdict
+    assert table.splitlines()[-1] == "integrity: ok (index and chunks agree)"
+    assert info.problems == []
 
 
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
