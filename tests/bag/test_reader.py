@@ -229,12 +229,13 @@ def test_truncated_ros2_bag(tmp_path: Path, storage: str) -> None:
     if storage == "mcap":  # read from its intact chunks, with a warning (tests/bag/test_repair.py)
         with pytest.warns(BagIntegrityWarning, match="truncated MCAP"):
             assert _read_all(path) < 40  # its one chunk is cut: nothing intact
-        with pytest.raises(BagIntegrityError, match="truncated MCAP") as exc, open_bag(path, strict=True):
+        with pytest.raises(BagIntegrityError, match="truncated MCAP") as strict_exc, open_bag(path, strict=True):
             pass
+        assert str(path) in str(strict_exc.value)
     else:
         with pytest.raises(BagError) as exc:
             _read_all(path)
-    assert str(path) in str(exc.value)
+        assert str(path) in str(exc.value)
 
 
 def test_message_failing_to_decode_mid_file(tmp_path: Path) -> None:
