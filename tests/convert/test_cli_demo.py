@@ -195,6 +195,19 @@ def test_tf_static_is_the_shipped_demos_to_the_bit(tmp_path: Path) -> None:
                                                                         b.rotation_xyzw)
 
 
+def test_build_demo_source_paths(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The demo's report paths are relative to the sample's root whether SRC is that root or the sequence
+    folder; without SRC, $EDGEFUSE_RADIATE_DIR is used, and without both one line says what to give."""
+    from edgefuse.convert.build_demo import main, sample_root
+
+    seq = RADIATE_DATA / "data" / "radiate" / "tiny_foggy"
+    assert sample_root(seq).resolve() == sample_root(RADIATE_DATA).resolve() == RADIATE_DATA.resolve()
+    monkeypatch.delenv("EDGEFUSE_RADIATE_DIR", raising=False)
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "radiate_sdk" in err and "EDGEFUSE_RADIATE_DIR" in err
+
+
 @pytest.mark.slow
 @pytest.mark.skipif("EDGEFUSE_RADIATE_DIR" not in os.environ,
                     reason="set EDGEFUSE_RADIATE_DIR to the RADIATE tiny_foggy sample to rebuild the demo")
