@@ -1,9 +1,10 @@
 """Build the bundled demo recording ``edgefuse/data/demo/`` from the RADIATE ``tiny_foggy`` sample.
 
-Rebuild (from the repository root; SRC is the RADIATE SDK sample, e.g. a copy of
-``radiate_sdk/data/radiate/tiny_foggy`` with ``config/default-calib.yaml`` above it)::
+Rebuild (from the repository root; SRC is the RADIATE sample the demo comes from: a checkout of
+``marcelsheeny/radiate_sdk`` (its ``data/radiate/tiny_foggy`` with ``config/default-calib.yaml``), see
+``edgefuse/data/demo/SOURCE.md``; without SRC, ``$EDGEFUSE_RADIATE_DIR`` is used, as by the rebuild test)::
 
-    python -m edgefuse.convert.build_demo /path/to/radiate_tiny_foggy --out edgefuse/data/demo
+    .venv/bin/python -m edgefuse.convert.build_demo /path/to/radiate_sdk --out edgefuse/data/demo --overwrite
 
 What it does: :func:`edgefuse.convert.convert` with layout ``radiate``, streams ``zed_left``,
 ``velo_lidar`` and ``radar``, CompressedImage (the original PNG bytes) for camera and radar,
@@ -18,12 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 from edgefuse.convert.converter import bag_digests, convert
+from edgefuse.convert.radiate import find_calibration, find_sequence
 from edgefuse.convert.report import ConvertReport
 from edgefuse.errors import ConvertError, EdgefuseError
 
@@ -33,6 +36,8 @@ DEMO_STREAMS = ("zed_left", "velo_lidar", "radar")
 DEMO_JPEG_QUALITY = 95
 DIGESTS_FILE = "digests.json"
 SOURCE_FILE = "SOURCE.md"
+#: where the rebuild test (and this module without SRC) finds the RADIATE sample
+RADIATE_DIR_VARIABLE = "EDGEFUSE_RADIATE_DIR"
 REBUILD_COMMAND = "python -m edgefuse.convert.build_demo /path/to/radiate_tiny_foggy --out edgefuse/data/demo"
 
 SOURCE_TEXT = """\
@@ -100,8 +105,9 @@ def build_demo(src: Path, out: Path, *, overwrite: bool = False) -> ConvertRepor
         report.source = "radiate_sdk/data/radiate/tiny_foggy"
         report.output = out.name
         report.rig_path = "rig.yaml" if report.rig_path else None
-        report.notes = [_strip_paths(n, src) for n in report.notes]
-        report.skipped = [type(s)(s.stream, s.item, s.reason, _rel(s.file, src), s.line)
+        base = sample_root(Path(src))
+        report.notes = [_strip_paths(n, base) for n in report.notes]
+        report.skipped = [type(s)(s.stream, s.item, s.reason, _rel(s.file, base), s.line)
                           for s in report.skipped]
         report.write_json(bag / "convert_report.json")
         digests = bag_digests(bag)
@@ -113,6 +119,16 @@ def build_demo(src: Path, out: Path, *, overwrite: bool = False) -> ConvertRepor
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(bag, out)
     return report
+
+
+def sample_root(src: Path) -> Path:
+    """The folder the report's paths are relative to: the sample's root (``radiate_sdk``, the folder holding
+    ``config/default-calib.yaml`` above the sequence), whether ``src`` is that root or the sequence folder."""
+    seq = find_sequence(Path(src))
+    calib = find_calibration(seq)
+    if calib is None:
+        return Path(src)
+    return calib.parent.parent if calib.parent.name == "config" else calib.parent
 
 
 def _rel(file: str | None, src: Path) -> str | None:
@@ -142,12 +158,19 @@ def main(argv: list[str] | None = None) -> int:
     """Command line: ``python -m edgefuse.convert.build_demo SRC [--out DIR] [--overwrite]``."""
     parser = argparse.ArgumentParser(prog="python -m edgefuse.convert.build_demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("src", type=Path, help="RADIATE tiny_foggy sample (sequence folder or above)")
+    parser.add_argument("src", type=Path, nargs="?", default=None,
+                        help="RADIATE tiny_foggy sample: the sequence folder or a folder above it, such as a "
+                             "radiate_sdk checkout (default: $EDGEFUSE_RADIATE_DIR)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "data" / "demo")
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
+    src = args.src if args.src is not None else os.environ.get(RADIATE_DIR_VARIABLE) or None
+    if src is None:
+        print(f"build_demo: error: give SRC, the RADIATE tiny_foggy sample of radiate_sdk (see {SOURCE_FILE} in "
+              f"the demo folder), or set {RADIATE_DIR_VARIABLE}", file=sys.stderr)
+        return 2
     try:
-        report = build_demo(args.src, args.out, overwrite=args.overwrite)
+        report = build_demo(Path(src), args.out, overwrite=args.overwrite)
     except EdgefuseError as err:
         print(f"build_demo: error: {err}", file=sys.stderr)
         return 1

@@ -17,14 +17,20 @@ to the rig and reported.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import hashlib
 import json
+import os
 import shutil
 import struct
+import sys
+import tempfile
 from collections.abc import Collection, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import TracebackType
 from typing import Any, Literal, NoReturn
 
 import numpy as np
@@ -116,20 +122,137 @@ def read_dataset(
     raise ConvertError(f"unknown layout {layout!r}; expected auto, {', '.join(LAYOUTS)}")
 
 
-def overlap_window(plan: DatasetPlan, topics: Iterable[str] | None = None) -> tuple[int, int]:
+def overlap_window(plan: DatasetPlan, topics: Iterable[str] | None = None, *,
+                   ignore: Collection[str] = ()) -> tuple[int, int]:
     """The time window (ns, inclusive) all of ``topics`` (default: every topic with items) cover.
 
+    ``ignore`` names streams (``gps_imu``, ``velo_lidar`` …) or topics left out of the computation; their
+    messages outside the window are then left out of the bag like any other.
+
     Raises:
-        ConvertError: the topics do not overlap.
+        ConvertError: ``ignore`` names no stream or topic of the dataset; or the topics do not overlap:
+            the message names the stream(s) off the others' time and by how much, and the ways forward.
     """
-    spans = [plan.span_ns(t) for t in (plan.topics if topics is None else topics)]
-    valid = [s for s in spans if s is not None]
-    if not valid:
+    streams_of = _streams_of_topics(plan)
+    unknown = [name for name in ignore if name not in plan.topics and
+               not any(name in names for names in streams_of.values())]
+    if unknown:
+        known = sorted({s for names in streams_of.values() for s in names})
+        raise ConvertError(f"--overlap-ignore: {', '.join(unknown)} is not a stream or topic being converted "
+                           f"(streams: {', '.join(known)})", file=plan.root)
+    ignored = {t for t in plan.topics if t in ignore or streams_of.get(t, set()) & set(ignore)}
+    chosen = [t for t in (plan.topics if topics is None else topics) if t not in ignored]
+    spans = {t: span for t in chosen if (span := plan.span_ns(t)) is not None}
+    if not spans:
         raise ConvertError("no messages to compute an overlap window from", file=plan.root)
-    start, end = max(s[0] for s in valid), min(s[1] for s in valid)
+    start, end = max(s[0] for s in spans.values()), min(s[1] for s in spans.values())
     if start > end:
-        raise ConvertError("the streams do not overlap in time", file=plan.root)
+        raise ConvertError(_no_overlap_message(plan, spans, streams_of), file=plan.root)
     return start, end
+
+
+def _streams_of_topics(plan: DatasetPlan) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for item in plan.items:
+        out.setdefault(item.topic, set()).add(item.stream)
+    return out
+
+
+def _no_overlap_message(plan: DatasetPlan, spans: dict[str, tuple[int, int]],
+                        streams_of: dict[str, set[str]]) -> str:
+    """Say which stream is off the others' time, by how much, and what to do about it."""
+    by_stream: dict[str, tuple[int, int]] = {}
+    for topic, (s0, s1) in spans.items():
+        for stream in streams_of.get(topic, {topic}):
+            b0, b1 = by_stream.get(stream, (s0, s1))
+            by_stream[stream] = (min(b0, s0), max(b1, s1))
+
+    def common(names: Iterable[str]) -> tuple[int, int]:
+        chosen = [by_stream[n] for n in names]
+        return max(c[0] for c in chosen), min(c[1] for c in chosen)
+
+    def sec(ns: int) -> str:
+        return f"{ns / 1e9:.3f}"
+
+    culprits = []
+    for stream in by_stream:
+        others = [n for n in by_stream if n != stream]
+        if others and common(others)[0] <= common(others)[1]:
+            culprits.append(stream)
+    if len(culprits) != 1:
+        listed = "; ".join(f"{n} {sec(a)}..{sec(b)} s" for n, (a, b) in sorted(by_stream.items()))
+        return (f"the streams do not overlap in time ({listed}); choose the streams to keep with --streams or "
+                "a window with --time-window START END")
+    off = culprits[0]
+    o0, o1 = common(n for n in by_stream if n != off)
+    s0, s1 = by_stream[off]
+    gap, side = (s0 - o1, "after") if s0 > o1 else (o0 - s1, "before")
+    start = f"starts {gap / 1e9:.3f} s after the others end" if side == "after" else \
+        f"ends {gap / 1e9:.3f} s before the others start"
+    ways = [f"--overlap-ignore {off} (compute the window from the other streams; {off} messages outside it "
+            "are left out)"]
+    if plan.layout == "radiate":
+        ways.append(f"--streams without {off}")
+        if off == "gps_imu":
+            ways.append(f"--gps-offset-s {'-' if side == 'after' else ''}S if you know its clock offset "
+                        f"(at least {gap / 1e9:.3f} s to reach the others)")
+    return (f"the streams do not overlap in time: {off} ({sec(s0)}..{sec(s1)} s) {start} "
+            f"({sec(o0)}..{sec(o1)} s), so its clock is off by at least that much; use "
+            + ", or ".join(ways))
+
+
+def _check_options(*, camera_jpeg_quality: int | None, compress_images: bool, frames: int | None,
+                   window_ns: tuple[int, int] | Literal["overlap"] | None, start_ns: int,
+                   calib_frame: int | None, overlap_ignore: Collection[str]) -> None:
+    """Range checks of convert()'s options, each a ConvertError naming the option."""
+    def is_int(v: object) -> bool:
+        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+    if camera_jpeg_quality is not None:
+        if not is_int(camera_jpeg_quality) or not 0 <= camera_jpeg_quality <= 100:
+            raise ConvertError(f"JPEG quality must be an integer from 0 to 100, got {camera_jpeg_quality!r}")
+        if not compress_images:
+            raise ConvertError("a JPEG quality needs compressed images (--compress-images)")
+    if frames is not None and (not is_int(frames) or frames < 0):
+        raise ConvertError(f"max frames must be an integer >= 0, got {frames!r}")
+    if calib_frame is not None and (not is_int(calib_frame) or calib_frame < 0):
+        raise ConvertError(f"calibration frame must be an integer >= 0, got {calib_frame!r}")
+    if not is_int(start_ns) or not 0 <= start_ns <= _MAX_STAMP_NS:
+        raise ConvertError(f"start stamp must be from 0 to {_MAX_STAMP_NS} ns, got {start_ns!r}")
+    if overlap_ignore and window_ns != "overlap":
+        raise ConvertError("streams to ignore for the overlap window (--overlap-ignore) need --overlap")
+    if window_ns is not None and window_ns != "overlap":
+        try:
+            w0, w1 = window_ns
+        except (TypeError, ValueError):
+            raise ConvertError(f"time window must be (start, end) in ns or 'overlap', got {window_ns!r}") from None
+        if not (is_int(w0) and is_int(w1) and 0 <= w0 <= _MAX_STAMP_NS and 0 <= w1 <= _MAX_STAMP_NS):
+            raise ConvertError(f"time window bounds must be stamps from 0 to {_MAX_STAMP_NS} ns, got "
+                               f"{w0!r}, {w1!r}")
+        if w0 > w1:
+            raise ConvertError(f"time window start {w0 / 1e9:.9f} s is after its end {w1 / 1e9:.9f} s")
+
+
+#: the largest stamp a ROS 2 bag holds (signed 64-bit ns)
+_MAX_STAMP_NS = 2**63 - 1
+
+
+def _check_layout_options(layout: str, *, streams: Collection[str] | None, gps_offset_ns: int,
+                          camera_jpeg_quality: int | None, calib_frame: int | None,
+                          calibration: Path | None) -> None:
+    """Options given for a layout they do not apply to are an error, never silently ignored."""
+    given = {"a stream selection (--streams)": streams is not None,
+             "a GPS offset (--gps-offset-s)": bool(gps_offset_ns),
+             "a JPEG quality (--jpeg-quality)": camera_jpeg_quality is not None,
+             "a calibration file": calibration is not None}
+    if layout != "radiate":
+        wrong = [name for name, on in given.items() if on]
+        if wrong:
+            verb = "apply" if len(wrong) > 1 else "applies"
+            raise ConvertError(f"{', '.join(wrong)} only {verb} to RADIATE; this dataset is {layout}")
+    if calib_frame is not None and layout != "kitti_object":
+        raise ConvertError(f"a calibration frame (--calib-frame) only applies to KITTI object; this dataset is "
+                           f"{layout}")
 
 
 def select_items(plan: DatasetPlan, *, window_ns: tuple[int, int] | None = None,
@@ -178,6 +301,7 @@ def convert(
     compress: bool = False,
     camera_jpeg_quality: int | None = None,
     calib_frame: int | None = None,
+    overlap_ignore: Collection[str] = (),
 ) -> ConvertReport:
     """Convert a dataset folder to a ROS 2 bag.
 
@@ -190,12 +314,14 @@ def convert(
         compress_images: write images as CompressedImage with the dataset's PNG bytes.
         start_ns: first synthesized stamp for ``kitti_object`` (frame 0), see
             :mod:`edgefuse.convert.kitti_object`.
-        window_ns: keep only items stamped inside ``(start, end)`` ns inclusive, or ``"overlap"``
-            for the window every converted topic covers.
+        window_ns: keep only items stamped inside ``(start, end)`` ns inclusive (``0 <= start <= end``), or
+            ``"overlap"`` for the window every converted topic covers (see :func:`overlap_window`).
+        overlap_ignore: with ``window_ns="overlap"``: streams or topics left out of the window's
+            computation (e.g. RADIATE's ``gps_imu``, whose clock is a minute off in the sample).
         streams: RADIATE streams to convert (see :data:`edgefuse.convert.radiate.STREAMS`).
         gps_offset_ns: shift of RADIATE GPS/IMU stamps.
         calibration: RADIATE calibration file (default: found next to the data).
-        camera_jpeg_quality: RADIATE with ``compress_images``: camera frames as JPEG at this quality.
+        camera_jpeg_quality: RADIATE with ``compress_images``: camera frames as JPEG at this quality (0-100).
         calib_frame: KITTI object: the frame whose calibration becomes the bag's rig (default: the
             first); frames with another calibration are skipped and reported.
         compress: zstd-compress the bag's storage (MCAP chunks), see :class:`edgefuse.bag.BagWriter`.
@@ -203,70 +329,198 @@ def convert(
             ``skip`` reports it in ``ConvertReport.skipped`` and goes on.
 
     Returns:
-        the report, also written as ``out/convert_report.json``.  If the conversion fails, the
-        partly written ``out`` is removed.  If it is interrupted (SIGINT/SIGTERM, see
+        the report, also written as ``out/convert_report.json``.  The bag is built in a temporary folder
+        beside ``out`` and renamed to ``out`` when complete, only if nothing is at ``out`` by then (see
+        :class:`_Staging`): ``out`` appears whole or not at all, and a conversion that fails removes only
+        what it created.  If it is interrupted (SIGINT/SIGTERM, see
         :func:`edgefuse._cli_common.handle_signals`), the bag is closed validly with its report marked
         ``complete: false`` and moved to ``<out>.partial``, and ``KeyboardInterrupt`` is raised again.
 
     Raises:
-        ConvertError: bad input (see the readers), unknown layout, output exists.
+        ConvertError: bad input (see the readers), unknown layout, an option out of range or given for a
+            layout it does not apply to, output exists (or appeared while converting).
     """
     src, out = Path(src), Path(out)
     if storage not in ("mcap", "sqlite3"):
         raise ConvertError(f"unknown storage {storage!r}; expected mcap or sqlite3")
     if on_error not in ("raise", "skip"):
         raise ConvertError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-    if out.exists():
+    overlap_ignore = [overlap_ignore] if isinstance(overlap_ignore, str) else list(overlap_ignore)
+    _check_options(camera_jpeg_quality=camera_jpeg_quality, compress_images=compress_images, frames=frames,
+                   window_ns=window_ns, start_ns=start_ns, calib_frame=calib_frame, overlap_ignore=overlap_ignore)
+    if out.exists() or out.is_symlink():
         raise ConvertError("output exists; remove it or choose another path", file=out)
     plan = read_dataset(src, layout=layout, compress_images=compress_images, start_ns=start_ns,
                         streams=streams, gps_offset_ns=gps_offset_ns, calibration=calibration,
                         camera_jpeg_quality=camera_jpeg_quality, calib_frame=calib_frame)
-    window = overlap_window(plan) if window_ns == "overlap" else window_ns
+    _check_layout_options(plan.layout, streams=streams, gps_offset_ns=gps_offset_ns,
+                          camera_jpeg_quality=camera_jpeg_quality, calib_frame=calib_frame,
+                          calibration=calibration)
+    window = overlap_window(plan, ignore=overlap_ignore) if window_ns == "overlap" else window_ns
     items, cut_notes = select_items(plan, window_ns=window, max_frames=frames)
     report = ConvertReport(layout=plan.layout, source=str(plan.root), output=str(out), storage=storage,
                            skipped=list(plan.skipped), notes=[*plan.notes, *cut_notes], window_ns=window)
     rig = _load_rig(plan, report) if plan.calibration is not None else None
-    writer = BagWriter(out, storage=storage, compress=compress)
-    try:
-        writer.open()
-        _write_all(writer, plan, items, rig=rig, report=report, on_error=on_error)
-        with deferred_signals():
-            writer.close()
-    except KeyboardInterrupt as exc:  # SIGINT / SIGTERM: finish what was written, keep it as <out>.partial
-        _keep_partial(writer, out, report, rig, exc)
-    except BaseException:
-        with suppress(Exception):
-            writer.close()
-        shutil.rmtree(out, ignore_errors=True)  # no half-written bag left behind
-        raise
-    if rig is not None:
-        _save_rig(rig, out / RIG_FILE)
-        report.rig_path = str(out / RIG_FILE)
-    report.write_json(out / REPORT_FILE)
+    with _Staging(out) as staging:
+        writer = BagWriter(staging.bag, storage=storage, compress=compress)
+        try:
+            writer.open()
+            _write_all(writer, plan, items, rig=rig, report=report, on_error=on_error)
+            with deferred_signals():
+                writer.close()
+                if rig is not None:
+                    _save_rig(rig, staging.bag / RIG_FILE)
+                    report.rig_path = str(out / RIG_FILE)
+                report.write_json(staging.bag / REPORT_FILE)
+                staging.publish()
+        except KeyboardInterrupt as exc:  # SIGINT / SIGTERM: finish what was written, keep it as <out>.partial
+            _keep_partial(writer, staging, report, rig, exc)
+        except BaseException:
+            with suppress(Exception):
+                writer.close()
+            raise
     return report
 
 
-def _keep_partial(writer: BagWriter, out: Path, report: ConvertReport, rig: Rig | None,
+class _Staging:
+    """Where a conversion writes before its bag is complete, so that ``out`` appears whole or not at all.
+
+    The bag is built as ``<tmp>/<out name>`` in a fresh folder ``<tmp>`` that :func:`tempfile.mkdtemp`
+    makes beside ``out`` (same file system); :meth:`publish` renames it to ``out`` only if nothing is
+    there (atomically where the OS can, see :func:`rename_noreplace`): a folder or file another process
+    created meanwhile is never replaced or removed, the conversion is refused instead.  Leaving the block
+    removes only what the conversion created: the temporary folder, and the parent folders of ``out`` it
+    made when the bag was not published.
+    """
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.created_parents: list[Path] = []
+        self.tmp: Path | None = None
+        self.published = False
+
+    @property
+    def bag(self) -> Path:
+        assert self.tmp is not None
+        return self.tmp / self.out.name
+
+    def __enter__(self) -> _Staging:
+        missing = []
+        parent = self.out.parent
+        while not parent.exists() and parent != parent.parent:
+            missing.append(parent)
+            parent = parent.parent
+        for folder in reversed(missing):
+            try:
+                folder.mkdir()
+            except FileExistsError:  # made by someone else meanwhile: theirs, not ours
+                continue
+            except OSError as err:
+                self._cleanup()
+                raise ConvertError(f"cannot create the output folder: {err.strerror}", file=folder) from None
+            self.created_parents.append(folder)
+        try:
+            self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", suffix=".converting",
+                                             dir=self.out.parent))
+        except OSError as err:
+            self._cleanup()
+            raise ConvertError(f"cannot write in the output folder: {err.strerror}", file=self.out.parent) from None
+        return self
+
+    def publish(self) -> None:
+        """Move the finished bag to ``out``, refusing if ``out`` exists by now."""
+        try:
+            rename_noreplace(self.bag, self.out)
+        except FileExistsError:
+            raise ConvertError("appeared while converting (created by another process?): it was left as it is "
+                               "and this conversion was discarded; remove it or choose another path",
+                               file=self.out) from None
+        except OSError as err:
+            raise ConvertError(f"cannot move the finished bag into place: {err.strerror}", file=self.out) from None
+        self.published = True
+
+    def keep_as(self, target: Path) -> None:
+        """Move the (closed) bag to ``target``, replacing an earlier partial conversion (a folder with our
+        report in it) but nothing else."""
+        if target.is_dir() and not target.is_symlink() and (target / REPORT_FILE).is_file():
+            shutil.rmtree(target)  # the leftover of an earlier interrupted conversion
+        rename_noreplace(self.bag, target)
+        self.published = True
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = None
+        if not self.published:
+            for folder in reversed(self.created_parents):
+                with suppress(OSError):
+                    folder.rmdir()  # only if still empty: never anything someone else put there
+
+
+#: Linux's renameat2(2) from the C library, or None where there is none (other OSes, old C libraries).
+_RENAMEAT2: Any = None
+if sys.platform.startswith("linux"):
+    with suppress(OSError, AttributeError):
+        _RENAMEAT2 = ctypes.CDLL(None, use_errno=True).renameat2
+        _RENAMEAT2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+        _RENAMEAT2.restype = ctypes.c_int
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+
+
+def rename_noreplace(src: Path, dst: Path) -> None:
+    """Rename the folder ``src`` to ``dst`` only if ``dst`` does not exist.
+
+    On Linux this is one atomic ``renameat2(RENAME_NOREPLACE)``.  Elsewhere (or on a file system without
+    it) ``dst`` is first claimed with an exclusive ``mkdir`` and ``src`` renamed over that empty folder of
+    ours.  A plain ``os.rename`` would silently replace an empty folder someone else created.
+
+    Raises:
+        FileExistsError: ``dst`` exists.
+        OSError: any other failure of the rename.
+    """
+    if _RENAMEAT2 is not None:
+        if _RENAMEAT2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE) == 0:
+            return
+        err = ctypes.get_errno()
+        if err == errno.EEXIST:
+            raise FileExistsError(err, os.strerror(err), str(dst))
+        if err not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise OSError(err, os.strerror(err), str(src), None, str(dst))
+    os.mkdir(dst)  # FileExistsError if it exists
+    try:
+        os.rename(src, dst)
+    except BaseException:
+        with suppress(OSError):
+            os.rmdir(dst)
+        raise
+
+
+def _keep_partial(writer: BagWriter, staging: _Staging, report: ConvertReport, rig: Rig | None,
                   exc: KeyboardInterrupt) -> NoReturn:
     """After SIGINT/SIGTERM: close the bag validly, write the report marked ``complete: false`` (and the rig)
     into it and move it to ``<out>.partial`` (replacing an earlier one), then raise ``KeyboardInterrupt``
     (:func:`~edgefuse._cli_common.interrupted`) saying where it is.  Further signals wait until this is done."""
     reason = interrupt_reason(exc)
     signum = interrupt_signal(exc)
+    out = staging.out
+    partial = out.with_name(out.name + ".partial")
     with deferred_signals():
         try:
             writer.close()
             if rig is not None:
-                _save_rig(rig, out / RIG_FILE)
-                report.rig_path = str(out / RIG_FILE)
+                _save_rig(rig, staging.bag / RIG_FILE)
+                report.rig_path = str(partial / RIG_FILE)
+            report.output = str(partial)
             data = {**report.to_dict(), "complete": False, "error": reason}
-            (out / REPORT_FILE).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-            partial = out.with_name(out.name + ".partial")
-            if partial.is_dir() and not partial.is_symlink() and (partial / REPORT_FILE).is_file():
-                shutil.rmtree(partial)  # the leftover of an earlier interrupted conversion
-            out.rename(partial)
+            (staging.bag / REPORT_FILE).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n",
+                                                   encoding="utf-8")
+            staging.keep_as(partial)
         except (OSError, EdgefuseError) as err:
-            shutil.rmtree(out, ignore_errors=True)
             raise interrupted(signum, f"convert {reason} after {report.message_count} messages; the partial "
                                       f"bag could not be kept ({err}) and was removed") from None
     raise interrupted(signum, f"convert {reason} after {report.message_count} messages; the partial bag is "

@@ -9,7 +9,9 @@ Frame conventions per source are stated in each function's docstring.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -330,11 +332,68 @@ _RADIATE_F = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
 
 
 def _rx_ry_rz_deg(a: F64) -> F64:
-    x, y, z = np.deg2rad(a)
-    rx = np.array([[1, 0, 0], [0, np.cos(x), -np.sin(x)], [0, np.sin(x), np.cos(x)]])
-    ry = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
-    rz = np.array([[np.cos(z), -np.sin(z), 0], [np.sin(z), np.cos(z), 0], [0, 0, 1]])
-    return rx @ ry @ rz  # type: ignore[no-any-return]
+    """``Rx·Ry·Rz`` of angles in degrees, the same bits on every machine: ``math`` sine/cosine (libm, not
+    NumPy's SIMD loops) and each product entry rounded once from its exact value (BLAS kernels differ
+    in summation order and fused multiply-adds from one CPU to another)."""
+    x, y, z = (float(v) for v in np.deg2rad(a))
+    cx, sx, cy, sy, cz, sz = math.cos(x), math.sin(x), math.cos(y), math.sin(y), math.cos(z), math.sin(z)
+    rx = [[1.0, 0.0, 0.0], [0.0, cx, -sx], [0.0, sx, cx]]
+    ry = [[cy, 0.0, sy], [0.0, 1.0, 0.0], [-sy, 0.0, cy]]
+    rz = [[cz, -sz, 0.0], [sz, cz, 0.0], [0.0, 0.0, 1.0]]
+    return np.array(_matmul3_rounded(_matmul3_rounded(rx, ry), rz), dtype=np.float64)
+
+
+def _matmul3_rounded(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]) -> list[list[float]]:
+    """3x3 product, each entry the exact sum of products rounded once to float64."""
+    return [[float(sum(Fraction(a[i][k]) * Fraction(b[k][j]) for k in range(3))) for j in range(3)]
+            for i in range(3)]
+
+
+def _fma(a: float, b: float, c: float) -> float:
+    """``a·b + c`` with one rounding (a fused multiply-add on any machine)."""
+    return float(Fraction(a) * Fraction(b) + Fraction(c))
+
+
+def _inverse_reproducible(T: Transform) -> Transform:
+    """``T.inverse()`` with the same bits on every machine.
+
+    ``Transform.inverse`` uses ``np.linalg.inv`` (LAPACK ``dgesv`` in NumPy's OpenBLAS), whose last bits
+    depend on the kernels OpenBLAS picks for the CPU: on an AMD EPYC (Haswell kernels) the RADIATE
+    ``lidar <- zed_left`` quaternion came out 2 ULP from the shipped demo's.  Modelling ``dgesv`` step by
+    step reproduces both: LU with partial pivoting, multipliers and back substitution by the pivots'
+    reciprocals, the back substitution summed from the last column -- without fused multiply-adds it
+    gives that machine's bits, with them the shipped demo's.  This computes the fused variant with every
+    operation rounded exactly once (no dependence on the CPU or the BLAS), so the demo rebuilds
+    identically everywhere.  The translation is ``-R⁻¹·t``, fused multiply-adds in column order.
+    """
+    a = [[float(v) for v in row] for row in T.R]
+    perm = [0, 1, 2]
+    for j in range(3):
+        p = max(range(j, 3), key=lambda i: abs(a[i][j]))
+        a[j], a[p] = a[p], a[j]
+        perm[j], perm[p] = perm[p], perm[j]
+        if a[j][j] == 0.0:
+            raise CalibrationError("singular rotation matrix")
+        r = 1.0 / a[j][j]
+        for i in range(j + 1, 3):
+            a[i][j] *= r
+            for k in range(j + 1, 3):
+                a[i][k] = _fma(-a[i][j], a[j][k], a[i][k])
+    inv = np.empty((3, 3))
+    for col in range(3):
+        x = [1.0 if perm[i] == col else 0.0 for i in range(3)]
+        for i in range(3):  # unit lower triangle
+            for k in range(i):
+                x[i] = _fma(-a[i][k], x[k], x[i])
+        for i in reversed(range(3)):  # upper triangle, by the reciprocal of the pivot
+            s = x[i]
+            for k in reversed(range(i + 1, 3)):
+                s = _fma(-a[i][k], x[k], s)
+            x[i] = s * (1.0 / a[i][i])
+        inv[:, col] = x
+    t = [float(v) for v in T.t]
+    t_inv = [-_fma(inv[i, 2], t[2], _fma(inv[i, 1], t[1], inv[i, 0] * t[0])) for i in range(3)]
+    return Transform.from_rt(inv, t_inv)
 
 
 def radiate_stereo_rectification(calib_path: str | Path) -> dict[str, F64]:
@@ -421,7 +480,7 @@ def from_radiate(calib_path: str | Path, *, rectified: bool = False) -> Rig:
         M = _RADIATE_F @ _rx_ry_rz_deg(R_l - R_c)
         T_cam_from_lidar = Transform.from_rt(M.T, T_l - T_c)
         name = f"zed_{side}"
-        graph.add("lidar", name, T_cam_from_lidar.inverse())
+        graph.add("lidar", name, _inverse_reproducible(T_cam_from_lidar))
         K, D, (w, h) = _radiate_intrinsics(doc, key, calib_path)
         if rect is not None:
             P = rect["P1" if side == "left" else "P2"]

@@ -26,9 +26,13 @@ in one :class:`edgefuse.errors.ValidationError` (``kind="calibration"``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import re
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,6 +41,7 @@ import numpy as np
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from edgefuse.errors import CalibrationError, Problem, ValidationError
 from edgefuse.rig.camera import D_LENGTH, CameraModel, camera_problems
@@ -443,8 +448,397 @@ def save_rig(rig: Rig, path: str | Path) -> None:
 
 
 def merge_rig_file(path: str | Path, partial: Rig) -> Rig:
-    """Load the rig at ``path``, update it with ``partial`` (:meth:`Rig.merged`), write it back and
-    return it.  Calibration tools use this to store results into an existing rig file."""
-    merged = load_rig(path).merged(partial)
-    save_rig(merged, path)
-    return merged
+    """Update the rig file at ``path`` with ``partial`` (:meth:`Rig.merged`) and return the rig it now holds.
+
+    Calibration tools store their results this way.  The file is edited in place, not rewritten: only
+    the values that change are replaced (a sensor's ``time_offset_ns``, a camera's intrinsics, an
+    edge's translation and rotation), each number where and as the user wrote it otherwise (flow or
+    block style, comments, key order, quoting); a rotation keeps its form (``rpy_deg`` stays
+    ``rpy_deg``, a quaternion keeps its sign convention) unless that form cannot hold the new value
+    exactly (then that rotation becomes a ``matrix``).  Entries ``partial`` adds are appended to their
+    section (the section is added at the end when the file has none).  The edited text is read back and
+    must give the merged rig before it replaces the file (atomically, in the same folder).
+
+    Raises:
+        ValidationError: the file is not a valid rig.
+        CalibrationError: the merge is inconsistent (:meth:`Rig.merged`), or the file cannot be edited
+            to hold it (e.g. a YAML alias shares the value with another entry); the file is unchanged.
+    """
+    p = Path(path)
+    with p.open(encoding="utf-8", newline="") as f:
+        text = f.read()
+    current = loads_rig(text, str(p))
+    merged = current.merged(partial)
+    editor = _RigTextEditor(text)
+    for edge in partial.frames:
+        editor.set_edge(edge.parent, edge.child, edge.T_parent_from_child, current)
+    for cam in partial.cameras.values():
+        editor.set_camera(cam, current.cameras.get(cam.name))
+    for sensor in partial.sensors.values():
+        editor.set_sensor(sensor, current.sensors.get(sensor.name))
+    new_text = editor.result()
+    if new_text == text:
+        return current
+    try:
+        written = loads_rig(new_text, str(p))
+    except ValidationError as exc:
+        raise CalibrationError(f"cannot edit the rig file in place ({exc}); it is unchanged", file=p) from None
+    difference = _rig_difference(written, merged)
+    if difference:
+        raise CalibrationError(f"cannot edit the rig file in place: {difference} (a YAML alias?); "
+                               "it is unchanged", file=p)
+    _replace_text(p, new_text)
+    return written
+
+
+def _replace_text(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path`` and move it over ``path`` (its mode kept)."""
+    target = path.resolve()
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        shutil.copymode(target, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _rig_difference(a: Rig, b: Rig) -> str | None:
+    """What differs between two rigs beyond float rounding of rotations (1e-12), or None."""
+    if a.base_frame != b.base_frame:
+        return f"base frame {a.base_frame!r} != {b.base_frame!r}"
+    ea = {e.child: e for e in a.frames}
+    eb = {e.child: e for e in b.frames}
+    if set(ea) != set(eb):
+        return f"frames {sorted(ea)} != {sorted(eb)}"
+    for child, e in ea.items():
+        if e.parent != eb[child].parent or not e.T_parent_from_child.allclose(eb[child].T_parent_from_child, 1e-12):
+            return f"edge {e.parent} <- {child} differs"
+    if set(a.cameras) != set(b.cameras):
+        return f"cameras {sorted(a.cameras)} != {sorted(b.cameras)}"
+    for name, c in a.cameras.items():
+        d = b.cameras[name]
+        if (c.frame_id, c.model, c.width, c.height) != (d.frame_id, d.model, d.width, d.height) or not (
+                np.array_equal(c.K, d.K) and np.array_equal(c.D, d.D)):
+            return f"camera {name!r} differs"
+    if a.sensors != b.sensors:
+        return "sensors differ"
+    return None
+
+
+def _number_text(v: float | int) -> str:
+    return str(int(v)) if isinstance(v, (int, np.integer)) else _f(float(v))
+
+
+def _flow(v: Any) -> str:
+    """A small value as flow YAML in the rig file's style."""
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{_s(k)}: {_flow(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_flow(x) for x in v) + "]"
+    if isinstance(v, str):
+        return _s(v)
+    return _number_text(v)
+
+
+def _scalar_float(node: Node) -> float | None:
+    try:
+        return float(str(node.value).replace("_", ""))
+    except ValueError:
+        return None
+
+
+class _RigTextEditor:
+    """Replaces spans of a rig file's text, located through ruamel's composed node tree (each node
+    carries its start and end offsets), so that everything not replaced stays byte for byte."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.nl = "\r\n" if "\r\n" in text else "\n"
+        root = YAML(typ="rt").compose(text)
+        assert isinstance(root, MappingNode)  # the file was validated as a rig
+        self.root = root
+        self.edits: list[tuple[int, int, str]] = []
+
+    # -- text --------------------------------------------------------------------------------
+    def result(self) -> str:
+        out = self.text
+        last = len(out) + 1
+        for start, end, new in sorted(self.edits, key=lambda e: (e[0], e[1]), reverse=True):
+            if end > last:
+                raise CalibrationError("overlapping edits of the rig file")  # a bug, never the user's input
+            out = out[:start] + new + out[end:]
+            last = start
+        return out
+
+    def _replace(self, node: Node, new: str) -> None:
+        self.edits.append((node.start_mark.index, self._end(node), new))
+
+    def _end(self, node: Node) -> int:
+        """End offset of ``node``'s own text (a block collection's end mark lies after trailing lines)."""
+        if isinstance(node, (SequenceNode, MappingNode)) and not node.flow_style and node.value:
+            last = node.value[-1]
+            return self._end(last[1] if isinstance(last, tuple) else last)
+        return int(node.end_mark.index)
+
+    def _line_end(self, offset: int) -> int:
+        """Offset just after the line holding ``offset`` (after its comment and newline)."""
+        i = self.text.find("\n", offset)
+        return len(self.text) if i < 0 else i + 1
+
+    def _insert_lines(self, after: Node, lines: list[str]) -> None:
+        pos = self._line_end(self._end(after))
+        lead = "" if pos == 0 or self.text[pos - 1] == "\n" else self.nl
+        self.edits.append((pos, pos, lead + "".join(line + self.nl for line in lines)))
+
+    # -- node look-up ----------------------------------------------------------------------------
+    @staticmethod
+    def _get(mapping: Node, key: str) -> tuple[Node, Node] | None:
+        if isinstance(mapping, MappingNode):
+            for k, v in mapping.value:
+                if isinstance(k, ScalarNode) and k.value == key:
+                    return k, v
+        return None
+
+    def _section(self, key: str) -> Node | None:
+        kv = self._get(self.root, key)
+        return None if kv is None else kv[1]
+
+    # -- values ----------------------------------------------------------------------------------
+    def _set_numbers(self, node: Node, values: Any) -> bool:
+        """Replace the numbers of a (nested) list node by ``values`` where they differ; False when the
+        shapes differ (nothing done)."""
+        if isinstance(node, ScalarNode):
+            if isinstance(values, (list, tuple, np.ndarray)):
+                return False
+            old = _scalar_float(node)
+            if old is None or old != float(values):
+                self._replace(node, _number_text(values))
+            return True
+        if not isinstance(node, SequenceNode) or len(node.value) != len(values):
+            return False
+        shapes = [self._shape_ok(n, v) for n, v in zip(node.value, values, strict=True)]
+        if not all(shapes):
+            return False
+        for n, v in zip(node.value, values, strict=True):
+            self._set_numbers(n, v)
+        return True
+
+    def _shape_ok(self, node: Node, values: Any) -> bool:
+        if isinstance(node, ScalarNode):
+            return not isinstance(values, (list, tuple, np.ndarray))
+        return (isinstance(node, SequenceNode) and isinstance(values, (list, tuple, np.ndarray))
+                and len(node.value) == len(values)
+                and all(self._shape_ok(n, v) for n, v in zip(node.value, values, strict=True)))
+
+    def _set_value(self, node: Node, value: Any) -> None:
+        """Numbers in place where the shape allows, else the whole value as flow YAML."""
+        if isinstance(value, str):
+            if not (isinstance(node, ScalarNode) and node.value == value):
+                self._replace(node, _s(value))
+            return
+        if not self._set_numbers(node, value):
+            self._replace(node, _flow(value))
+
+    def _set_key(self, mapping: Node, key: str, value: Any) -> None:
+        kv = self._get(mapping, key)
+        if kv is not None:
+            self._set_value(kv[1], value)
+            return
+        self._add_key(mapping, key, value)
+
+    def _add_key(self, mapping: Node, key: str, value: Any) -> None:
+        assert isinstance(mapping, MappingNode)
+        if mapping.flow_style or not mapping.value:
+            close = int(mapping.end_mark.index) - 1  # the closing brace
+            sep = ", " if mapping.value else ""
+            self.edits.append((close, close, f"{sep}{_s(key)}: {_flow(value)}"))
+            return
+        col = mapping.value[0][0].start_mark.column
+        self._insert_lines(mapping, [" " * col + f"{_s(key)}: {_flow(value)}"])
+
+    def _remove_key(self, mapping: Node, key: str) -> None:
+        kv = self._get(mapping, key)
+        if kv is None:
+            return
+        k, v = kv
+        start, end = int(k.start_mark.index), self._end(v)
+        if isinstance(mapping, MappingNode) and mapping.flow_style:
+            rest = self.text[end:]
+            stripped = rest.lstrip(" ")
+            if stripped.startswith(","):  # "key: v, " -> ""
+                end += len(rest) - len(stripped) + 1 + (len(stripped[1:]) - len(stripped[1:].lstrip(" ")))
+            else:  # last item: remove the ", " before it
+                before = self.text[:start].rstrip(" ")
+                if before.endswith(","):
+                    start = len(before) - 1
+            self.edits.append((start, end, ""))
+        else:
+            line_start = self.text.rfind("\n", 0, start) + 1
+            self.edits.append((line_start, self._line_end(end), ""))
+
+    # -- entries ----------------------------------------------------------------------------------
+    def set_sensor(self, sensor: Sensor, old: Sensor | None) -> None:
+        fields: dict[str, Any] = {"frame_id": sensor.frame_id, "kind": sensor.kind}
+        if sensor.topic is not None:
+            fields["topic"] = sensor.topic
+        fields["time_offset_ns"] = int(sensor.time_offset_ns)
+        node = self._entry("sensors", sensor.name)
+        if node is None or old is None:
+            self._add_entry("sensors", sensor.name, fields, block=False)
+            return
+        for key in ("frame_id", "kind", "topic"):
+            if getattr(old, key) != getattr(sensor, key):
+                if key in fields:
+                    self._set_key(node, key, fields[key])
+                else:
+                    self._remove_key(node, key)
+        if old.time_offset_ns != sensor.time_offset_ns:
+            self._set_key(node, "time_offset_ns", int(sensor.time_offset_ns))
+
+    def set_camera(self, cam: CameraModel, old: CameraModel | None) -> None:
+        K = [[float(x) for x in row] for row in cam.K]
+        D = [float(x) for x in cam.D]
+        node = self._entry("cameras", cam.name)
+        if node is None or old is None:
+            self._add_entry("cameras", cam.name, {"frame_id": cam.frame_id, "model": cam.model, "width": cam.width,
+                                                  "height": cam.height, "K": K, "D": D}, block=True)
+            return
+        for key in ("frame_id", "model", "width", "height"):
+            if getattr(old, key) != getattr(cam, key):
+                self._set_key(node, key, getattr(cam, key))
+        if not np.array_equal(old.K, cam.K):
+            if self._get(node, "intrinsics") is not None:
+                self._set_key(node, "intrinsics", [K[0][0], K[1][1], K[0][2], K[1][2]])
+            else:
+                self._set_key(node, "K", K)
+        if not np.array_equal(old.D, cam.D):
+            self._set_key(node, "D", D)
+
+    def set_edge(self, parent: str, child: str, T: Transform, rig: Rig) -> None:
+        entry = None
+        frames = self._section("frames")
+        if isinstance(frames, SequenceNode):
+            for item in frames.value:
+                kv = self._get(item, "child")
+                if kv is not None and kv[1].value == child:
+                    entry = item
+        if entry is None or child not in rig.frames or rig.frames.parent(child) is None:
+            fields = {"parent": parent, "child": child, "translation": [float(x) for x in T.t]}
+            self._add_edge(fields, T)
+            return
+        old_parent = rig.frames.parent(child)
+        old_T = rig.frames.lookup(old_parent, child) if old_parent is not None else Transform.identity()
+        if old_parent != parent:
+            self._set_key(entry, "parent", parent)
+        if not np.array_equal(old_T.t, T.t):
+            self._set_key(entry, "translation", [float(x) for x in T.t])
+        if not np.array_equal(old_T.R, T.R):
+            rot = self._get(entry, "rotation")
+            assert rot is not None
+            assert isinstance(rot[1], MappingNode)
+            self._set_rotation(rot[1], T)
+
+    def _set_rotation(self, node: MappingNode, T: Transform) -> None:
+        (key_node, value_node), = node.value
+        kind = key_node.value
+        R = T.R
+        if kind == "quaternion_xyzw":
+            q = T.to_quat_xyzw()
+            old = [_scalar_float(n) for n in getattr(value_node, "value", [])]
+            if len(old) == 4 and None not in old and float(np.dot(np.asarray(old, dtype=np.float64), q)) < 0:
+                q = -q
+            if np.max(np.abs(rotation_from_quat_xyzw(q) - R)) <= 1e-12:
+                self._set_value(value_node, [float(x) for x in q])
+                return
+        elif kind == "rpy_deg":
+            old = [_scalar_float(n) for n in getattr(value_node, "value", [])]
+            rpy = _rpy_near(T, old)
+            if np.max(np.abs(rotation_from_rpy(rpy, degrees=True) - R)) <= 1e-12:
+                self._set_value(value_node, [float(x) for x in rpy])
+                return
+        elif kind == "matrix":
+            self._set_value(value_node, [[float(x) for x in row] for row in R])
+            return
+        # the user's form cannot hold this rotation to 1e-12 (a matrix orthonormal only to ~1e-7)
+        self._replace(key_node, "matrix")
+        self.edits.append((value_node.start_mark.index, self._end(value_node),
+                           _flow([[float(x) for x in row] for row in R])))
+
+    # -- adding ------------------------------------------------------------------------------------
+    def _entry(self, section: str, name: str) -> Node | None:
+        node = self._section(section)
+        kv = self._get(node, name) if node is not None else None
+        return None if kv is None else kv[1]
+
+    def _root_col(self) -> int:
+        return int(self.root.value[0][0].start_mark.column)
+
+    def _add_entry(self, section: str, name: str, fields: dict[str, Any], *, block: bool) -> None:
+        kv = self._get(self.root, section)
+        if kv is None:  # no such section: add it at the end
+            col = self._root_col()
+            self._insert_lines(self.root, [" " * col + f"{section}:", *self._entry_lines(name, fields, col + 2, block)])
+        elif isinstance(kv[1], MappingNode) and kv[1].flow_style:
+            self._add_key(kv[1], name, fields)
+        elif isinstance(kv[1], MappingNode) and kv[1].value:
+            col = kv[1].value[0][0].start_mark.column
+            self._insert_lines(kv[1], self._entry_lines(name, fields, col, block))
+        else:  # "section:" with no value
+            col = int(kv[0].start_mark.column) + 2
+            self._insert_lines(kv[0], self._entry_lines(name, fields, col, block))
+
+    @staticmethod
+    def _entry_lines(name: str, fields: dict[str, Any], col: int, block: bool) -> list[str]:
+        if not block:
+            return [" " * col + f"{_s(name)}: {_flow(fields)}"]
+        return [" " * col + f"{_s(name)}:"] + [" " * (col + 2) + f"{k}: {_flow(v)}" for k, v in fields.items()]
+
+    def _add_edge(self, fields: dict[str, Any], T: Transform) -> None:
+        rotation = _rotation_text(T)
+        kv = self._get(self.root, "frames")
+        frames = None if kv is None else kv[1]
+        if isinstance(frames, SequenceNode) and frames.flow_style:
+            close = int(frames.end_mark.index) - 1
+            sep = ", " if frames.value else ""
+            item = "{" + ", ".join(f"{k}: {_flow(v)}" for k, v in fields.items()) + f", rotation: {rotation}}}"
+            self.edits.append((close, close, sep + item))
+            return
+        if isinstance(frames, SequenceNode) and frames.value:
+            dash = int(frames.start_mark.column)
+            first = frames.value[0]
+            keycol = (int(first.value[0][0].start_mark.column) if isinstance(first, MappingNode) and first.value
+                      else dash + 2)
+            after: Node = frames
+        elif kv is not None:  # "frames:" with no value
+            dash = int(kv[0].start_mark.column) + 2
+            keycol = dash + 2
+            after = kv[0]
+        else:
+            dash, keycol, after = self._root_col() + 2, self._root_col() + 4, self.root
+        lines = [" " * dash + "-" + " " * (keycol - dash - 1) + f"parent: {_flow(fields['parent'])}"]
+        lines += [" " * keycol + f"{k}: {_flow(v)}" for k, v in fields.items() if k != "parent"]
+        lines.append(" " * keycol + f"rotation: {rotation}")
+        if kv is None:
+            lines.insert(0, " " * self._root_col() + "frames:")
+        self._insert_lines(after, lines)
+
+
+def _rpy_near(T: Transform, old: list[float | None]) -> list[float]:
+    """Roll, pitch, yaw (degrees) of ``T``: of the two equivalent triples, the one nearest ``old``, each
+    angle shifted by whole turns towards the old value (so an unchanged angle keeps its spelling)."""
+    r, p, y = (float(v) for v in T.to_euler(degrees=True))
+    candidates = [[r, p, y], [r + 180.0, 180.0 - p, y + 180.0]]
+    if len(old) != 3 or any(v is None for v in old):
+        return candidates[0]
+    ref = [float(v) for v in old if v is not None]
+
+    def near(a: float, b: float) -> float:
+        return a + 360.0 * round((b - a) / 360.0)
+
+    shifted = [[near(a, b) for a, b in zip(c, ref, strict=True)] for c in candidates]
+    best = min(shifted, key=lambda c: sum(abs(a - b) for a, b in zip(c, ref, strict=True)))
+    return [b if abs(a - b) <= 1e-12 * max(1.0, abs(b)) else a for a, b in zip(best, ref, strict=True)]

@@ -176,6 +176,38 @@ def test_demo_payloads_are_sane() -> None:
     assert "zed_left" in rig.cameras
 
 
+def test_tf_static_is_the_shipped_demos_to_the_bit(tmp_path: Path) -> None:
+    """The calibration the demo rebuild writes on /tf_static (from the RADIATE calibration file, which the
+    excerpt in tests/data shares with the full sample) equals the shipped demo's bit for bit, on any machine:
+    np.linalg.inv's last bit depends on the OpenBLAS kernel (2 ULP in zed_left's quaternion on an AMD EPYC)."""
+    from edgefuse.convert.build_demo import DEMO_STREAMS
+
+    convert(RADIATE_DATA, tmp_path / "bag", streams=DEMO_STREAMS, compress_images=True, frames=1)
+    transforms = []
+    for bag in (tmp_path / "bag", DEMO):
+        with open_bag(bag) as reader:
+            transforms.append(next(iter(reader.envelopes(topics=["/tf_static"]))).payload)
+    rebuilt, shipped = transforms
+    assert [(t.parent_frame, t.child_frame) for t in rebuilt] == [(t.parent_frame, t.child_frame) for t in shipped]
+    for a, b in zip(rebuilt, shipped, strict=True):
+        assert a.translation.tobytes() == b.translation.tobytes(), (a.child_frame, a.translation, b.translation)
+        assert a.rotation_xyzw.tobytes() == b.rotation_xyzw.tobytes(), (a.child_frame, a.rotation_xyzw,
+                                                                        b.rotation_xyzw)
+
+
+def test_build_demo_source_paths(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The demo's report paths are relative to the sample's root whether SRC is that root or the sequence
+    folder; without SRC, $EDGEFUSE_RADIATE_DIR is used, and without both one line says what to give."""
+    from edgefuse.convert.build_demo import main, sample_root
+
+    seq = RADIATE_DATA / "data" / "radiate" / "tiny_foggy"
+    assert sample_root(seq).resolve() == sample_root(RADIATE_DATA).resolve() == RADIATE_DATA.resolve()
+    monkeypatch.delenv("EDGEFUSE_RADIATE_DIR", raising=False)
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "radiate_sdk" in err and "EDGEFUSE_RADIATE_DIR" in err
+
+
 @pytest.mark.slow
 @pytest.mark.skipif("EDGEFUSE_RADIATE_DIR" not in os.environ,
                     reason="set EDGEFUSE_RADIATE_DIR to the RADIATE tiny_foggy sample to rebuild the demo")

@@ -103,3 +103,43 @@ def test_load_cloud_rejects_garbage_with_a_clear_error(tmp_path: Path) -> None:
             load_cloud(tmp_path / name)
     np.savetxt(tmp_path / "ok.csv", np.arange(12.0).reshape(4, 3), delimiter=",", header="x,y,z")
     np.testing.assert_array_equal(load_cloud(tmp_path / "ok.csv"), np.arange(12.0).reshape(4, 3))
+
+
+HAND_RIG = """\
+# hand-written rig: the comments, the rpy_deg form and the key order must survive a calibration
+edgefuse_rig: 1
+base_frame: base_link
+frames:
+  - parent: base_link
+    child: velodyne          # roof mount
+    translation: [1.2, 0.0, 1.73]
+    rotation: {rpy_deg: [0.0, 0.0, 90.0]}
+  - parent: velodyne
+    child: cam
+    translation: [0.1, 0.0, -0.2]   # from the CAD model
+    rotation: {rpy_deg: [-90.0, 0.0, -90.0]}
+sensors:
+  lidar: {frame_id: velodyne, kind: lidar, topic: /velodyne_points}
+"""
+
+
+def test_spatial_result_changes_only_the_calibrated_edge(tmp_path: Path) -> None:
+    """write_result_to_rig (what lidar-camera / register / imu-camera call) on a hand-written rig: only the
+    calibrated edge's translation and rotation lines change, and the rotation stays rpy_deg; a result
+    expressed the other way round (T_cam_from_velodyne) lands on the same edge, inverted."""
+    from edgefuse_calibration.spatial._common import SpatialResult, write_result_to_rig
+
+    rig_file = tmp_path / "rig.yaml"
+    rig_file.write_text(HAND_RIG, encoding="utf-8")
+    T = Transform.from_euler([0.12, 0.01, -0.19], [-90.5, 0.25, -89.0], degrees=True)  # T_velodyne_from_cam
+    for result in (SpatialResult("lidar-camera", "ok", "velodyne", "cam", T),
+                   SpatialResult("lidar-camera", "ok", "cam", "velodyne", T.inverse())):
+        rig_file.write_text(HAND_RIG, encoding="utf-8")
+        assert write_result_to_rig(result, rig_file)
+        after = rig_file.read_text(encoding="utf-8").splitlines()
+        before = HAND_RIG.splitlines()
+        changed = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
+        assert [before[i].split(":")[0].strip() for i in changed] == ["translation", "rotation"]
+        assert after[changed[0]].endswith("]   # from the CAD model")
+        assert after[changed[1]].startswith("    rotation: {rpy_deg: [")
+        assert load_rig(rig_file).transform("velodyne", "cam").allclose(T, 1e-9)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,24 @@ def test_unknown_sensor_in_rig(rig_path: Path, capsys: pytest.CaptureFixture[str
                "--rig", str(rig_path), "--sensor", "ghost"])
     assert rc == EXIT_INPUT and "unknown sensor" in capsys.readouterr().err
     assert rig_path.read_bytes() == before
+
+
+def test_time_on_the_bundled_rig_changes_only_the_offset_line(tmp_path: Path) -> None:
+    """The README's command on the bundled Husky rig (comments, rpy_deg, flow sensors): the written file
+    differs from the original in the calibrated sensor's time_offset_ns and nowhere else."""
+    import edgefuse
+
+    bundled = Path(edgefuse.__file__).parent / "data" / "husky" / "rig.yaml"
+    rig_file = tmp_path / "husky_rig.yaml"
+    shutil.copy(bundled, rig_file)
+    before = rig_file.read_text(encoding="utf-8").splitlines(keepends=True)
+    assert main(["calibrate", "time", str(HUSKY_BAG), "--signal-a", IMU_SPEC, "--signal-b", ODOM_SPEC,
+                 "--frame-a", "base_link", "--rig", str(rig_file), "--sensor", "wheel_odom"]) == 0
+    after = rig_file.read_text(encoding="utf-8").splitlines(keepends=True)
+    offset = load_rig(rig_file).sensor("wheel_odom").time_offset_ns
+    assert -420e6 < offset < -360e6
+    changed = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
+    assert len(changed) == 1
+    line = before[changed[0]]
+    assert line.lstrip().startswith("wheel_odom:")
+    assert after[changed[0]] == line.replace("time_offset_ns: 0}", f"time_offset_ns: {offset}}}")
