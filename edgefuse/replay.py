@@ -30,6 +30,7 @@ from typing import Any, TextIO
 
 from edgefuse.errors import EdgefuseError, ReplayError
 from edgefuse.pipeline.config import load_pipeline
+from edgefuse.pipeline.health import DEFAULT_GAP_PERIODS, format_health
 from edgefuse.pipeline.latency import LatencyRecorder
 from edgefuse.pipeline.runner import PipelineRunner
 from edgefuse.sinks import RecordSink, check_writable_output
@@ -77,11 +78,14 @@ def replay(
     report_path: str | Path | None = None,
     progress: TextIO | None = None,
     rig: str | Path | None = None,
+    gap_periods: float = DEFAULT_GAP_PERIODS,
 ) -> ReplayResult:
     """Replay ``bag`` (default: the pipeline's ``bag:``) through ``pipeline``; return the report.
 
     The recording is opened with :func:`edgefuse.sources.open_source`, which applies the rig's time offsets;
-    this function only paces, shows progress and writes the report.
+    this function only paces, shows progress and writes the report.  ``gap_periods``: an input's gap
+    longer than this many nominal periods is reported in the report's ``health`` section (see
+    :mod:`edgefuse.pipeline.health`).
     """
     config = load_pipeline(pipeline, rig_override=rig)
     bag_path = Path(bag) if bag is not None else config.bag_path
@@ -89,7 +93,7 @@ def replay(
         raise ReplayError("no recording given: pass --bag or set 'bag:' in the pipeline", file=pipeline)
     _check_arguments(rate, max_speed, report_path, out)
     sink = RecordSink(out)
-    runner = PipelineRunner(config, [sink])
+    runner = PipelineRunner(config, [sink], gap_periods=gap_periods)
     topics = [spec.topic for spec in config.inputs.values()]
     source_lat = LatencyRecorder("source")
     source = open_source(bag_path)
@@ -238,6 +242,8 @@ def format_report(report: dict[str, Any]) -> str:
     errs = {n: d["errors"] for n, d in report["stages"].items() if d["errors"]}
     if errs:
         lines.append("stage errors: " + ", ".join(f"{n}={c}" for n, c in errs.items()))
+    if "health" in report:
+        lines += format_health(report["health"])
     for topic, digest in report.get("output_digests", {}).items():
         lines.append(f"output {topic}: {report['output_counts'].get(topic, 0)} msgs sha256 {digest[:16]}")
     if report["budget_breaches"]:
