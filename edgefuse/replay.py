@@ -92,7 +92,7 @@ def replay(
     if bag_path is None:
         raise ReplayError("no recording given: pass --bag or set 'bag:' in the pipeline", file=pipeline)
     _check_arguments(rate, max_speed, report_path, out)
-    sink = RecordSink(out)
+    sink = RecordSink(out, rig=config.rig)  # the rig: /tf_static and CameraInfo beside the outputs
     runner = PipelineRunner(config, [sink], gap_periods=gap_periods)
     topics = [spec.topic for spec in config.inputs.values()]
     source_lat = LatencyRecorder("source")
@@ -159,6 +159,7 @@ def replay(
         source=source_lat.summary().as_dict(),
         output_digests=sink.digests(),
         output_counts=dict(sink.counts),
+        output_extras_skipped=sink.extras_skipped,
         out=None if out is None else str(out),
         complete=aborted is None,
         error=aborted,

@@ -3,6 +3,11 @@
 :class:`RecordSink` serialises each output once (CDR, the ROS 2 wire format), keeps a running SHA-256
 digest per topic (stamp + bytes, so two runs can be compared bit for bit) and, when given a path,
 writes the messages to a ROS 2 bag (MCAP by default) that Foxglove, ``ros2 bag`` and rosbags open.
+
+Beside the outputs it writes what a viewer needs to show them (:mod:`edgefuse.sinks.viewer`): the rig's
+transforms on ``/tf_static`` and its cameras' CameraInfo (given the ``rig``), and a viewable companion of
+each image output whose encoding viewers do not display.  These extra topics get digests and counts of
+their own; the outputs' digests do not change.
 """
 
 from __future__ import annotations
@@ -13,8 +18,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from edgefuse.errors import ReplayError
+from edgefuse.errors import EdgefuseError, ReplayError
 from edgefuse.msgs.edges import msgtype_of
+from edgefuse.rig import Rig
+from edgefuse.sinks.viewer import Extra, ViewerExtras
 
 
 def check_writable_output(path: Path) -> None:
@@ -31,9 +38,17 @@ def check_writable_output(path: Path) -> None:
 
 
 class RecordSink:
-    """Serialise outputs once; digest them; optionally record them to a ROS 2 bag."""
+    """Serialise outputs once; digest them; optionally record them to a ROS 2 bag.
 
-    def __init__(self, out: str | Path | None = None, *, storage: str = "mcap") -> None:
+    ``rig``: the pipeline's rig, for ``/tf_static`` and CameraInfo; ``viewer_extras=False`` writes the
+    outputs only (no transforms, CameraInfo or viewable companions).
+    """
+
+    def __init__(self, out: str | Path | None = None, *, storage: str = "mcap", rig: Rig | None = None,
+                 viewer_extras: bool = True) -> None:
+        self.rig = rig
+        self.viewer_extras = viewer_extras
+        self._extras: ViewerExtras | None = None
         self.out = None if out is None else Path(out)
         self.storage = storage
         if self.out is not None:
@@ -60,8 +75,20 @@ class RecordSink:
             self._writer.__enter__()
             for topic, msgtype in self._msgtypes.items():
                 self._writer.add_topic(topic, msgtype)
+        if self.viewer_extras:
+            self._extras = ViewerExtras(dict(outputs), self.rig)
 
     def write(self, topic: str, stamp_ns: int, payload: Any) -> None:
+        extras = self._extras
+        if extras is not None:
+            for extra in extras.before(topic, stamp_ns, payload):
+                self._write_extra(extra, stamp_ns)
+        self._write_output(topic, stamp_ns, payload)
+        if extras is not None:
+            for extra in extras.after(topic, stamp_ns, payload):
+                self._write_extra(extra, stamp_ns)
+
+    def _write_output(self, topic: str, stamp_ns: int, payload: Any) -> None:
         from edgefuse.msgs import from_payload, serialize
 
         msgtype = self._msgtypes[topic]
@@ -73,6 +100,25 @@ class RecordSink:
         if self._writer is not None:
             self._writer.write_raw(topic, stamp_ns, raw)
             self.bytes_written += len(raw)
+
+    def _write_extra(self, extra: Extra, stamp_ns: int) -> None:
+        """Write one viewer extra (declaring its topic the first time); a failure is noted, not raised."""
+        assert self._extras is not None
+        try:
+            if extra.topic not in self._msgtypes:
+                self._msgtypes[extra.topic] = extra.msgtype
+                self._digests[extra.topic] = hashlib.sha256()
+                self.counts[extra.topic] = 0
+                if self._writer is not None:
+                    self._writer.add_topic(extra.topic, extra.msgtype, qos=extra.qos)
+            self._write_output(extra.topic, stamp_ns, extra.payload)
+        except EdgefuseError as exc:
+            self._extras.skipped[extra.topic] = f"not written: {exc}"
+
+    @property
+    def extras_skipped(self) -> dict[str, str]:
+        """Viewer extras not written, topic → why (empty when all were)."""
+        return {} if self._extras is None else dict(self._extras.skipped)
 
     def close(self) -> None:
         if self._writer is not None:
