@@ -5,6 +5,11 @@ p50/p99/max, deadline misses, and JIT/start-up time separately.  Each repeat rep
 in this process after a warm-up replay (Numba's on-disk cache makes later starts cheap; the first start's
 cost is reported as ``first_start_ms``).
 
+The wall-time factor falls with whatever else runs on the machine, so each run also records its process
+CPU time (``time.process_time``: all threads, start-up and bag opening included, so a conservative figure)
+and the real-time factor against it, and the result records the load average before and after
+(``os.getloadavg``) and the number of cores.
+
     python bench/bench_replay.py [--pipeline radiate_demo] [--repeats 3] [--out bench/results/replay.json]
 
 Targets (issue: runtime spine): >= 10x real time on a 2-core machine, p99 end-to-end < 50 ms per set.
@@ -14,8 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +40,17 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     pipeline = resolve_pipeline(args.pipeline)
+    load_before = os.getloadavg()
     first = replay(pipeline, max_speed=True)  # warm-up: compiles (or loads cached) kernels
     runs: list[dict[str, Any]] = []
+    cpu_s: list[float] = []
     for _ in range(args.repeats):
+        c0 = time.process_time()
         runs.append(replay(pipeline, max_speed=True).report)
+        cpu_s.append(time.process_time() - c0)
+    load_after = os.getloadavg()
     rtf = [r["realtime_factor"] for r in runs]
+    rtf_cpu = [r["recorded_span_s"] / c for r, c in zip(runs, cpu_s, strict=True)]
     p99 = [r["end_to_end"]["p99_ms"] for r in runs]
     digests = {json.dumps(r["output_digests"], sort_keys=True) for r in [*runs, first.report]}
     result = {
@@ -52,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         "recorded_span_s": runs[-1]["recorded_span_s"],
         "realtime_factor_median": statistics.median(rtf),
         "realtime_factor_all": rtf,
+        "cpu_s_all": cpu_s,
+        "realtime_factor_cpu_median": statistics.median(rtf_cpu),
+        "realtime_factor_cpu_all": rtf_cpu,
+        "load_average_1_5_15min": {"before": load_before, "after": load_after},
+        "cores": os.cpu_count(),
         "end_to_end_p99_ms_median": statistics.median(p99),
         "end_to_end": runs[-1]["end_to_end"],
         "stages": {k: {kk: v[kk] for kk in ("p50_ms", "p99_ms", "max_ms", "deadline_misses", "start_ms")}

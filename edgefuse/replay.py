@@ -36,6 +36,7 @@ from typing import Any, TextIO
 from edgefuse._cli_common import deferred_signals, interrupt_reason, interrupt_signal, interrupted, one_line
 from edgefuse.errors import EdgefuseError, ReplayError
 from edgefuse.pipeline.config import load_pipeline
+from edgefuse.pipeline.health import DEFAULT_GAP_PERIODS, format_health
 from edgefuse.pipeline.latency import LatencyRecorder
 from edgefuse.pipeline.runner import PipelineRunner
 from edgefuse.sinks import RecordSink, check_writable_output
@@ -163,6 +164,7 @@ def replay(
     progress: TextIO | None = None,
     rig: str | Path | None = None,
     overwrite: bool = False,
+    gap_periods: float = DEFAULT_GAP_PERIODS,
 ) -> ReplayResult:
     """Replay ``bag`` (default: the pipeline's ``bag:``) through ``pipeline``; return the report.
 
@@ -176,15 +178,17 @@ def replay(
     with the reason, then raises :class:`ReplayError` (or, for a signal, ``KeyboardInterrupt`` with a
     one-line message, see :func:`edgefuse._cli_common.interrupted`).  ``out`` is written under
     ``<out>.partial`` and moved into place when complete; ``overwrite`` replaces an existing bag at ``out``
-    then.
+    then.  ``gap_periods``: an input's gap longer than this many nominal periods is reported in the
+    report's ``health`` section (see :mod:`edgefuse.pipeline.health`).
     """
     config = load_pipeline(pipeline, rig_override=rig)
     bag_path = Path(bag) if bag is not None else config.bag_path
     if bag_path is None:
         raise ReplayError("no recording given: pass --bag or set 'bag:' in the pipeline", file=pipeline)
     _check_arguments(rate, max_speed, report_path, out, overwrite)
-    sink = RecordSink(out, overwrite=overwrite)
-    runner = PipelineRunner(config, [sink])
+    # the rig: /tf_static and CameraInfo beside the outputs
+    sink = RecordSink(out, overwrite=overwrite, rig=config.rig)
+    runner = PipelineRunner(config, [sink], gap_periods=gap_periods)
     topics = [spec.topic for spec in config.inputs.values()]
     input_of = {spec.topic: name for name, spec in config.inputs.items()}
     source = open_source(bag_path, on_error="skip")
@@ -224,6 +228,7 @@ def replay(
                 output_counts=dict(sink.counts),
                 output_write_errors=dict(sink.write_errors),
                 output_first_write_errors=list(sink.first_write_errors),
+                output_extras_skipped=sink.extras_skipped,
                 out=None if sink.path is None else str(sink.path),
                 complete=aborted is None,
                 error=aborted,
@@ -458,6 +463,8 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"SKIPPED MESSAGES {name}: {d['count']} did not decode or convert ({reasons})")
     for topic, count in report.get("output_write_errors", {}).items():
         lines.append(f"OUTPUT ERRORS {topic}: {count} message(s) could not be serialised and were left out")
+    if "health" in report:
+        lines += format_health(report["health"])
     for topic, digest in report.get("output_digests", {}).items():
         lines.append(f"output {topic}: {report['output_counts'].get(topic, 0)} msgs sha256 {digest[:16]}")
     if report["budget_breaches"]:

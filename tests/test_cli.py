@@ -66,7 +66,7 @@ def test_replay_twice_gives_identical_digests(tmp_path: Path) -> None:
         assert main(["replay", "radiate_demo", "--max-speed", "-q", "--report", str(path)]) in (0,)
         reports.append(json.loads(path.read_text()))
     assert reports[0]["output_digests"] == reports[1]["output_digests"]
-    assert len(reports[0]["output_digests"]) == 4
+    assert len(reports[0]["output_digests"]) == 4 + 4  # the outputs + /tf_static and 3 CameraInfo (sinks/viewer.py)
 
 
 def test_check_budgets_exits_nonzero_on_breach(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

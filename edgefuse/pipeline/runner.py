@@ -21,6 +21,7 @@ from edgefuse.envelope import Envelope
 from edgefuse.errors import EdgefuseError, PipelineError
 from edgefuse.msgs.edges import payload_class
 from edgefuse.pipeline.config import OutputSpec, PipelineConfig
+from edgefuse.pipeline.health import DEFAULT_GAP_PERIODS, HealthMonitor
 from edgefuse.pipeline.latency import LatencyRecorder
 from edgefuse.sinks.base import Sink
 from edgefuse.stages.base import Stage
@@ -44,7 +45,10 @@ class StageErrorLog:
 class PipelineRunner:
     """Runs a validated :class:`PipelineConfig`."""
 
-    def __init__(self, config: PipelineConfig, sinks: Iterable[Sink] = ()) -> None:
+    def __init__(self, config: PipelineConfig, sinks: Iterable[Sink] = (), *,
+                 gap_periods: float = DEFAULT_GAP_PERIODS) -> None:
+        """``gap_periods``: an input's gap longer than this many nominal periods is reported (see
+        :mod:`edgefuse.pipeline.health`)."""
         from edgefuse.sync import HoldingSynchronizer, make_synchronizer
 
         self.config = config
@@ -86,6 +90,7 @@ class PipelineRunner:
         self.sets = 0
         self.partial_sets = 0
         self.fed: dict[str, int] = {name: 0 for name in config.inputs}
+        self.health = HealthMonitor(config.inputs, gap_periods, held=[h.name for h in config.hold])
         self.unknown_topic = 0
         self.type_mismatch = 0
         self.outputs_written: dict[str, int] = {o.topic: 0 for o in config.outputs}
@@ -127,6 +132,7 @@ class PipelineRunner:
                 f" ({env.msgtype})", topic=env.topic, stamp_ns=env.stamp_ns)
         env.meta["inject_ns"] = time.perf_counter_ns()
         self.fed[spec.name] += 1
+        self.health.observe(spec.name, env.stamp_ns)
         sets = self.sync.push(spec.name, env.stamp_ns, env)
         for s in sets:
             self._process(s, trigger_stamp_ns=env.stamp_ns)
@@ -281,6 +287,7 @@ class PipelineRunner:
             "sync_wait_data_time": self.sync_wait_data.summary().as_dict(),
             "outputs_written": dict(self.outputs_written),
             "budget_breaches": breaches,
+            "health": self.health.report(sync_stats),
         }
 
 

@@ -9,6 +9,11 @@ and moved to ``<out>`` only when the run closes it as complete.  A run that stop
 a corrupt recording, :meth:`RecordSink.mark_incomplete`) still finishes the bag, so it is readable, but
 leaves it at ``<out>.partial``; one whose storage fails (disk full, read-only) closes the file as far as
 it can and leaves it there too.  A later run replaces such a leftover ``.partial`` bag.
+
+Beside the outputs it writes what a viewer needs to show them (:mod:`edgefuse.sinks.viewer`): the rig's
+transforms on ``/tf_static`` and its cameras' CameraInfo (given the ``rig``), and a viewable companion of
+each image output whose encoding viewers do not display.  These extra topics get digests and counts of
+their own; the outputs' digests do not change.
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from edgefuse._cli_common import deferred_signals
-from edgefuse.errors import ReplayError
+from edgefuse.errors import EdgefuseError, ReplayError
 from edgefuse.msgs.edges import msgtype_of
+from edgefuse.rig import Rig
+from edgefuse.sinks.viewer import Extra, ViewerExtras
 
 __all__ = ["PARTIAL_SUFFIX", "RecordSink", "check_writable_output", "partial_path"]
 
@@ -129,6 +136,8 @@ class RecordSink:
         storage: ``"mcap"`` or ``"sqlite3"``.
         overwrite: replace an existing bag at ``out``; the old one is replaced only when the new one is
             complete.
+        rig: the pipeline's rig, for ``/tf_static`` and CameraInfo.
+        viewer_extras: False writes the outputs only (no transforms, CameraInfo or viewable companions).
 
     After :meth:`close`, :attr:`path` is where the bag is (``out``, or ``<out>.partial`` when incomplete) and
     :attr:`complete` says which.  Payloads that cannot be serialised are counted per topic in
@@ -136,7 +145,11 @@ class RecordSink:
     (disk full, read-only) raises :class:`ReplayError` after closing what can be closed.
     """
 
-    def __init__(self, out: str | Path | None = None, *, storage: str = "mcap", overwrite: bool = False) -> None:
+    def __init__(self, out: str | Path | None = None, *, storage: str = "mcap", overwrite: bool = False,
+                 rig: Rig | None = None, viewer_extras: bool = True) -> None:
+        self.rig = rig
+        self.viewer_extras = viewer_extras
+        self._extras: ViewerExtras | None = None
         self.out = None if out is None else Path(out)
         self.storage = storage
         self.overwrite = overwrite
@@ -170,6 +183,8 @@ class RecordSink:
             self._msgtypes[topic] = msgtype
             self._digests[topic] = hashlib.sha256()
             self.counts[topic] = 0
+        if self.viewer_extras:
+            self._extras = ViewerExtras(dict(outputs), self.rig)
         if self.out is None:
             return
         from edgefuse.bag import BagWriter
@@ -194,6 +209,36 @@ class RecordSink:
                 self._fail(exc)
 
     def write(self, topic: str, stamp_ns: int, payload: Any) -> None:
+        extras = self._extras
+        if extras is not None:
+            for extra in extras.before(topic, stamp_ns, payload):
+                self._write_extra(extra, stamp_ns)
+        self._write_output(topic, stamp_ns, payload)
+        if extras is not None:
+            for extra in extras.after(topic, stamp_ns, payload):
+                self._write_extra(extra, stamp_ns)
+
+    def _write_extra(self, extra: Extra, stamp_ns: int) -> None:
+        """Write one viewer extra (declaring its topic the first time); a failure is noted, not raised."""
+        assert self._extras is not None
+        try:
+            if extra.topic not in self._msgtypes:
+                self._msgtypes[extra.topic] = extra.msgtype
+                self._digests[extra.topic] = hashlib.sha256()
+                self.counts[extra.topic] = 0
+                if self._writer is not None:
+                    self._writer.add_topic(extra.topic, extra.msgtype, qos=extra.qos)
+        except EdgefuseError as exc:
+            self._extras.skipped[extra.topic] = f"not written: {exc}"
+            return
+        self._write_output(extra.topic, stamp_ns, extra.payload)
+
+    @property
+    def extras_skipped(self) -> dict[str, str]:
+        """Viewer extras not written, topic → why (empty when all were)."""
+        return {} if self._extras is None else dict(self._extras.skipped)
+
+    def _write_output(self, topic: str, stamp_ns: int, payload: Any) -> None:
         from edgefuse.msgs import from_payload, serialize
 
         msgtype = self._msgtypes[topic]

@@ -39,6 +39,10 @@ Extensions to the C++ policy, documented here:
 
 The set's ``stamp_ns`` is its latest member stamp.  Drop reasons: ``out_of_order``, ``duplicate``,
 ``queue_full``, ``max_interval``, ``unmatched``.
+
+Memory: the synchronizer lets go of a message (its item) the moment it is published in a set or dropped,
+so a zero-copy payload's buffer lives no longer than its set; only the stamps of consumed messages stay,
+until the queue of that input is compacted (every 4,096 of them, on a push to it).
 """
 
 from __future__ import annotations
@@ -102,6 +106,12 @@ def _bounds_list(inputs: Sequence[str], bounds: int | Mapping[str, int]) -> list
     if isinstance(bounds, Mapping):
         return [int(bounds.get(name, 0)) for name in inputs]
     return [int(bounds)] * len(inputs)
+
+
+def _release(items: list[Any], start: int, stop: int) -> None:
+    """Drop the references to ``items[start:stop]`` (consumed messages) in place."""
+    for i in range(start, stop):
+        items[i] = None
 
 
 class ApproximateTimeSynchronizer(SyncBase):
@@ -189,7 +199,7 @@ class ApproximateTimeSynchronizer(SyncBase):
                 self._process()
         elif stamp_ns - last < self._lower[k]:  # type: ignore[operator]
             self.bound_violations[k] += 1
-        if size - self._base[k] > self._queue_size:
+        if size - self._base[k] > self._queue_size:  # no list shrinks in _process (compaction: push only)
             self._overflow(k)
         if self._out:
             out = self._out
@@ -228,6 +238,7 @@ class ApproximateTimeSynchronizer(SyncBase):
         head = self._head
         for j in range(self._n):
             head[j] = base[j]
+        self._it[k][base[k]] = None
         base[k] += 1
         head[k] = base[k]
         self._drop(k, "queue_full")
@@ -258,7 +269,9 @@ class ApproximateTimeSynchronizer(SyncBase):
             b = base[j]
             t = self._st[j][b]
             name = names[j]
-            members[name] = self._it[j][b]
+            items = self._it[j]
+            members[name] = items[b]
+            items[b] = None
             stamps[name] = t
             if t < lo:
                 lo = t
@@ -267,8 +280,6 @@ class ApproximateTimeSynchronizer(SyncBase):
             self._used[j] += 1
             base[j] = b + 1
             head[j] = b + 1
-            if b >= _COMPACT_AT:
-                self._compact(j)
         self._pivot = -1
         self._sets += 1
         self._out.append(SyncSet(hi, members, stamps, (), hi - lo))
@@ -276,6 +287,7 @@ class ApproximateTimeSynchronizer(SyncBase):
     def _process(self) -> None:
         n = self._n
         st = self._st
+        it = self._it
         base = self._base
         head = self._head
         factor = self._factor
@@ -305,11 +317,13 @@ class ApproximateTimeSynchronizer(SyncBase):
                 self._any_dropped = has_dropped[end_i]
             if self._pivot < 0:
                 if end_t - start_t > self._max_interval:
+                    it[start_i][base[start_i]] = None
                     base[start_i] += 1
                     head[start_i] += 1
                     self._too_wide[start_i] += 1
                     continue
                 if has_dropped[end_i]:
+                    it[start_i][base[start_i]] = None
                     base[start_i] += 1
                     head[start_i] += 1
                     unmatched[start_i] += 1
@@ -325,6 +339,10 @@ class ApproximateTimeSynchronizer(SyncBase):
                     d = head[j] - base[j]
                     if d:
                         unmatched[j] += d
+                        if d == 1:  # release them now (usually one)
+                            it[j][base[j]] = None
+                        else:
+                            _release(it[j], base[j], head[j])
                         base[j] = head[j]
                 self._cand_start = start_t
                 self._cand_end = end_t
