@@ -59,8 +59,8 @@ def _pixel_of(  # noqa: PLR0917
     camera's valid radius, see :mod:`edgefuse.fusion.projection`), when the rational denominator is
     zero, or when the point lands outside the image (also for NaN/inf).  Otherwise ``u32``/``v32`` are
     the published float32 pixel coordinates and ``pixel`` is ``row * width + col`` derived from them.
-    Inlined at Numba IR level (:func:`_inline`): measured as fast as the copies it replaced
-    (bench/bench_projection.py, ``distorted`` scenes).
+    Inlined at Numba IR level (:func:`_inline`): as a plain call it costs a quarter of the kernel's time
+    (``bench/bench_projection.py --compare-kernels``).
     """
     if not (x * x + y * y <= max_r2):  # beyond the valid radius (where the lens model folds back)
         return False, _NAN32, _NAN32, -1
