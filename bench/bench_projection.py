@@ -17,9 +17,11 @@ six 1600x900 cameras with ``MultiCameraProjector`` vs six numpy projections).
 
 ``distorted`` (per scene): the same cloud through KITTI's own lens distortion (plumb_bob ``D_02`` of
 KITTI raw, k1 = -0.37, which folds back at r = 1.21, short of the image corners), with the projector's
-defaults, against ``cv2.projectPoints`` + the same numpy z-buffer restricted to the projector's valid
-radius (``Projector.max_radius``; ``inf`` before edgefuse had one).  ``ghost_pixels`` counts the
-pixels whose depth comes from a point beyond the fold (found by sampling the radial map here).
+defaults, against the plumb_bob formula in numpy + the same numpy z-buffer, restricted to the
+projector's valid radius (``Projector.max_radius``; ``inf`` before edgefuse had one), and against
+``cv2.projectPoints`` + that z-buffer (few repetitions: it is about 100x slower from Python).
+``ghost_pixels`` counts the pixels whose depth comes from a point beyond the fold (found by sampling
+the radial map here).
 
 ``--compare-kernels FILE`` (development): times the serial projection kernels (one- and two-pass for
 every model, the vectorised pinhole pair) of another copy of ``edgefuse/fusion/_kernels.py`` (e.g.
@@ -267,35 +269,48 @@ def _fold_radius(D: F64) -> float:
     return float(r[bad[0]]) if bad.size else np.inf
 
 
-def opencv_project_zbuffer(  # noqa: PLR0917
+def numpy_project_distorted(  # noqa: PLR0917
     xyz: npt.NDArray[np.float32], K: F64, D: F64, T: F64, width: int, height: int, max_radius: float,
-    min_depth: float = 0.1, max_depth: float = 200.0, work: NumpyWork | None = None,
+    min_depth: float = 0.1, max_depth: float = 200.0, work: NumpyWork | None = None, *, opencv: bool = False,
 ) -> tuple[npt.NDArray[np.float32], Any]:
-    """``cv2.projectPoints`` with distortion + :func:`numpy_project`'s z-buffer: the baseline of the
-    distorted scenes.  Camera coordinates in float64 column by column, the depth range and the valid
-    radius ``hypot(x/z, y/z) <= max_radius`` in numpy, OpenCV's distortion on those points only, pixels
-    rounded to float32 as the Projector publishes them."""
+    """Distorted (plumb_bob) projection + :func:`numpy_project`'s z-buffer: the baselines of the distorted
+    scenes.  Camera coordinates in float64 column by column, the depth range and the valid radius
+    ``hypot(x/z, y/z) <= max_radius``, then OpenCV's plumb_bob formula on those points only, in numpy
+    (the strongest baseline: ``cv2.projectPoints`` always computes its Jacobians from Python and is about
+    100x slower) or, with ``opencv``, by ``cv2.projectPoints``; pixels rounded to float32 as the Projector
+    publishes them."""
     w = work if work is not None else NumpyWork(width, height)
     R, t = T[:3, :3], T[:3, 3]
     x = xyz[:, 0].astype(np.float64)
     y = xyz[:, 1].astype(np.float64)
     z = xyz[:, 2].astype(np.float64)
     zc = R[2, 0] * x + R[2, 1] * y + R[2, 2] * z + t[2]
-    xc = R[0, 0] * x + R[0, 1] * y + R[0, 2] * z + t[0]
-    yc = R[1, 0] * x + R[1, 1] * y + R[1, 2] * z + t[1]
-    in_range = (zc >= min_depth) & (zc <= max_depth)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r2 = (xc * xc + yc * yc) / (zc * zc)
-    keep = np.flatnonzero(in_range & (r2 <= max_radius * max_radius))
-    cam = np.stack([xc[keep], yc[keep], zc[keep]], axis=1).reshape(-1, 1, 3)
-    zero = np.zeros(3)
-    uv = cv2.projectPoints(cam, zero, zero, K, D)[0].reshape(-1, 2) if keep.size else np.zeros((0, 2))
-    u = uv[:, 0].astype(np.float32).astype(np.float64)
-    v = uv[:, 1].astype(np.float32).astype(np.float64)
+    keep = np.flatnonzero((zc >= min_depth) & (zc <= max_depth))
+    xk, yk, zk, zk_c = x[keep], y[keep], z[keep], zc[keep]
+    iz = 1.0 / zk_c
+    xn = (R[0, 0] * xk + R[0, 1] * yk + R[0, 2] * zk + t[0]) * iz
+    yn = (R[1, 0] * xk + R[1, 1] * yk + R[1, 2] * zk + t[1]) * iz
+    r2 = xn * xn + yn * yn
+    sel = np.flatnonzero(r2 <= max_radius * max_radius)
+    keep, zk_c, xn, yn, r2 = keep[sel], zk_c[sel], xn[sel], yn[sel], r2[sel]
+    if opencv:
+        cam = np.stack([xn * zk_c, yn * zk_c, zk_c], axis=1).reshape(-1, 1, 3)
+        zero = np.zeros(3)
+        uv = cv2.projectPoints(cam, zero, zero, K, D[:5])[0].reshape(-1, 2) if keep.size else np.zeros((0, 2))
+        u = uv[:, 0].astype(np.float32).astype(np.float64)
+        v = uv[:, 1].astype(np.float32).astype(np.float64)
+    else:
+        k1, k2, p1, p2, k3 = D[:5]
+        cdist = 1.0 + k1 * r2 + k2 * (r2 * r2) + k3 * (r2 * r2 * r2)
+        a1 = 2.0 * xn * yn
+        xd = xn * cdist + p1 * a1 + p2 * (r2 + 2.0 * xn * xn)
+        yd = yn * cdist + p1 * (r2 + 2.0 * yn * yn) + p2 * a1
+        u = (K[0, 0] * xd + K[0, 1] * yd + K[0, 2]).astype(np.float32).astype(np.float64)
+        v = (K[1, 1] * yd + K[1, 2]).astype(np.float32).astype(np.float64)
     inside = (u >= -0.5) & (u < width - 0.5) & (v >= -0.5) & (v < height - 0.5)
     idx = keep[inside].astype(np.int32)
     pix = np.floor(v[inside] + 0.5).astype(np.intp) * width + np.floor(u[inside] + 0.5).astype(np.intp)
-    zi = zc[keep][inside]
+    zi = zk_c[inside]
     w.depth[w.previous] = 0.0
     w.index[w.previous] = -1
     np.minimum.at(w.best, pix, zi)
@@ -316,28 +331,34 @@ def _distorted(xyz: npt.NDArray[np.float32], K: F64, T: F64, reps: int) -> dict[
     warmup_s = projector.warmup()
     result = projector.project(xyz, copy=True)
     radius = float(getattr(projector, "max_radius", np.inf))
-    depth_cv, index_cv = opencv_project_zbuffer(xyz, K, KITTI_D02, T, WIDTH, HEIGHT, radius)
     fold = _fold_radius(KITTI_D02)
     cam = xyz.astype(np.float64) @ T[:3, :3].T + T[:3, 3]
     with np.errstate(divide="ignore", invalid="ignore"):
         point_radius = np.hypot(cam[:, 0] / cam[:, 2], cam[:, 1] / cam[:, 2])
     winners = result.index[result.index >= 0]
+    identical = {}
+    for opencv in (False, True):
+        depth_ref, index_ref = numpy_project_distorted(xyz, K, KITTI_D02, T, WIDTH, HEIGHT, radius, opencv=opencv)
+        identical["opencv" if opencv else "numpy"] = {
+            "identical": bool(np.array_equal(depth_ref, result.depth) and np.array_equal(index_ref, result.index)),
+            "pixels_differing": int(np.count_nonzero(index_ref != result.index))}
     for _ in range(8):  # let the serial path chooser settle on its faster variant
         projector.project(xyz)
     edge = _stats(_bind(projector.project, xyz), reps)
     work = NumpyWork(WIDTH, HEIGHT)
-    ref = _stats(_bind(opencv_project_zbuffer, xyz, K, KITTI_D02, T, WIDTH, HEIGHT, radius, 0.1, 200.0, work),
+    ref = _stats(_bind(numpy_project_distorted, xyz, K, KITTI_D02, T, WIDTH, HEIGHT, radius, 0.1, 200.0, work),
                  max(reps // 5, 20))
+    ref_cv = _stats(lambda: numpy_project_distorted(xyz, K, KITTI_D02, T, WIDTH, HEIGHT, radius, 0.1, 200.0, work,
+                                                    opencv=True), max(reps // 60, 5))
     return {
         "D": KITTI_D02.tolist(), "max_radius": radius, "fold_radius_sampled": fold, "warmup_s": warmup_s,
         "valid_points": result.n_valid, "pixels_with_depth": result.n_pixels,
         "ghost_pixels": int(np.count_nonzero(point_radius[winners] > fold)),
-        "projector_threads1": edge, "opencv_numpy": ref,
-        "speedup_vs_opencv_numpy": ref["median_ms"] / edge["median_ms"],
-        "speedup_vs_opencv_numpy_min": ref["min_ms"] / edge["min_ms"],
-        "opencv_result_identical": bool(np.array_equal(depth_cv, result.depth)
-                                        and np.array_equal(index_cv, result.index)),
-        "opencv_pixels_differing": int(np.count_nonzero(index_cv != result.index)),
+        "projector_threads1": edge, "numpy": ref, "opencv_projectpoints_numpy": ref_cv,
+        "speedup_vs_numpy": ref["median_ms"] / edge["median_ms"],
+        "speedup_vs_numpy_min": ref["min_ms"] / edge["min_ms"],
+        "speedup_vs_opencv": ref_cv["median_ms"] / edge["median_ms"],
+        "baseline_result_identical": identical,
     }
 
 
