@@ -107,11 +107,15 @@ def _first_drop(camera: Camera, grid: F64) -> int | None:
 
 @functools.cache
 def fold_bracket_of(name: str) -> tuple[float, float]:
+    """:func:`fold_bracket` of ``CAMERAS[name]``."""
+    return fold_bracket(CAMERAS[name])
+
+
+def fold_bracket(camera: Camera) -> tuple[float, float]:
     """``(lo, hi)``: the radial map increases up to ``lo`` and has stopped increasing (or hit a pole)
     before ``hi``.  Sampled every 1e-3 up to r = 20 (87 degrees; for equidistant, in the angle, up to 90
     degrees), then every 1e-7 over the two steps around the first drop; ``(inf, inf)`` when it never
     drops."""
-    camera = CAMERAS[name]
     if camera.model == EQUIDISTANT:
         coarse = np.linspace(0.0, np.pi / 2 - 1e-9, 1571)
         j = _first_drop(camera, np.tan(coarse))
@@ -425,6 +429,35 @@ def test_monotonic_radius_is_within_the_sampled_bracket(name: str) -> None:
     projector = Projector(camera.model, camera.K, camera.D, camera.width, camera.height, np.eye(4))
     assert projector.valid_radius == valid_radius(camera.model, camera.K, camera.D, camera.width, camera.height)
     assert projector.max_radius == min(projector.valid_radius, r)
+
+
+def _check_random_coefficients(seed: int, count: int) -> None:
+    from edgefuse.rig.camera import monotonic_radius
+
+    rng = np.random.default_rng(seed)
+    scale = np.array([1.0, 1.0, 0.01, 0.01, 1.0, 1.0, 1.0, 1.0])
+    for _ in range(count):
+        model = int(rng.choice([PLUMB_BOB, RATIONAL, EQUIDISTANT]))
+        used = {PLUMB_BOB: 5, RATIONAL: 8, EQUIDISTANT: 4}[model]
+        D = np.zeros(8)
+        size = 0.5 if model == EQUIDISTANT else scale[:used]
+        D[:used] = rng.uniform(-1.0, 1.0, used) * rng.integers(0, 2, used) * size  # some coefficients zero
+        camera = Camera(model, _k(500.0, 500.0, 320.0, 240.0), D, 640, 480)
+        lo, hi = fold_bracket(camera)
+        r = monotonic_radius(model, D)
+        if lo == np.inf:
+            assert r == np.inf or r > 20.0, (model, D, r)
+        else:
+            assert lo <= r <= hi, (model, D, r, lo, hi)
+
+
+def test_monotonic_radius_matches_sampling_on_random_coefficients() -> None:
+    _check_random_coefficients(31, 40)
+
+
+@pytest.mark.slow
+def test_monotonic_radius_matches_sampling_on_random_coefficients_large() -> None:
+    _check_random_coefficients(32, 2000)
 
 
 def test_camera_model_uses_the_same_radius() -> None:
