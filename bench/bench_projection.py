@@ -15,7 +15,21 @@ runs just that and writes ``bench/results/projection_contention.json``.  Also: P
 projected cloud with a 4-channel float32 score map, and ``nuscenes_6cam`` (one nuScenes sweep into
 six 1600x900 cameras with ``MultiCameraProjector`` vs six numpy projections).
 
-    python bench/bench_projection.py [--reps 300] [--contention] [--contention-only]
+``distorted`` (per scene): the same cloud through KITTI's own lens distortion (plumb_bob ``D_02`` of
+KITTI raw, k1 = -0.37, which folds back at r = 1.21, short of the image corners), with the projector's
+defaults, against the plumb_bob formula in numpy + the same numpy z-buffer, restricted to the
+projector's valid radius (``Projector.max_radius``; ``inf`` before edgefuse had one), and against
+``cv2.projectPoints`` + that z-buffer (few repetitions: it is about 100x slower from Python).
+``ghost_pixels`` counts the pixels whose depth comes from a point beyond the fold (found by sampling
+the radial map here).
+
+``--compare-kernels FILE`` (development): times the serial projection kernels (one- and two-pass for
+every model, the vectorised pinhole pair) of another copy of ``edgefuse/fusion/_kernels.py`` (e.g.
+``git show REV:edgefuse/fusion/_kernels.py > /tmp/k.py``) against the installed ones on the same
+inputs and radius, calls interleaved, and checks that their outputs are bit-identical (private
+kernels: the one place this bench leaves the public API); writes ``bench/results/projection_kernels.json``.
+
+    python bench/bench_projection.py [--reps 300] [--contention] [--contention-only] [--compare-kernels F]
 
 Prints JSON and writes ``bench/results/projection.json``.
 """
@@ -23,6 +37,7 @@ Prints JSON and writes ``bench/results/projection.json``.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -33,11 +48,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 from _env import environment, write_json  # bench/_env.py (benches run as scripts)
 
-from edgefuse.fusion import EQUIDISTANT, PINHOLE, PLUMB_BOB, Projector
+from edgefuse.fusion import EQUIDISTANT, PINHOLE, PLUMB_BOB, RATIONAL, Projector
 from edgefuse.fusion.painting import PointPainter
 from edgefuse.fusion.projection import MultiCameraProjector
 from edgefuse.rig import from_kitti_object
@@ -45,6 +61,7 @@ from edgefuse.rig import from_kitti_object
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "projection.json"
 CONTENTION_RESULTS = ROOT / "bench" / "results" / "projection_contention.json"
+KERNELS_RESULTS = ROOT / "bench" / "results" / "projection_kernels.json"
 WIDTH, HEIGHT = 1242, 375
 DEADLINE_MS = 1.5
 F64 = npt.NDArray[np.float64]
@@ -238,6 +255,226 @@ def _nuscenes_six(reps: int) -> dict[str, Any]:
             "speedup_vs_numpy_min": ref["min_ms"] / edge["min_ms"]}
 
 
+#: KITTI raw 2011_09_26 calib_cam_to_cam.txt, D_02 (k1, k2, p1, p2, k3): the lens of the camera whose
+#: rectified images the KITTI object frames are.
+KITTI_D02 = np.array([-3.691481e-01, 1.968681e-01, 1.353473e-03, 5.677587e-04, -6.770705e-02])
+
+
+def _fold_radius(D: F64) -> float:
+    """Where ``r (1 + k1 r^2 + k2 r^4 + k3 r^6)`` stops increasing, sampled every 1e-6 up to r = 5."""
+    r = np.linspace(0.0, 5.0, 5_000_001)
+    s = r * r
+    f = r * (1 + D[0] * s + D[1] * s * s + D[4] * s * s * s)
+    bad = np.flatnonzero(~(np.diff(f) > 0))
+    return float(r[bad[0]]) if bad.size else np.inf
+
+
+def numpy_project_distorted(  # noqa: PLR0917
+    xyz: npt.NDArray[np.float32], K: F64, D: F64, T: F64, width: int, height: int, max_radius: float,
+    min_depth: float = 0.1, max_depth: float = 200.0, work: NumpyWork | None = None, *, opencv: bool = False,
+) -> tuple[npt.NDArray[np.float32], Any]:
+    """Distorted (plumb_bob) projection + :func:`numpy_project`'s z-buffer: the baselines of the distorted
+    scenes.  Camera coordinates in float64 column by column, the depth range and the valid radius
+    ``hypot(x/z, y/z) <= max_radius``, then OpenCV's plumb_bob formula on those points only, in numpy
+    (the strongest baseline: ``cv2.projectPoints`` always computes its Jacobians from Python and is about
+    100x slower) or, with ``opencv``, by ``cv2.projectPoints``; pixels rounded to float32 as the Projector
+    publishes them."""
+    w = work if work is not None else NumpyWork(width, height)
+    R, t = T[:3, :3], T[:3, 3]
+    x = xyz[:, 0].astype(np.float64)
+    y = xyz[:, 1].astype(np.float64)
+    z = xyz[:, 2].astype(np.float64)
+    zc = R[2, 0] * x + R[2, 1] * y + R[2, 2] * z + t[2]
+    keep = np.flatnonzero((zc >= min_depth) & (zc <= max_depth))
+    xk, yk, zk, zk_c = x[keep], y[keep], z[keep], zc[keep]
+    iz = 1.0 / zk_c
+    xn = (R[0, 0] * xk + R[0, 1] * yk + R[0, 2] * zk + t[0]) * iz
+    yn = (R[1, 0] * xk + R[1, 1] * yk + R[1, 2] * zk + t[1]) * iz
+    r2 = xn * xn + yn * yn
+    sel = np.flatnonzero(r2 <= max_radius * max_radius)
+    keep, zk_c, xn, yn, r2 = keep[sel], zk_c[sel], xn[sel], yn[sel], r2[sel]
+    if opencv:
+        cam = np.stack([xn * zk_c, yn * zk_c, zk_c], axis=1).reshape(-1, 1, 3)
+        zero = np.zeros(3)
+        uv = cv2.projectPoints(cam, zero, zero, K, D[:5])[0].reshape(-1, 2) if keep.size else np.zeros((0, 2))
+        u = uv[:, 0].astype(np.float32).astype(np.float64)
+        v = uv[:, 1].astype(np.float32).astype(np.float64)
+    else:
+        k1, k2, p1, p2, k3 = D[:5]
+        cdist = 1.0 + k1 * r2 + k2 * (r2 * r2) + k3 * (r2 * r2 * r2)
+        a1 = 2.0 * xn * yn
+        xd = xn * cdist + p1 * a1 + p2 * (r2 + 2.0 * xn * xn)
+        yd = yn * cdist + p1 * (r2 + 2.0 * yn * yn) + p2 * a1
+        u = (K[0, 0] * xd + K[0, 1] * yd + K[0, 2]).astype(np.float32).astype(np.float64)
+        v = (K[1, 1] * yd + K[1, 2]).astype(np.float32).astype(np.float64)
+    inside = (u >= -0.5) & (u < width - 0.5) & (v >= -0.5) & (v < height - 0.5)
+    idx = keep[inside].astype(np.int32)
+    pix = np.floor(v[inside] + 0.5).astype(np.intp) * width + np.floor(u[inside] + 0.5).astype(np.intp)
+    zi = zk_c[inside]
+    w.depth[w.previous] = 0.0
+    w.index[w.previous] = -1
+    np.minimum.at(w.best, pix, zi)
+    nearest = zi == w.best[pix]
+    hit = pix[nearest]
+    np.minimum.at(w.winner, hit, idx[nearest])
+    w.depth[hit] = w.best[hit]
+    w.index[hit] = w.winner[hit]
+    w.best[pix] = np.inf
+    w.winner[hit] = np.iinfo(np.int32).max
+    w.previous = hit
+    return w.depth.reshape(height, width), w.index.reshape(height, width)
+
+
+def _distorted(xyz: npt.NDArray[np.float32], K: F64, T: F64, reps: int) -> dict[str, Any]:
+    """The scene through KITTI's plumb_bob lens: Projector (defaults, one thread) vs OpenCV + numpy."""
+    projector = Projector(PLUMB_BOB, K, KITTI_D02, WIDTH, HEIGHT, T, threads=1)
+    warmup_s = projector.warmup()
+    result = projector.project(xyz, copy=True)
+    radius = float(getattr(projector, "max_radius", np.inf))
+    fold = _fold_radius(KITTI_D02)
+    cam = xyz.astype(np.float64) @ T[:3, :3].T + T[:3, 3]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        point_radius = np.hypot(cam[:, 0] / cam[:, 2], cam[:, 1] / cam[:, 2])
+    winners = result.index[result.index >= 0]
+    identical = {}
+    for opencv in (False, True):
+        depth_ref, index_ref = numpy_project_distorted(xyz, K, KITTI_D02, T, WIDTH, HEIGHT, radius, opencv=opencv)
+        identical["opencv" if opencv else "numpy"] = {
+            "identical": bool(np.array_equal(depth_ref, result.depth) and np.array_equal(index_ref, result.index)),
+            "pixels_differing": int(np.count_nonzero(index_ref != result.index))}
+    for _ in range(8):  # let the serial path chooser settle on its faster variant
+        projector.project(xyz)
+    edge = _stats(_bind(projector.project, xyz), reps)
+    work = NumpyWork(WIDTH, HEIGHT)
+    ref = _stats(_bind(numpy_project_distorted, xyz, K, KITTI_D02, T, WIDTH, HEIGHT, radius, 0.1, 200.0, work),
+                 max(reps // 5, 20))
+    ref_cv = _stats(lambda: numpy_project_distorted(xyz, K, KITTI_D02, T, WIDTH, HEIGHT, radius, 0.1, 200.0, work,
+                                                    opencv=True), max(reps // 60, 5))
+    return {
+        "D": KITTI_D02.tolist(), "max_radius": radius, "fold_radius_sampled": fold, "warmup_s": warmup_s,
+        "valid_points": result.n_valid, "pixels_with_depth": result.n_pixels,
+        "ghost_pixels": int(np.count_nonzero(point_radius[winners] > fold)),
+        "projector_threads1": edge, "numpy": ref, "opencv_projectpoints_numpy": ref_cv,
+        "speedup_vs_numpy": ref["median_ms"] / edge["median_ms"],
+        "speedup_vs_numpy_min": ref["min_ms"] / edge["min_ms"],
+        "speedup_vs_opencv": ref_cv["median_ms"] / edge["median_ms"],
+        "baseline_result_identical": identical,
+    }
+
+
+def _load_kernels(path: Path) -> Any:
+    """Import a copy of ``edgefuse/fusion/_kernels.py`` under another name, with Numba's disk cache off
+    for it (its functions would otherwise be cached under this file's path)."""
+    from edgefuse import config
+
+    spec = importlib.util.spec_from_file_location("compared_kernels", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    saved = config.CONFIG.numba_cache_dir
+    config.CONFIG.numba_cache_dir = None
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        config.CONFIG.numba_cache_dir = saved
+    return module
+
+
+def _compare_kernels(path: Path, scenes: dict[str, tuple[npt.NDArray[np.float32], F64, F64]],
+                     reps: int) -> dict[str, Any]:
+    """Installed vs ``path``'s ``_project_points`` / ``_project_points_2pass``: median/min ms, ratio, identity.
+
+    Same inputs, same radius (the installed Projector's), calls interleaved with the order alternating.
+    """
+    from edgefuse.fusion import _kernels as installed
+
+    other = _load_kernels(path)
+    models = {"plumb_bob_kitti": (PLUMB_BOB, KITTI_D02),
+              "rational": (RATIONAL, np.array([0.45, -0.12, 0.001, 0.002, 0.01, 0.8, -0.05, 0.02])),
+              "equidistant": (EQUIDISTANT, FISHEYE_D[:4]), "pinhole_general_kernel": (PINHOLE, None)}
+    out: dict[str, Any] = {"file": str(path), "method": "same inputs, interleaved, order alternating"}
+    for scene, (xyz, K, T) in scenes.items():
+        n = xyz.shape[0]
+        for name, (model, D) in models.items():
+            p = Projector(model, K, D, WIDTH, HEIGHT, T)
+            runs: dict[str, tuple[Callable[[], object], tuple[Any, ...]]] = {}
+            for label, module in (("other", other), ("installed", installed)):
+                for variant in ("one_pass", "two_pass"):
+                    bufs = (np.empty((n, 2), np.float32), np.empty(n, np.int32), np.empty(n, np.float64),
+                            np.empty(n, np.bool_))
+                    args = (xyz, p._Rt, model, p._intr_t, p._D_t, WIDTH, HEIGHT, 0.1, 200.0, p._max_r2, *bufs)
+                    if variant == "one_pass":
+                        fn = _bind(module._project_points, *args)
+                    else:
+                        fn = _bind(module._project_points_2pass, *args, np.empty(n, np.int32))
+                    fn()
+                    runs[f"{label}/{variant}"] = (fn, bufs)
+            first = runs["other/one_pass"][1]
+            identical = all(np.array_equal(a, b, equal_nan=True) for _, bufs in runs.values()
+                            for a, b in zip(first, bufs, strict=True))
+            times: dict[str, list[float]] = {key: [] for key in runs}
+            keys = list(runs)
+            for i in range(reps):
+                for key in keys if i % 2 == 0 else keys[::-1]:
+                    start = time.perf_counter()
+                    runs[key][0]()
+                    times[key].append(time.perf_counter() - start)
+            entry: dict[str, Any] = {"identical": identical, "valid_points": int(first[3].sum())}
+            for key, values in times.items():
+                ms = np.array(values) * 1e3
+                entry[key] = {"median_ms": float(np.median(ms)), "min_ms": float(ms.min())}
+            for variant in ("one_pass", "two_pass"):
+                a, b = entry[f"installed/{variant}"], entry[f"other/{variant}"]
+                entry[f"{variant}_installed_over_other_median"] = a["median_ms"] / b["median_ms"]
+                entry[f"{variant}_installed_over_other_min"] = a["min_ms"] / b["min_ms"]
+            out[f"{scene}/{name}"] = entry
+        out[f"{scene}/pinhole_vectorised"] = _compare_pinhole(other, installed, xyz, K, T, reps=reps)
+    return out
+
+
+def _compare_pinhole(other: Any, installed: Any, xyz: npt.NDArray[np.float32], K: F64, T: F64, *,
+                     reps: int) -> dict[str, Any]:
+    """The vectorised pinhole pair (``_project_pinhole``, ``_project_pinhole_uv``) over the whole cloud."""
+    p = Projector(PINHOLE, K, None, WIDTH, HEIGHT, T)
+    n = xyz.shape[0]
+    flat = xyz.reshape(-1)
+    runs: dict[str, tuple[Callable[[], object], tuple[Any, ...]]] = {}
+    for label, module in (("other", other), ("installed", installed)):
+        for variant in ("depth", "per_point"):
+            bufs: tuple[Any, ...] = (np.empty(n, np.int32), np.empty(n, np.float32))
+            args = (flat, n, p._Rt, p._intr_t, WIDTH, HEIGHT, 0.1, 200.0, p._max_r2, *bufs)
+            if variant == "depth":
+                fn = _bind(module._project_pinhole, *args)
+            else:
+                extra = (np.empty(2 * n, np.float32), np.empty(n, np.bool_))
+                fn = _bind(module._project_pinhole_uv, *args, *extra)
+                bufs = (*bufs, *extra)
+            fn()
+            runs[f"{label}/{variant}"] = (fn, bufs)
+    valid = runs["other/depth"][1][0] >= 0
+    identical = all(np.array_equal(runs[f"other/{v}"][1][0], runs[f"installed/{v}"][1][0])
+                    and np.array_equal(runs[f"other/{v}"][1][1][valid], runs[f"installed/{v}"][1][1][valid])
+                    for v in ("depth", "per_point"))
+    identical &= np.array_equal(runs["other/per_point"][1][2], runs["installed/per_point"][1][2], equal_nan=True)
+    identical &= np.array_equal(runs["other/per_point"][1][3], runs["installed/per_point"][1][3])
+    times: dict[str, list[float]] = {key: [] for key in runs}
+    keys = list(runs)
+    for i in range(reps):
+        for key in keys if i % 2 == 0 else keys[::-1]:
+            start = time.perf_counter()
+            runs[key][0]()
+            times[key].append(time.perf_counter() - start)
+    entry: dict[str, Any] = {"identical": bool(identical), "valid_points": int(valid.sum())}
+    for key, values in times.items():
+        ms = np.array(values) * 1e3
+        entry[key] = {"median_ms": float(np.median(ms)), "min_ms": float(ms.min())}
+    for variant in ("depth", "per_point"):
+        a, b = entry[f"installed/{variant}"], entry[f"other/{variant}"]
+        entry[f"{variant}_installed_over_other_median"] = a["median_ms"] / b["median_ms"]
+        entry[f"{variant}_installed_over_other_min"] = a["min_ms"] / b["min_ms"]
+    return entry
+
+
 def _busy() -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-c", "while True: pass"])
 
@@ -314,8 +551,15 @@ def main() -> int:
     parser.add_argument("--contention-only", action="store_true",
                         help="only the threads=1/2 comparison; writes bench/results/projection_contention.json")
     parser.add_argument("--contention-reps", type=int, default=400)
+    parser.add_argument("--compare-kernels", type=Path, default=None, metavar="FILE",
+                        help="only time the serial kernels of FILE (a copy of edgefuse/fusion/_kernels.py) "
+                             "against the installed ones; writes bench/results/projection_kernels.json")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
+    if args.compare_kernels is not None:
+        write_json(KERNELS_RESULTS, {"benchmark": "projection_kernels", **environment(),
+                                     **_compare_kernels(args.compare_kernels, _scenes(rng), args.reps)})
+        return 0
     if args.contention_only:
         write_json(CONTENTION_RESULTS, {"benchmark": "projection_contention", **environment(),
                                         **_contention(_scenes(rng), args.contention_reps)})
@@ -366,6 +610,7 @@ def main() -> int:
         painter.warmup()
         scores = rng.random((HEIGHT, WIDTH, 4), dtype=np.float32)
         entry["painting_4ch"] = _stats(_bind(painter.paint, result, scores), args.reps)
+        entry["distorted"] = _distorted(xyz, K, T, args.reps)
         report["scenes"][name] = entry
     if args.contention:
         report["contention"] = _contention(_scenes(np.random.default_rng(0)), args.contention_reps)

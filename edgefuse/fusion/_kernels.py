@@ -21,7 +21,10 @@ Conventions shared by all kernels (and by the reference in ``tests/fusion``):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+import numba
 import numpy as np
 from numba import prange
 
@@ -29,6 +32,83 @@ from edgefuse._jit import njit
 from edgefuse.fusion._models import EQUIDISTANT, PINHOLE
 
 _NAN32 = np.float32(np.nan)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _inline(func: F) -> F:
+    """``numba.njit(inline="always")``: Numba inlines the helper into each caller at its IR level, so the
+    helper is compiled (and cached) as part of its callers, with their options."""
+    return numba.njit(inline="always")(func)  # type: ignore[return-value]
+
+
+@_inline
+def _pixel_of(  # noqa: PLR0917
+    x: float,
+    y: float,
+    model: int,
+    intr: tuple[float, ...],
+    D: tuple[float, ...],
+    width: int,
+    height: int,
+    max_r2: float,
+) -> tuple[bool, np.float32, np.float32, int]:
+    """Pixel of the undistorted normalised point ``(x, y) = (X/Z, Y/Z)`` (float64), shared by the
+    projection kernels: ``(ok, u32, v32, pixel)``.
+
+    ``ok`` is False (and ``u32``/``v32`` NaN, ``pixel`` -1) when ``x^2 + y^2 > max_r2`` (outside the
+    camera's valid radius, see :mod:`edgefuse.fusion.projection`), when the rational denominator is
+    zero, or when the point lands outside the image (also for NaN/inf).  Otherwise ``u32``/``v32`` are
+    the published float32 pixel coordinates and ``pixel`` is ``row * width + col`` derived from them.
+    Inlined at Numba IR level (:func:`_inline`): as a plain call it costs a quarter of the kernel's time
+    (``bench/bench_projection.py --compare-kernels``).
+    """
+    if not (x * x + y * y <= max_r2):  # beyond the valid radius (where the lens model folds back)
+        return False, _NAN32, _NAN32, -1
+    fx, fy, skew, cx, cy = intr
+    k1, k2, p1, p2, k3, k4, k5, k6 = D
+    xd = x
+    yd = y
+    if model == EQUIDISTANT:
+        # cv2.fisheye.projectPoints; D = (k1, k2, k3, k4) sits in the slots named k1, k2, p1, p2.
+        r = math.sqrt(x * x + y * y)
+        if r > 1e-8:
+            theta = math.atan(r)
+            theta2 = theta * theta
+            theta3 = theta2 * theta
+            theta5 = theta3 * theta2
+            theta7 = theta5 * theta2
+            theta9 = theta7 * theta2
+            theta_d = theta + k1 * theta3 + k2 * theta5 + p1 * theta7 + p2 * theta9
+            cdist = theta_d * (1.0 / r)
+            xd = x * cdist
+            yd = y * cdist
+    elif model != PINHOLE:
+        # cv2.projectPoints; PLUMB_BOB is RATIONAL with k4 = k5 = k6 = 0.
+        r2 = x * x + y * y
+        r4 = r2 * r2
+        r6 = r4 * r2
+        a1 = 2.0 * x * y
+        a2 = r2 + 2.0 * x * x
+        a3 = r2 + 2.0 * y * y
+        cdist = 1.0 + k1 * r2 + k2 * r4 + k3 * r6
+        denominator = 1.0 + k4 * r2 + k5 * r4 + k6 * r6
+        if denominator == 0.0:  # OpenCV yields inf there; a kernel never divides by zero
+            return False, _NAN32, _NAN32, -1
+        icdist2 = 1.0 / denominator
+        xd = x * cdist * icdist2 + p1 * a1 + p2 * a2
+        yd = y * cdist * icdist2 + p1 * a3 + p2 * a1
+    # Round to the published float32 first so the integer pixel always agrees with ``uv``.
+    u32 = np.float32(fx * xd + skew * yd + cx)
+    v32 = np.float32(fy * yd + cy)
+    u = np.float64(u32)
+    v = np.float64(v32)
+    if not (u >= -0.5 and u < width - 0.5 and v >= -0.5 and v < height - 0.5):  # also NaN/inf
+        return False, _NAN32, _NAN32, -1
+    col = math.floor(u + 0.5)
+    row = math.floor(v + 0.5)
+    if col < 0 or col >= width or row < 0 or row >= height:  # unreachable; keeps writes in bounds
+        return False, _NAN32, _NAN32, -1
+    return True, u32, v32, row * width + col
 
 
 @njit()
@@ -53,17 +133,12 @@ def _project_points(  # noqa: PLR0917 (one flat kernel; scalar arguments by desi
     ``Rt`` is the 12-tuple ``(r00, r01, r02, t0, r10, ..., t2)`` (rows of ``T_cam_from_lidar[:3]``),
     ``intr`` the 5-tuple ``(fx, fy, skew, cx, cy)`` and ``D`` the 8-tuple of distortion coefficients
     (tuples, not arrays: no reference counting in the loop).  Points whose undistorted normalised
-    radius squared ``(x/z)^2 + (y/z)^2`` exceeds ``max_r2`` are invalid (``inf`` disables).  Writes,
-    per point, ``uv`` (N, 2) float32 (NaN if invalid), ``pix`` (N,) int32 linear pixel
-    ``row * width + col`` (-1 if invalid), ``zdepth`` (N,) float64 camera z in metres (0 if invalid)
-    and ``valid`` (N,) bool.
-
-    The body is written out in full (no helper call) because Numba does not inline helpers here and
-    the call costs about half the kernel's time.
+    radius squared ``(x/z)^2 + (y/z)^2`` exceeds ``max_r2`` are invalid (the camera's valid radius,
+    ``inf`` disables).  Writes, per point, ``uv`` (N, 2) float32 (NaN if invalid), ``pix`` (N,) int32
+    linear pixel ``row * width + col`` (-1 if invalid), ``zdepth`` (N,) float64 camera z in metres (0 if
+    invalid) and ``valid`` (N,) bool.  The distortion and pixel are :func:`_pixel_of`'s.
     """
     r00, r01, r02, t0, r10, r11, r12, t1, r20, r21, r22, t2 = Rt
-    fx, fy, skew, cx, cy = intr
-    k1, k2, p1, p2, k3, k4, k5, k6 = D
     for i in range(xyz.shape[0]):
         px = np.float64(xyz[i, 0])
         py = np.float64(xyz[i, 1])
@@ -84,54 +159,13 @@ def _project_points(  # noqa: PLR0917 (one flat kernel; scalar arguments by desi
         iz = 1.0 / zc  # as cv2.projectPoints: one reciprocal, two products
         x = (r00 * px + r01 * py + r02 * pz + t0) * iz
         y = (r10 * px + r11 * py + r12 * pz + t1) * iz
-        if not (x * x + y * y <= max_r2):  # beyond where the lens model stays monotonic
-            continue
-        xd = x
-        yd = y
-        if model == EQUIDISTANT:
-            # cv2.fisheye.projectPoints; D = (k1, k2, k3, k4) sits in the slots named k1, k2, p1, p2.
-            r = math.sqrt(x * x + y * y)
-            if r > 1e-8:
-                theta = math.atan(r)
-                theta2 = theta * theta
-                theta3 = theta2 * theta
-                theta5 = theta3 * theta2
-                theta7 = theta5 * theta2
-                theta9 = theta7 * theta2
-                theta_d = theta + k1 * theta3 + k2 * theta5 + p1 * theta7 + p2 * theta9
-                cdist = theta_d * (1.0 / r)
-                xd = x * cdist
-                yd = y * cdist
-        elif model != PINHOLE:
-            # cv2.projectPoints; PLUMB_BOB is RATIONAL with k4 = k5 = k6 = 0.
-            r2 = x * x + y * y
-            r4 = r2 * r2
-            r6 = r4 * r2
-            a1 = 2.0 * x * y
-            a2 = r2 + 2.0 * x * x
-            a3 = r2 + 2.0 * y * y
-            cdist = 1.0 + k1 * r2 + k2 * r4 + k3 * r6
-            denominator = 1.0 + k4 * r2 + k5 * r4 + k6 * r6
-            if denominator == 0.0:  # OpenCV yields inf there; a kernel never divides by zero
-                continue
-            icdist2 = 1.0 / denominator
-            xd = x * cdist * icdist2 + p1 * a1 + p2 * a2
-            yd = y * cdist * icdist2 + p1 * a3 + p2 * a1
-        # Round to the published float32 first so the integer pixel always agrees with ``uv``.
-        u32 = np.float32(fx * xd + skew * yd + cx)
-        v32 = np.float32(fy * yd + cy)
-        u = np.float64(u32)
-        v = np.float64(v32)
-        if not (u >= -0.5 and u < width - 0.5 and v >= -0.5 and v < height - 0.5):  # also NaN/inf
-            continue
-        col = math.floor(u + 0.5)
-        row = math.floor(v + 0.5)
-        if col < 0 or col >= width or row < 0 or row >= height:  # unreachable; keeps writes in bounds
+        ok, u32, v32, p = _pixel_of(x, y, model, intr, D, width, height, max_r2)
+        if not ok:
             continue
         uv[i, 0] = u32
         uv[i, 1] = v32
         zdepth[i] = zc
-        pix[i] = row * width + col
+        pix[i] = p
         valid[i] = True
 
 
@@ -165,8 +199,6 @@ def _project_points_2pass(  # noqa: PLR0917
     branch-free pass 2 was tried too: no faster on random clouds, 60 % slower on KITTI.)
     """
     r00, r01, r02, t0, r10, r11, r12, t1, r20, r21, r22, t2 = Rt
-    fx, fy, skew, cx, cy = intr
-    k1, k2, p1, p2, k3, k4, k5, k6 = D
     n = min(xyz.shape[0], cand.shape[0])
     m = 0
     for i in range(n):
@@ -187,54 +219,13 @@ def _project_points_2pass(  # noqa: PLR0917
         iz = 1.0 / zc  # as cv2.projectPoints: one reciprocal, two products
         x = (r00 * px + r01 * py + r02 * pz + t0) * iz
         y = (r10 * px + r11 * py + r12 * pz + t1) * iz
-        if not (x * x + y * y <= max_r2):  # beyond where the lens model stays monotonic
-            continue
-        xd = x
-        yd = y
-        if model == EQUIDISTANT:
-            # cv2.fisheye.projectPoints; D = (k1, k2, k3, k4) sits in the slots named k1, k2, p1, p2.
-            r = math.sqrt(x * x + y * y)
-            if r > 1e-8:
-                theta = math.atan(r)
-                theta2 = theta * theta
-                theta3 = theta2 * theta
-                theta5 = theta3 * theta2
-                theta7 = theta5 * theta2
-                theta9 = theta7 * theta2
-                theta_d = theta + k1 * theta3 + k2 * theta5 + p1 * theta7 + p2 * theta9
-                cdist = theta_d * (1.0 / r)
-                xd = x * cdist
-                yd = y * cdist
-        elif model != PINHOLE:
-            # cv2.projectPoints; PLUMB_BOB is RATIONAL with k4 = k5 = k6 = 0.
-            r2 = x * x + y * y
-            r4 = r2 * r2
-            r6 = r4 * r2
-            a1 = 2.0 * x * y
-            a2 = r2 + 2.0 * x * x
-            a3 = r2 + 2.0 * y * y
-            cdist = 1.0 + k1 * r2 + k2 * r4 + k3 * r6
-            denominator = 1.0 + k4 * r2 + k5 * r4 + k6 * r6
-            if denominator == 0.0:  # OpenCV yields inf there; a kernel never divides by zero
-                continue
-            icdist2 = 1.0 / denominator
-            xd = x * cdist * icdist2 + p1 * a1 + p2 * a2
-            yd = y * cdist * icdist2 + p1 * a3 + p2 * a1
-        # Round to the published float32 first so the integer pixel always agrees with ``uv``.
-        u32 = np.float32(fx * xd + skew * yd + cx)
-        v32 = np.float32(fy * yd + cy)
-        u = np.float64(u32)
-        v = np.float64(v32)
-        if not (u >= -0.5 and u < width - 0.5 and v >= -0.5 and v < height - 0.5):  # also NaN/inf
-            continue
-        col = math.floor(u + 0.5)
-        row = math.floor(v + 0.5)
-        if col < 0 or col >= width or row < 0 or row >= height:  # unreachable; keeps writes in bounds
+        ok, u32, v32, p = _pixel_of(x, y, model, intr, D, width, height, max_r2)
+        if not ok:
             continue
         uv[i, 0] = u32
         uv[i, 1] = v32
         zdepth[i] = zc
-        pix[i] = row * width + col
+        pix[i] = p
         valid[i] = True
 
 
@@ -330,6 +321,51 @@ _LOW32 = np.uint64(0xFFFFFFFF)
 _SHIFT32 = np.uint64(32)
 
 
+@_inline
+def _pinhole_pixel(  # noqa: PLR0917
+    px: float,
+    py: float,
+    pz: float,
+    Rt: tuple[float, ...],
+    intr: tuple[float, ...],
+    width: int,
+    height: int,
+    min_depth: float,
+    max_depth: float,
+    max_r2: float,
+) -> tuple[bool, np.int32, np.float32, np.float32, np.float32]:
+    """Branch-free pinhole projection of one point (float64 coordinates), shared by
+    :func:`_project_pinhole` and :func:`_project_pinhole_uv`: ``(ok, pixel, z32, u32, v32)``.
+
+    ``pixel`` is ``row * width + col`` when ``ok`` and negative otherwise, ``z32`` the camera depth
+    rounded to float32, ``u32``/``v32`` the float32 pixel coordinates (meaningful only when ``ok``).
+    Same arithmetic, in the same order, as :func:`_project_points` with ``model == PINHOLE``, so valid
+    points and pixels are identical; but invalid points are masked with selects instead of branches
+    and ``1 / z`` is computed for every point, which lets LLVM vectorise the callers' loops (AVX2: 4
+    points per instruction).  ``np.true_divide`` instead of ``/``: Numba's ``/`` checks for a zero
+    divisor (Python semantics), which blocks vectorisation; a zero, negative or NaN depth gives inf/NaN
+    here and is masked out by the depth-range test.  A NaN or inf coordinate makes ``zc`` NaN or inf
+    (``0 * inf`` is NaN), so it fails the range test too.
+    """
+    r00, r01, r02, t0, r10, r11, r12, t1, r20, r21, r22, t2 = Rt
+    fx, fy, skew, cx, cy = intr
+    zc = r20 * px + r21 * py + r22 * pz + t2
+    iz = np.true_divide(1.0, zc)  # as cv2.projectPoints: one reciprocal, two products
+    x = (r00 * px + r01 * py + r02 * pz + t0) * iz
+    y = (r10 * px + r11 * py + r12 * pz + t1) * iz
+    # Round to float32 first so the integer pixel agrees with the published ``uv``.
+    u32 = np.float32(fx * x + skew * y + cx)
+    v32 = np.float32(fy * y + cy)
+    u = np.float64(u32)
+    v = np.float64(v32)
+    ok = ((zc >= min_depth) & (zc <= max_depth) & (x * x + y * y <= max_r2)
+          & (u >= -0.5) & (u < width - 0.5) & (v >= -0.5) & (v < height - 0.5))
+    # Inside the image u + 0.5 >= 0, so truncation is floor; invalid points get row -1.
+    us = u + 0.5 if ok else 0.0
+    vs = v + 0.5 if ok else -1.0
+    return ok, np.int32(vs) * np.int32(width) + np.int32(us), np.float32(zc), u32, v32
+
+
 @njit()
 def _project_pinhole(  # noqa: PLR0917
     flat: np.ndarray,
@@ -348,40 +384,17 @@ def _project_pinhole(  # noqa: PLR0917
 
     Writes ``pix[i]`` (int32), the linear pixel ``row * width + col`` of a valid point and a negative
     value otherwise, and ``zf[i]`` (float32), the camera depth rounded to float32 (meaningful only
-    where ``pix[i] >= 0``).  Same arithmetic, in the same order, as :func:`_project_points` with
-    ``model == PINHOLE``, so valid points and pixels are identical; but the loop has no branch
-    (invalid points are masked with selects, ``1 / z`` of every point is computed) and reads a flat
-    array, which lets LLVM vectorise it (AVX2: 4 points per instruction).  ``np.true_divide`` instead
-    of ``/``: Numba's ``/`` checks for a zero divisor (Python semantics), which blocks vectorisation;
-    a zero, negative or NaN depth gives inf/NaN here and is masked out by the depth-range test.
-    A NaN or inf coordinate makes ``zc`` NaN or inf (``0 * inf`` is NaN), so it fails the range test.
-    (Any branch in the loop, even a loop-invariant flag, stops the vectorisation: hence the separate
-    :func:`_project_pinhole_uv` with the same body.)
+    where ``pix[i] >= 0``), both from :func:`_pinhole_pixel`.  The loop has no branch and reads a flat
+    array, so LLVM vectorises it.  (Any branch in the loop, even a loop-invariant flag, stops the
+    vectorisation: hence the separate :func:`_project_pinhole_uv` for the per-point outputs.)
     """
-    r00, r01, r02, t0, r10, r11, r12, t1, r20, r21, r22, t2 = Rt
-    fx, fy, skew, cx, cy = intr
-    wlim = width - 0.5
-    hlim = height - 0.5
-    w32 = np.int32(width)
     m = min(n, flat.shape[0] // 3, pix.shape[0], zf.shape[0])
     for i in range(m):
-        px = np.float64(flat[3 * i])
-        py = np.float64(flat[3 * i + 1])
-        pz = np.float64(flat[3 * i + 2])
-        zc = r20 * px + r21 * py + r22 * pz + t2
-        iz = np.true_divide(1.0, zc)  # as cv2.projectPoints: one reciprocal, two products
-        x = (r00 * px + r01 * py + r02 * pz + t0) * iz
-        y = (r10 * px + r11 * py + r12 * pz + t1) * iz
-        # Round to float32 first so the integer pixel agrees with the published ``uv``.
-        u = np.float64(np.float32(fx * x + skew * y + cx))
-        v = np.float64(np.float32(fy * y + cy))
-        ok = ((zc >= min_depth) & (zc <= max_depth) & (x * x + y * y <= max_r2)
-              & (u >= -0.5) & (u < wlim) & (v >= -0.5) & (v < hlim))
-        # Inside the image u + 0.5 >= 0, so truncation is floor; invalid points get row -1.
-        us = u + 0.5 if ok else 0.0
-        vs = v + 0.5 if ok else -1.0
-        pix[i] = np.int32(vs) * w32 + np.int32(us)
-        zf[i] = np.float32(zc)
+        _, p, z32, _, _ = _pinhole_pixel(np.float64(flat[3 * i]), np.float64(flat[3 * i + 1]),
+                                         np.float64(flat[3 * i + 2]), Rt, intr, width, height, min_depth,
+                                         max_depth, max_r2)
+        pix[i] = p
+        zf[i] = z32
 
 
 @njit()
@@ -403,33 +416,15 @@ def _project_pinhole_uv(  # noqa: PLR0917
     """:func:`_project_pinhole` that also writes the per-point outputs of :func:`_project_points`.
 
     ``uv_flat`` (>= 2N,) float32 is the raveled (N, 2) ``uv`` (NaN where invalid) and ``valid``
-    (>= N,) bool; both bit-identical to :func:`_project_points`'s.  The loop body is
-    :func:`_project_pinhole`'s plus the three stores (keep the two in step).
+    (>= N,) bool; both bit-identical to :func:`_project_points`'s.
     """
-    r00, r01, r02, t0, r10, r11, r12, t1, r20, r21, r22, t2 = Rt
-    fx, fy, skew, cx, cy = intr
-    wlim = width - 0.5
-    hlim = height - 0.5
-    w32 = np.int32(width)
     m = min(n, flat.shape[0] // 3, pix.shape[0], zf.shape[0], uv_flat.shape[0] // 2, valid.shape[0])
     for i in range(m):
-        px = np.float64(flat[3 * i])
-        py = np.float64(flat[3 * i + 1])
-        pz = np.float64(flat[3 * i + 2])
-        zc = r20 * px + r21 * py + r22 * pz + t2
-        iz = np.true_divide(1.0, zc)
-        x = (r00 * px + r01 * py + r02 * pz + t0) * iz
-        y = (r10 * px + r11 * py + r12 * pz + t1) * iz
-        u32 = np.float32(fx * x + skew * y + cx)
-        v32 = np.float32(fy * y + cy)
-        u = np.float64(u32)
-        v = np.float64(v32)
-        ok = ((zc >= min_depth) & (zc <= max_depth) & (x * x + y * y <= max_r2)
-              & (u >= -0.5) & (u < wlim) & (v >= -0.5) & (v < hlim))
-        us = u + 0.5 if ok else 0.0
-        vs = v + 0.5 if ok else -1.0
-        pix[i] = np.int32(vs) * w32 + np.int32(us)
-        zf[i] = np.float32(zc)
+        ok, p, z32, u32, v32 = _pinhole_pixel(np.float64(flat[3 * i]), np.float64(flat[3 * i + 1]),
+                                              np.float64(flat[3 * i + 2]), Rt, intr, width, height,
+                                              min_depth, max_depth, max_r2)
+        pix[i] = p
+        zf[i] = z32
         uv_flat[2 * i] = u32 if ok else _NAN32
         uv_flat[2 * i + 1] = v32 if ok else _NAN32
         valid[i] = ok

@@ -12,8 +12,9 @@ Conventions (shared with the projection kernels):
 - A point's pixel is ``(row, col) = (floor(v + 0.5), floor(u + 0.5))`` from the projection's float32
   ``uv`` (nearest pixel; no interpolation, so class scores stay a distribution).
 - **Fill value.** Points that are not painted (invalid: NaN/inf, behind the camera, out of the depth
-  range, outside the image; and, with ``visible_only=True``, points that lost their pixel in the
-  z-buffer) get ``fill`` in every channel.  The default ``fill=0.0`` matches the PointPainting paper
+  range, beyond the camera model's valid radius where its distortion folds back, outside the image;
+  and, with ``visible_only=True``, points that lost their pixel in the z-buffer) get ``fill`` in every
+  channel.  The default ``fill=0.0`` matches the PointPainting paper
   (zero scores outside the camera's view); pass ``fill=nan`` to tell "not seen" apart from a score of 0.
 - ``visible_only=False`` (default, as in the paper) paints occluded points too, with the score of the
   pixel they fall on; ``True`` paints only the z-buffer winners.

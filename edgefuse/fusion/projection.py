@@ -16,7 +16,37 @@ Conventions (the same in the kernels and in the test reference):
   ``(row, col) = (floor(v + 0.5), floor(u + 0.5))`` computed from the published float32 ``uv``, and a
   point is inside the image when ``-0.5 <= u < width - 0.5`` and ``-0.5 <= v < height - 0.5``.
 - A point is *valid* when its coordinates are finite, ``min_depth_m <= z <= max_depth_m`` (so points
-  behind the camera, at zero depth or NaN are invalid) and it lands inside the image.
+  behind the camera, at zero depth or NaN are invalid), its direction lies within the camera model's
+  valid radius (below) and it lands inside the image.
+- **Valid radius (no ghost points).**  Polynomial distortion folds back: beyond some angle off the
+  optical axis the distorted radius shrinks again (KITTI's plumb_bob, ``k1 = -0.37``, folds at
+  ``r = 1.21``, 50 degrees off axis, and never reaches its image corners), so points the camera cannot
+  see land inside the image ("ghost" points; ``cv2.projectPoints`` puts them there too).  Every
+  projector keeps a point only when its undistorted normalised radius ``r = sqrt((x/z)^2 + (y/z)^2)``
+  (the tangent of its angle off the axis, computed in float64 as the kernels do) satisfies
+  ``r^2 <= max_radius^2``, where ``max_radius = min(monotonic radius, field-of-view radius)`` is
+  computed once per camera (:func:`edgefuse.rig.camera.valid_radius`):
+
+  * the *monotonic radius* is the first positive root of ``d r_d / d r`` of the radial map (plumb_bob
+    and rational_polynomial: ``r_d = r (1 + k1 r^2 + k2 r^4 + k3 r^6) / (1 + k4 r^2 + k5 r^4 + k6 r^6)``,
+    or the first pole of its denominator; equidistant: ``theta_d(theta)`` with ``theta = atan r``),
+    bisected to adjacent float64 values and rounded down, so the radial map is strictly increasing up
+    to every kept radius (``inf`` when it never folds, e.g. pinhole);
+  * the *field-of-view radius* is the first radius at which a lower bound of the distorted radius (the
+    radial map minus ``3 sqrt(p1^2 + p2^2) r^2``, the most the tangential terms can move a point)
+    exceeds the image's farthest corner, the image grown by half a pixel per side.  The whole circle
+    just beyond it lands outside the image, so the field of view (the directions around the optical
+    axis that the model maps into the image) lies inside it; a point beyond it reaches the image only
+    by folding back (e.g. through the tangential terms, which dominate far off axis when the radial
+    map itself never folds).
+
+  The rule never drops a point of the monotonic region that lands in the image from within the field
+  of view.  Without tangential terms (pinhole, equidistant, ``p1 = p2 = 0``) the distortion is
+  one-to-one on the monotonic region and the field-of-view radius drops only points that land
+  outside the image anyway, so the kept points are exactly "inside the monotonic region and inside
+  the image".  Every kernel applies it (one- and two-pass, parallel, the vectorised pinhole pair), so
+  it holds in :class:`MultiCameraProjector` and in painting (which paints the points a projection
+  marks valid) too.
 - Z-buffer: the nearest valid point wins a pixel (compared in float64), ties go to the lowest point
   index; parallel and serial runs give identical results.
 """
@@ -144,7 +174,8 @@ class ProjectionResult:
         index: (H, W) int32 index of the point that won each pixel; -1 where none did.
         uv: (N, 2) float32 pixel coordinates (u = column, v = row, pixel centres at integers);
             NaN for invalid points.
-        valid: (N,) bool, True for points that are finite, within the depth range and inside the image.
+        valid: (N,) bool, True for points that are finite, within the depth range and the camera's valid
+            radius, and inside the image.
         n_valid: number of True entries in ``valid`` (points, not pixels: occluded points count).
     """
 
@@ -183,7 +214,7 @@ class ProjectionResult:
 
     @property
     def valid(self) -> BoolArray:
-        """(N,) bool: finite, within the depth range and inside the image."""
+        """(N,) bool: finite, within the depth range and the valid radius, and inside the image."""
         return self._per_point()[1]
 
     def copy(self) -> ProjectionResult:
@@ -306,10 +337,11 @@ class Projector:
             kernels on one thread: at about 0.4 ms per 120k points a parallel region's start and join
             cost more than they save on two cores, and far more when another process holds a core.
         rotation_tol: allowed ``max |R^T R - I|`` of the transform's rotation.
-        max_radius: largest undistorted normalised radius ``sqrt((x/z)^2 + (y/z)^2)`` (the tangent of
-            the angle off the optical axis) a valid point may have.  Polynomial distortion models fold
-            back beyond some radius, which would put far off-axis points inside the image; set this
-            to where the model stops being monotonic (``inf``: no limit, exactly OpenCV's behaviour).
+        max_radius: an extra limit on the undistorted normalised radius ``sqrt((x/z)^2 + (y/z)^2)``
+            (the tangent of the angle off the optical axis) of a valid point.  The camera model's own
+            valid radius (see the module docs: where the distortion folds back, and the field of
+            view) always applies; ``None`` or ``inf`` adds nothing to it.  The radius in use is the
+            attribute ``max_radius``, the model's own ``valid_radius``.
     """
 
     def __init__(  # noqa: PLR0917
@@ -326,7 +358,7 @@ class Projector:
         max_points: int = 200_000,
         threads: int = 1,
         rotation_tol: float = 1e-5,
-        max_radius: float = np.inf,
+        max_radius: float | None = None,
     ) -> None:
         self.model_id, self._intr, self._D, self.width, self.height = _check_camera(
             model_id, K, D, width, height
@@ -345,9 +377,15 @@ class Projector:
             raise ValueError(f"max_points must be a non-negative integer, got {max_points!r}")
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise ValueError(f"threads must be a positive integer, got {threads!r}")
-        if not (max_radius > 0):
-            raise ValueError(f"max_radius must be > 0 (inf for no limit), got {max_radius!r}")
-        self.max_radius = float(max_radius)
+        if max_radius is not None and not (max_radius > 0):
+            raise ValueError(f"max_radius must be > 0 (None or inf for no extra limit), got {max_radius!r}")
+        # Imported here: edgefuse.rig's package import (rig files, importers) is not needed otherwise.
+        from edgefuse.rig.camera import valid_radius
+
+        #: The camera model's valid radius (monotonic and field-of-view limits; module docs).
+        self.valid_radius = valid_radius(self.model_id, self.K, self._D, self.width, self.height)
+        #: The radius in use: ``valid_radius``, or the ``max_radius`` argument where that is smaller.
+        self.max_radius = min(self.valid_radius, float(max_radius) if max_radius is not None else np.inf)
         self._max_r2 = self.max_radius * self.max_radius
         self.min_depth_m = float(min_depth_m)
         self.max_depth_m = float(max_depth_m)
@@ -471,7 +509,8 @@ class Projector:
 
         A non-contiguous or non-native-endian input is copied once; other dtypes raise ``TypeError``
         and other shapes ``ValueError``.  NaN/inf points, points behind the camera or outside
-        ``[min_depth_m, max_depth_m]`` and points outside the image are invalid; they are never
+        ``[min_depth_m, max_depth_m]``, points beyond the valid radius (module docs) and points outside
+        the image are invalid; they are never
         written to the depth image.  An empty cloud gives an all-zero depth image.
 
         Returns a :class:`ProjectionResult` whose arrays are read-only views valid until the next
@@ -622,7 +661,7 @@ def project_to_depth(  # noqa: PLR0917 (positional camera parameters are the con
     *,
     min_depth_m: float = 0.1,
     max_depth_m: float = 200.0,
-    max_radius: float = np.inf,
+    max_radius: float | None = None,
     threads: int = 1,
 ) -> ProjectionResult:
     """One-shot projection (builds a :class:`Projector` sized for ``xyz``; see its docs).
@@ -720,16 +759,14 @@ class MultiCameraProjector:
                  **kwargs: Any) -> MultiCameraProjector:
         """Build from a :class:`edgefuse.rig.Rig`: cameras by name, transforms from ``cloud_frame``.
 
-        ``max_radius`` defaults to each camera's own ``max_radius`` (where its lens model folds back).
-        Raises :class:`~edgefuse.errors.CalibrationError` for an unknown camera or a missing transform.
+        Each camera's valid radius applies as in :class:`Projector`.  Raises
+        :class:`~edgefuse.errors.CalibrationError` for an unknown camera or a missing transform.
         """
         projectors = []
         for name in camera_names:
             camera = rig.camera(name)
             T = np.asarray(rig.transform(camera.frame_id, cloud_frame).matrix)
-            options = dict(kwargs)
-            options.setdefault("max_radius", float(getattr(camera, "max_radius", np.inf)))
-            projectors.append(Projector.from_camera(camera, T, **options))
+            projectors.append(Projector.from_camera(camera, T, **kwargs))
         return cls(projectors, list(camera_names))
 
     def _allocate(self, capacity: int) -> None:

@@ -20,10 +20,12 @@ zeros in the order of the table (so for ``equidistant`` D[0:4] = k1..k4).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
+from numpy.polynomial import Polynomial
 
 from edgefuse.errors import CalibrationError
 from edgefuse.msgs.types import CameraInfoData
@@ -49,29 +51,196 @@ D_LENGTH: dict[str, int] = {"pinhole": 0, "plumb_bob": 5, "rational_polynomial":
 _MIN_Z = 1e-9
 
 
-def _radial_limit(model: str, D: F64) -> float:
-    """Largest normalized radius (or angle θ for equidistant) up to which the radial distortion is
-    monotonic, i.e. where ``d(r·radial(r))/dr > 0``.  Beyond it the model folds back and distant
-    off-axis points would land inside the image; :meth:`CameraModel.project` marks them invalid."""
-    if model == "pinhole":
+def _first_bad(bad: Callable[[F64], BOOL], candidates: F64, upper: float) -> tuple[float, float]:
+    """Bracket the first ``x`` in ``(0, upper]`` where ``bad(x)`` holds (it must not hold at 0).
+
+    ``bad`` is evaluated on a geometric grid up to ``upper`` joined with ``candidates`` (the real roots
+    of the polynomials behind ``bad``) and a relative 1e-9 on either side of each, so an interval where
+    ``bad`` holds cannot fall between two grid points unnoticed; the first bad grid point is then
+    bisected against the last good one down to adjacent float64 values.  Returns
+    ``(last_good, first_bad)``, or ``(upper, inf)`` when ``bad`` holds nowhere on the grid.
+    """
+    cands = candidates[(candidates > 0) & (candidates <= upper)]
+    grid = np.unique(np.concatenate([np.geomspace(1e-12, upper, 4097), cands, cands * (1 - 1e-9),
+                                     cands * (1 + 1e-9), [upper]]))
+    grid = grid[(grid > 0) & (grid <= upper)]
+    with np.errstate(all="ignore"):
+        hits = np.flatnonzero(bad(grid))
+    if hits.size == 0:
+        return upper, np.inf
+    j = int(hits[0])
+    lo, hi = (float(grid[j - 1]) if j > 0 else 0.0), float(grid[j])
+    with np.errstate(all="ignore"):
+        for _ in range(200):
+            mid = 0.5 * (lo + hi)
+            if not lo < mid < hi:
+                break
+            if bool(bad(np.array([mid]))[0]):
+                hi = mid
+            else:
+                lo = mid
+    return lo, hi
+
+
+def _real_roots(poly: Polynomial) -> F64:
+    """Real parts of the roots of ``poly`` that are real up to a relative 1e-6 (near-double roots of
+    a polynomial come out of the eigenvalue solver as a complex pair with a tiny imaginary part)."""
+    coef = np.trim_zeros(poly.coef, "b")
+    if coef.size < 2:
+        return np.zeros(0)
+    roots = Polynomial(coef).roots()
+    real: F64 = roots.real[np.abs(roots.imag) <= 1e-6 * np.maximum(1.0, np.abs(roots))]
+    return real
+
+
+def _model_id(model: str | int) -> int:
+    if isinstance(model, str):
+        if model not in MODEL_IDS:
+            raise CalibrationError(f"unknown camera model {model!r} (expected one of: {', '.join(MODEL_IDS)})")
+        return MODEL_IDS[model]
+    if int(model) not in MODEL_IDS.values():
+        raise CalibrationError(f"unknown camera model id {model!r}")
+    return int(model)
+
+
+def _coeffs8(D: npt.ArrayLike) -> F64:
+    d = np.asarray(D if D is not None else (), dtype=np.float64).reshape(-1)
+    if d.size > 8 or not np.all(np.isfinite(d)):
+        raise CalibrationError(f"D must hold at most 8 finite coefficients, got {d.tolist()}")
+    d8 = np.zeros(8)
+    d8[: d.size] = d
+    return d8
+
+
+def _radtan_polys(d8: F64, model: int) -> tuple[Polynomial, Polynomial]:
+    """Numerator ``N(s)`` and denominator ``M(s)`` of the radial factor in ``s = r^2``."""
+    k1, k2, _, _, k3, k4, k5, k6 = d8
+    if model == PINHOLE:
+        return Polynomial([1.0]), Polynomial([1.0])
+    den = [1.0, k4, k5, k6] if model == RATIONAL else [1.0]
+    return Polynomial([1.0, k1, k2, k3]), Polynomial(den)
+
+
+def _monotonic_limit(model: int, d8: F64) -> float:
+    """The fold point of the radial distortion: the largest ``s = r^2`` (``t = theta^2`` for
+    equidistant) such that the radial map is strictly increasing up to it; inf (pi^2/4 for
+    equidistant) when it never folds."""
+    if model == EQUIDISTANT:
+        k1, k2, k3, k4 = d8[:4]
+        dtheta = Polynomial([1.0, 3 * k1, 5 * k2, 7 * k3, 9 * k4])  # d theta_d / d theta, in t = theta^2
+        upper = (np.pi / 2) ** 2
+        lo, hi = _first_bad(lambda t: ~(dtheta(t) > 0), _real_roots(dtheta), upper)
+        return upper if hi == np.inf else lo
+    num, den = _radtan_polys(d8, model)
+    s = Polynomial([0.0, 1.0])
+    # r_d = r N(s) / M(s); d r_d / d r = [N M + 2 s (N' M - N M')] / M^2
+    slope = num * den + 2 * s * (num.deriv() * den - num * den.deriv())
+    roots = np.concatenate([_real_roots(slope), _real_roots(den)])
+    upper = max(1e8, 4.0 * float(roots.max(initial=0.0)))  # r up to 1e4: 89.994 degrees off axis
+    lo, hi = _first_bad(lambda x: ~((slope(x) > 0) & (den(x) > 0)), roots, upper)
+    return np.inf if hi == np.inf else lo
+
+
+def monotonic_radius(model: str | int, D: npt.ArrayLike) -> float:
+    """Largest undistorted normalised radius ``r = sqrt((x/z)^2 + (y/z)^2)`` (the tangent of the angle
+    off the optical axis) up to which the model's radial distortion is strictly increasing.
+
+    ``model`` is a name or id of the module table, ``D`` its coefficients (up to 8, zero-padded).  The
+    radial map is ``r_d = r (1 + k1 r^2 + k2 r^4 + k3 r^6) / (1 + k4 r^2 + k5 r^4 + k6 r^6)`` for
+    plumb_bob / rational_polynomial (tangential terms are not part of it) and ``theta_d = theta (1 +
+    k1 theta^2 + ... + k4 theta^8)``, ``theta = atan(r)``, for equidistant.  The result is the first
+    positive root of ``d r_d / d r`` (or of the rational denominator, a pole), found from the
+    polynomial's roots and bisected to adjacent float64 values: ``f' > 0`` at every radius up to it
+    (rounded down, so ``r * r`` never exceeds the last radius where it was checked).  Beyond it the
+    model folds back and far off-axis points would land inside the image.  ``inf``: it never folds
+    (pinhole; equidistant up to 90 degrees).
+    """
+    mid = _model_id(model)
+    if mid == PINHOLE:
         return np.inf
+    limit = _monotonic_limit(mid, _coeffs8(D))
+    if limit == np.inf:
+        return np.inf
+    if mid == EQUIDISTANT:
+        if limit >= (np.pi / 2) ** 2:
+            return np.inf
+        return float(np.nextafter(np.tan(np.sqrt(limit)), 0.0))
+    r = float(np.sqrt(limit))
+    while r * r > limit:
+        r = float(np.nextafter(r, 0.0))
+    return r
+
+
+def _corner_radius(K: npt.ArrayLike, width: int, height: int) -> float:
+    """Largest distorted normalised radius of the image rectangle grown by half a pixel on each side
+    (``-1 <= u <= width``, same for ``v``): a point whose distorted radius exceeds it is outside the
+    image.  ``K`` may have skew ``K[0, 1]`` (applied as ``u = fx xd + skew yd + cx``)."""
+    k = np.asarray(K, dtype=np.float64).reshape(3, 3)
+    u = np.array([-1.0, float(width), -1.0, float(width)])
+    v = np.array([-1.0, -1.0, float(height), float(height)])
+    yd = (v - k[1, 2]) / k[1, 1]
+    xd = (u - k[0, 2] - k[0, 1] * yd) / k[0, 0]
+    return float(np.max(np.hypot(xd, yd)))
+
+
+def fov_radius(model: str | int, K: npt.ArrayLike, D: npt.ArrayLike, width: int, height: int) -> float:
+    """Undistorted normalised radius beyond which no direction in the image's field of view lies.
+
+    The field of view is the set of directions, connected to the optical axis, that the model maps
+    into the image.  Let ``rho`` be the image's farthest corner in distorted normalised coordinates,
+    the image grown by half a pixel per side (:func:`_corner_radius`), and ``L(r)`` a lower bound of
+    the distorted radius at undistorted radius ``r``: ``r_d(r) - 3 sqrt(p1^2 + p2^2) r^2`` for
+    plumb_bob / rational_polynomial (the tangential terms move a point by at most
+    ``3 sqrt(p1^2 + p2^2) r^2``), ``theta_d(atan r)`` for equidistant, ``r`` for pinhole.  The result
+    is the first radius, within the monotonic region, where ``L`` exceeds ``rho`` (rounded up): the
+    whole circle just beyond it lands outside the image, so the field of view lies inside it; points
+    beyond it reach the image only by folding back.  For models without tangential terms ``L`` is the
+    radial map itself, increasing in the monotonic region, so every point of that region beyond this
+    radius lands outside the image anyway (dropping it changes nothing).  ``inf`` when ``L`` stays
+    below ``rho`` throughout the monotonic region.
+    """
+    mid = _model_id(model)
+    d8 = _coeffs8(D)
+    rho = _corner_radius(K, width, height)
+    if mid == EQUIDISTANT:
+        t_mono = _monotonic_limit(mid, d8)
+        k1, k2, k3, k4 = d8[:4]
+        gap = Polynomial([-rho, 1.0, 0.0, k1, 0.0, k2, 0.0, k3, 0.0, k4])  # theta_d(theta) - rho
+        _, hi = _first_bad(lambda th: gap(th) > 0, _real_roots(gap), float(np.sqrt(t_mono)))
+        if hi == np.inf or hi >= np.pi / 2:
+            return np.inf
+        return float(np.nextafter(np.tan(hi), np.inf))
+    num, den = _radtan_polys(d8, mid)
+    c = 3.0 * float(np.hypot(d8[2], d8[3])) if mid != PINHOLE else 0.0
+    s_mono = _monotonic_limit(mid, d8) if mid != PINHOLE else np.inf
+    r = Polynomial([0.0, 1.0])
+    num_r, den_r = num(r * r), den(r * r)
+    gap = r * num_r - c * r * r * den_r - rho * den_r  # (L(r) - rho) M(r^2), M > 0 in the region
+    roots = _real_roots(gap)
+    upper = float(np.sqrt(s_mono)) if s_mono < np.inf else max(1e4, 4.0 * float(roots.max(initial=0.0)))
+    _, hi = _first_bad(lambda x: x * num_r(x) / den_r(x) - c * x * x > rho, roots, upper)
+    if hi == np.inf:
+        return np.inf
+    out = float(hi)
+    while out * out < hi * hi:
+        out = float(np.nextafter(out, np.inf))
+    return out
+
+
+def valid_radius(model: str | int, K: npt.ArrayLike, D: npt.ArrayLike, width: int, height: int) -> float:
+    """``min(monotonic_radius, fov_radius)``: the largest undistorted normalised radius a point may
+    have and still be projected (see both); ``inf`` when neither limits it."""
+    return min(monotonic_radius(model, D), fov_radius(model, K, D, width, height))
+
+
+def _radial_limit(model: str, r: float) -> float:
+    """The monotonic radius ``r`` (:func:`monotonic_radius`) in the model's own variable: ``r`` for
+    plumb_bob / rational_polynomial / pinhole, the angle ``theta = atan(r)`` for equidistant (pi/2 when
+    it never folds).  Beyond it the model folds back; :meth:`CameraModel.project` marks such points
+    invalid."""
     if model == "equidistant":
-        r = np.linspace(0.0, np.pi / 2, 20001)
-        k1, k2, k3, k4 = D
-        f = r * (1 + k1 * r**2 + k2 * r**4 + k3 * r**6 + k4 * r**8)
-    else:
-        r = np.linspace(0.0, 10.0, 200001)  # normalized radius up to tan(84°)
-        r2 = r * r
-        k1, k2, _, _, k3 = D[:5]
-        k4, k5, k6 = D[5:8] if model == "rational_polynomial" else (0.0, 0.0, 0.0)
-        num = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
-        den = 1 + r2 * (k4 + r2 * (k5 + r2 * k6))
-        f = r * num / np.where(den == 0, np.nan, den)
-    df = np.diff(f)
-    bad = np.nonzero(~(df > 0))[0]
-    if bad.size == 0:
-        return np.inf if model != "equidistant" else np.pi / 2
-    return float(r[bad[0]])
+        return float(np.arctan(r)) if r < np.inf else np.pi / 2
+    return r
 
 
 @dataclass(slots=True)
@@ -91,6 +260,7 @@ class CameraModel:
     D: F64
     model: str = "pinhole"
     _r_max: float = field(default=np.inf, init=False, repr=False, compare=False)
+    _r_mono: float = field(default=np.inf, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         problems = camera_problems(self.model, self.K, self.D, self.width, self.height)
@@ -100,7 +270,8 @@ class CameraModel:
         self.D = np.array(self.D, dtype=np.float64).reshape(-1)
         self.width = int(self.width)
         self.height = int(self.height)
-        self._r_max = _radial_limit(self.model, self.D)
+        self._r_mono = monotonic_radius(self.model, self.D)
+        self._r_max = _radial_limit(self.model, self._r_mono)
 
     # -- parameters ---------------------------------------------------------------------------
     @property
@@ -109,10 +280,20 @@ class CameraModel:
 
         Beyond it the distortion polynomial stops being monotonic and far off-axis points would fold
         back into the image; projection kernels treat such points as invalid (``inf``: no limit).
+        See :func:`monotonic_radius`.
         """
-        if self.model == "equidistant":
-            return float(np.tan(self._r_max)) if self._r_max < np.pi / 2 else float("inf")
-        return float(self._r_max)
+        return float(self._r_mono)
+
+    @property
+    def fov_radius(self) -> float:
+        """Undistorted normalised radius beyond which no direction of the image's field of view lies
+        (:func:`fov_radius`)."""
+        return fov_radius(self.model, self.K, self.D, self.width, self.height)
+
+    @property
+    def valid_radius(self) -> float:
+        """``min(max_radius, fov_radius)``: what :class:`edgefuse.fusion.Projector` projects at most."""
+        return min(self.max_radius, self.fov_radius)
 
     @property
     def model_id(self) -> int:

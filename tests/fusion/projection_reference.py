@@ -63,8 +63,13 @@ def reference_projection(  # noqa: PLR0917
     T_cam_from_lidar: F64,
     min_depth_m: float = 0.1,
     max_depth_m: float = 200.0,
+    max_radius: float = np.inf,
 ) -> Reference:
-    """Project with OpenCV and build the z-buffer one point at a time."""
+    """Project with OpenCV and build the z-buffer one point at a time.
+
+    Points whose undistorted normalised radius ``hypot(x / z, y / z)`` exceeds ``max_radius`` are
+    invalid (the projector's valid radius; give one computed independently of it).
+    """
     xyz64 = np.asarray(xyz, dtype=np.float64)
     n = xyz64.shape[0]
     with np.errstate(invalid="ignore", over="ignore"):
@@ -75,7 +80,10 @@ def reference_projection(  # noqa: PLR0917
     index = np.full((height, width), -1, dtype=np.int32)
     best = np.full((height, width), np.inf)
     finite = np.all(np.isfinite(xyz64), axis=1)
-    candidates = np.flatnonzero(finite & (cam[:, 2] >= min_depth_m) & (cam[:, 2] <= max_depth_m))
+    in_range = finite & (cam[:, 2] >= min_depth_m) & (cam[:, 2] <= max_depth_m)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        radius = np.hypot(cam[:, 0] / cam[:, 2], cam[:, 1] / cam[:, 2])
+    candidates = np.flatnonzero(in_range & (radius <= max_radius))
     uv64 = opencv_project(cam[candidates], model, K, D)
     for k, i in enumerate(candidates):
         with np.errstate(over="ignore", invalid="ignore"):

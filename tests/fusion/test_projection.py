@@ -237,12 +237,17 @@ def test_colorize_rounding_at_image_border() -> None:
 def test_max_radius_rejects_folded_points() -> None:
     K = CAMERAS[PLUMB_BOB][0]
     D = np.array([-0.4, 0.0, 0.0, 0.0, 0.0])  # r * (1 - 0.4 r^2) peaks at r = 0.913, then folds back
-    xyz = np.array([[0.1, 0.0, 1.0], [1.5, 0.0, 1.0]])
-    unlimited = project_to_depth(xyz, PLUMB_BOB, K, D, WIDTH, HEIGHT, np.eye(4))
-    limited = project_to_depth(xyz, PLUMB_BOB, K, D, WIDTH, HEIGHT, np.eye(4), max_radius=0.9)
-    assert unlimited.valid.tolist() == [True, True]  # OpenCV's folded model puts r = 1.5 in the image
-    assert abs(float(unlimited.uv[1, 0]) - (K[0, 0] * 0.15 + K[0, 2])) < 1e-3
-    assert limited.valid.tolist() == [True, False]
+    xyz = np.array([[0.1, 0.0, 1.0], [1.5, 0.0, 1.0], [0.85, 0.0, 1.0]])
+    # OpenCV's folded model puts r = 1.5 in the image (u = fx * 0.15 + cx) ...
+    uv = cv2.projectPoints(xyz.reshape(-1, 1, 3), np.zeros(3), np.zeros(3), K, D)[0].reshape(-1, 2)
+    assert abs(float(uv[1, 0]) - (K[0, 0] * 0.15 + K[0, 2])) < 1e-3
+    # ... the model's own valid radius drops it (tests/fusion/test_projection_fov.py has the details),
+    default = project_to_depth(xyz, PLUMB_BOB, K, D, WIDTH, HEIGHT, np.eye(4))
+    assert default.valid.tolist() == [True, False, True]
+    assert abs(float(default.uv[0, 0]) - float(uv[0, 0])) < 1e-3
+    # and max_radius adds a further limit.
+    limited = project_to_depth(xyz, PLUMB_BOB, K, D, WIDTH, HEIGHT, np.eye(4), max_radius=0.8)
+    assert limited.valid.tolist() == [True, False, False]
 
 
 def test_rational_pole_is_invalid_not_an_error() -> None:
