@@ -29,6 +29,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
 
+from edgefuse.errors import InputDataError
+
 if TYPE_CHECKING:
     from rosbags.interfaces import Connection
     from rosbags.rosbag2 import CompressionMode
@@ -143,7 +145,7 @@ class _Cursor:
 
     def take(self, n: int) -> bytes:
         if n < 0 or self.pos + n > len(self.data):
-            raise ValueError(f"field of {n} bytes runs past the end of its record")
+            raise InputDataError(f"field of {n} bytes runs past the end of its record")
         out = self.data[self.pos : self.pos + n]
         self.pos += n
         return out

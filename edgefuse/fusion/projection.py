@@ -62,7 +62,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from edgefuse.errors import CalibrationError
+from edgefuse.errors import CalibrationError, InputDataError, ParameterError
 from edgefuse.fusion import _kernels
 from edgefuse.fusion._models import EQUIDISTANT, MODEL_NAMES, N_COEFFS, PINHOLE, PLUMB_BOB, RATIONAL
 from edgefuse.fusion._parallel import ParallelChooser, run_parallel
@@ -192,7 +192,7 @@ class ProjectionResult:
         lazy: Callable[[], tuple[F32, BoolArray]] | None = None,
     ) -> None:
         if (uv is None or valid is None) and lazy is None:
-            raise ValueError("uv and valid are required unless a lazy source is given")
+            raise ParameterError("uv and valid are required unless a lazy source is given")
         self.depth = depth
         self.index = index
         self.n_valid = n_valid
@@ -235,11 +235,11 @@ class ProjectionResult:
 def _as_points(xyz: Any) -> npt.NDArray[np.floating[Any]]:
     """Check an (N, 3) float32/float64 cloud, making it C-contiguous if needed (the only copy made)."""
     if not isinstance(xyz, np.ndarray):
-        raise TypeError(f"xyz must be a numpy array of shape (N, 3), got {type(xyz).__name__}")
+        raise InputDataError(f"xyz must be a numpy array of shape (N, 3), got {type(xyz).__name__}")
     if xyz.ndim != 2 or xyz.shape[1] != 3:
-        raise ValueError(f"xyz must have shape (N, 3), got {xyz.shape}")
+        raise InputDataError(f"xyz must have shape (N, 3), got {xyz.shape}")
     if xyz.dtype.kind != "f" or xyz.dtype.itemsize not in (4, 8):
-        raise TypeError(
+        raise InputDataError(
             f"xyz must be float32 or float64, got {xyz.dtype}; "
             "convert explicitly, e.g. xyz.astype(np.float32)"
         )
@@ -369,16 +369,16 @@ class Projector:
         self._intr_t = tuple(float(x) for x in self._intr)
         self._D_t = tuple(float(x) for x in self._D)
         if not (np.isfinite(min_depth_m) and np.isfinite(max_depth_m) and 0 < min_depth_m < max_depth_m):
-            raise ValueError(
+            raise ParameterError(
                 "depth range must satisfy 0 < min_depth_m < max_depth_m (finite), "
                 f"got {min_depth_m!r}, {max_depth_m!r}"
             )
         if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 0:
-            raise ValueError(f"max_points must be a non-negative integer, got {max_points!r}")
+            raise ParameterError(f"max_points must be a non-negative integer, got {max_points!r}")
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-            raise ValueError(f"threads must be a positive integer, got {threads!r}")
+            raise ParameterError(f"threads must be a positive integer, got {threads!r}")
         if max_radius is not None and not (max_radius > 0):
-            raise ValueError(f"max_radius must be > 0 (None or inf for no extra limit), got {max_radius!r}")
+            raise ParameterError(f"max_radius must be > 0 (None or inf for no extra limit), got {max_radius!r}")
         # Imported here: edgefuse.rig's package import (rig files, importers) is not needed otherwise.
         from edgefuse.rig.camera import valid_radius
 
@@ -634,13 +634,13 @@ class Projector:
         view into a projector buffer, valid until the next ``colorize`` call, unless ``copy=True``.
         """
         if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
-            raise TypeError(f"image must be a uint8 numpy array, got {getattr(image, 'dtype', type(image))}")
+            raise InputDataError(f"image must be a uint8 numpy array, got {getattr(image, 'dtype', type(image))}")
         if image.shape != (self.height, self.width, 3):
-            raise ValueError(f"image must have shape ({self.height}, {self.width}, 3), got {image.shape}")
+            raise InputDataError(f"image must have shape ({self.height}, {self.width}, 3), got {image.shape}")
         uv, valid = result.uv, result.valid
         if uv.ndim != 2 or uv.shape[1] != 2 or uv.dtype != np.float32 or valid.shape != (uv.shape[0],) \
                 or valid.dtype != np.bool_:
-            raise ValueError("result is not a ProjectionResult from this projector (uv/valid shapes)")
+            raise InputDataError("result is not a ProjectionResult from this projector (uv/valid shapes)")
         n = uv.shape[0]
         if n > self._colors.shape[0]:
             self._colors = np.empty((n, 3), dtype=np.uint8)
@@ -729,12 +729,12 @@ class MultiCameraProjector:
                  names: list[str] | tuple[str, ...] | None = None) -> None:
         self.projectors = tuple(projectors)
         if not self.projectors or not all(isinstance(p, Projector) for p in self.projectors):
-            raise ValueError("projectors must be a non-empty sequence of Projector")
+            raise ParameterError("projectors must be a non-empty sequence of Projector")
         if len(self.projectors) > 2**15:
-            raise ValueError(f"too many cameras: {len(self.projectors)}")
+            raise ParameterError(f"too many cameras: {len(self.projectors)}")
         names_t = tuple(names) if names is not None else tuple(f"cam{i}" for i in range(len(self.projectors)))
         if len(names_t) != len(self.projectors) or len(set(names_t)) != len(names_t):
-            raise ValueError(f"names must be {len(self.projectors)} unique strings, got {names_t!r}")
+            raise ParameterError(f"names must be {len(self.projectors)} unique strings, got {names_t!r}")
         self.names = names_t
         capacity = max(p.capacity for p in self.projectors)
         self._allocate(capacity)
@@ -750,7 +750,7 @@ class MultiCameraProjector:
         """Build from cameras with ``kernel_params()``/``width``/``height`` (``edgefuse.rig``) and one
         ``T_cam_from_lidar`` (4, 4) per camera; ``kwargs`` go to every :class:`Projector`."""
         if len(cameras) != len(transforms):
-            raise ValueError(f"{len(cameras)} cameras but {len(transforms)} transforms")
+            raise ParameterError(f"{len(cameras)} cameras but {len(transforms)} transforms")
         return cls([Projector.from_camera(c, T, **kwargs) for c, T in zip(cameras, transforms, strict=True)],
                    names)
 
