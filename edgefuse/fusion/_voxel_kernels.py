@@ -9,9 +9,12 @@ Voxel coordinates (shared with the test references):
   exactly as SECOND's ``points_to_voxel``: ``lo``/``size`` arrays are passed in that dtype), and the
   point is inside when ``0 <= c_j < grid_j`` for x, y and z.  The comparison is written so that NaN
   fails it: non-finite points are outside.
-- Voxel ids are assigned in the order of each voxel's first (inside) point; ``key = (cx * ny + cy) * nz
-  + cz`` identifies a voxel in an open-addressing hash table (linear probing) whose slots are valid
-  only when their generation equals the current call's: the table is never cleared between calls.
+- Voxel ids are assigned in the order of each voxel's first (inside) point.  A voxel is identified by
+  its *key* ``cx << shift_x | cy << shift_y | cz`` (bit fields as wide as ``grid - 1`` needs, so a key
+  decodes with shifts and masks; :meth:`edgefuse.fusion.voxel.VoxelGeometry.key_shifts`), looked up in
+  an open-addressing hash table (Fibonacci hashing, linear probing).  The hard voxelizer's table is
+  cleared after each call slot by slot (only the slots that call filled); the dynamic voxelizer's
+  slots carry the generation of the call that wrote them instead.
 """
 
 from __future__ import annotations
@@ -27,201 +30,261 @@ from edgefuse._jit import njit
 #: Fibonacci hashing multiplier 0x9E3779B97F4A7C15 as a signed int64 (multiplication wraps).
 _HASH_MUL = np.int64(-7046029254386353131)
 
-
-@njit()
-def _slot_of(  # noqa: PLR0917
-    key: Any, table_keys: np.ndarray, table_gen: np.ndarray, gen: int, shift: int, mask: int
-) -> Any:
-    """Slot holding ``key`` in the table, or the first free slot of its probe sequence."""
-    slot = ((key * _HASH_MUL) >> shift) & mask
-    while table_gen[slot] == gen and table_keys[slot] != key:
-        slot = (slot + 1) & mask
-    return slot
+#: ``state`` fields of the hard kernels (an int64 array of :data:`HARD_STATE_LEN`).
+HARD_M = 0  # voxels made so far
+HARD_OUTSIDE = 1  # points outside the range or non-finite
+HARD_CAP = 2  # points dropped because max_voxels was reached
+HARD_FULL = 3  # points dropped because their voxel was full
+HARD_LAST_KEY = 4  # key of the previous inside point whose voxel exists (-1: none)
+HARD_LAST_VOXEL = 5  # its voxel id
+HARD_STATE_LEN = 6
 
 
 @njit()
-def _hard_voxelize(  # noqa: PLR0917 (one flat kernel; scalar arguments by design)
+def _cell_keys(  # noqa: PLR0917 (one flat kernel; scalar arguments by design)
     points: np.ndarray,
+    i0: int,
+    i1: int,
     lo: np.ndarray,
     size: np.ndarray,
     nx: int,
     ny: int,
     nz: int,
-    max_points: int,
-    max_voxels: int,
-    zyx: bool,
-    table_keys: np.ndarray,
-    table_vals: np.ndarray,
-    table_gen: np.ndarray,
-    gen: int,
-    shift: int,
-    voxels: np.ndarray,
-    coords: np.ndarray,
-    num_points: np.ndarray,
-    stats: np.ndarray,
-) -> int:
-    """SECOND-style hard voxelization of ``points`` (N, C) on one thread; returns the voxel count M.
+    shift_x: int,
+    shift_y: int,
+    xyz: np.ndarray,
+    keys: np.ndarray,
+) -> None:
+    """``keys[i - i0]`` = voxel key of point ``i`` for ``i0 <= i < i1``, -1 outside or non-finite.
 
-    Writes ``voxels[:M]`` (M, max_points, C) (rows past a voxel's count are zeroed), ``coords[:M]``
-    (M, 3) int32 in (z, y, x) order when ``zyx`` else (x, y, z), ``num_points[:M]`` int32, and
-    ``stats`` (3,) int64: points outside the range or non-finite, points dropped because
-    ``max_voxels`` was reached, points dropped because their voxel was full.
+    ``xyz`` is (3, >= i1 - i0) scratch of the points' dtype: x, y, z are gathered there first so that
+    the arithmetic runs over contiguous arrays (SIMD) instead of the (N, C) rows.
     """
-    n = points.shape[0]
-    c = points.shape[1]
-    mask = table_keys.shape[0] - 1
+    cnt = i1 - i0
+    for t in range(cnt):
+        xyz[0, t] = points[i0 + t, 0]
+        xyz[1, t] = points[i0 + t, 1]
+        xyz[2, t] = points[i0 + t, 2]
     lx, ly, lz = lo[0], lo[1], lo[2]
     sx, sy, sz = size[0], size[1], size[2]
-    m = 0
-    n_out = 0
-    n_cap = 0
-    n_full = 0
-    for i in range(n):
-        fx = np.floor((points[i, 0] - lx) / sx)
-        fy = np.floor((points[i, 1] - ly) / sy)
-        fz = np.floor((points[i, 2] - lz) / sz)
-        if not (fx >= 0 and fx < nx and fy >= 0 and fy < ny and fz >= 0 and fz < nz):
-            n_out += 1
-            continue
-        ix = np.int64(fx)
-        iy = np.int64(fy)
-        iz = np.int64(fz)
-        key = (ix * ny + iy) * nz + iz
-        slot = _slot_of(key, table_keys, table_gen, gen, shift, mask)
-        if table_gen[slot] == gen:
-            v = table_vals[slot]
-        else:
-            if m >= max_voxels:
-                n_cap += 1
-                continue
-            v = m
-            m += 1
-            table_gen[slot] = gen
-            table_keys[slot] = key
-            table_vals[slot] = v
-            if zyx:
-                coords[v, 0] = iz
-                coords[v, 2] = ix
-            else:
-                coords[v, 0] = ix
-                coords[v, 2] = iz
-            coords[v, 1] = iy
-            num_points[v] = 0
-        k = num_points[v]
-        if k < max_points:
-            for j in range(c):
-                voxels[v, k, j] = points[i, j]
-            num_points[v] = k + 1
-        else:
-            n_full += 1
-    for v in range(m):
-        for k in range(num_points[v], max_points):
-            for j in range(c):
-                voxels[v, k, j] = 0
-    stats[0] = n_out
-    stats[1] = n_cap
-    stats[2] = n_full
-    return m
+    for t in range(cnt):
+        fx = np.floor((xyz[0, t] - lx) / sx)
+        fy = np.floor((xyz[1, t] - ly) / sy)
+        fz = np.floor((xyz[2, t] - lz) / sz)
+        ok = (fx >= 0) & (fx < nx) & (fy >= 0) & (fy < ny) & (fz >= 0) & (fz < nz)
+        ix = np.int64(fx if ok else 0.0)
+        iy = np.int64(fy if ok else 0.0)
+        iz = np.int64(fz if ok else 0.0)
+        keys[t] = ((ix << shift_x) | (iy << shift_y) | iz) if ok else -1
 
 
 @njit(parallel=True)
-def _voxel_keys_parallel(  # noqa: PLR0917
+def _cell_keys_parallel(  # noqa: PLR0917
     points: np.ndarray,
     lo: np.ndarray,
     size: np.ndarray,
     nx: int,
     ny: int,
     nz: int,
+    shift_x: int,
+    shift_y: int,
+    xyz: np.ndarray,
     keys: np.ndarray,
     chunk: int,
 ) -> None:
-    """Per-point voxel key (int64, -1 outside or non-finite), same arithmetic as the serial kernels."""
+    """:func:`_cell_keys` for every point, chunks of ``chunk`` points in parallel; ``xyz`` is (3, >= N)."""
     n = points.shape[0]
-    lx, ly, lz = lo[0], lo[1], lo[2]
-    sx, sy, sz = size[0], size[1], size[2]
     n_chunks = (n + chunk - 1) // chunk
     for b in prange(n_chunks):
-        end = min(n, (b + 1) * chunk)
-        for i in range(b * chunk, end):
-            fx = np.floor((points[i, 0] - lx) / sx)
-            fy = np.floor((points[i, 1] - ly) / sy)
-            fz = np.floor((points[i, 2] - lz) / sz)
-            if fx >= 0 and fx < nx and fy >= 0 and fy < ny and fz >= 0 and fz < nz:
-                keys[i] = (np.int64(fx) * ny + np.int64(fy)) * nz + np.int64(fz)
-            else:
-                keys[i] = -1
+        i0 = b * chunk
+        i1 = min(n, i0 + chunk)
+        _cell_keys(points, i0, i1, lo, size, nx, ny, nz, shift_x, shift_y, xyz[:, i0:i1], keys[i0:i1])
+
+
+@njit()
+def _hard_assign(  # noqa: PLR0917 (the one hot loop, kept flat)
+    points: np.ndarray,
+    keys: np.ndarray,
+    i0: int,
+    i1: int,
+    max_points: int,
+    max_voxels: int,
+    stop: bool,
+    zyx: bool,
+    shift_x: int,
+    shift_y: int,
+    table: np.ndarray,
+    hash_shift: int,
+    voxel_slot: np.ndarray,
+    voxels: np.ndarray,
+    coords: np.ndarray,
+    num_points: np.ndarray,
+    state: np.ndarray,
+) -> bool:
+    """Put points ``i0 <= i < i1`` (key of point i in ``keys[i - i0]``) into voxels; True when stopped.
+
+    ``table`` (S, 2) int64, S a power of two: ``[key, voxel id]`` per slot, key -1 when free; slot of
+    voxel v in ``voxel_slot[v]``.  A new voxel's rows are written at once (its first point, zeros
+    after it), so nothing is left to clear at the end.  A voxel beyond ``max_voxels``: with ``stop``
+    this point and all later ones (``points.shape[0] - i``) are counted in ``state[HARD_CAP]`` and the
+    pass ends (SECOND); without, only this point is dropped.  Consecutive points of one voxel skip
+    the table through ``state[HARD_LAST_KEY]``.
+    """
+    c = points.shape[1]
+    mask = table.shape[0] - 1
+    flat = voxels.reshape(-1)
+    row = max_points * c
+    mask_y = (np.int64(1) << (shift_x - shift_y)) - 1
+    mask_z = (np.int64(1) << shift_y) - 1
+    m = state[HARD_M]
+    n_out = state[HARD_OUTSIDE]
+    n_cap = state[HARD_CAP]
+    n_full = state[HARD_FULL]
+    last_key = state[HARD_LAST_KEY]
+    last_v = state[HARD_LAST_VOXEL]
+    stopped = False
+    for i in range(i0, i1):
+        key = keys[i - i0]
+        if key < 0:
+            n_out += 1
+            continue
+        if key != last_key:
+            slot = ((key * _HASH_MUL) >> hash_shift) & mask
+            while table[slot, 0] != key and table[slot, 0] >= 0:
+                slot = (slot + 1) & mask
+            if table[slot, 0] < 0:
+                if m >= max_voxels:
+                    if stop:
+                        n_cap += points.shape[0] - i
+                        stopped = True
+                        break
+                    n_cap += 1
+                    continue
+                v = m
+                m += 1
+                table[slot, 0] = key
+                table[slot, 1] = v
+                voxel_slot[v] = slot
+                ix = key >> shift_x
+                iy = (key >> shift_y) & mask_y
+                iz = key & mask_z
+                if zyx:
+                    coords[v, 0] = iz
+                    coords[v, 2] = ix
+                else:
+                    coords[v, 0] = ix
+                    coords[v, 2] = iz
+                coords[v, 1] = iy
+                base = v * row
+                for j in range(c):
+                    flat[base + j] = points[i, j]
+                for t in range(base + c, base + row):
+                    flat[t] = 0
+                num_points[v] = 1
+                last_key = key
+                last_v = v
+                continue
+            last_key = key
+            last_v = table[slot, 1]
+        v = last_v
+        k = num_points[v]
+        if k < max_points:
+            base = v * row + k * c
+            for j in range(c):
+                flat[base + j] = points[i, j]
+            num_points[v] = k + 1
+        else:
+            n_full += 1
+    state[HARD_M] = m
+    state[HARD_OUTSIDE] = n_out
+    state[HARD_CAP] = n_cap
+    state[HARD_FULL] = n_full
+    state[HARD_LAST_KEY] = last_key
+    state[HARD_LAST_VOXEL] = last_v
+    return stopped
+
+
+@njit()
+def _hard_begin(state: np.ndarray) -> None:
+    state[:] = 0
+    state[HARD_LAST_KEY] = -1
+
+
+@njit()
+def _hard_end(table: np.ndarray, voxel_slot: np.ndarray, state: np.ndarray) -> int:
+    """Free the slots this call filled; returns the voxel count M."""
+    m: int = state[HARD_M]
+    for v in range(m):
+        table[voxel_slot[v], 0] = -1
+    return m
+
+
+@njit()
+def _hard_voxelize(  # noqa: PLR0917
+    points: np.ndarray,
+    lo: np.ndarray,
+    size: np.ndarray,
+    nx: int,
+    ny: int,
+    nz: int,
+    shift_x: int,
+    shift_y: int,
+    max_points: int,
+    max_voxels: int,
+    stop: bool,
+    zyx: bool,
+    table: np.ndarray,
+    hash_shift: int,
+    voxel_slot: np.ndarray,
+    xyz: np.ndarray,
+    keys: np.ndarray,
+    voxels: np.ndarray,
+    coords: np.ndarray,
+    num_points: np.ndarray,
+    state: np.ndarray,
+) -> int:
+    """Hard voxelization of ``points`` (N, C) on one thread; returns the voxel count M.
+
+    Keys are computed ``keys.shape[0]`` points at a time (:func:`_cell_keys`, scratch ``xyz``) and
+    assigned by :func:`_hard_assign`, so a stopped pass computes few keys past its stop.  Writes
+    ``voxels[:M]`` (M, max_points, C) (rows past a voxel's count zero), ``coords[:M]`` (M, 3) int32,
+    (z, y, x) when ``zyx`` else (x, y, z), ``num_points[:M]`` and the counters of ``state``.
+    """
+    _hard_begin(state)
+    n = points.shape[0]
+    chunk = keys.shape[0]
+    for i0 in range(0, n, chunk):
+        i1 = min(n, i0 + chunk)
+        _cell_keys(points, i0, i1, lo, size, nx, ny, nz, shift_x, shift_y, xyz, keys)
+        if _hard_assign(points, keys, i0, i1, max_points, max_voxels, stop, zyx, shift_x, shift_y, table,
+                        hash_shift, voxel_slot, voxels, coords, num_points, state):
+            break
+    return _hard_end(table, voxel_slot, state)
 
 
 @njit()
 def _hard_voxelize_from_keys(  # noqa: PLR0917
     points: np.ndarray,
     keys: np.ndarray,
-    ny: int,
-    nz: int,
     max_points: int,
     max_voxels: int,
+    stop: bool,
     zyx: bool,
-    table_keys: np.ndarray,
-    table_vals: np.ndarray,
-    table_gen: np.ndarray,
-    gen: int,
-    shift: int,
+    shift_x: int,
+    shift_y: int,
+    table: np.ndarray,
+    hash_shift: int,
+    voxel_slot: np.ndarray,
     voxels: np.ndarray,
     coords: np.ndarray,
     num_points: np.ndarray,
-    stats: np.ndarray,
+    state: np.ndarray,
 ) -> int:
-    """Second half of the parallel path: :func:`_hard_voxelize` given precomputed keys."""
-    n = points.shape[0]
-    c = points.shape[1]
-    mask = table_keys.shape[0] - 1
-    m = 0
-    n_out = 0
-    n_cap = 0
-    n_full = 0
-    for i in range(n):
-        key = keys[i]
-        if key < 0:
-            n_out += 1
-            continue
-        slot = _slot_of(key, table_keys, table_gen, gen, shift, mask)
-        if table_gen[slot] == gen:
-            v = table_vals[slot]
-        else:
-            if m >= max_voxels:
-                n_cap += 1
-                continue
-            v = m
-            m += 1
-            table_gen[slot] = gen
-            table_keys[slot] = key
-            table_vals[slot] = v
-            iz = key % nz
-            iy = (key // nz) % ny
-            ix = key // (nz * ny)
-            if zyx:
-                coords[v, 0] = iz
-                coords[v, 2] = ix
-            else:
-                coords[v, 0] = ix
-                coords[v, 2] = iz
-            coords[v, 1] = iy
-            num_points[v] = 0
-        k = num_points[v]
-        if k < max_points:
-            for j in range(c):
-                voxels[v, k, j] = points[i, j]
-            num_points[v] = k + 1
-        else:
-            n_full += 1
-    for v in range(m):
-        for k in range(num_points[v], max_points):
-            for j in range(c):
-                voxels[v, k, j] = 0
-    stats[0] = n_out
-    stats[1] = n_cap
-    stats[2] = n_full
-    return m
+    """Second half of the parallel path: :func:`_hard_voxelize` given every point's key."""
+    _hard_begin(state)
+    _hard_assign(points, keys, 0, points.shape[0], max_points, max_voxels, stop, zyx, shift_x, shift_y, table,
+                 hash_shift, voxel_slot, voxels, coords, num_points, state)
+    return _hard_end(table, voxel_slot, state)
 
 
 @njit()
@@ -437,6 +500,8 @@ def _dynamic_voxelize_packed(  # noqa: PLR0917
     point_voxel: np.ndarray,
     coords: np.ndarray,
     num_points: np.ndarray,
+    shift_x: int,
+    shift_y: int,
 ) -> int:
     """Dynamic voxelization on one thread: ``point_voxel[i]`` = voxel id of point i (-1 outside).
 
@@ -465,7 +530,7 @@ def _dynamic_voxelize_packed(  # noqa: PLR0917
         ix = np.int64(fx)
         iy = np.int64(fy)
         iz = np.int64(fz)
-        key = (ix * ny + iy) * nz + iz
+        key = (ix << shift_x) | (iy << shift_y) | iz
         v, m = _packed_insert(key, ix, iy, iz, zyx, table, gen_hi, shift, mask, m, coords, num_points)
         point_voxel[i] = v
     return m
@@ -474,8 +539,8 @@ def _dynamic_voxelize_packed(  # noqa: PLR0917
 @njit()
 def _dynamic_voxelize_packed_from_keys(  # noqa: PLR0917
     keys: np.ndarray,
-    ny: int,
-    nz: int,
+    shift_x: int,
+    shift_y: int,
     zyx: bool,
     table: np.ndarray,
     gen: int,
@@ -484,19 +549,21 @@ def _dynamic_voxelize_packed_from_keys(  # noqa: PLR0917
     coords: np.ndarray,
     num_points: np.ndarray,
 ) -> int:
-    """Second half of the parallel path: :func:`_dynamic_voxelize_packed` given precomputed keys."""
+    """Second half of the parallel path: :func:`_dynamic_voxelize_packed` given keys from :func:`_cell_keys`."""
     n = min(keys.shape[0], point_voxel.shape[0])
     mask = table.shape[0] - 1
     gen_hi = np.int64(gen) << 32
+    mask_y = (np.int64(1) << (shift_x - shift_y)) - 1
+    mask_z = (np.int64(1) << shift_y) - 1
     m = 0
     for i in range(n):
         key = keys[i]
         if key < 0:
             point_voxel[i] = -1
             continue
-        iz = key % nz
-        iy = (key // nz) % ny
-        ix = key // (nz * ny)
+        ix = key >> shift_x
+        iy = (key >> shift_y) & mask_y
+        iz = key & mask_z
         v, m = _packed_insert(key, ix, iy, iz, zyx, table, gen_hi, shift, mask, m, coords, num_points)
         point_voxel[i] = v
     return m
