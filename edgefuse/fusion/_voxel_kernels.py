@@ -11,10 +11,10 @@ Voxel coordinates (shared with the test references):
   fails it: non-finite points are outside.
 - Voxel ids are assigned in the order of each voxel's first (inside) point.  A voxel is identified by
   its *key* ``cx << shift_x | cy << shift_y | cz`` (bit fields as wide as ``grid - 1`` needs, so a key
-  decodes with shifts and masks; :meth:`edgefuse.fusion.voxel.VoxelGeometry.key_shifts`), looked up in
-  an open-addressing hash table (Fibonacci hashing, linear probing).  The hard voxelizer's table is
-  cleared after each call slot by slot (only the slots that call filled); the dynamic voxelizer's
-  slots carry the generation of the call that wrote them instead.
+  decodes with shifts and masks; :meth:`edgefuse.fusion.voxel.VoxelGeometry.key_shifts`).  The hard
+  voxelizer finds voxels through an (x, y) column grid (or, for grids with too many columns, an
+  open-addressing hash table) that each call empties again cell by cell (only the cells it filled);
+  the dynamic voxelizer's hash table tags its slots with the generation of the call that wrote them.
 """
 
 from __future__ import annotations
@@ -47,9 +47,7 @@ def _cell_keys(  # noqa: PLR0917 (one flat kernel; scalar arguments by design)
     i1: int,
     lo: np.ndarray,
     size: np.ndarray,
-    nx: int,
-    ny: int,
-    nz: int,
+    top: np.ndarray,
     shift_x: int,
     shift_y: int,
     xyz: np.ndarray,
@@ -57,8 +55,11 @@ def _cell_keys(  # noqa: PLR0917 (one flat kernel; scalar arguments by design)
 ) -> None:
     """``keys[i - i0]`` = voxel key of point ``i`` for ``i0 <= i < i1``, -1 outside or non-finite.
 
+    ``top`` (3,) in the points' dtype is the largest value of that dtype <= ``grid - 1``, so for the
+    whole numbers ``floor`` gives, ``c <= top`` is ``c < grid``; every comparison stays in the points'
+    dtype and indices convert through int32 (``grid < 2^31``), which lets the loop run on SIMD lanes.
     ``xyz`` is (3, >= i1 - i0) scratch of the points' dtype: x, y, z are gathered there first so that
-    the arithmetic runs over contiguous arrays (SIMD) instead of the (N, C) rows.
+    the arithmetic runs over contiguous arrays instead of the (N, C) rows.
     """
     cnt = i1 - i0
     for t in range(cnt):
@@ -67,15 +68,20 @@ def _cell_keys(  # noqa: PLR0917 (one flat kernel; scalar arguments by design)
         xyz[2, t] = points[i0 + t, 2]
     lx, ly, lz = lo[0], lo[1], lo[2]
     sx, sy, sz = size[0], size[1], size[2]
+    tx, ty, tz = top[0], top[1], top[2]
+    zero = lx - lx
+    xs = xyz[0]
+    ys = xyz[1]
+    zs = xyz[2]
     for t in range(cnt):
-        fx = np.floor((xyz[0, t] - lx) / sx)
-        fy = np.floor((xyz[1, t] - ly) / sy)
-        fz = np.floor((xyz[2, t] - lz) / sz)
-        ok = (fx >= 0) & (fx < nx) & (fy >= 0) & (fy < ny) & (fz >= 0) & (fz < nz)
-        ix = np.int64(fx if ok else 0.0)
-        iy = np.int64(fy if ok else 0.0)
-        iz = np.int64(fz if ok else 0.0)
-        keys[t] = ((ix << shift_x) | (iy << shift_y) | iz) if ok else -1
+        fx = np.floor((xs[t] - lx) / sx)
+        fy = np.floor((ys[t] - ly) / sy)
+        fz = np.floor((zs[t] - lz) / sz)
+        ok = (fx >= zero) & (fx <= tx) & (fy >= zero) & (fy <= ty) & (fz >= zero) & (fz <= tz)
+        ix = np.int64(np.int32(fx if ok else zero))
+        iy = np.int64(np.int32(fy if ok else zero))
+        iz = np.int64(np.int32(fz if ok else zero))
+        keys[t] = ((ix << shift_x) | (iy << shift_y) | iz) if ok else np.int64(-1)
 
 
 @njit(parallel=True)
@@ -83,9 +89,7 @@ def _cell_keys_parallel(  # noqa: PLR0917
     points: np.ndarray,
     lo: np.ndarray,
     size: np.ndarray,
-    nx: int,
-    ny: int,
-    nz: int,
+    top: np.ndarray,
     shift_x: int,
     shift_y: int,
     xyz: np.ndarray,
@@ -98,11 +102,11 @@ def _cell_keys_parallel(  # noqa: PLR0917
     for b in prange(n_chunks):
         i0 = b * chunk
         i1 = min(n, i0 + chunk)
-        _cell_keys(points, i0, i1, lo, size, nx, ny, nz, shift_x, shift_y, xyz[:, i0:i1], keys[i0:i1])
+        _cell_keys(points, i0, i1, lo, size, top, shift_x, shift_y, xyz[:, i0:i1], keys[i0:i1])
 
 
 @njit()
-def _hard_assign(  # noqa: PLR0917 (the one hot loop, kept flat)
+def _hard_assign(  # noqa: PLR0917, PLR0915 (the one hot loop, kept flat)
     points: np.ndarray,
     keys: np.ndarray,
     i0: int,
@@ -113,9 +117,11 @@ def _hard_assign(  # noqa: PLR0917 (the one hot loop, kept flat)
     zyx: bool,
     shift_x: int,
     shift_y: int,
+    ny: int,
+    columns: np.ndarray,
     table: np.ndarray,
     hash_shift: int,
-    voxel_slot: np.ndarray,
+    voxel_meta: np.ndarray,
     voxels: np.ndarray,
     coords: np.ndarray,
     num_points: np.ndarray,
@@ -123,14 +129,22 @@ def _hard_assign(  # noqa: PLR0917 (the one hot loop, kept flat)
 ) -> bool:
     """Put points ``i0 <= i < i1`` (key of point i in ``keys[i - i0]``) into voxels; True when stopped.
 
-    ``table`` (S, 2) int64, S a power of two: ``[key, voxel id]`` per slot, key -1 when free; slot of
-    voxel v in ``voxel_slot[v]``.  A new voxel's rows are written at once (its first point, zeros
-    after it), so nothing is left to clear at the end.  A voxel beyond ``max_voxels``: with ``stop``
-    this point and all later ones (``points.shape[0] - i``) are counted in ``state[HARD_CAP]`` and the
-    pass ends (SECOND); without, only this point is dropped.  Consecutive points of one voxel skip
-    the table through ``state[HARD_LAST_KEY]``.
+    Voxels are found through one of two structures; ``voxel_meta[v]`` is ``[key, link]`` of voxel v:
+
+    - ``columns`` (nx * ny int32, -1 empty), when not empty: the last voxel made in each (x, y) column
+      (index ``cx * ny + cy``), ``link`` the column's previous one (-1 at the end).  Neighbouring points
+      of a sweep read neighbouring cells (unlike a hash), and a column holds few voxels.
+    - otherwise ``table`` (S, 2) int64, S a power of two: ``[key, voxel id]`` per slot, key -1 when
+      free, Fibonacci hash of the key, linear probing; ``link`` is the voxel's slot.
+
+    A new voxel's rows are written at once (its first point, zeros after it), so nothing is left to
+    clear at the end.  A voxel beyond ``max_voxels``: with ``stop`` this point and all later ones
+    (``points.shape[0] - i``) are counted in ``state[HARD_CAP]`` and the pass ends (SECOND); without,
+    only this point is dropped.  Consecutive points of one voxel skip the look-up
+    (``state[HARD_LAST_KEY]``).
     """
     c = points.shape[1]
+    use_columns = columns.shape[0] > 0
     mask = table.shape[0] - 1
     flat = voxels.reshape(-1)
     row = max_points * c
@@ -149,10 +163,20 @@ def _hard_assign(  # noqa: PLR0917 (the one hot loop, kept flat)
             n_out += 1
             continue
         if key != last_key:
-            slot = ((key * _HASH_MUL) >> hash_shift) & mask
-            while table[slot, 0] != key and table[slot, 0] >= 0:
-                slot = (slot + 1) & mask
-            if table[slot, 0] < 0:
+            ix = key >> shift_x
+            iy = (key >> shift_y) & mask_y
+            col = ix * ny + iy
+            slot = np.int64(0)
+            if use_columns:
+                v = np.int64(columns[col])
+                while v >= 0 and voxel_meta[v, 0] != key:
+                    v = voxel_meta[v, 1]
+            else:
+                slot = ((key * _HASH_MUL) >> hash_shift) & mask
+                while table[slot, 0] != key and table[slot, 0] >= 0:
+                    slot = (slot + 1) & mask
+                v = table[slot, 1] if table[slot, 0] >= 0 else np.int64(-1)
+            if v < 0:
                 if m >= max_voxels:
                     if stop:
                         n_cap += points.shape[0] - i
@@ -162,11 +186,14 @@ def _hard_assign(  # noqa: PLR0917 (the one hot loop, kept flat)
                     continue
                 v = m
                 m += 1
-                table[slot, 0] = key
-                table[slot, 1] = v
-                voxel_slot[v] = slot
-                ix = key >> shift_x
-                iy = (key >> shift_y) & mask_y
+                voxel_meta[v, 0] = key
+                if use_columns:
+                    voxel_meta[v, 1] = columns[col]
+                    columns[col] = v
+                else:
+                    table[slot, 0] = key
+                    table[slot, 1] = v
+                    voxel_meta[v, 1] = slot
                 iz = key & mask_z
                 if zyx:
                     coords[v, 0] = iz
@@ -185,7 +212,7 @@ def _hard_assign(  # noqa: PLR0917 (the one hot loop, kept flat)
                 last_v = v
                 continue
             last_key = key
-            last_v = table[slot, 1]
+            last_v = v
         v = last_v
         k = num_points[v]
         if k < max_points:
@@ -211,11 +238,20 @@ def _hard_begin(state: np.ndarray) -> None:
 
 
 @njit()
-def _hard_end(table: np.ndarray, voxel_slot: np.ndarray, state: np.ndarray) -> int:
-    """Free the slots this call filled; returns the voxel count M."""
+def _hard_end(  # noqa: PLR0917
+    shift_x: int, shift_y: int, ny: int, columns: np.ndarray, table: np.ndarray, voxel_meta: np.ndarray,
+    state: np.ndarray,
+) -> int:
+    """Empty the column cells / table slots this call filled; returns the voxel count M."""
     m: int = state[HARD_M]
-    for v in range(m):
-        table[voxel_slot[v], 0] = -1
+    mask_y = (np.int64(1) << (shift_x - shift_y)) - 1
+    if columns.shape[0] > 0:
+        for v in range(m):
+            key = voxel_meta[v, 0]
+            columns[(key >> shift_x) * ny + ((key >> shift_y) & mask_y)] = -1
+    else:
+        for v in range(m):
+            table[voxel_meta[v, 1], 0] = -1
     return m
 
 
@@ -224,18 +260,18 @@ def _hard_voxelize(  # noqa: PLR0917
     points: np.ndarray,
     lo: np.ndarray,
     size: np.ndarray,
-    nx: int,
+    top: np.ndarray,
     ny: int,
-    nz: int,
     shift_x: int,
     shift_y: int,
     max_points: int,
     max_voxels: int,
     stop: bool,
     zyx: bool,
+    columns: np.ndarray,
     table: np.ndarray,
     hash_shift: int,
-    voxel_slot: np.ndarray,
+    voxel_meta: np.ndarray,
     xyz: np.ndarray,
     keys: np.ndarray,
     voxels: np.ndarray,
@@ -255,26 +291,28 @@ def _hard_voxelize(  # noqa: PLR0917
     chunk = keys.shape[0]
     for i0 in range(0, n, chunk):
         i1 = min(n, i0 + chunk)
-        _cell_keys(points, i0, i1, lo, size, nx, ny, nz, shift_x, shift_y, xyz, keys)
-        if _hard_assign(points, keys, i0, i1, max_points, max_voxels, stop, zyx, shift_x, shift_y, table,
-                        hash_shift, voxel_slot, voxels, coords, num_points, state):
+        _cell_keys(points, i0, i1, lo, size, top, shift_x, shift_y, xyz, keys)
+        if _hard_assign(points, keys, i0, i1, max_points, max_voxels, stop, zyx, shift_x, shift_y, ny, columns,
+                        table, hash_shift, voxel_meta, voxels, coords, num_points, state):
             break
-    return _hard_end(table, voxel_slot, state)
+    return _hard_end(shift_x, shift_y, ny, columns, table, voxel_meta, state)
 
 
 @njit()
 def _hard_voxelize_from_keys(  # noqa: PLR0917
     points: np.ndarray,
     keys: np.ndarray,
+    ny: int,
     max_points: int,
     max_voxels: int,
     stop: bool,
     zyx: bool,
     shift_x: int,
     shift_y: int,
+    columns: np.ndarray,
     table: np.ndarray,
     hash_shift: int,
-    voxel_slot: np.ndarray,
+    voxel_meta: np.ndarray,
     voxels: np.ndarray,
     coords: np.ndarray,
     num_points: np.ndarray,
@@ -282,9 +320,9 @@ def _hard_voxelize_from_keys(  # noqa: PLR0917
 ) -> int:
     """Second half of the parallel path: :func:`_hard_voxelize` given every point's key."""
     _hard_begin(state)
-    _hard_assign(points, keys, 0, points.shape[0], max_points, max_voxels, stop, zyx, shift_x, shift_y, table,
-                 hash_shift, voxel_slot, voxels, coords, num_points, state)
-    return _hard_end(table, voxel_slot, state)
+    _hard_assign(points, keys, 0, points.shape[0], max_points, max_voxels, stop, zyx, shift_x, shift_y, ny, columns,
+                 table, hash_shift, voxel_meta, voxels, coords, num_points, state)
+    return _hard_end(shift_x, shift_y, ny, columns, table, voxel_meta, state)
 
 
 @njit()

@@ -72,6 +72,9 @@ PARALLEL_CHUNK = 8192
 KEY_CHUNK = 1024
 #: Accepted values of ``on_cap`` (see the module docs).
 ON_CAP = ("stop", "continue")
+#: Hard voxelizers whose grid has at most this many (x, y) columns find voxels through a dense column
+#: grid (4 bytes a column, 64 MiB at most), larger ones through a hash table.
+COLUMN_GRID_MAX_CELLS = 2**24
 _GEN_LIMIT = 2**31 - 2
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -166,6 +169,12 @@ class VoxelGeometry:
         """``lo`` and ``size`` as (3,) arrays of ``dtype`` (the kernels compute in the cloud's dtype)."""
         return self.lo.astype(dtype), self.size.astype(dtype)
 
+    def top(self, dtype: np.dtype[Any]) -> FloatArray:
+        """(3,) largest values of ``dtype`` <= ``grid - 1`` (the kernels' inside test ``c <= top``)."""
+        last = np.asarray(self.grid, dtype=np.float64) - 1
+        top = last.astype(dtype)
+        return np.where(top > last, np.nextafter(top, dtype.type(-np.inf)), top).astype(dtype)
+
     def key_shifts(self) -> tuple[int, int]:
         """``(shift_x, shift_y)`` of the kernels' voxel key ``cx << shift_x | cy << shift_y | cz`` (< 2^62)."""
         ny, nz = self.grid[1], self.grid[2]
@@ -186,20 +195,29 @@ def _on_cap(value: Any) -> str:
     return value
 
 
-class _SlotTable:
-    """Hash table of the hard path: (S, 2) int64 ``[key, voxel id]`` per slot, key -1 when free.
+class _VoxelIndex:
+    """How the hard kernels find a voxel from its key (see ``_k._hard_assign``); clean between calls.
 
-    At most ``max_keys`` keys (load factor <= 1/2).  A call frees the slots it filled before it
-    returns (``voxel_slot`` keeps each voxel's slot), so the table is clean between calls.  Every
-    page is written at construction (no page faults on the first real cloud).
+    Grids of at most :data:`COLUMN_GRID_MAX_CELLS` (x, y) columns get a column grid (nx * ny int32,
+    -1 empty: 9 MB for KITTI car settings) and an empty hash table; larger ones an empty column grid
+    and a hash table of (S, 2) int64 ``[key, voxel id]`` slots, S >= 2 * max_voxels.  ``meta``
+    (max_voxels, 2) int64 holds each voxel's key and link.  Every page is written here, so the first
+    real cloud pays no page faults.
     """
 
-    def __init__(self, max_keys: int) -> None:
-        bits = max(4, int(2 * max_keys - 1).bit_length())
+    def __init__(self, grid: tuple[int, int, int], max_voxels: int) -> None:
+        columns = grid[0] * grid[1]
+        if columns <= COLUMN_GRID_MAX_CELLS:
+            self.columns = np.empty(columns, dtype=np.int32)
+            self.columns.fill(-1)
+            bits = 0
+        else:
+            self.columns = np.zeros(0, dtype=np.int32)
+            bits = max(4, int(2 * max_voxels - 1).bit_length())
         self.table = np.empty((1 << bits, 2), dtype=np.int64)
         self.table.fill(-1)
-        self.shift = 64 - bits
-        self.voxel_slot = _prefaulted(max_keys, np.int64)
+        self.shift = 64 - max(bits, 1)  # one unused slot with the column grid
+        self.meta = _prefaulted((max_voxels, 2), np.int64)
 
 
 class _PackedTable:
@@ -327,12 +345,13 @@ class Voxelizer:
             raise VoxelParamError(f"must be >= 3 (x, y, z first), got {num_features}", field="num_features")
         self.threads = _threads(threads)
         self._shifts = self.geometry.key_shifts()
-        self._table = _SlotTable(self.max_voxels)
+        self._index = _VoxelIndex(self.geometry.grid, self.max_voxels)
         self._coords = np.zeros((self.max_voxels, 3), dtype=np.int32)
         self._num = np.zeros(self.max_voxels, dtype=np.int32)
         self._state = np.zeros(_k.HARD_STATE_LEN, dtype=np.int64)
         self._voxels: dict[tuple[str, int], FloatArray] = {}
         self._lo_size = {dt.str: self.geometry.lo_size(dt) for dt in _FLOAT_DTYPES}
+        self._top = {dt.str: self.geometry.top(dt) for dt in _FLOAT_DTYPES}
         self._chunk_keys = np.zeros(KEY_CHUNK, dtype=np.int64)
         self._chunk_xyz = {dt.str: np.zeros((3, KEY_CHUNK), dtype=dt) for dt in _FLOAT_DTYPES}
         self._keys = np.zeros(0, dtype=np.int64)
@@ -366,22 +385,23 @@ class Voxelizer:
 
     def _run(self, pts: FloatArray, *, parallel: bool) -> int:
         lo, size = self._lo_size[pts.dtype.str]
-        nx, ny, nz = self.geometry.grid
+        ny = self.geometry.grid[1]
         sx, sy = self._shifts
-        t = self._table
+        x = self._index
         voxels = self._voxel_buffer(pts.dtype, pts.shape[1])
         if not parallel:
-            return int(_k._hard_voxelize(pts, lo, size, nx, ny, nz, sx, sy, self.max_points_per_voxel,
-                                         self.max_voxels, self._stop, self._zyx, t.table, t.shift, t.voxel_slot,
+            return int(_k._hard_voxelize(pts, lo, size, self._top[pts.dtype.str], ny, sx, sy, self.max_points_per_voxel,
+                                         self.max_voxels, self._stop, self._zyx, x.columns, x.table, x.shift, x.meta,
                                          self._chunk_xyz[pts.dtype.str], self._chunk_keys, voxels, self._coords,
                                          self._num, self._state))
         n = pts.shape[0]
         keys, xyz = _key_buffers(self, n, pts.dtype)
         threads = self._chooser.threads
         chunk = max(PARALLEL_CHUNK, -(-n // (8 * threads)))
-        run_parallel(threads, _k._cell_keys_parallel, pts, lo, size, nx, ny, nz, sx, sy, xyz, keys, chunk)
-        return int(_k._hard_voxelize_from_keys(pts, keys, self.max_points_per_voxel, self.max_voxels, self._stop,
-                                               self._zyx, sx, sy, t.table, t.shift, t.voxel_slot, voxels,
+        run_parallel(threads, _k._cell_keys_parallel, pts, lo, size, self._top[pts.dtype.str], sx, sy, xyz, keys,
+                     chunk)
+        return int(_k._hard_voxelize_from_keys(pts, keys, ny, self.max_points_per_voxel, self.max_voxels, self._stop,
+                                               self._zyx, sx, sy, x.columns, x.table, x.shift, x.meta, voxels,
                                                self._coords, self._num, self._state))
 
     def voxelize(self, points: Any, *, copy: bool = False) -> HardVoxels:
@@ -476,6 +496,7 @@ class DynamicVoxelizer:
         self.threads = _threads(threads)
         self._shifts = self.geometry.key_shifts()
         self._lo_size = {dt.str: self.geometry.lo_size(dt) for dt in _FLOAT_DTYPES}
+        self._top = {dt.str: self.geometry.top(dt) for dt in _FLOAT_DTYPES}
         self._chooser = ParallelChooser(self.threads)
         self._xyz: dict[str, FloatArray] = {}
         self._allocate(_positive_int(max_points, "max_points"))
@@ -518,7 +539,8 @@ class DynamicVoxelizer:
         keys, xyz = _key_buffers(self, n, pts.dtype)
         threads = self._chooser.threads
         chunk = max(PARALLEL_CHUNK, -(-n // (8 * threads)))
-        run_parallel(threads, _k._cell_keys_parallel, pts, lo, size, nx, ny, nz, sx, sy, xyz, keys, chunk)
+        run_parallel(threads, _k._cell_keys_parallel, pts, lo, size, self._top[pts.dtype.str], sx, sy, xyz, keys,
+                     chunk)
         return int(_k._dynamic_voxelize_packed_from_keys(keys, sx, sy, self._zyx, t.table, gen, t.shift, pv,
                                                          self._coords, self._num))
 
