@@ -12,8 +12,8 @@ Voxel coordinates (shared with the test references):
 - Voxel ids are assigned in the order of each voxel's first (inside) point.  A voxel is identified by
   its *key* ``cx << shift_x | cy << shift_y | cz`` (bit fields as wide as ``grid - 1`` needs, so a key
   decodes with shifts and masks; :meth:`edgefuse.fusion.voxel.VoxelGeometry.key_shifts`).  The hard
-  voxelizer finds voxels through an (x, y) column grid (or, for grids with too many columns, an
-  open-addressing hash table) that each call empties again cell by cell (only the cells it filled);
+  voxelizer finds voxels through an (x, y) column grid with an occupancy bitmap (or, for grids with
+  too many columns, an open-addressing hash table) that each call empties again (only what it filled);
   the dynamic voxelizer's hash table tags its slots with the generation of the call that wrote them.
 """
 
@@ -119,6 +119,7 @@ def _hard_assign(  # noqa: PLR0917, PLR0915 (the one hot loop, kept flat)
     shift_y: int,
     ny: int,
     columns: np.ndarray,
+    occupied: np.ndarray,
     table: np.ndarray,
     hash_shift: int,
     voxel_meta: np.ndarray,
@@ -131,9 +132,11 @@ def _hard_assign(  # noqa: PLR0917, PLR0915 (the one hot loop, kept flat)
 
     Voxels are found through one of two structures; ``voxel_meta[v]`` is ``[key, link]`` of voxel v:
 
-    - ``columns`` (nx * ny int32, -1 empty), when not empty: the last voxel made in each (x, y) column
-      (index ``cx * ny + cy``), ``link`` the column's previous one (-1 at the end).  Neighbouring points
-      of a sweep read neighbouring cells (unlike a hash), and a column holds few voxels.
+    - ``columns`` (nx * ny int32), when not empty: the last voxel made in each (x, y) column (index
+      ``col = cx * ny + cy``), ``link`` the column's previous one (-1 at the end).  A cell is valid only
+      where bit ``col`` of ``occupied`` (int64 words, 281 KB for KITTI: it stays in L2) is set, so a
+      point of a new column reads no cell of the grid.  Neighbouring points of a sweep use
+      neighbouring cells (unlike a hash), and a column holds few voxels.
     - otherwise ``table`` (S, 2) int64, S a power of two: ``[key, voxel id]`` per slot, key -1 when
       free, Fibonacci hash of the key, linear probing; ``link`` is the voxel's slot.
 
@@ -166,11 +169,17 @@ def _hard_assign(  # noqa: PLR0917, PLR0915 (the one hot loop, kept flat)
             ix = key >> shift_x
             iy = (key >> shift_y) & mask_y
             col = ix * ny + iy
+            word = col >> 6
+            bit = np.int64(1) << (col & 63)
+            in_use = False
             slot = np.int64(0)
+            v = np.int64(-1)
             if use_columns:
-                v = np.int64(columns[col])
-                while v >= 0 and voxel_meta[v, 0] != key:
-                    v = voxel_meta[v, 1]
+                in_use = (occupied[word] & bit) != 0
+                if in_use:
+                    v = np.int64(columns[col])
+                    while v >= 0 and voxel_meta[v, 0] != key:
+                        v = voxel_meta[v, 1]
             else:
                 slot = ((key * _HASH_MUL) >> hash_shift) & mask
                 while table[slot, 0] != key and table[slot, 0] >= 0:
@@ -188,8 +197,9 @@ def _hard_assign(  # noqa: PLR0917, PLR0915 (the one hot loop, kept flat)
                 m += 1
                 voxel_meta[v, 0] = key
                 if use_columns:
-                    voxel_meta[v, 1] = columns[col]
+                    voxel_meta[v, 1] = columns[col] if in_use else -1
                     columns[col] = v
+                    occupied[word] |= bit
                 else:
                     table[slot, 0] = key
                     table[slot, 1] = v
@@ -239,16 +249,16 @@ def _hard_begin(state: np.ndarray) -> None:
 
 @njit()
 def _hard_end(  # noqa: PLR0917
-    shift_x: int, shift_y: int, ny: int, columns: np.ndarray, table: np.ndarray, voxel_meta: np.ndarray,
-    state: np.ndarray,
+    shift_x: int, shift_y: int, ny: int, columns: np.ndarray, occupied: np.ndarray, table: np.ndarray,
+    voxel_meta: np.ndarray, state: np.ndarray,
 ) -> int:
-    """Empty the column cells / table slots this call filled; returns the voxel count M."""
+    """Empty the ``occupied`` words / table slots this call filled; returns the voxel count M."""
     m: int = state[HARD_M]
     mask_y = (np.int64(1) << (shift_x - shift_y)) - 1
     if columns.shape[0] > 0:
         for v in range(m):
             key = voxel_meta[v, 0]
-            columns[(key >> shift_x) * ny + ((key >> shift_y) & mask_y)] = -1
+            occupied[((key >> shift_x) * ny + ((key >> shift_y) & mask_y)) >> 6] = 0
     else:
         for v in range(m):
             table[voxel_meta[v, 1], 0] = -1
@@ -269,6 +279,7 @@ def _hard_voxelize(  # noqa: PLR0917
     stop: bool,
     zyx: bool,
     columns: np.ndarray,
+    occupied: np.ndarray,
     table: np.ndarray,
     hash_shift: int,
     voxel_meta: np.ndarray,
@@ -293,9 +304,9 @@ def _hard_voxelize(  # noqa: PLR0917
         i1 = min(n, i0 + chunk)
         _cell_keys(points, i0, i1, lo, size, top, shift_x, shift_y, xyz, keys)
         if _hard_assign(points, keys, i0, i1, max_points, max_voxels, stop, zyx, shift_x, shift_y, ny, columns,
-                        table, hash_shift, voxel_meta, voxels, coords, num_points, state):
+                        occupied, table, hash_shift, voxel_meta, voxels, coords, num_points, state):
             break
-    return _hard_end(shift_x, shift_y, ny, columns, table, voxel_meta, state)
+    return _hard_end(shift_x, shift_y, ny, columns, occupied, table, voxel_meta, state)
 
 
 @njit()
@@ -310,6 +321,7 @@ def _hard_voxelize_from_keys(  # noqa: PLR0917
     shift_x: int,
     shift_y: int,
     columns: np.ndarray,
+    occupied: np.ndarray,
     table: np.ndarray,
     hash_shift: int,
     voxel_meta: np.ndarray,
@@ -321,8 +333,8 @@ def _hard_voxelize_from_keys(  # noqa: PLR0917
     """Second half of the parallel path: :func:`_hard_voxelize` given every point's key."""
     _hard_begin(state)
     _hard_assign(points, keys, 0, points.shape[0], max_points, max_voxels, stop, zyx, shift_x, shift_y, ny, columns,
-                 table, hash_shift, voxel_meta, voxels, coords, num_points, state)
-    return _hard_end(shift_x, shift_y, ny, columns, table, voxel_meta, state)
+                 occupied, table, hash_shift, voxel_meta, voxels, coords, num_points, state)
+    return _hard_end(shift_x, shift_y, ny, columns, occupied, table, voxel_meta, state)
 
 
 @njit()

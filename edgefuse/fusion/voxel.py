@@ -29,9 +29,11 @@ Geometry (identical for all three, and for the references in ``tests/voxel``):
 - ``coords`` are int32 ``(z, y, x)`` cell indices (``coord_order="zyx"``, SECOND's
   ``reverse_index=True``) or ``(x, y, z)`` (``coord_order="xyz"``).
 
-Instead of SECOND's dense ``coor_to_voxelidx`` grid (90 M int32, 360 MB, for KITTI car settings)
-voxels are found in hash tables sized for ``max_voxels`` (or the cloud): the hard voxelizer clears
-only the slots a call filled, the dynamic one tags each slot with the generation of its call.
+Instead of SECOND's dense ``coor_to_voxelidx`` grid (90 M int32, 360 MB, for KITTI car settings) the
+hard voxelizer keeps one int32 per (x, y) column (2.25 M, 9 MB) that chains the column's voxels, or,
+above :data:`COLUMN_GRID_MAX_CELLS` columns, a hash table sized for ``max_voxels``; each call empties
+only the cells it filled.  The dynamic voxelizer uses a hash table sized for the cloud whose slots
+carry the generation of the call that wrote them.
 """
 
 from __future__ import annotations
@@ -198,21 +200,23 @@ def _on_cap(value: Any) -> str:
 class _VoxelIndex:
     """How the hard kernels find a voxel from its key (see ``_k._hard_assign``); clean between calls.
 
-    Grids of at most :data:`COLUMN_GRID_MAX_CELLS` (x, y) columns get a column grid (nx * ny int32,
-    -1 empty: 9 MB for KITTI car settings) and an empty hash table; larger ones an empty column grid
-    and a hash table of (S, 2) int64 ``[key, voxel id]`` slots, S >= 2 * max_voxels.  ``meta``
-    (max_voxels, 2) int64 holds each voxel's key and link.  Every page is written here, so the first
-    real cloud pays no page faults.
+    Grids of at most :data:`COLUMN_GRID_MAX_CELLS` (x, y) columns get a column grid (nx * ny int32: 9 MB
+    for KITTI car settings), its occupancy bitmap (int64 words, all zero between calls) and an unused
+    one-slot hash table; larger ones empty column arrays and a hash table of (S, 2) int64
+    ``[key, voxel id]`` slots (key -1 free), S >= 2 * max_voxels.  ``meta`` (max_voxels, 2) int64 holds
+    each voxel's key and link.  Every page is written here, so the first real cloud pays no page
+    faults.
     """
 
     def __init__(self, grid: tuple[int, int, int], max_voxels: int) -> None:
         columns = grid[0] * grid[1]
         if columns <= COLUMN_GRID_MAX_CELLS:
-            self.columns = np.empty(columns, dtype=np.int32)
-            self.columns.fill(-1)
+            self.columns = _prefaulted(columns, np.int32)
+            self.occupied = _prefaulted((columns + 63) // 64, np.int64)
             bits = 0
         else:
             self.columns = np.zeros(0, dtype=np.int32)
+            self.occupied = np.zeros(0, dtype=np.int64)
             bits = max(4, int(2 * max_voxels - 1).bit_length())
         self.table = np.empty((1 << bits, 2), dtype=np.int64)
         self.table.fill(-1)
@@ -260,7 +264,9 @@ class HardVoxels:
         coords: (M, 3) int32 cell indices, (z, y, x) or (x, y, z) per ``coord_order``.
         num_points: (M,) int32 points kept per voxel (1 … max_points_per_voxel).
         n_outside: points outside the range or with a NaN/inf coordinate.
-        n_dropped_voxels: inside points dropped because ``max_voxels`` voxels already existed.
+        n_dropped_voxels: points dropped because ``max_voxels`` voxels already existed: with
+            ``on_cap="continue"`` each inside point that needed a new voxel, with ``"stop"`` the first
+            such point and every point after it (not examined, so not counted as outside).
         n_dropped_points: inside points dropped because their voxel was full.
     """
 
@@ -389,20 +395,20 @@ class Voxelizer:
         sx, sy = self._shifts
         x = self._index
         voxels = self._voxel_buffer(pts.dtype, pts.shape[1])
+        top = self._top[pts.dtype.str]
         if not parallel:
-            return int(_k._hard_voxelize(pts, lo, size, self._top[pts.dtype.str], ny, sx, sy, self.max_points_per_voxel,
-                                         self.max_voxels, self._stop, self._zyx, x.columns, x.table, x.shift, x.meta,
+            return int(_k._hard_voxelize(pts, lo, size, top, ny, sx, sy, self.max_points_per_voxel, self.max_voxels,
+                                         self._stop, self._zyx, x.columns, x.occupied, x.table, x.shift, x.meta,
                                          self._chunk_xyz[pts.dtype.str], self._chunk_keys, voxels, self._coords,
                                          self._num, self._state))
         n = pts.shape[0]
         keys, xyz = _key_buffers(self, n, pts.dtype)
         threads = self._chooser.threads
         chunk = max(PARALLEL_CHUNK, -(-n // (8 * threads)))
-        run_parallel(threads, _k._cell_keys_parallel, pts, lo, size, self._top[pts.dtype.str], sx, sy, xyz, keys,
-                     chunk)
+        run_parallel(threads, _k._cell_keys_parallel, pts, lo, size, top, sx, sy, xyz, keys, chunk)
         return int(_k._hard_voxelize_from_keys(pts, keys, ny, self.max_points_per_voxel, self.max_voxels, self._stop,
-                                               self._zyx, sx, sy, x.columns, x.table, x.shift, x.meta, voxels,
-                                               self._coords, self._num, self._state))
+                                               self._zyx, sx, sy, x.columns, x.occupied, x.table, x.shift, x.meta,
+                                               voxels, self._coords, self._num, self._state))
 
     def voxelize(self, points: Any, *, copy: bool = False) -> HardVoxels:
         """Voxelize an (N, C >= 3) float32/float64 cloud (x, y, z first).  See the module docs.

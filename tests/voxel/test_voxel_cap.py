@@ -104,6 +104,7 @@ def test_cap_reached_matches_reference(on_cap: str, dtype: Any, order: str, inde
         check(vox, pts, on_cap)
         assert vox.voxelize(pts).n_voxels == 500
     assert (vox._index.columns.size > 0) == (index == "columns")
+    assert not vox._index.occupied.any() and np.all(vox._index.table[:, 0] == -1)  # left clean for the next call
 
 
 def test_modes_differ_when_the_cap_is_reached() -> None:
