@@ -13,8 +13,10 @@ sees the same load), with SECOND's Numba kernel called its fastest way, for both
   commit 8ece472, "greatly increase point to voxel performance": the dense ``coor_to_voxelidx`` grid
   is allocated once, passed in, and only its touched cells are reset after each call).  second.pytorch
   is not on PyPI: give its ``second/core/point_cloud/point_cloud_ops.py`` from that commit with
-  ``--second-source PATH`` (or ``$EDGEFUSE_SECOND_POINT_CLOUD_OPS``).  Without it the same variant is
-  timed with mmdet3d's copy of the kernel (below) on the points SECOND examines before it stops
+  ``--second-source PATH`` or ``$EDGEFUSE_SECOND_POINT_CLOUD_OPS``, or put it at
+  ``~/.cache/edgefuse/bench/second_8ece472_point_cloud_ops.py`` (in a clone of second.pytorch:
+  ``git show 8ece472:second/core/point_cloud/point_cloud_ops.py > PATH``).  Without it the same
+  variant is timed with mmdet3d's copy of the kernel (below) on the points SECOND examines before it stops
   (SECOND's ``break`` makes its result exactly that of the copy on that prefix; checked).
 - ``on_cap="continue"`` vs mmdet3d's copy of that kernel (``_points_to_voxel_reverse_kernel`` in the PyPI
   wheel ``mmdet3d==1.4.0``, ``mmdet3d/models/task_modules/voxel/voxel_generator.py``, Apache-2.0), which
@@ -89,6 +91,9 @@ DYNAMIC_DEADLINE_MS = 2.0
 SECOND_WHEEL = "mmdet3d==1.4.0"
 SECOND_FILE = "mmdet3d/models/task_modules/voxel/voxel_generator.py"
 SECOND_SOURCE_ENV = "EDGEFUSE_SECOND_POINT_CLOUD_OPS"
+BENCH_CACHE = Path.home() / ".cache" / "edgefuse" / "bench"
+#: where SECOND's file is looked for when neither --second-source nor the variable names it
+SECOND_SOURCE_CACHED = BENCH_CACHE / "second_8ece472_point_cloud_ops.py"
 
 
 def _points() -> tuple[npt.NDArray[np.float32], str]:
@@ -104,7 +109,7 @@ def _mmdet3d_voxel_generator(wheel: str | None) -> tuple[dict[str, Any] | None, 
     info: dict[str, Any] = {"source": f"{SECOND_WHEEL} wheel, {SECOND_FILE} (SECOND's numba kernel, unmodified)"}
     path = Path(wheel) if wheel else None
     if path is None:
-        cache = Path.home() / ".cache" / "edgefuse" / "bench"
+        cache = BENCH_CACHE
         found = sorted(cache.glob("mmdet3d-1.4.0-*.whl")) if cache.exists() else []
         if not found:
             cache.mkdir(parents=True, exist_ok=True)
@@ -135,9 +140,11 @@ def _mmdet3d_voxel_generator(wheel: str | None) -> tuple[dict[str, Any] | None, 
 def _second_own(path: str | None) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """The namespace of SECOND's own point_cloud_ops.py (commit 8ece472: grid passed in), or None."""
     path = path or os.environ.get(SECOND_SOURCE_ENV)
+    if not path and SECOND_SOURCE_CACHED.exists():
+        path = str(SECOND_SOURCE_CACHED)
     if not path:
-        return None, {"error": f"not given (--second-source or ${SECOND_SOURCE_ENV}); second.pytorch is not on "
-                               "PyPI"}
+        return None, {"error": f"not given (--second-source, ${SECOND_SOURCE_ENV} or {SECOND_SOURCE_CACHED}); "
+                               "second.pytorch is not on PyPI"}
     source = Path(path).read_bytes()
     info = {"source": "traveller59/second.pytorch second/core/point_cloud/point_cloud_ops.py (unmodified)",
             "path": path, "file_sha256": hashlib.sha256(source).hexdigest()}
@@ -159,8 +166,9 @@ class _KernelCaller:
     """Calls SECOND's (or mmdet3d's copy of its) ``_points_to_voxel_reverse_kernel`` with a reused grid.
 
     ``fresh=True``: like SECOND's fastest ``points_to_voxel`` (outputs from ``np.zeros`` per call).
-    ``fresh=False``: outputs preallocated as well; the rows, counts and cells a call wrote are cleared
-    after it (the fastest way to call the kernel we know of).
+    ``fresh=False``: outputs preallocated as well (views returned, valid until the next call, like
+    ours); the rows and counts the previous call wrote are cleared before the kernel runs (the fastest
+    way to call the kernel we know of).
     """
 
     def __init__(self, kernel: Callable[..., Any], grid: npt.NDArray[np.int32], max_voxels: int, fresh: bool) -> None:
@@ -170,6 +178,7 @@ class _KernelCaller:
         self.num = np.zeros(max_voxels, dtype=np.int32)
         self.voxels = np.zeros((max_voxels, MAX_POINTS, 4), dtype=np.float32)
         self.coors = np.zeros((max_voxels, 3), dtype=np.int32)
+        self.last_m = 0
 
     def __call__(self, pts: npt.NDArray[np.float32]) -> tuple[Any, Any, Any]:
         if self.fresh:
@@ -178,14 +187,12 @@ class _KernelCaller:
             coors = np.zeros((self.max_voxels, 3), dtype=np.int32)
         else:
             num, voxels, coors = self.num, self.voxels, self.coors
+            voxels[:self.last_m] = 0
+            num[:self.last_m] = 0
         m = self.kernel(pts, self.size, self.crange, num, self.grid, voxels, coors, MAX_POINTS, self.max_voxels)
         _reset_cells(self.grid, coors, m)
-        out = (voxels[:m], coors[:m], num[:m])
-        if not self.fresh:
-            out = (out[0].copy(), out[1].copy(), out[2].copy())
-            voxels[:m] = 0
-            num[:m] = 0
-        return out
+        self.last_m = m
+        return voxels[:m], coors[:m], num[:m]
 
 
 def _identical(a: Any, b: Any) -> bool:
@@ -257,6 +264,8 @@ def _hard_case(pts: npt.NDArray[np.float32], max_voxels: int, second: dict[str, 
             pairs |= {"second_fastest_stop_via_mmdet3d_kernel_on_prefix": "ours_stop",
                       "second_kernel_prealloc_stop_via_mmdet3d_kernel_on_prefix": "ours_stop"}
             checks["second_fastest_stop_via_mmdet3d_kernel_on_prefix"] = _identical(fast(prefix), expected_stop)
+            checks["second_kernel_prealloc_stop_via_mmdet3d_kernel_on_prefix"] = _identical(pre(prefix),
+                                                                                            expected_stop)
     if second is not None:
         size, crange = np.asarray(VOXEL, dtype=np.float32), np.asarray(RANGE, dtype=np.float32)
         own = second["points_to_voxel"]

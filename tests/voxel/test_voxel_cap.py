@@ -32,9 +32,10 @@ from .voxel_reference import ref_hard_voxelize
 
 SMALL_RANGE = [0.0, -5.0, -2.0, 10.0, 5.0, 1.0]
 SMALL_VOXEL = [0.5, 0.5, 0.4]
-#: where bench/bench_voxel.py keeps the mmdet3d wheel it downloads
+#: where bench/bench_voxel.py keeps the mmdet3d wheel it downloads (and looks for SECOND's file)
 BENCH_CACHE = Path.home() / ".cache" / "edgefuse" / "bench"
 MMDET3D_FILE = "mmdet3d/models/task_modules/voxel/voxel_generator.py"
+SECOND_CACHED_NAME = "second_8ece472_point_cloud_ops.py"
 
 
 @pytest.fixture(params=["columns", "hash"])
@@ -194,9 +195,12 @@ def test_bad_on_cap_raises(bad: Any) -> None:
 
 
 def _second_points_to_voxel() -> tuple[Callable[..., Any] | None, str]:
-    """SECOND's own ``points_to_voxel``: the ``second`` package, or a copy of its point_cloud_ops.py file
-    named by ``$EDGEFUSE_SECOND_POINT_CLOUD_OPS`` (second.pytorch is not on PyPI)."""
+    """SECOND's own ``points_to_voxel``: a copy of its point_cloud_ops.py named by
+    ``$EDGEFUSE_SECOND_POINT_CLOUD_OPS`` or kept where bench/bench_voxel.py looks for it, else the
+    ``second`` package (second.pytorch is not on PyPI)."""
     path = os.environ.get("EDGEFUSE_SECOND_POINT_CLOUD_OPS")
+    if not path and (BENCH_CACHE / SECOND_CACHED_NAME).exists():
+        path = str(BENCH_CACHE / SECOND_CACHED_NAME)
     if path:
         namespace: dict[str, Any] = {"__name__": "second_point_cloud_ops"}
         exec(compile(Path(path).read_text(), path, "exec"), namespace)
@@ -205,7 +209,8 @@ def _second_points_to_voxel() -> tuple[Callable[..., Any] | None, str]:
         module = importlib.import_module("second.core.point_cloud.point_cloud_ops")
     except ImportError:
         return None, ("SECOND (traveller59/second.pytorch) is not installed and is not on PyPI; set "
-                      "EDGEFUSE_SECOND_POINT_CLOUD_OPS to its second/core/point_cloud/point_cloud_ops.py")
+                      "EDGEFUSE_SECOND_POINT_CLOUD_OPS to its second/core/point_cloud/point_cloud_ops.py, or put "
+                      f"that file at {BENCH_CACHE / SECOND_CACHED_NAME}")
     return module.points_to_voxel, "second.core.point_cloud.point_cloud_ops"
 
 
