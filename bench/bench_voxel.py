@@ -6,8 +6,10 @@ car defaults, range [0, -40, -3, 70.4, 40, 1], voxel 0.05 x 0.05 x 0.1 m, 5 poin
 caps: 16,000 voxels (SECOND's training cap; this frame has 44,279 voxels in range, so the cap is
 reached) and 60,000 (not reached).
 
-Hard voxelization is compared, in the same process and interleaved call by call (so every variant
-sees the same load), with SECOND's Numba kernel called its fastest way, for both ``on_cap`` modes:
+Hard voxelization is compared in the same process with SECOND's Numba kernel called its fastest way,
+for both ``on_cap`` modes, twice: interleaved call by call (every variant sees the same load, and
+finds the caches as the others left them, as in a pipeline) and back to back (blocks of calls of one
+variant, each with its own data in the caches):
 
 - ``on_cap="stop"`` vs SECOND's own ``points_to_voxel`` in its fastest version (traveller59/second.pytorch
   commit 8ece472, "greatly increase point to voxel performance": the dense ``coor_to_voxelidx`` grid
@@ -199,23 +201,33 @@ def _identical(a: Any, b: Any) -> bool:
     return all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
-def _interleaved_variants(fns: dict[str, Callable[[], object]], reps: int) -> dict[str, dict[str, float]]:
-    """Each variant ``reps`` times, one call of each in turn (order rotating), so all see the same load."""
+def _interleaved_variants(fns: dict[str, Callable[[], object]], reps: int, *,
+                          back_to_back: bool = False) -> dict[str, dict[str, float]]:
+    """Each variant ``reps`` times.
+
+    Interleaved (default): one call of each in turn (order rotating), so all see the same load, and
+    each call finds the caches as the other variants left them (as in a pipeline, where other stages
+    run between two voxelizations).  ``back_to_back``: blocks of 10 calls of one variant in turn, the
+    first call of each block not timed, so each variant runs with its own data in the caches.
+    """
     names = list(fns)
-    times = {name: np.empty(reps) for name in names}
+    times: dict[str, list[float]] = {name: [] for name in names}
     for fn in fns.values():
         fn()
-    for i in range(reps):
+    block = 10 if back_to_back else 1
+    for i in range(-(-reps // (block - 1 if back_to_back else 1))):
         for j in range(len(names)):
             name = names[(i + j) % len(names)]
-            start = time.perf_counter()
-            fns[name]()
-            times[name][i] = time.perf_counter() - start
+            for k in range(block):
+                start = time.perf_counter()
+                fns[name]()
+                if not (back_to_back and k == 0):
+                    times[name].append(time.perf_counter() - start)
     out = {}
     for name, t in times.items():
-        ms = t * 1e3
+        ms = np.asarray(t) * 1e3
         out[name] = {"median_ms": float(np.median(ms)), "min_ms": float(ms.min()),
-                     "p99_ms": float(np.percentile(ms, 99)), "reps": reps}
+                     "p99_ms": float(np.percentile(ms, 99)), "reps": int(ms.size)}
     return out
 
 
@@ -244,13 +256,18 @@ def _hard_case(pts: npt.NDArray[np.float32], max_voxels: int, second: dict[str, 
                                             "ours_continue": lambda: cont.voxelize(pts)}
     pairs: dict[str, str] = {}  # baseline -> the variant of ours it is compared with
     checks: dict[str, bool] = {}
-    grid = np.full(tuple(reversed(stop.grid)), -1, dtype=np.int32)  # one reused (nz, ny, nx) grid, 360 MB
+    shape = tuple(reversed(stop.grid))  # (nz, ny, nx)
+
+    def new_grid() -> npt.NDArray[np.int32]:
+        """Each baseline variant its own reused grid (360 MB): one variant's cells are not warm for another."""
+        return np.full(shape, -1, dtype=np.int32)
+
     expected_stop = (ours_stop.voxels, ours_stop.coords, ours_stop.num_points)
     expected_cont = (ours_cont.voxels, ours_cont.coords, ours_cont.num_points)
     if mmdet is not None:
         kernel = mmdet["_points_to_voxel_reverse_kernel"]
-        fast = _KernelCaller(kernel, grid, max_voxels, fresh=True)
-        pre = _KernelCaller(kernel, grid, max_voxels, fresh=False)
+        fast = _KernelCaller(kernel, new_grid(), max_voxels, fresh=True)
+        pre = _KernelCaller(kernel, new_grid(), max_voxels, fresh=False)
         fns["mmdet3d_kernel_fastest_continue"] = lambda: fast(pts)
         fns["mmdet3d_kernel_prealloc_continue"] = lambda: pre(pts)
         pairs |= {"mmdet3d_kernel_fastest_continue": "ours_continue",
@@ -259,17 +276,20 @@ def _hard_case(pts: npt.NDArray[np.float32], max_voxels: int, second: dict[str, 
         checks["mmdet3d_kernel_prealloc_continue"] = _identical(pre(pts), expected_cont)
         if second is None:
             prefix = pts[:examined]
-            fns["second_fastest_stop_via_mmdet3d_kernel_on_prefix"] = lambda: fast(prefix)
-            fns["second_kernel_prealloc_stop_via_mmdet3d_kernel_on_prefix"] = lambda: pre(prefix)
+            fast_p = _KernelCaller(kernel, new_grid(), max_voxels, fresh=True)
+            pre_p = _KernelCaller(kernel, new_grid(), max_voxels, fresh=False)
+            fns["second_fastest_stop_via_mmdet3d_kernel_on_prefix"] = lambda: fast_p(prefix)
+            fns["second_kernel_prealloc_stop_via_mmdet3d_kernel_on_prefix"] = lambda: pre_p(prefix)
             pairs |= {"second_fastest_stop_via_mmdet3d_kernel_on_prefix": "ours_stop",
                       "second_kernel_prealloc_stop_via_mmdet3d_kernel_on_prefix": "ours_stop"}
-            checks["second_fastest_stop_via_mmdet3d_kernel_on_prefix"] = _identical(fast(prefix), expected_stop)
-            checks["second_kernel_prealloc_stop_via_mmdet3d_kernel_on_prefix"] = _identical(pre(prefix),
+            checks["second_fastest_stop_via_mmdet3d_kernel_on_prefix"] = _identical(fast_p(prefix), expected_stop)
+            checks["second_kernel_prealloc_stop_via_mmdet3d_kernel_on_prefix"] = _identical(pre_p(prefix),
                                                                                             expected_stop)
     if second is not None:
         size, crange = np.asarray(VOXEL, dtype=np.float32), np.asarray(RANGE, dtype=np.float32)
         own = second["points_to_voxel"]
-        pre_s = _KernelCaller(second["_points_to_voxel_reverse_kernel"], grid, max_voxels, fresh=False)
+        pre_s = _KernelCaller(second["_points_to_voxel_reverse_kernel"], new_grid(), max_voxels, fresh=False)
+        grid = new_grid()
         fns["second_fastest_stop"] = lambda: own(pts, size, crange, grid, MAX_POINTS, True, max_voxels)
         fns["second_kernel_prealloc_stop"] = lambda: pre_s(pts)
         pairs |= {"second_fastest_stop": "ours_stop", "second_kernel_prealloc_stop": "ours_stop"}
@@ -277,16 +297,17 @@ def _hard_case(pts: npt.NDArray[np.float32], max_voxels: int, second: dict[str, 
                                                    expected_stop)
         checks["second_kernel_prealloc_stop"] = _identical(pre_s(pts), expected_stop)
     case["identical_outputs"] = checks
-    case["rounds"] = []
-    for _ in range(rounds):
-        stats = _interleaved_variants(fns, reps)
-        ratios = {f"{base}/{ours}": {"median": stats[base]["median_ms"] / stats[ours]["median_ms"],
-                                     "min": stats[base]["min_ms"] / stats[ours]["min_ms"]}
-                  for base, ours in pairs.items()}
-        case["rounds"].append({"stats": stats, "speedup": ratios, "load_before": os.getloadavg()})
-    case["speedup_median_range"] = {
-        name: [min(r["speedup"][name]["median"] for r in case["rounds"]),
-               max(r["speedup"][name]["median"] for r in case["rounds"])] for name in case["rounds"][0]["speedup"]}
+    for mode in ("interleaved", "back_to_back"):
+        case[mode] = []
+        for _ in range(rounds):
+            stats = _interleaved_variants(fns, reps, back_to_back=mode == "back_to_back")
+            ratios = {f"{base}/{ours}": {"median": stats[base]["median_ms"] / stats[ours]["median_ms"],
+                                         "min": stats[base]["min_ms"] / stats[ours]["min_ms"]}
+                      for base, ours in pairs.items()}
+            case[mode].append({"stats": stats, "speedup": ratios, "load_before": os.getloadavg()})
+        case[f"{mode}_speedup_median_range"] = {
+            name: [min(r["speedup"][name]["median"] for r in case[mode]),
+                   max(r["speedup"][name]["median"] for r in case[mode])] for name in case[mode][0]["speedup"]}
     if mmdet is not None:  # secondary: mmdet3d's points_to_voxel as shipped (a new 360 MB grid per call)
         shipped = mmdet["points_to_voxel"]
         ref = shipped(pts, VOXEL, RANGE, MAX_POINTS, True, max_voxels)
@@ -471,8 +492,9 @@ def main() -> int:
     mmdet, mmdet_info = _mmdet3d_voxel_generator(args.second_wheel)
     second, second_info = _second_own(args.second_source)
     hard: dict[str, Any] = {
-        "method": "interleaved calls, order rotating; speedup = baseline / ours (ratio of medians per round, "
-                  "and of minima)",
+        "method": "interleaved: one call of each variant in turn, order rotating; back_to_back: blocks of 10 "
+                  "calls of one variant (first not timed); speedup = baseline / ours (ratio of medians per "
+                  "round, and of minima)",
         "mmdet3d_baseline": mmdet_info, "second_baseline": second_info,
         "edgefuse_steady_alloc_peak_bytes": _alloc_peak_bytes(lambda: vox.voxelize(pts)),
     }
