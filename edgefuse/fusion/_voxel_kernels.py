@@ -30,14 +30,11 @@ from edgefuse._jit import njit
 #: Fibonacci hashing multiplier 0x9E3779B97F4A7C15 as a signed int64 (multiplication wraps).
 _HASH_MUL = np.int64(-7046029254386353131)
 
-#: ``state`` fields of the hard kernels (an int64 array of :data:`HARD_STATE_LEN`).
-HARD_M = 0  # voxels made so far
-HARD_OUTSIDE = 1  # points outside the range or non-finite
-HARD_CAP = 2  # points dropped because max_voxels was reached
-HARD_FULL = 3  # points dropped because their voxel was full
-HARD_LAST_KEY = 4  # key of the previous inside point whose voxel exists (-1: none)
-HARD_LAST_VOXEL = 5  # its voxel id
-HARD_STATE_LEN = 6
+#: counters the hard kernel writes into its ``stats`` array (int64, :data:`HARD_STATS_LEN`)
+HARD_OUTSIDE = 0  # points outside the range or non-finite
+HARD_CAP = 1  # points dropped because max_voxels was reached
+HARD_FULL = 2  # points dropped because their voxel was full
+HARD_STATS_LEN = 3
 
 
 @njit()
@@ -106,168 +103,10 @@ def _cell_keys_parallel(  # noqa: PLR0917
 
 
 @njit()
-def _hard_assign(  # noqa: PLR0917, PLR0915 (the one hot loop, kept flat)
+def _hard_voxelize(  # noqa: PLR0912, PLR0915, PLR0917 (the one hot loop, kept flat: one compilation unit)
     points: np.ndarray,
     keys: np.ndarray,
-    i0: int,
-    i1: int,
-    max_points: int,
-    max_voxels: int,
-    stop: bool,
-    zyx: bool,
-    shift_x: int,
-    shift_y: int,
-    ny: int,
-    columns: np.ndarray,
-    occupied: np.ndarray,
-    table: np.ndarray,
-    hash_shift: int,
-    voxel_meta: np.ndarray,
-    voxels: np.ndarray,
-    coords: np.ndarray,
-    num_points: np.ndarray,
-    state: np.ndarray,
-) -> bool:
-    """Put points ``i0 <= i < i1`` (key of point i in ``keys[i - i0]``) into voxels; True when stopped.
-
-    Voxels are found through one of two structures; ``voxel_meta[v]`` is ``[key, link]`` of voxel v:
-
-    - ``columns`` (nx * ny int32), when not empty: the last voxel made in each (x, y) column (index
-      ``col = cx * ny + cy``), ``link`` the column's previous one (-1 at the end).  A cell is valid only
-      where bit ``col`` of ``occupied`` (int64 words, 281 KB for KITTI: it stays in L2) is set, so a
-      point of a new column reads no cell of the grid.  Neighbouring points of a sweep use
-      neighbouring cells (unlike a hash), and a column holds few voxels.
-    - otherwise ``table`` (S, 2) int64, S a power of two: ``[key, voxel id]`` per slot, key -1 when
-      free, Fibonacci hash of the key, linear probing; ``link`` is the voxel's slot.
-
-    A new voxel's rows are written at once (its first point, zeros after it), so nothing is left to
-    clear at the end.  A voxel beyond ``max_voxels``: with ``stop`` this point and all later ones
-    (``points.shape[0] - i``) are counted in ``state[HARD_CAP]`` and the pass ends (SECOND); without,
-    only this point is dropped.  Consecutive points of one voxel skip the look-up
-    (``state[HARD_LAST_KEY]``).
-    """
-    c = points.shape[1]
-    use_columns = columns.shape[0] > 0
-    mask = table.shape[0] - 1
-    flat = voxels.reshape(-1)
-    row = max_points * c
-    mask_y = (np.int64(1) << (shift_x - shift_y)) - 1
-    mask_z = (np.int64(1) << shift_y) - 1
-    m = state[HARD_M]
-    n_out = state[HARD_OUTSIDE]
-    n_cap = state[HARD_CAP]
-    n_full = state[HARD_FULL]
-    last_key = state[HARD_LAST_KEY]
-    last_v = state[HARD_LAST_VOXEL]
-    stopped = False
-    for i in range(i0, i1):
-        key = keys[i - i0]
-        if key < 0:
-            n_out += 1
-            continue
-        if key != last_key:
-            ix = key >> shift_x
-            iy = (key >> shift_y) & mask_y
-            col = ix * ny + iy
-            word = col >> 6
-            bit = np.int64(1) << (col & 63)
-            in_use = False
-            slot = np.int64(0)
-            v = np.int64(-1)
-            if use_columns:
-                in_use = (occupied[word] & bit) != 0
-                if in_use:
-                    v = np.int64(columns[col])
-                    while v >= 0 and voxel_meta[v, 0] != key:
-                        v = voxel_meta[v, 1]
-            else:
-                slot = ((key * _HASH_MUL) >> hash_shift) & mask
-                while table[slot, 0] != key and table[slot, 0] >= 0:
-                    slot = (slot + 1) & mask
-                v = table[slot, 1] if table[slot, 0] >= 0 else np.int64(-1)
-            if v < 0:
-                if m >= max_voxels:
-                    if stop:
-                        n_cap += points.shape[0] - i
-                        stopped = True
-                        break
-                    n_cap += 1
-                    continue
-                v = m
-                m += 1
-                voxel_meta[v, 0] = key
-                if use_columns:
-                    voxel_meta[v, 1] = columns[col] if in_use else -1
-                    columns[col] = v
-                    occupied[word] |= bit
-                else:
-                    table[slot, 0] = key
-                    table[slot, 1] = v
-                    voxel_meta[v, 1] = slot
-                iz = key & mask_z
-                if zyx:
-                    coords[v, 0] = iz
-                    coords[v, 2] = ix
-                else:
-                    coords[v, 0] = ix
-                    coords[v, 2] = iz
-                coords[v, 1] = iy
-                base = v * row
-                for j in range(c):
-                    flat[base + j] = points[i, j]
-                for t in range(base + c, base + row):
-                    flat[t] = 0
-                num_points[v] = 1
-                last_key = key
-                last_v = v
-                continue
-            last_key = key
-            last_v = v
-        v = last_v
-        k = num_points[v]
-        if k < max_points:
-            base = v * row + k * c
-            for j in range(c):
-                flat[base + j] = points[i, j]
-            num_points[v] = k + 1
-        else:
-            n_full += 1
-    state[HARD_M] = m
-    state[HARD_OUTSIDE] = n_out
-    state[HARD_CAP] = n_cap
-    state[HARD_FULL] = n_full
-    state[HARD_LAST_KEY] = last_key
-    state[HARD_LAST_VOXEL] = last_v
-    return stopped
-
-
-@njit()
-def _hard_begin(state: np.ndarray) -> None:
-    state[:] = 0
-    state[HARD_LAST_KEY] = -1
-
-
-@njit()
-def _hard_end(  # noqa: PLR0917
-    shift_x: int, shift_y: int, ny: int, columns: np.ndarray, occupied: np.ndarray, table: np.ndarray,
-    voxel_meta: np.ndarray, state: np.ndarray,
-) -> int:
-    """Empty the ``occupied`` words / table slots this call filled; returns the voxel count M."""
-    m: int = state[HARD_M]
-    mask_y = (np.int64(1) << (shift_x - shift_y)) - 1
-    if columns.shape[0] > 0:
-        for v in range(m):
-            key = voxel_meta[v, 0]
-            occupied[((key >> shift_x) * ny + ((key >> shift_y) & mask_y)) >> 6] = 0
-    else:
-        for v in range(m):
-            table[voxel_meta[v, 1], 0] = -1
-    return m
-
-
-@njit()
-def _hard_voxelize(  # noqa: PLR0917
-    points: np.ndarray,
+    keys_given: bool,
     lo: np.ndarray,
     size: np.ndarray,
     top: np.ndarray,
@@ -284,57 +123,138 @@ def _hard_voxelize(  # noqa: PLR0917
     hash_shift: int,
     voxel_meta: np.ndarray,
     xyz: np.ndarray,
-    keys: np.ndarray,
     voxels: np.ndarray,
     coords: np.ndarray,
     num_points: np.ndarray,
-    state: np.ndarray,
+    stats: np.ndarray,
 ) -> int:
     """Hard voxelization of ``points`` (N, C) on one thread; returns the voxel count M.
 
-    Keys are computed ``keys.shape[0]`` points at a time (:func:`_cell_keys`, scratch ``xyz``) and
-    assigned by :func:`_hard_assign`, so a stopped pass computes few keys past its stop.  Writes
-    ``voxels[:M]`` (M, max_points, C) (rows past a voxel's count zero), ``coords[:M]`` (M, 3) int32,
-    (z, y, x) when ``zyx`` else (x, y, z), ``num_points[:M]`` and the counters of ``state``.
+    Keys: ``keys_given`` means ``keys`` (N,) already holds every point's key (the parallel path,
+    :func:`_cell_keys_parallel`); otherwise ``keys`` is (K,) scratch and keys are computed K points at
+    a time (:func:`_cell_keys`, scratch ``xyz``), so a stopped pass computes few keys past its stop.
+
+    Voxels are found through one of two structures; ``voxel_meta[v]`` is ``[key, link]`` of voxel v:
+
+    - ``columns`` (nx * ny int32), when not empty: the last voxel made in each (x, y) column (index
+      ``col = cx * ny + cy``), ``link`` the column's previous one (-1 at the end).  A cell is valid only
+      where bit ``col`` of ``occupied`` (int64 words, 281 KB for KITTI: it stays in L2) is set, so a
+      point of a new column reads no cell of the grid.  Neighbouring points of a sweep use
+      neighbouring cells (unlike a hash), and a column holds few voxels.
+    - otherwise ``table`` (S, 2) int64, S a power of two: ``[key, voxel id]`` per slot, key -1 when
+      free, Fibonacci hash of the key, linear probing; ``link`` is the voxel's slot.
+
+    Both are left as found (only what this call filled is emptied at the end).  A new voxel's rows
+    are written at once (its first point, zeros after it).  A voxel beyond ``max_voxels``: with
+    ``stop`` this point and all later ones (``N - i``) count as dropped and the pass ends (SECOND);
+    without, only this point is dropped.  Consecutive points of one voxel skip the look-up.
+
+    Writes ``voxels[:M]`` (M, max_points, C) (rows past a voxel's count zero), ``coords[:M]`` (M, 3)
+    int32, (z, y, x) when ``zyx`` else (x, y, z), ``num_points[:M]`` and ``stats`` (see ``HARD_*``).
     """
-    _hard_begin(state)
     n = points.shape[0]
-    chunk = keys.shape[0]
+    c = points.shape[1]
+    use_columns = columns.shape[0] > 0
+    mask = table.shape[0] - 1
+    mask_y = (np.int64(1) << (shift_x - shift_y)) - 1
+    mask_z = (np.int64(1) << shift_y) - 1
+    chunk = max(n, 1) if keys_given else keys.shape[0]
+    m = 0
+    n_out = 0
+    n_cap = 0
+    n_full = 0
+    last_key = np.int64(-1)
+    last_v = np.int64(0)
+    stopped = False
     for i0 in range(0, n, chunk):
         i1 = min(n, i0 + chunk)
-        _cell_keys(points, i0, i1, lo, size, top, shift_x, shift_y, xyz, keys)
-        if _hard_assign(points, keys, i0, i1, max_points, max_voxels, stop, zyx, shift_x, shift_y, ny, columns,
-                        occupied, table, hash_shift, voxel_meta, voxels, coords, num_points, state):
+        if not keys_given:
+            _cell_keys(points, i0, i1, lo, size, top, shift_x, shift_y, xyz, keys)
+        for i in range(i0, i1):
+            key = keys[i - i0]
+            if key < 0:
+                n_out += 1
+                continue
+            if key != last_key:
+                ix = key >> shift_x
+                iy = (key >> shift_y) & mask_y
+                col = ix * ny + iy
+                word = col >> 6
+                bit = np.int64(1) << (col & 63)
+                in_use = False
+                slot = np.int64(0)
+                v = np.int64(-1)
+                if use_columns:
+                    in_use = (occupied[word] & bit) != 0
+                    if in_use:
+                        v = np.int64(columns[col])
+                        while v >= 0 and voxel_meta[v, 0] != key:
+                            v = voxel_meta[v, 1]
+                else:
+                    slot = ((key * _HASH_MUL) >> hash_shift) & mask
+                    while table[slot, 0] != key and table[slot, 0] >= 0:
+                        slot = (slot + 1) & mask
+                    if table[slot, 0] >= 0:
+                        v = table[slot, 1]
+                if v < 0:
+                    if m >= max_voxels:
+                        if stop:
+                            n_cap += n - i
+                            stopped = True
+                            break
+                        n_cap += 1
+                        continue
+                    v = np.int64(m)
+                    m += 1
+                    voxel_meta[v, 0] = key
+                    if use_columns:
+                        voxel_meta[v, 1] = columns[col] if in_use else -1
+                        columns[col] = v
+                        occupied[word] |= bit
+                    else:
+                        table[slot, 0] = key
+                        table[slot, 1] = v
+                        voxel_meta[v, 1] = slot
+                    iz = key & mask_z
+                    if zyx:
+                        coords[v, 0] = iz
+                        coords[v, 2] = ix
+                    else:
+                        coords[v, 0] = ix
+                        coords[v, 2] = iz
+                    coords[v, 1] = iy
+                    for j in range(c):
+                        voxels[v, 0, j] = points[i, j]
+                    for q in range(1, max_points):
+                        for j in range(c):
+                            voxels[v, q, j] = 0
+                    num_points[v] = 1
+                    last_key = key
+                    last_v = v
+                    continue
+                last_key = key
+                last_v = v
+            v = last_v
+            k = num_points[v]
+            if k < max_points:
+                for j in range(c):
+                    voxels[v, k, j] = points[i, j]
+                num_points[v] = k + 1
+            else:
+                n_full += 1
+        if stopped:
             break
-    return _hard_end(shift_x, shift_y, ny, columns, occupied, table, voxel_meta, state)
-
-
-@njit()
-def _hard_voxelize_from_keys(  # noqa: PLR0917
-    points: np.ndarray,
-    keys: np.ndarray,
-    ny: int,
-    max_points: int,
-    max_voxels: int,
-    stop: bool,
-    zyx: bool,
-    shift_x: int,
-    shift_y: int,
-    columns: np.ndarray,
-    occupied: np.ndarray,
-    table: np.ndarray,
-    hash_shift: int,
-    voxel_meta: np.ndarray,
-    voxels: np.ndarray,
-    coords: np.ndarray,
-    num_points: np.ndarray,
-    state: np.ndarray,
-) -> int:
-    """Second half of the parallel path: :func:`_hard_voxelize` given every point's key."""
-    _hard_begin(state)
-    _hard_assign(points, keys, 0, points.shape[0], max_points, max_voxels, stop, zyx, shift_x, shift_y, ny, columns,
-                 occupied, table, hash_shift, voxel_meta, voxels, coords, num_points, state)
-    return _hard_end(shift_x, shift_y, ny, columns, occupied, table, voxel_meta, state)
+    if use_columns:  # leave the index empty for the next call: clear only what this one filled
+        for u in range(m):
+            key = voxel_meta[u, 0]
+            occupied[((key >> shift_x) * ny + ((key >> shift_y) & mask_y)) >> 6] = 0
+    else:
+        for u in range(m):
+            table[voxel_meta[u, 1], 0] = -1
+    stats[HARD_OUTSIDE] = n_out
+    stats[HARD_CAP] = n_cap
+    stats[HARD_FULL] = n_full
+    return m
 
 
 @njit()

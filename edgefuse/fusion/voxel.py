@@ -198,7 +198,7 @@ def _on_cap(value: Any) -> str:
 
 
 class _VoxelIndex:
-    """How the hard kernels find a voxel from its key (see ``_k._hard_assign``); clean between calls.
+    """How the hard kernel finds a voxel from its key (see ``_k._hard_voxelize``); clean between calls.
 
     Grids of at most :data:`COLUMN_GRID_MAX_CELLS` (x, y) columns get a column grid (nx * ny int32: 9 MB
     for KITTI car settings), its occupancy bitmap (int64 words, all zero between calls) and an unused
@@ -354,7 +354,7 @@ class Voxelizer:
         self._index = _VoxelIndex(self.geometry.grid, self.max_voxels)
         self._coords = np.zeros((self.max_voxels, 3), dtype=np.int32)
         self._num = np.zeros(self.max_voxels, dtype=np.int32)
-        self._state = np.zeros(_k.HARD_STATE_LEN, dtype=np.int64)
+        self._stats = np.zeros(_k.HARD_STATS_LEN, dtype=np.int64)
         self._voxels: dict[tuple[str, int], FloatArray] = {}
         self._lo_size = {dt.str: self.geometry.lo_size(dt) for dt in _FLOAT_DTYPES}
         self._top = {dt.str: self.geometry.top(dt) for dt in _FLOAT_DTYPES}
@@ -396,19 +396,17 @@ class Voxelizer:
         x = self._index
         voxels = self._voxel_buffer(pts.dtype, pts.shape[1])
         top = self._top[pts.dtype.str]
-        if not parallel:
-            return int(_k._hard_voxelize(pts, lo, size, top, ny, sx, sy, self.max_points_per_voxel, self.max_voxels,
-                                         self._stop, self._zyx, x.columns, x.occupied, x.table, x.shift, x.meta,
-                                         self._chunk_xyz[pts.dtype.str], self._chunk_keys, voxels, self._coords,
-                                         self._num, self._state))
-        n = pts.shape[0]
-        keys, xyz = _key_buffers(self, n, pts.dtype)
-        threads = self._chooser.threads
-        chunk = max(PARALLEL_CHUNK, -(-n // (8 * threads)))
-        run_parallel(threads, _k._cell_keys_parallel, pts, lo, size, top, sx, sy, xyz, keys, chunk)
-        return int(_k._hard_voxelize_from_keys(pts, keys, ny, self.max_points_per_voxel, self.max_voxels, self._stop,
-                                               self._zyx, sx, sy, x.columns, x.occupied, x.table, x.shift, x.meta,
-                                               voxels, self._coords, self._num, self._state))
+        xyz = self._chunk_xyz[pts.dtype.str]
+        keys = self._chunk_keys
+        if parallel:
+            n = pts.shape[0]
+            keys, xyz = _key_buffers(self, n, pts.dtype)
+            threads = self._chooser.threads
+            chunk = max(PARALLEL_CHUNK, -(-n // (8 * threads)))
+            run_parallel(threads, _k._cell_keys_parallel, pts, lo, size, top, sx, sy, xyz, keys, chunk)
+        return int(_k._hard_voxelize(pts, keys, parallel, lo, size, top, ny, sx, sy, self.max_points_per_voxel,
+                                     self.max_voxels, self._stop, self._zyx, x.columns, x.occupied, x.table, x.shift,
+                                     x.meta, xyz, voxels, self._coords, self._num, self._stats))
 
     def voxelize(self, points: Any, *, copy: bool = False) -> HardVoxels:
         """Voxelize an (N, C >= 3) float32/float64 cloud (x, y, z first).  See the module docs.
@@ -426,7 +424,7 @@ class Voxelizer:
         else:
             m = self._run(pts, parallel=False)
         voxels = self._voxel_buffer(pts.dtype, pts.shape[1])
-        s = self._state
+        s = self._stats
         result = HardVoxels(_readonly(voxels[:m]), _readonly(self._coords[:m]), _readonly(self._num[:m]),
                             int(s[_k.HARD_OUTSIDE]), int(s[_k.HARD_CAP]), int(s[_k.HARD_FULL]))
         return result.copy() if copy else result
