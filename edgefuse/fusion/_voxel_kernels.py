@@ -9,9 +9,12 @@ Voxel coordinates (shared with the test references):
   exactly as SECOND's ``points_to_voxel``: ``lo``/``size`` arrays are passed in that dtype), and the
   point is inside when ``0 <= c_j < grid_j`` for x, y and z.  The comparison is written so that NaN
   fails it: non-finite points are outside.
-- Voxel ids are assigned in the order of each voxel's first (inside) point; ``key = (cx * ny + cy) * nz
-  + cz`` identifies a voxel in an open-addressing hash table (linear probing) whose slots are valid
-  only when their generation equals the current call's: the table is never cleared between calls.
+- Voxel ids are assigned in the order of each voxel's first (inside) point.  A voxel is identified by
+  its *key* ``cx << shift_x | cy << shift_y | cz`` (bit fields as wide as ``grid - 1`` needs, so a key
+  decodes with shifts and masks; :meth:`edgefuse.fusion.voxel.VoxelGeometry.key_shifts`).  The hard
+  voxelizer finds voxels through an (x, y) column grid with an occupancy bitmap (or, for grids with
+  too many columns, an open-addressing hash table) that each call empties again (only what it filled);
+  the dynamic voxelizer's hash table tags its slots with the generation of the call that wrote them.
 """
 
 from __future__ import annotations
@@ -27,200 +30,230 @@ from edgefuse._jit import njit
 #: Fibonacci hashing multiplier 0x9E3779B97F4A7C15 as a signed int64 (multiplication wraps).
 _HASH_MUL = np.int64(-7046029254386353131)
 
-
-@njit()
-def _slot_of(  # noqa: PLR0917
-    key: Any, table_keys: np.ndarray, table_gen: np.ndarray, gen: int, shift: int, mask: int
-) -> Any:
-    """Slot holding ``key`` in the table, or the first free slot of its probe sequence."""
-    slot = ((key * _HASH_MUL) >> shift) & mask
-    while table_gen[slot] == gen and table_keys[slot] != key:
-        slot = (slot + 1) & mask
-    return slot
+#: counters the hard kernel writes into its ``stats`` array (int64, :data:`HARD_STATS_LEN`)
+HARD_OUTSIDE = 0  # points outside the range or non-finite
+HARD_CAP = 1  # points dropped because max_voxels was reached
+HARD_FULL = 2  # points dropped because their voxel was full
+HARD_STATS_LEN = 3
 
 
 @njit()
-def _hard_voxelize(  # noqa: PLR0917 (one flat kernel; scalar arguments by design)
+def _cell_keys(  # noqa: PLR0917 (one flat kernel; scalar arguments by design)
     points: np.ndarray,
+    i0: int,
+    i1: int,
     lo: np.ndarray,
     size: np.ndarray,
-    nx: int,
-    ny: int,
-    nz: int,
-    max_points: int,
-    max_voxels: int,
-    zyx: bool,
-    table_keys: np.ndarray,
-    table_vals: np.ndarray,
-    table_gen: np.ndarray,
-    gen: int,
-    shift: int,
-    voxels: np.ndarray,
-    coords: np.ndarray,
-    num_points: np.ndarray,
-    stats: np.ndarray,
-) -> int:
-    """SECOND-style hard voxelization of ``points`` (N, C) on one thread; returns the voxel count M.
+    top: np.ndarray,
+    shift_x: int,
+    shift_y: int,
+    xyz: np.ndarray,
+    keys: np.ndarray,
+) -> None:
+    """``keys[i - i0]`` = voxel key of point ``i`` for ``i0 <= i < i1``, -1 outside or non-finite.
 
-    Writes ``voxels[:M]`` (M, max_points, C) (rows past a voxel's count are zeroed), ``coords[:M]``
-    (M, 3) int32 in (z, y, x) order when ``zyx`` else (x, y, z), ``num_points[:M]`` int32, and
-    ``stats`` (3,) int64: points outside the range or non-finite, points dropped because
-    ``max_voxels`` was reached, points dropped because their voxel was full.
+    ``top`` (3,) in the points' dtype is the largest value of that dtype <= ``grid - 1``, so for the
+    whole numbers ``floor`` gives, ``c <= top`` is ``c < grid``; every comparison stays in the points'
+    dtype and indices convert through int32 (``grid < 2^31``), which lets the loop run on SIMD lanes.
+    ``xyz`` is (3, >= i1 - i0) scratch of the points' dtype: x, y, z are gathered there first so that
+    the arithmetic runs over contiguous arrays instead of the (N, C) rows.
     """
-    n = points.shape[0]
-    c = points.shape[1]
-    mask = table_keys.shape[0] - 1
+    cnt = i1 - i0
+    for t in range(cnt):
+        xyz[0, t] = points[i0 + t, 0]
+        xyz[1, t] = points[i0 + t, 1]
+        xyz[2, t] = points[i0 + t, 2]
     lx, ly, lz = lo[0], lo[1], lo[2]
     sx, sy, sz = size[0], size[1], size[2]
-    m = 0
-    n_out = 0
-    n_cap = 0
-    n_full = 0
-    for i in range(n):
-        fx = np.floor((points[i, 0] - lx) / sx)
-        fy = np.floor((points[i, 1] - ly) / sy)
-        fz = np.floor((points[i, 2] - lz) / sz)
-        if not (fx >= 0 and fx < nx and fy >= 0 and fy < ny and fz >= 0 and fz < nz):
-            n_out += 1
-            continue
-        ix = np.int64(fx)
-        iy = np.int64(fy)
-        iz = np.int64(fz)
-        key = (ix * ny + iy) * nz + iz
-        slot = _slot_of(key, table_keys, table_gen, gen, shift, mask)
-        if table_gen[slot] == gen:
-            v = table_vals[slot]
-        else:
-            if m >= max_voxels:
-                n_cap += 1
-                continue
-            v = m
-            m += 1
-            table_gen[slot] = gen
-            table_keys[slot] = key
-            table_vals[slot] = v
-            if zyx:
-                coords[v, 0] = iz
-                coords[v, 2] = ix
-            else:
-                coords[v, 0] = ix
-                coords[v, 2] = iz
-            coords[v, 1] = iy
-            num_points[v] = 0
-        k = num_points[v]
-        if k < max_points:
-            for j in range(c):
-                voxels[v, k, j] = points[i, j]
-            num_points[v] = k + 1
-        else:
-            n_full += 1
-    for v in range(m):
-        for k in range(num_points[v], max_points):
-            for j in range(c):
-                voxels[v, k, j] = 0
-    stats[0] = n_out
-    stats[1] = n_cap
-    stats[2] = n_full
-    return m
+    tx, ty, tz = top[0], top[1], top[2]
+    zero = lx - lx
+    xs = xyz[0]
+    ys = xyz[1]
+    zs = xyz[2]
+    for t in range(cnt):
+        fx = np.floor((xs[t] - lx) / sx)
+        fy = np.floor((ys[t] - ly) / sy)
+        fz = np.floor((zs[t] - lz) / sz)
+        ok = (fx >= zero) & (fx <= tx) & (fy >= zero) & (fy <= ty) & (fz >= zero) & (fz <= tz)
+        ix = np.int64(np.int32(fx if ok else zero))
+        iy = np.int64(np.int32(fy if ok else zero))
+        iz = np.int64(np.int32(fz if ok else zero))
+        keys[t] = ((ix << shift_x) | (iy << shift_y) | iz) if ok else np.int64(-1)
 
 
 @njit(parallel=True)
-def _voxel_keys_parallel(  # noqa: PLR0917
+def _cell_keys_parallel(  # noqa: PLR0917
     points: np.ndarray,
     lo: np.ndarray,
     size: np.ndarray,
-    nx: int,
-    ny: int,
-    nz: int,
+    top: np.ndarray,
+    shift_x: int,
+    shift_y: int,
+    xyz: np.ndarray,
     keys: np.ndarray,
     chunk: int,
 ) -> None:
-    """Per-point voxel key (int64, -1 outside or non-finite), same arithmetic as the serial kernels."""
+    """:func:`_cell_keys` for every point, chunks of ``chunk`` points in parallel; ``xyz`` is (3, >= N)."""
     n = points.shape[0]
-    lx, ly, lz = lo[0], lo[1], lo[2]
-    sx, sy, sz = size[0], size[1], size[2]
     n_chunks = (n + chunk - 1) // chunk
     for b in prange(n_chunks):
-        end = min(n, (b + 1) * chunk)
-        for i in range(b * chunk, end):
-            fx = np.floor((points[i, 0] - lx) / sx)
-            fy = np.floor((points[i, 1] - ly) / sy)
-            fz = np.floor((points[i, 2] - lz) / sz)
-            if fx >= 0 and fx < nx and fy >= 0 and fy < ny and fz >= 0 and fz < nz:
-                keys[i] = (np.int64(fx) * ny + np.int64(fy)) * nz + np.int64(fz)
-            else:
-                keys[i] = -1
+        i0 = b * chunk
+        i1 = min(n, i0 + chunk)
+        _cell_keys(points, i0, i1, lo, size, top, shift_x, shift_y, xyz[:, i0:i1], keys[i0:i1])
 
 
 @njit()
-def _hard_voxelize_from_keys(  # noqa: PLR0917
+def _hard_voxelize(  # noqa: PLR0912, PLR0915, PLR0917 (the one hot loop, kept flat: one compilation unit)
     points: np.ndarray,
     keys: np.ndarray,
+    keys_given: bool,
+    lo: np.ndarray,
+    size: np.ndarray,
+    top: np.ndarray,
     ny: int,
-    nz: int,
+    shift_x: int,
+    shift_y: int,
     max_points: int,
     max_voxels: int,
+    stop: bool,
     zyx: bool,
-    table_keys: np.ndarray,
-    table_vals: np.ndarray,
-    table_gen: np.ndarray,
-    gen: int,
-    shift: int,
+    columns: np.ndarray,
+    occupied: np.ndarray,
+    table: np.ndarray,
+    hash_shift: int,
+    voxel_meta: np.ndarray,
+    xyz: np.ndarray,
     voxels: np.ndarray,
     coords: np.ndarray,
     num_points: np.ndarray,
     stats: np.ndarray,
 ) -> int:
-    """Second half of the parallel path: :func:`_hard_voxelize` given precomputed keys."""
+    """Hard voxelization of ``points`` (N, C) on one thread; returns the voxel count M.
+
+    Keys: ``keys_given`` means ``keys`` (N,) already holds every point's key (the parallel path,
+    :func:`_cell_keys_parallel`); otherwise ``keys`` is (K,) scratch and keys are computed K points at
+    a time (:func:`_cell_keys`, scratch ``xyz``), so a stopped pass computes few keys past its stop.
+
+    Voxels are found through one of two structures; ``voxel_meta[v]`` is ``[key, link]`` of voxel v:
+
+    - ``columns`` (nx * ny int32), when not empty: the last voxel made in each (x, y) column (index
+      ``col = cx * ny + cy``), ``link`` the column's previous one (-1 at the end).  A cell is valid only
+      where bit ``col`` of ``occupied`` (int64 words, 281 KB for KITTI: it stays in L2) is set, so a
+      point of a new column reads no cell of the grid.  Neighbouring points of a sweep use
+      neighbouring cells (unlike a hash), and a column holds few voxels.
+    - otherwise ``table`` (S, 2) int64, S a power of two: ``[key, voxel id]`` per slot, key -1 when
+      free, Fibonacci hash of the key, linear probing; ``link`` is the voxel's slot.
+
+    Both are left as found (only what this call filled is emptied at the end).  A new voxel's rows
+    are written at once (its first point, zeros after it).  A voxel beyond ``max_voxels``: with
+    ``stop`` this point and all later ones (``N - i``) count as dropped and the pass ends (SECOND);
+    without, only this point is dropped.  Consecutive points of one voxel skip the look-up.
+
+    Writes ``voxels[:M]`` (M, max_points, C) (rows past a voxel's count zero), ``coords[:M]`` (M, 3)
+    int32, (z, y, x) when ``zyx`` else (x, y, z), ``num_points[:M]`` and ``stats`` (see ``HARD_*``).
+    """
     n = points.shape[0]
     c = points.shape[1]
-    mask = table_keys.shape[0] - 1
+    use_columns = columns.shape[0] > 0
+    mask = table.shape[0] - 1
+    mask_y = (np.int64(1) << (shift_x - shift_y)) - 1
+    mask_z = (np.int64(1) << shift_y) - 1
+    chunk = max(n, 1) if keys_given else keys.shape[0]
     m = 0
     n_out = 0
     n_cap = 0
     n_full = 0
-    for i in range(n):
-        key = keys[i]
-        if key < 0:
-            n_out += 1
-            continue
-        slot = _slot_of(key, table_keys, table_gen, gen, shift, mask)
-        if table_gen[slot] == gen:
-            v = table_vals[slot]
-        else:
-            if m >= max_voxels:
-                n_cap += 1
+    last_key = np.int64(-1)
+    last_v = np.int64(0)
+    stopped = False
+    for i0 in range(0, n, chunk):
+        i1 = min(n, i0 + chunk)
+        if not keys_given:
+            _cell_keys(points, i0, i1, lo, size, top, shift_x, shift_y, xyz, keys)
+        for i in range(i0, i1):
+            key = keys[i - i0]
+            if key < 0:
+                n_out += 1
                 continue
-            v = m
-            m += 1
-            table_gen[slot] = gen
-            table_keys[slot] = key
-            table_vals[slot] = v
-            iz = key % nz
-            iy = (key // nz) % ny
-            ix = key // (nz * ny)
-            if zyx:
-                coords[v, 0] = iz
-                coords[v, 2] = ix
+            if key != last_key:
+                ix = key >> shift_x
+                iy = (key >> shift_y) & mask_y
+                col = ix * ny + iy
+                word = col >> 6
+                bit = np.int64(1) << (col & 63)
+                in_use = False
+                slot = np.int64(0)
+                v = np.int64(-1)
+                if use_columns:
+                    in_use = (occupied[word] & bit) != 0
+                    if in_use:
+                        v = np.int64(columns[col])
+                        while v >= 0 and voxel_meta[v, 0] != key:
+                            v = voxel_meta[v, 1]
+                else:
+                    slot = ((key * _HASH_MUL) >> hash_shift) & mask
+                    while table[slot, 0] != key and table[slot, 0] >= 0:
+                        slot = (slot + 1) & mask
+                    if table[slot, 0] >= 0:
+                        v = table[slot, 1]
+                if v < 0:
+                    if m >= max_voxels:
+                        if stop:
+                            n_cap += n - i
+                            stopped = True
+                            break
+                        n_cap += 1
+                        continue
+                    v = np.int64(m)
+                    m += 1
+                    voxel_meta[v, 0] = key
+                    if use_columns:
+                        voxel_meta[v, 1] = columns[col] if in_use else -1
+                        columns[col] = v
+                        occupied[word] |= bit
+                    else:
+                        table[slot, 0] = key
+                        table[slot, 1] = v
+                        voxel_meta[v, 1] = slot
+                    iz = key & mask_z
+                    if zyx:
+                        coords[v, 0] = iz
+                        coords[v, 2] = ix
+                    else:
+                        coords[v, 0] = ix
+                        coords[v, 2] = iz
+                    coords[v, 1] = iy
+                    for j in range(c):
+                        voxels[v, 0, j] = points[i, j]
+                    for q in range(1, max_points):
+                        for j in range(c):
+                            voxels[v, q, j] = 0
+                    num_points[v] = 1
+                    last_key = key
+                    last_v = v
+                    continue
+                last_key = key
+                last_v = v
+            v = last_v
+            k = num_points[v]
+            if k < max_points:
+                for j in range(c):
+                    voxels[v, k, j] = points[i, j]
+                num_points[v] = k + 1
             else:
-                coords[v, 0] = ix
-                coords[v, 2] = iz
-            coords[v, 1] = iy
-            num_points[v] = 0
-        k = num_points[v]
-        if k < max_points:
-            for j in range(c):
-                voxels[v, k, j] = points[i, j]
-            num_points[v] = k + 1
-        else:
-            n_full += 1
-    for v in range(m):
-        for k in range(num_points[v], max_points):
-            for j in range(c):
-                voxels[v, k, j] = 0
-    stats[0] = n_out
-    stats[1] = n_cap
-    stats[2] = n_full
+                n_full += 1
+        if stopped:
+            break
+    if use_columns:  # leave the index empty for the next call: clear only what this one filled
+        for u in range(m):
+            key = voxel_meta[u, 0]
+            occupied[((key >> shift_x) * ny + ((key >> shift_y) & mask_y)) >> 6] = 0
+    else:
+        for u in range(m):
+            table[voxel_meta[u, 1], 0] = -1
+    stats[HARD_OUTSIDE] = n_out
+    stats[HARD_CAP] = n_cap
+    stats[HARD_FULL] = n_full
     return m
 
 
@@ -437,6 +470,8 @@ def _dynamic_voxelize_packed(  # noqa: PLR0917
     point_voxel: np.ndarray,
     coords: np.ndarray,
     num_points: np.ndarray,
+    shift_x: int,
+    shift_y: int,
 ) -> int:
     """Dynamic voxelization on one thread: ``point_voxel[i]`` = voxel id of point i (-1 outside).
 
@@ -465,7 +500,7 @@ def _dynamic_voxelize_packed(  # noqa: PLR0917
         ix = np.int64(fx)
         iy = np.int64(fy)
         iz = np.int64(fz)
-        key = (ix * ny + iy) * nz + iz
+        key = (ix << shift_x) | (iy << shift_y) | iz
         v, m = _packed_insert(key, ix, iy, iz, zyx, table, gen_hi, shift, mask, m, coords, num_points)
         point_voxel[i] = v
     return m
@@ -474,8 +509,8 @@ def _dynamic_voxelize_packed(  # noqa: PLR0917
 @njit()
 def _dynamic_voxelize_packed_from_keys(  # noqa: PLR0917
     keys: np.ndarray,
-    ny: int,
-    nz: int,
+    shift_x: int,
+    shift_y: int,
     zyx: bool,
     table: np.ndarray,
     gen: int,
@@ -484,19 +519,21 @@ def _dynamic_voxelize_packed_from_keys(  # noqa: PLR0917
     coords: np.ndarray,
     num_points: np.ndarray,
 ) -> int:
-    """Second half of the parallel path: :func:`_dynamic_voxelize_packed` given precomputed keys."""
+    """Second half of the parallel path: :func:`_dynamic_voxelize_packed` given keys from :func:`_cell_keys`."""
     n = min(keys.shape[0], point_voxel.shape[0])
     mask = table.shape[0] - 1
     gen_hi = np.int64(gen) << 32
+    mask_y = (np.int64(1) << (shift_x - shift_y)) - 1
+    mask_z = (np.int64(1) << shift_y) - 1
     m = 0
     for i in range(n):
         key = keys[i]
         if key < 0:
             point_voxel[i] = -1
             continue
-        iz = key % nz
-        iy = (key // nz) % ny
-        ix = key // (nz * ny)
+        ix = key >> shift_x
+        iy = (key >> shift_y) & mask_y
+        iz = key & mask_z
         v, m = _packed_insert(key, ix, iy, iz, zyx, table, gen_hi, shift, mask, m, coords, num_points)
         point_voxel[i] = v
     return m

@@ -13,14 +13,27 @@ Geometry (identical for all three, and for the references in ``tests/fusion/voxe
   Points outside, and points with a NaN/inf coordinate, are dropped and counted (``n_outside``);
   other channels (intensity …) are copied as they are.
 - Voxels are numbered in the order of their first inside point.  Hard voxelization keeps the first
-  ``max_points_per_voxel`` points of each voxel and creates at most ``max_voxels`` voxels (points of
-  later new voxels are dropped, points of existing voxels still join them) — SECOND's semantics.
+  ``max_points_per_voxel`` points of each voxel and creates at most ``max_voxels`` voxels.  What
+  happens at the first point that needs one voxel more is ``on_cap`` (:data:`ON_CAP`):
+
+  - ``"stop"`` (default): the pass ends there; that point and every later one are dropped (counted in
+    ``n_dropped_voxels``, none of them in ``n_outside``), so no later point joins an existing voxel.
+    This is SECOND's own ``points_to_voxel`` (traveller59/second.pytorch,
+    ``second/core/point_cloud/point_cloud_ops.py``: ``break``).
+  - ``"continue"``: only points that need a new voxel are dropped (one count each); later points
+    still join the voxels that exist.  This is what mmdet3d's Numba copy of that function
+    (``mmdet3d/models/task_modules/voxel/voxel_generator.py``), mmcv's ``Voxelization`` (CPU) and
+    spconv 1.x's ``points_to_voxel_3d_np`` (used by SECOND from v1.5 and by OpenPCDet) do.
+
+  Choose the one the model was trained with; below the cap both give the same result.
 - ``coords`` are int32 ``(z, y, x)`` cell indices (``coord_order="zyx"``, SECOND's
   ``reverse_index=True``) or ``(x, y, z)`` (``coord_order="xyz"``).
 
-Instead of SECOND's dense ``coor_to_voxelidx`` grid (90 M int32 for KITTI car settings, cleared on
-every call) voxels are found in a hash table sized for ``max_voxels`` (or the cloud) that is never
-cleared: each slot carries the generation of the call that wrote it.
+Instead of SECOND's dense ``coor_to_voxelidx`` grid (90 M int32, 360 MB, for KITTI car settings) the
+hard voxelizer keeps one int32 per (x, y) column (2.25 M, 9 MB) that chains the column's voxels, or,
+above :data:`COLUMN_GRID_MAX_CELLS` columns, a hash table sized for ``max_voxels``; each call empties
+only the cells it filled.  The dynamic voxelizer uses a hash table sized for the cloud whose slots
+carry the generation of the call that wrote them.
 """
 
 from __future__ import annotations
@@ -57,6 +70,13 @@ FloatArray = npt.NDArray[np.floating[Any]]
 PARALLEL_MIN_POINTS = 50_000
 #: Smallest number of points one thread takes at a time in the parallel key pass.
 PARALLEL_CHUNK = 8192
+#: Points whose voxel keys the serial hard kernel computes at a time (its scratch stays in L1).
+KEY_CHUNK = 1024
+#: Accepted values of ``on_cap`` (see the module docs).
+ON_CAP = ("stop", "continue")
+#: Hard voxelizers whose grid has at most this many (x, y) columns find voxels through a dense column
+#: grid (4 bytes a column, 64 MiB at most), larger ones through a hash table.
+COLUMN_GRID_MAX_CELLS = 2**24
 _GEN_LIMIT = 2**31 - 2
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -143,13 +163,25 @@ class VoxelGeometry:
             raise VoxelParamError(
                 f"voxel size {size.tolist()} is larger than the range {(rng[3:] - rng[:3]).tolist()} "
                 f"(grid {grid})", field="voxel_size")
-        if grid[0] * grid[1] * grid[2] >= 2**62 or max(grid) >= 2**31:
+        if sum((g - 1).bit_length() for g in grid) > 62 or max(grid) >= 2**31:
             raise VoxelParamError(f"grid {grid} has too many cells", field="voxel_size")
         return cls(rng[:3].copy(), rng[3:].copy(), size, (grid[0], grid[1], grid[2]))
 
     def lo_size(self, dtype: np.dtype[Any]) -> tuple[FloatArray, FloatArray]:
         """``lo`` and ``size`` as (3,) arrays of ``dtype`` (the kernels compute in the cloud's dtype)."""
         return self.lo.astype(dtype), self.size.astype(dtype)
+
+    def top(self, dtype: np.dtype[Any]) -> FloatArray:
+        """(3,) largest values of ``dtype`` <= ``grid - 1`` (the kernels' inside test ``c <= top``)."""
+        last = np.asarray(self.grid, dtype=np.float64) - 1
+        top = last.astype(dtype)
+        return np.where(top > last, np.nextafter(top, dtype.type(-np.inf)), top).astype(dtype)
+
+    def key_shifts(self) -> tuple[int, int]:
+        """``(shift_x, shift_y)`` of the kernels' voxel key ``cx << shift_x | cy << shift_y | cz`` (< 2^62)."""
+        ny, nz = self.grid[1], self.grid[2]
+        shift_y = (nz - 1).bit_length()
+        return shift_y + (ny - 1).bit_length(), shift_y
 
 
 def _coord_order(value: str) -> bool:
@@ -158,24 +190,38 @@ def _coord_order(value: str) -> bool:
     return value == "zyx"
 
 
-class _HashTable:
-    """Open-addressing table key int64 → voxel id int32, valid where ``gen`` equals the current call's."""
+def _on_cap(value: Any) -> str:
+    if not isinstance(value, str) or value not in ON_CAP:
+        raise VoxelParamError(f"must be 'stop' (SECOND) or 'continue' (mmdet3d, mmcv, spconv), got {value!r}",
+                              field="on_cap")
+    return value
 
-    def __init__(self, max_keys: int) -> None:
-        bits = max(4, int(2 * max_keys - 1).bit_length())
-        self.keys = np.zeros(1 << bits, dtype=np.int64)
-        self.vals = np.zeros(1 << bits, dtype=np.int32)
-        self.gen_of = np.zeros(1 << bits, dtype=np.int32)
-        self.shift = 64 - bits
-        self.gen = 0
-        self.max_keys = max_keys
 
-    def next_gen(self) -> int:
-        self.gen += 1
-        if self.gen > _GEN_LIMIT:
-            self.gen_of[:] = 0
-            self.gen = 1
-        return self.gen
+class _VoxelIndex:
+    """How the hard kernel finds a voxel from its key (see ``_k._hard_voxelize``); clean between calls.
+
+    Grids of at most :data:`COLUMN_GRID_MAX_CELLS` (x, y) columns get a column grid (nx * ny int32: 9 MB
+    for KITTI car settings), its occupancy bitmap (int64 words, all zero between calls) and an unused
+    one-slot hash table; larger ones empty column arrays and a hash table of (S, 2) int64
+    ``[key, voxel id]`` slots (key -1 free), S >= 2 * max_voxels.  ``meta`` (max_voxels, 2) int64 holds
+    each voxel's key and link.  Every page is written here, so the first real cloud pays no page
+    faults.
+    """
+
+    def __init__(self, grid: tuple[int, int, int], max_voxels: int) -> None:
+        columns = grid[0] * grid[1]
+        if columns <= COLUMN_GRID_MAX_CELLS:
+            self.columns = _prefaulted(columns, np.int32)
+            self.occupied = _prefaulted((columns + 63) // 64, np.int64)
+            bits = 0
+        else:
+            self.columns = np.zeros(0, dtype=np.int32)
+            self.occupied = np.zeros(0, dtype=np.int64)
+            bits = max(4, int(2 * max_voxels - 1).bit_length())
+        self.table = np.empty((1 << bits, 2), dtype=np.int64)
+        self.table.fill(-1)
+        self.shift = 64 - max(bits, 1)  # one unused slot with the column grid
+        self.meta = _prefaulted((max_voxels, 2), np.int64)
 
 
 class _PackedTable:
@@ -218,7 +264,9 @@ class HardVoxels:
         coords: (M, 3) int32 cell indices, (z, y, x) or (x, y, z) per ``coord_order``.
         num_points: (M,) int32 points kept per voxel (1 … max_points_per_voxel).
         n_outside: points outside the range or with a NaN/inf coordinate.
-        n_dropped_voxels: inside points dropped because ``max_voxels`` voxels already existed.
+        n_dropped_voxels: points dropped because ``max_voxels`` voxels already existed: with
+            ``on_cap="continue"`` each inside point that needed a new voxel, with ``"stop"`` the first
+            such point and every point after it (not examined, so not counted as outside).
         n_dropped_points: inside points dropped because their voxel was full.
     """
 
@@ -239,6 +287,18 @@ class HardVoxels:
                           self.n_dropped_voxels, self.n_dropped_points)
 
 
+def _key_buffers(owner: Voxelizer | DynamicVoxelizer, n: int,
+                 dtype: np.dtype[Any]) -> tuple[npt.NDArray[np.int64], FloatArray]:
+    """The parallel key pass's (n,) keys and (3, n) coordinate scratch, grown on first need only."""
+    if owner._keys.shape[0] < n:
+        owner._keys = np.zeros(n, dtype=np.int64)
+    xyz = owner._xyz.get(dtype.str)
+    if xyz is None or xyz.shape[1] < n:
+        xyz = np.zeros((3, max(n, owner._keys.shape[0])), dtype=dtype)
+        owner._xyz[dtype.str] = xyz
+    return owner._keys[:n], xyz
+
+
 def _readonly(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
     view = array.view()
     view.flags.writeable = False
@@ -254,6 +314,8 @@ class Voxelizer:
         max_points_per_voxel: points kept per voxel (the first ones).
         max_voxels: voxels created at most (the first ones).
         coord_order: ``"zyx"`` (SECOND, default) or ``"xyz"``.
+        on_cap: ``"stop"`` (SECOND, default) or ``"continue"`` (mmdet3d, mmcv, spconv): what the first
+            point that needs a voxel beyond ``max_voxels`` does (see the module docs).
         num_features: channels C of the clouds to expect (buffers for other C are made on first use).
         threads: 1 runs the fused serial kernel.  ``> 1`` lets the per-point voxel-key pass run on up to
             that many Numba threads for clouds of at least :data:`PARALLEL_MIN_POINTS` points (the
@@ -273,6 +335,7 @@ class Voxelizer:
         max_points_per_voxel: int = 5,
         max_voxels: int = 16000,
         coord_order: str = "zyx",
+        on_cap: str = "stop",
         num_features: int = 4,
         threads: int = 1,
     ) -> None:
@@ -281,17 +344,24 @@ class Voxelizer:
         self.max_voxels = _positive_int(max_voxels, "max_voxels")
         self.coord_order = coord_order
         self._zyx = _coord_order(coord_order)
+        self.on_cap = _on_cap(on_cap)
+        self._stop = self.on_cap == "stop"
         self.num_features = _positive_int(num_features, "num_features")
         if self.num_features < 3:
             raise VoxelParamError(f"must be >= 3 (x, y, z first), got {num_features}", field="num_features")
         self.threads = _threads(threads)
-        self._table = _HashTable(self.max_voxels)
+        self._shifts = self.geometry.key_shifts()
+        self._index = _VoxelIndex(self.geometry.grid, self.max_voxels)
         self._coords = np.zeros((self.max_voxels, 3), dtype=np.int32)
         self._num = np.zeros(self.max_voxels, dtype=np.int32)
-        self._stats = np.zeros(3, dtype=np.int64)
+        self._stats = np.zeros(_k.HARD_STATS_LEN, dtype=np.int64)
         self._voxels: dict[tuple[str, int], FloatArray] = {}
         self._lo_size = {dt.str: self.geometry.lo_size(dt) for dt in _FLOAT_DTYPES}
+        self._top = {dt.str: self.geometry.top(dt) for dt in _FLOAT_DTYPES}
+        self._chunk_keys = np.zeros(KEY_CHUNK, dtype=np.int64)
+        self._chunk_xyz = {dt.str: np.zeros((3, KEY_CHUNK), dtype=dt) for dt in _FLOAT_DTYPES}
         self._keys = np.zeros(0, dtype=np.int64)
+        self._xyz: dict[str, FloatArray] = {}
         self._chooser = ParallelChooser(self.threads)
         for dt in _FLOAT_DTYPES:
             self._voxel_buffer(dt, self.num_features)
@@ -321,24 +391,22 @@ class Voxelizer:
 
     def _run(self, pts: FloatArray, *, parallel: bool) -> int:
         lo, size = self._lo_size[pts.dtype.str]
-        nx, ny, nz = self.geometry.grid
-        t = self._table
-        gen = t.next_gen()
+        ny = self.geometry.grid[1]
+        sx, sy = self._shifts
+        x = self._index
         voxels = self._voxel_buffer(pts.dtype, pts.shape[1])
-        if not parallel:
-            return int(_k._hard_voxelize(pts, lo, size, nx, ny, nz, self.max_points_per_voxel, self.max_voxels,
-                                         self._zyx, t.keys, t.vals, t.gen_of, gen, t.shift, voxels,
-                                         self._coords, self._num, self._stats))
-        n = pts.shape[0]
-        if self._keys.shape[0] < n:
-            self._keys = np.zeros(n, dtype=np.int64)
-        keys = self._keys[:n]
-        threads = self._chooser.threads
-        chunk = max(PARALLEL_CHUNK, -(-n // (8 * threads)))
-        run_parallel(threads, _k._voxel_keys_parallel, pts, lo, size, nx, ny, nz, keys, chunk)
-        return int(_k._hard_voxelize_from_keys(pts, keys, ny, nz, self.max_points_per_voxel, self.max_voxels,
-                                               self._zyx, t.keys, t.vals, t.gen_of, gen, t.shift, voxels,
-                                               self._coords, self._num, self._stats))
+        top = self._top[pts.dtype.str]
+        xyz = self._chunk_xyz[pts.dtype.str]
+        keys = self._chunk_keys
+        if parallel:
+            n = pts.shape[0]
+            keys, xyz = _key_buffers(self, n, pts.dtype)
+            threads = self._chooser.threads
+            chunk = max(PARALLEL_CHUNK, -(-n // (8 * threads)))
+            run_parallel(threads, _k._cell_keys_parallel, pts, lo, size, top, sx, sy, xyz, keys, chunk)
+        return int(_k._hard_voxelize(pts, keys, parallel, lo, size, top, ny, sx, sy, self.max_points_per_voxel,
+                                     self.max_voxels, self._stop, self._zyx, x.columns, x.occupied, x.table, x.shift,
+                                     x.meta, xyz, voxels, self._coords, self._num, self._stats))
 
     def voxelize(self, points: Any, *, copy: bool = False) -> HardVoxels:
         """Voxelize an (N, C >= 3) float32/float64 cloud (x, y, z first).  See the module docs.
@@ -358,7 +426,7 @@ class Voxelizer:
         voxels = self._voxel_buffer(pts.dtype, pts.shape[1])
         s = self._stats
         result = HardVoxels(_readonly(voxels[:m]), _readonly(self._coords[:m]), _readonly(self._num[:m]),
-                            int(s[0]), int(s[1]), int(s[2]))
+                            int(s[_k.HARD_OUTSIDE]), int(s[_k.HARD_CAP]), int(s[_k.HARD_FULL]))
         return result.copy() if copy else result
 
 
@@ -370,14 +438,16 @@ def voxelize(
     max_points_per_voxel: int = 35,
     max_voxels: int = 20000,
     coord_order: str = "zyx",
+    on_cap: str = "stop",
 ) -> HardVoxels:
     """One-shot hard voxelization (SECOND's ``points_to_voxel`` defaults); returns owned arrays.
 
-    A pipeline stage should keep one :class:`Voxelizer` instead (no per-call allocation).
+    ``on_cap`` as :class:`Voxelizer`.  A pipeline stage should keep one :class:`Voxelizer` instead (no
+    per-call allocation).
     """
     pts = as_point_array(points)
     vox = Voxelizer(voxel_size, point_range, max_points_per_voxel=max_points_per_voxel,
-                    max_voxels=max_voxels, coord_order=coord_order, num_features=pts.shape[1])
+                    max_voxels=max_voxels, coord_order=coord_order, on_cap=on_cap, num_features=pts.shape[1])
     return vox.voxelize(pts, copy=True)
 
 
@@ -428,8 +498,11 @@ class DynamicVoxelizer:
         self.coord_order = coord_order
         self._zyx = _coord_order(coord_order)
         self.threads = _threads(threads)
+        self._shifts = self.geometry.key_shifts()
         self._lo_size = {dt.str: self.geometry.lo_size(dt) for dt in _FLOAT_DTYPES}
+        self._top = {dt.str: self.geometry.top(dt) for dt in _FLOAT_DTYPES}
         self._chooser = ParallelChooser(self.threads)
+        self._xyz: dict[str, FloatArray] = {}
         self._allocate(_positive_int(max_points, "max_points"))
 
     def _allocate(self, capacity: int) -> None:
@@ -439,6 +512,8 @@ class DynamicVoxelizer:
         self._coords = _prefaulted((capacity, 3), np.int32)
         self._num = _prefaulted(capacity, np.int32)
         self._keys = _prefaulted(capacity, np.int64)
+        if self.threads > 1:  # the parallel key pass's scratch
+            self._xyz = {dt.str: _prefaulted((3, capacity), dt) for dt in _FLOAT_DTYPES}
 
     @property
     def grid(self) -> tuple[int, int, int]:
@@ -458,17 +533,19 @@ class DynamicVoxelizer:
         n = pts.shape[0]
         lo, size = self._lo_size[pts.dtype.str]
         nx, ny, nz = self.geometry.grid
+        sx, sy = self._shifts
         t = self._table
         gen = t.next_gen()
         pv = self._point_voxel[:n]
         if not parallel:
             return int(_k._dynamic_voxelize_packed(pts, lo, size, nx, ny, nz, self._zyx, t.table, gen, t.shift, pv,
-                                                   self._coords, self._num))
-        keys = self._keys[:n]
+                                                   self._coords, self._num, sx, sy))
+        keys, xyz = _key_buffers(self, n, pts.dtype)
         threads = self._chooser.threads
         chunk = max(PARALLEL_CHUNK, -(-n // (8 * threads)))
-        run_parallel(threads, _k._voxel_keys_parallel, pts, lo, size, nx, ny, nz, keys, chunk)
-        return int(_k._dynamic_voxelize_packed_from_keys(keys, ny, nz, self._zyx, t.table, gen, t.shift, pv,
+        run_parallel(threads, _k._cell_keys_parallel, pts, lo, size, self._top[pts.dtype.str], sx, sy, xyz, keys,
+                     chunk)
+        return int(_k._dynamic_voxelize_packed_from_keys(keys, sx, sy, self._zyx, t.table, gen, t.shift, pv,
                                                          self._coords, self._num))
 
     def voxelize(self, points: Any, *, copy: bool = False) -> DynamicVoxels:
@@ -527,7 +604,8 @@ class PillarVoxelizer:
     Args:
         pillar_size: [sx, sy] metres (or [sx, sy, anything]: z is always the whole range).
         point_range: [x_min, y_min, z_min, x_max, y_max, z_max].
-        max_points_per_pillar, max_pillars: caps, SECOND semantics (first points / first pillars).
+        max_points_per_pillar, max_pillars: caps (first points / first pillars).
+        on_cap: ``"stop"`` (SECOND, default) or ``"continue"``, as :class:`Voxelizer`.
         augment: append PointPillars' five decorations (see :class:`Pillars`).
         coord_order, num_features, threads: as :class:`Voxelizer`.
     """
@@ -541,6 +619,7 @@ class PillarVoxelizer:
         max_pillars: int = 16000,
         augment: bool = True,
         coord_order: str = "zyx",
+        on_cap: str = "stop",
         num_features: int = 4,
         threads: int = 1,
     ) -> None:
@@ -550,9 +629,10 @@ class PillarVoxelizer:
         rng = np.asarray(point_range, dtype=np.float64).reshape(-1)
         z_extent = float(rng[5] - rng[2]) if rng.shape == (6,) else 1.0
         self._vox = Voxelizer([size[0], size[1], z_extent], point_range, max_points_per_voxel=max_points_per_pillar,
-                              max_voxels=max_pillars, coord_order=coord_order, num_features=num_features,
-                              threads=threads)
+                              max_voxels=max_pillars, coord_order=coord_order, on_cap=on_cap,
+                              num_features=num_features, threads=threads)
         self.geometry = self._vox.geometry
+        self.on_cap = self._vox.on_cap
         self.augment = bool(augment)
         self.max_points_per_pillar = self._vox.max_points_per_voxel
         self.max_pillars = self._vox.max_voxels

@@ -28,9 +28,16 @@ def ref_cell(points: Arr, lo: Arr, size: Arr, grid: tuple[int, int, int]) -> lis
 
 
 def ref_hard_voxelize(  # noqa: PLR0917
-    points: Arr, lo: Arr, size: Arr, grid: tuple[int, int, int], max_points: int,
-                      max_voxels: int, zyx: bool = True) -> tuple[Arr, Arr, Arr, tuple[int, int, int]]:
-    """SECOND's points_to_voxel semantics with a dict: (voxels, coords, num_points, (out, cap, full))."""
+    points: Arr, lo: Arr, size: Arr, grid: tuple[int, int, int], max_points: int, max_voxels: int,
+    zyx: bool = True, on_cap: str = "stop",
+) -> tuple[Arr, Arr, Arr, tuple[int, int, int]]:
+    """Hard voxelization with a dict: (voxels, coords, num_points, (out, cap, full)).
+
+    ``on_cap="stop"``: SECOND's ``points_to_voxel`` (traveller59/second.pytorch): the first point that
+    needs voxel ``max_voxels + 1`` ends the pass; it and every later point count as ``cap``.
+    ``on_cap="continue"``: mmdet3d's / mmcv's / spconv 1.x's copy: only points that need a new voxel
+    are dropped (one ``cap`` each); later points still join the voxels that exist.
+    """
     index: dict[tuple[int, int, int], int] = {}
     voxels = np.zeros((max_voxels, max_points, points.shape[1]), dtype=points.dtype)
     coords: list[tuple[int, int, int]] = []
@@ -43,6 +50,9 @@ def ref_hard_voxelize(  # noqa: PLR0917
         v = index.get(cell)
         if v is None:
             if len(coords) >= max_voxels:
+                if on_cap == "stop":
+                    n_cap += points.shape[0] - i
+                    break
                 n_cap += 1
                 continue
             v = index[cell] = len(coords)
