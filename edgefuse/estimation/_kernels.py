@@ -36,6 +36,7 @@ import math
 import numpy as np
 
 from edgefuse._jit import njit
+from edgefuse._kernels_linalg import cholesky_lower, lower_inverse, sandwich, wrap_pi
 
 N_STATE = 15
 
@@ -76,17 +77,12 @@ G_LEN = 8
 # navsat (float64) layout: [set, rot, p0x, p0y, p0z]
 NAV_LEN = 5
 
-_TWO_PI = 2.0 * math.pi
 INT64_MIN = -(2**63)
 MIN_VARIANCE = 1e-9
 
 
-@njit()
-def _wrap(a: float) -> float:
-    if -math.pi <= a < math.pi:
-        return a
-    a = (a + math.pi) % _TWO_PI  # Python-style modulo: result in [0, 2π)
-    return a - math.pi
+_wrap = wrap_pi  # angle into [-π, π)
+_chol = cholesky_lower  # Cholesky A[:n, :n] = L·Lᵀ; False when not positive definite
 
 
 @njit()
@@ -224,48 +220,8 @@ def _predict_ekf(x: np.ndarray, P: np.ndarray, Q: np.ndarray, dt: float) -> None
     xn = np.empty(N_STATE)
     _propagate(x, dt, xn)
     x[:] = xn
-    _sandwich(F, P, Q, dt)
-
-
-@njit()
-def _sandwich(F: np.ndarray, P: np.ndarray, Q: np.ndarray, dt: float) -> None:
-    """P ← F·P·Fᵀ + Q·dt, skipping F's zeros (F is identity plus a few blocks), symmetrised."""
-    n = N_STATE
-    FP = np.zeros((n, n))
-    for i in range(n):
-        for k in range(n):
-            f = F[i, k]
-            if f != 0.0:
-                for j in range(n):
-                    FP[i, j] += f * P[k, j]
-    for i in range(n):
-        for j in range(i, n):
-            s = Q[i, j] * dt
-            for k in range(n):
-                f = F[j, k]
-                if f != 0.0:
-                    s += FP[i, k] * f
-            P[i, j] = s
-            P[j, i] = s
-
-
-@njit()
-def _chol(A: np.ndarray, n: int, L: np.ndarray) -> bool:
-    """Cholesky ``A[:n,:n] = L·Lᵀ``; False when not positive definite."""
-    for i in range(n):
-        for j in range(i + 1):
-            s = A[i, j]
-            for k in range(j):
-                s -= L[i, k] * L[j, k]
-            if i == j:
-                if not s > 0.0:
-                    return False
-                L[i, i] = math.sqrt(s)
-            else:
-                L[i, j] = s / L[j, j]
-        for j in range(i + 1, n):
-            L[i, j] = 0.0
-    return True
+    # P ← F·P·Fᵀ + Q·dt, skipping F's zeros (F is identity plus a few blocks), symmetrised
+    sandwich(F, P, Q, dt, np.empty((N_STATE, N_STATE)), N_STATE)
 
 
 @njit()
@@ -397,14 +353,8 @@ def _update(x: np.ndarray, P: np.ndarray, z: np.ndarray, idx: np.ndarray, m: int
     if not _chol(S, m, L):
         return ST_NUMERICAL
     # Sinv via the Cholesky factor
-    Linv = np.zeros((m, m))
-    for i in range(m):
-        Linv[i, i] = 1.0 / L[i, i]
-        for j in range(i):
-            s = 0.0
-            for k in range(j, i):
-                s -= L[i, k] * Linv[k, j]
-            Linv[i, j] = s / L[i, i]
+    Linv = np.empty((m, m))
+    lower_inverse(L, m, Linv)
     Sinv = Linv.T @ Linv
     d2 = 0.0
     for i in range(m):
@@ -423,7 +373,8 @@ def _update(x: np.ndarray, P: np.ndarray, z: np.ndarray, idx: np.ndarray, m: int
         for j in range(m):
             s += K[i, j] * y[j]
         xn[i] += s
-    # P ← P − K·(P·Hᵀ)ᵀ (= P − K·S·Kᵀ), symmetrised
+    # P ← P − K·(P·Hᵀ)ᵀ (= P − K·S·Kᵀ), symmetrised.  Not edgefuse._kernels_linalg.sym_sub_mul_bt:
+    # this subtracts term by term (that sum then subtracts once), an order the Husky digests depend on
     Pn = np.empty((n, n))
     for i in range(n):
         for j in range(i, n):

@@ -1,5 +1,6 @@
 """Numba kernels for Kalman filtering (linear KF, CTRV EKF / UKF).  Small dense matrices, explicit loops
-(no BLAS calls for 4–6-state filters).  Never raise; callers validate."""
+(no BLAS calls for 4–6-state filters); the generic linear algebra is shared with the other filters in
+:mod:`edgefuse._kernels_linalg`.  Never raise; callers validate."""
 
 from __future__ import annotations
 
@@ -8,113 +9,20 @@ import math
 import numpy as np
 
 from edgefuse._jit import njit
+from edgefuse._kernels_linalg import (
+    all_finite,
+    inv_small,
+    mat_mul,
+    mat_mul_bt,
+    sparse_mul,
+    sparse_mul_bt,
+    sym_sub_mul_bt,
+    symmetrize_add,
+)
 
-
-@njit()
-def _mm(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
-    """out = a @ b."""
-    n, k = a.shape
-    m = b.shape[1]
-    for i in range(n):
-        for j in range(m):
-            acc = 0.0
-            for q in range(k):
-                acc += a[i, q] * b[q, j]
-            out[i, j] = acc
-
-
-@njit()
-def _mmt(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
-    """out = a @ b.T."""
-    n, k = a.shape
-    m = b.shape[0]
-    for i in range(n):
-        for j in range(m):
-            acc = 0.0
-            for q in range(k):
-                acc += a[i, q] * b[j, q]
-            out[i, j] = acc
-
-
-@njit()
-def _mmt_sym(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
-    """out = a @ b.T when the result is known to be symmetric: upper triangle computed, mirrored."""
-    n, k = a.shape
-    for i in range(n):
-        for j in range(i, n):
-            acc = 0.0
-            for q in range(k):
-                acc += a[i, q] * b[j, q]
-            out[i, j] = acc
-            out[j, i] = acc
-
-
-@njit()
-def _sp_mm(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
-    """out = a @ b skipping zero entries of ``a`` (model matrices F, H are sparse); the sum over q
-    keeps ascending order, so the result equals the dense product."""
-    n, k = a.shape
-    m = b.shape[1]
-    out[:, :] = 0.0
-    for i in range(n):
-        for q in range(k):
-            aiq = a[i, q]
-            if aiq != 0.0:
-                for j in range(m):
-                    out[i, j] += aiq * b[q, j]
-
-
-@njit()
-def _sp_mmt(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
-    """out = a @ b.T skipping zero entries of ``a``."""
-    n, k = a.shape
-    m = b.shape[0]
-    out[:, :] = 0.0
-    for i in range(n):
-        for q in range(k):
-            aiq = a[i, q]
-            if aiq != 0.0:
-                for j in range(m):
-                    out[i, j] += aiq * b[j, q]
-
-
-@njit()
-def _inv(a: np.ndarray, out: np.ndarray, work: np.ndarray) -> bool:
-    """Gauss–Jordan inverse with partial pivoting; False when singular or non-finite."""
-    n = a.shape[0]
-    for i in range(n):
-        for j in range(n):
-            work[i, j] = a[i, j]
-            out[i, j] = 1.0 if i == j else 0.0
-    for c in range(n):
-        p = c
-        best = abs(work[c, c])
-        for r in range(c + 1, n):
-            if abs(work[r, c]) > best:
-                best = abs(work[r, c])
-                p = r
-        if not best > 0.0 or not math.isfinite(best):
-            return False
-        if p != c:
-            for j in range(n):
-                t = work[c, j]
-                work[c, j] = work[p, j]
-                work[p, j] = t
-                t = out[c, j]
-                out[c, j] = out[p, j]
-                out[p, j] = t
-        d = work[c, c]
-        for j in range(n):
-            work[c, j] /= d
-            out[c, j] /= d
-        for r in range(n):
-            if r != c:
-                f = work[r, c]
-                if f != 0.0:
-                    for j in range(n):
-                        work[r, j] -= f * work[c, j]
-                        out[r, j] -= f * out[c, j]
-    return True
+# names used by the tracker and the tests
+_inv_small = inv_small
+_all_finite = all_finite
 
 
 @njit()
@@ -128,13 +36,9 @@ def _kf_predict(x: np.ndarray, P: np.ndarray, F: np.ndarray, Q: np.ndarray, tmp:
             acc += F[i, q] * x[q]
         xt[i] = acc
     x[:] = xt
-    _sp_mm(F, P, tmp)
-    _sp_mmt(F, tmp, tmp2)  # F (F P)ᵀ = F P Fᵀ for symmetric P
-    for i in range(n):
-        for j in range(i, n):
-            v = 0.5 * (tmp2[i, j] + tmp2[j, i]) + Q[i, j]
-            P[i, j] = v
-            P[j, i] = v
+    sparse_mul(F, P, tmp)
+    sparse_mul_bt(F, tmp, tmp2)  # F (F P)ᵀ = F P Fᵀ for symmetric P
+    symmetrize_add(tmp2, Q, P)
 
 
 @njit()
@@ -151,31 +55,24 @@ def _update_dense(x: np.ndarray, P: np.ndarray, z: np.ndarray, H: np.ndarray, R:
         for q in range(n):
             acc += H[i, q] * x[q]
         y[i] = z[i] - acc
-    _sp_mm(H, P, HP)  # H P (m, n) = (P Hᵀ)ᵀ for symmetric P
+    sparse_mul(H, P, HP)  # H P (m, n) = (P Hᵀ)ᵀ for symmetric P
     for i in range(n):
         for j in range(m):
             PHT[i, j] = HP[j, i]
-    _sp_mm(H, PHT, S)
+    sparse_mul(H, PHT, S)
     for i in range(m):
         for j in range(m):
             S[i, j] += R[i, j]
-    if not _inv_small(S, SI, Swork):
+    if not inv_small(S, SI, Swork):
         return False
-    _mm(PHT, SI, Kg)
+    mat_mul(PHT, SI, Kg)
     for i in range(n):
         acc = 0.0
         for q in range(m):
             acc += Kg[i, q] * y[q]
         x[i] += acc
-    _mm(Kg, S, KS)
-    for i in range(n):
-        for j in range(i, n):
-            acc = 0.0
-            for q in range(m):
-                acc += KS[i, q] * Kg[j, q]
-            v = P[i, j] - acc
-            P[i, j] = v
-            P[j, i] = v
+    mat_mul(Kg, S, KS)
+    sym_sub_mul_bt(P, KS, Kg)
     return True
 
 
@@ -202,51 +99,6 @@ def _kf_workspace(n: int, m: int) -> tuple:  # type: ignore[type-arg]
 # - F as compressed sparse rows (a constant-velocity F = I + dt·shift has 9 non-zeros of 36 for
 #   n = 6), so F P Fᵀ costs O(nnz·n) instead of O(n³);
 # - S⁻¹ in closed form for m ≤ 3 (cofactors), Gauss–Jordan above.
-
-
-@njit()
-def _inv_small(a: np.ndarray, out: np.ndarray, work: np.ndarray) -> bool:
-    """out = a⁻¹ for a square (m, m); closed form for m ≤ 3, Gauss–Jordan above.  False when the
-    matrix is singular or non-finite (``out`` then undefined)."""
-    m = a.shape[0]
-    if m == 1:
-        d = a[0, 0]
-        if d == 0.0 or not math.isfinite(d):
-            return False
-        out[0, 0] = 1.0 / d
-        return True
-    if m == 2:
-        det = a[0, 0] * a[1, 1] - a[0, 1] * a[1, 0]
-        if det == 0.0 or not math.isfinite(det):
-            return False
-        r = 1.0 / det
-        out[0, 0] = a[1, 1] * r
-        out[0, 1] = -a[0, 1] * r
-        out[1, 0] = -a[1, 0] * r
-        out[1, 1] = a[0, 0] * r
-        return True
-    if m == 3:
-        a00, a01, a02 = a[0, 0], a[0, 1], a[0, 2]
-        a10, a11, a12 = a[1, 0], a[1, 1], a[1, 2]
-        a20, a21, a22 = a[2, 0], a[2, 1], a[2, 2]
-        c00 = a11 * a22 - a12 * a21
-        c10 = a12 * a20 - a10 * a22
-        c20 = a10 * a21 - a11 * a20
-        det = a00 * c00 + a01 * c10 + a02 * c20
-        if det == 0.0 or not math.isfinite(det):
-            return False
-        r = 1.0 / det
-        out[0, 0] = c00 * r
-        out[0, 1] = (a02 * a21 - a01 * a22) * r
-        out[0, 2] = (a01 * a12 - a02 * a11) * r
-        out[1, 0] = c10 * r
-        out[1, 1] = (a00 * a22 - a02 * a20) * r
-        out[1, 2] = (a02 * a10 - a00 * a12) * r
-        out[2, 0] = c20 * r
-        out[2, 1] = (a01 * a20 - a00 * a21) * r
-        out[2, 2] = (a00 * a11 - a01 * a10) * r
-        return True
-    return _inv(a, out, work)
 
 
 @njit()
@@ -282,7 +134,7 @@ def _csr(A: np.ndarray, ptr: np.ndarray, idx: np.ndarray, val: np.ndarray) -> No
     ptr[n] = c
 
 
-@njit()
+@njit(inline="always")
 def _predict_csr(x: np.ndarray, P: np.ndarray, ptr: np.ndarray, idx: np.ndarray, val: np.ndarray,  # noqa: PLR0917
                  Q: np.ndarray, FP: np.ndarray, xt: np.ndarray, n: int) -> None:
     """x ← F x, P ← F P Fᵀ + Q with F given as CSR (same sums, same order, as the dense product with
@@ -312,7 +164,7 @@ def _predict_csr(x: np.ndarray, P: np.ndarray, ptr: np.ndarray, idx: np.ndarray,
             P[j, i] = v
 
 
-@njit()
+@njit(inline="always")
 def _update_sel(x: np.ndarray, P: np.ndarray, z: np.ndarray, sel: np.ndarray, R: np.ndarray,  # noqa: PLR0917
                 y: np.ndarray, S: np.ndarray, SI: np.ndarray, K: np.ndarray, HP: np.ndarray,
                 Swork: np.ndarray, n: int, m: int) -> bool:
@@ -322,7 +174,7 @@ def _update_sel(x: np.ndarray, P: np.ndarray, z: np.ndarray, sel: np.ndarray, R:
         y[a] = z[a] - x[sel[a]]
         for b in range(m):
             S[a, b] = P[sel[a], sel[b]] + R[a, b]
-    if not _inv_small(S, SI, Swork):
+    if not inv_small(S, SI, Swork):
         return False
     for a in range(m):
         sa = sel[a]
@@ -351,14 +203,6 @@ def _update_sel(x: np.ndarray, P: np.ndarray, z: np.ndarray, sel: np.ndarray, R:
 
 
 @njit()
-def _all_finite(z: np.ndarray, m: int) -> bool:
-    for i in range(m):  # noqa: SIM110 -- explicit loop: Numba compiles it to the tightest code
-        if not math.isfinite(z[i]):
-            return False
-    return True
-
-
-@njit()
 def _kf_predict_step(x: np.ndarray, P: np.ndarray, F: np.ndarray, Q: np.ndarray, iw: np.ndarray,  # noqa: PLR0917
                      fw: np.ndarray) -> None:
     """One predict for the step-by-step API.  Scratch: iw int64 (≥ n + 1 + n²), fw float64
@@ -381,7 +225,7 @@ def _kf_update_step(x: np.ndarray, P: np.ndarray, z: np.ndarray, H: np.ndarray, 
     Scratch: iw int64 (≥ m), fw float64 (≥ m + 3m² + 3nm + n·m)."""
     n = x.shape[0]
     m = z.shape[0]
-    if not _all_finite(z, m):
+    if not all_finite(z, m):
         return 1
     o = 0
     y = fw[o: o + m]
@@ -407,7 +251,7 @@ def _kf_update_step(x: np.ndarray, P: np.ndarray, z: np.ndarray, H: np.ndarray, 
     return 0 if ok else 2
 
 
-@njit()
+@njit(inline="always")
 def _store(x: np.ndarray, P: np.ndarray, k: int, xs: np.ndarray, Ps: np.ndarray, store_cov: bool,  # noqa: PLR0917
            n: int) -> None:
     for i in range(n):
@@ -419,17 +263,12 @@ def _store(x: np.ndarray, P: np.ndarray, k: int, xs: np.ndarray, Ps: np.ndarray,
 
 
 @njit()
-def _run_structured(x0: np.ndarray, P0: np.ndarray, F: np.ndarray, Q: np.ndarray, sel: np.ndarray,  # noqa: PLR0912, PLR0917
+def _run_structured(x: np.ndarray, P: np.ndarray, F: np.ndarray, Q: np.ndarray, sel: np.ndarray,  # noqa: PLR0917
                     R: np.ndarray, zs: np.ndarray, xs: np.ndarray, Ps: np.ndarray, store_cov: bool,
                     n: int, m: int) -> int:
-    """:func:`_kf_run` for an H that selects components ``sel``; ``n``, ``m`` are the state and
-    measurement sizes (compile-time constants when called with literals).
-
-    The loop body is :func:`_predict_csr` followed by :func:`_update_sel` written out in place: Numba
-    does not inline those calls, and inlining them here is worth about 25 % (0.24 → 0.18 µs per step
-    for n = 6, m = 3).  Tests check this kernel against the step-by-step kernels and the dense path."""
-    x = x0.copy()
-    P = P0.copy()
+    """:func:`_kf_run_inplace` for an H that selects components ``sel``; ``n``, ``m`` are the state and
+    measurement sizes (compile-time constants when called with literals).  The loop body is
+    :func:`_predict_csr` followed by :func:`_update_sel`, both inlined (``inline="always"``)."""
     FP = np.empty((n, n))
     xt = np.empty(n)
     y = np.empty(m)
@@ -438,7 +277,7 @@ def _run_structured(x0: np.ndarray, P0: np.ndarray, F: np.ndarray, Q: np.ndarray
     Sw = np.empty((m, m))
     K = np.empty((n, m))
     HP = np.empty((m, n))
-    Qs = np.empty((n, n))
+    Qs = np.empty((n, n))  # ½(Q + Qᵀ) once: _predict_csr's own ½(Qs + Qsᵀ) is then exactly Qs
     for i in range(n):
         for j in range(n):
             Qs[i, j] = 0.5 * (Q[i, j] + Q[j, i])
@@ -448,83 +287,20 @@ def _run_structured(x0: np.ndarray, P0: np.ndarray, F: np.ndarray, Q: np.ndarray
     _csr(F, ptr, idx, val)
     skipped = 0
     for k in range(zs.shape[0]):
-        # predict: x ← F x, P ← F P Fᵀ + Q (upper triangle, mirrored)
-        for i in range(n):
-            acc = 0.0
-            for c in range(ptr[i], ptr[i + 1]):
-                acc += val[c] * x[idx[c]]
-            xt[i] = acc
-        for i in range(n):
-            x[i] = xt[i]
-            for j in range(n):
-                FP[i, j] = 0.0
-            for c in range(ptr[i], ptr[i + 1]):
-                f = val[c]
-                q = idx[c]
-                for j in range(n):
-                    FP[i, j] += f * P[q, j]
-        for i in range(n):
-            for j in range(i, n):
-                acc = 0.0
-                for c in range(ptr[j], ptr[j + 1]):
-                    acc += FP[i, idx[c]] * val[c]
-                v = acc + Qs[i, j]
-                P[i, j] = v
-                P[j, i] = v
-        # update with H = rows of the identity at ``sel``
-        ok = True
-        for a in range(m):
-            if not math.isfinite(zs[k, a]):
-                ok = False
-        if ok:
-            for a in range(m):
-                y[a] = zs[k, a] - x[sel[a]]
-                for b in range(m):
-                    S[a, b] = P[sel[a], sel[b]] + R[a, b]
-            ok = _inv_small(S, SI, Sw)
-        if ok:
-            for a in range(m):
-                sa = sel[a]
-                for j in range(n):
-                    HP[a, j] = P[sa, j]
-            for i in range(n):
-                for a in range(m):
-                    acc = 0.0
-                    for b in range(m):
-                        acc += P[i, sel[b]] * SI[b, a]
-                    K[i, a] = acc
-            for i in range(n):
-                acc = 0.0
-                for a in range(m):
-                    acc += K[i, a] * y[a]
-                x[i] += acc
-            for i in range(n):
-                for j in range(i, n):
-                    acc = 0.0
-                    for a in range(m):
-                        acc += K[i, a] * HP[a, j]
-                    v = P[i, j] - acc
-                    P[i, j] = v
-                    P[j, i] = v
-        else:
+        _predict_csr(x, P, ptr, idx, val, Qs, FP, xt, n)
+        z = zs[k]
+        if not (all_finite(z, m) and _update_sel(x, P, z, sel, R, y, S, SI, K, HP, Sw, n, m)):
             skipped += 1
-        for i in range(n):
-            xs[k, i] = x[i]
-        if store_cov:
-            for i in range(n):
-                for j in range(n):
-                    Ps[k, i, j] = P[i, j]
+        _store(x, P, k, xs, Ps, store_cov, n)
     return skipped
 
 
 @njit()
-def _run_dense(x0: np.ndarray, P0: np.ndarray, F: np.ndarray, Q: np.ndarray, H: np.ndarray,  # noqa: PLR0917
+def _run_dense(x: np.ndarray, P: np.ndarray, F: np.ndarray, Q: np.ndarray, H: np.ndarray,  # noqa: PLR0917
                R: np.ndarray, zs: np.ndarray, xs: np.ndarray, Ps: np.ndarray, store_cov: bool) -> int:
-    """:func:`_kf_run` for any F, H: dense predict and the general update."""
-    n = x0.shape[0]
+    """:func:`_kf_run_inplace` for any F, H: dense predict and the general update."""
+    n = x.shape[0]
     m = H.shape[0]
-    x = x0.copy()
-    P = P0.copy()
     tmp = np.empty((n, n))
     tmp2 = np.empty((n, n))
     xt = np.empty(n)
@@ -540,33 +316,43 @@ def _run_dense(x0: np.ndarray, P0: np.ndarray, F: np.ndarray, Q: np.ndarray, H: 
     for k in range(zs.shape[0]):
         _kf_predict(x, P, F, Q, tmp, tmp2, xt)
         z = zs[k]
-        if not (_all_finite(z, m) and _update_dense(x, P, z, H, R, y, PHT, S, SI, K, HP, KS, Sw)):
+        if not (all_finite(z, m) and _update_dense(x, P, z, H, R, y, PHT, S, SI, K, HP, KS, Sw)):
             skipped += 1
         _store(x, P, k, xs, Ps, store_cov, n)
     return skipped
 
 
 @njit()
-def _kf_run(x0: np.ndarray, P0: np.ndarray, F: np.ndarray, Q: np.ndarray, H: np.ndarray, R: np.ndarray,  # noqa: PLR0917
-            zs: np.ndarray, xs: np.ndarray, Ps: np.ndarray, store_cov: bool, structured: bool) -> int:
-    """Predict + update for every row of ``zs`` (non-finite rows: predict only).  Writes states into
-    ``xs`` (and covariances into ``Ps`` when ``store_cov``).  Returns the number of skipped updates.
+def _kf_run_inplace(x: np.ndarray, P: np.ndarray, F: np.ndarray, Q: np.ndarray, H: np.ndarray,  # noqa: PLR0917
+                    R: np.ndarray, zs: np.ndarray, xs: np.ndarray, Ps: np.ndarray, store_cov: bool,
+                    structured: bool) -> int:
+    """Predict + update for every row of ``zs`` (non-finite rows: predict only), starting from and
+    leaving the final state in ``x`` (n,), ``P`` (n, n).  Writes the state after each step into
+    ``xs`` (K, n), and the covariance into ``Ps`` (K, n, n) only when ``store_cov``.  Returns the
+    number of skipped updates.
 
     ``structured`` (and H selecting state components): sparse-F predict and selection update.  The
     3-D constant-velocity size (n = 6, m = 3) is dispatched with literal sizes, which Numba compiles
-    as constants so the small loops unroll: 0.18 µs per step instead of 0.35 µs with run-time sizes
-    (each literal size costs about 5 s of first-time compilation, cached afterwards, so only this one
-    is specialised).  Other sizes run the same code with run-time sizes.  Otherwise (or
-    ``structured=False``, which tests use to compare) the general dense path (0.55 µs per step for
-    n = 6, m = 3); all give the same result to rounding."""
-    n = x0.shape[0]
+    as constants so the small loops unroll (about half the time per step of run-time sizes; each
+    literal size costs seconds of first-time compilation, cached afterwards, so only this one is
+    specialised).  Other sizes run the same code with run-time sizes.  Otherwise (or
+    ``structured=False``, which tests use to compare) the general dense path; all give the same
+    result to rounding."""
+    n = x.shape[0]
     m = H.shape[0]
     sel = np.empty(m, dtype=np.int64)
     if structured and _h_selection(H, sel):
         if n == 6 and m == 3:  # 3-D constant velocity, position measurements
-            return _run_structured(x0, P0, F, Q, sel, R, zs, xs, Ps, store_cov, 6, 3)
-        return _run_structured(x0, P0, F, Q, sel, R, zs, xs, Ps, store_cov, n, m)
-    return _run_dense(x0, P0, F, Q, H, R, zs, xs, Ps, store_cov)
+            return _run_structured(x, P, F, Q, sel, R, zs, xs, Ps, store_cov, 6, 3)
+        return _run_structured(x, P, F, Q, sel, R, zs, xs, Ps, store_cov, n, m)
+    return _run_dense(x, P, F, Q, H, R, zs, xs, Ps, store_cov)
+
+
+@njit()
+def _kf_run(x0: np.ndarray, P0: np.ndarray, F: np.ndarray, Q: np.ndarray, H: np.ndarray, R: np.ndarray,  # noqa: PLR0917
+            zs: np.ndarray, xs: np.ndarray, Ps: np.ndarray, store_cov: bool, structured: bool) -> int:
+    """:func:`_kf_run_inplace` from copies of ``x0``, ``P0`` (left unchanged)."""
+    return _kf_run_inplace(x0.copy(), P0.copy(), F, Q, H, R, zs, xs, Ps, store_cov, structured)
 
 
 # ----------------------------------------------------------------------------- CTRV (x, y, yaw, v, ω)
@@ -642,8 +428,8 @@ def _ekf_ctrv_predict(x: np.ndarray, P: np.ndarray, dt: float, sigma_a: float, s
     x[:] = xn
     tmp = np.empty((5, 5))
     tmp2 = np.empty((5, 5))
-    _mm(J, P, tmp)
-    _mmt(tmp, J, tmp2)
+    mat_mul(J, P, tmp)
+    mat_mul_bt(tmp, J, tmp2)
     for i in range(5):
         for j in range(5):
             P[i, j] = 0.5 * (tmp2[i, j] + tmp2[j, i]) + Q[i, j]

@@ -4,8 +4,9 @@
 ``predict`` is x ← F x, P ← F P Fᵀ + Q; ``update`` uses S = H P Hᵀ + R, K = P Hᵀ S⁻¹ and
 P ← P − K S Kᵀ, which for the optimal gain equals filterpy's Joseph form
 P ← (I − K H) P (I − K H)ᵀ + K R Kᵀ; P is kept exactly symmetric.  :meth:`KalmanFilter.run` filters
-a whole measurement sequence in one compiled loop (the fast path); ``predict``/``update`` are there
-for step-by-step use.
+a whole measurement sequence in one compiled loop (the fast path) and returns the final state and
+covariance with the per-step states (per-step covariances only on request); ``predict``/``update``
+are there for step-by-step use.  Nonlinear models: :mod:`edgefuse.objects.nonlinear`.
 
 Bad input: a measurement with NaN/inf, or one whose innovation covariance is singular, is not applied
 (counted in ``rejected``); a covariance given to ``update`` (``R=``) that is not symmetric PSD is
@@ -16,6 +17,9 @@ that is not symmetric PSD, raises :class:`FilterError` and leaves the filter as 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -45,6 +49,30 @@ def constant_velocity_model(dt: float, dim: int = 3, q: float = 1.0) -> tuple[F6
     H = np.zeros((dim, 2 * dim))
     H[:, :dim] = np.eye(dim)
     return F, q * Q, H
+
+
+@dataclass(frozen=True)
+class KalmanRun:
+    """Result of :meth:`KalmanFilter.run`.
+
+    Attributes:
+        xs: state after each step (K, n).
+        Ps: covariance after each step (K, n, n) with ``store_cov=True``, else None.
+        x: final state (n,) (the initial one when K = 0).
+        P: final covariance (n, n).
+        skipped: steps whose update was skipped (non-finite measurement or singular S).
+
+    Unpacks as ``xs, Ps = kf.run(zs)``, the tuple ``run`` returned before it returned this.
+    """
+
+    xs: F64
+    Ps: F64 | None
+    x: F64
+    P: F64
+    skipped: int
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.xs, self.Ps))
 
 
 def _matrix_property(name: str, doc: str) -> property:
@@ -135,10 +163,14 @@ class KalmanFilter:
         self.rejected["non_finite_measurement" if code == 1 else "singular_innovation"] += 1
         return False
 
-    def run(self, zs: npt.ArrayLike, *, store_cov: bool = False) -> tuple[F64, F64 | None]:
+    def run(self, zs: npt.ArrayLike, *, store_cov: bool = False, commit: bool = False) -> KalmanRun:
         """Predict + update for each row of ``zs`` (K, m) in one compiled loop, starting from the
-        current x, P (which are left unchanged).  Rows with NaN are predicted only (counted).
-        Returns (states (K, n), covariances (K, n, n) or None)."""
+        current x, P.  Rows with NaN/inf are predicted only (counted in ``rejected``).
+
+        Returns a :class:`KalmanRun`: the final state and covariance, the state after each step, and
+        the covariance after each step only with ``store_cov`` (K·n² more floats to write).  The
+        filter's own x, P are left unchanged unless ``commit``, which sets them to the final ones (to
+        continue with the next batch or step by step)."""
         m = self._shapes["R"][0]
         z = np.ascontiguousarray(zs, dtype=np.float64)
         if z.ndim != 2 or z.shape[1] != m:
@@ -146,10 +178,14 @@ class KalmanFilter:
         n = self._shapes["x"][0]
         xs = np.empty((z.shape[0], n))
         Ps = np.empty((z.shape[0], n, n)) if store_cov else np.empty((1, n, n))
-        skipped = kfk._kf_run(self._x, self._P, self._F, self._Q, self._H, self._R, z, xs, Ps, store_cov, True)
+        x = self._x.copy()
+        P = self._P.copy()
+        skipped = int(kfk._kf_run_inplace(x, P, self._F, self._Q, self._H, self._R, z, xs, Ps, store_cov, True))
         if skipped:
-            self.rejected["skipped_update"] += int(skipped)
-        return xs, (Ps if store_cov else None)
+            self.rejected["skipped_update"] += skipped
+        if commit:
+            self._x, self._P = x.copy(), P.copy()
+        return KalmanRun(xs=xs, Ps=Ps if store_cov else None, x=x, P=P, skipped=skipped)
 
     def warmup(self) -> None:
         """Compile the kernels (call at start, never on the first message)."""
@@ -162,4 +198,4 @@ class KalmanFilter:
         kf.update(np.zeros(1))
 
 
-__all__ = ["FilterError", "KalmanFilter", "constant_velocity_model"]
+__all__ = ["FilterError", "KalmanFilter", "KalmanRun", "constant_velocity_model"]
