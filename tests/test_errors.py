@@ -48,6 +48,7 @@ def test_every_exception_class_is_an_edgefuse_error() -> None:
 @pytest.mark.parametrize(("dotted", "family"), [
     ("edgefuse.objects.association.AssociationError", errors.ObjectsError),
     ("edgefuse.objects.boxfusion.FusionError", errors.ObjectsError),
+    ("edgefuse.objects.kalman.FilterError", errors.EstimationError),
     ("edgefuse.fusion.painting.FeatureArrayError", errors.MessageError),
     ("edgefuse.fusion.densify.DepthImageError", errors.MessageError),
     ("edgefuse.fusion.deskew.DeskewError", errors.MessageError),

@@ -24,14 +24,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from edgefuse.errors import EstimationError
 from edgefuse.objects import _kf_kernels as kfk
-from edgefuse.objects.association import AssociationError
 from edgefuse.objects.types import psd_ok
 
 F64 = npt.NDArray[np.float64]
 
 
-class FilterError(AssociationError):
+class FilterError(EstimationError):
     """A Kalman filter was given inconsistent shapes or invalid model matrices."""
 
 
