@@ -97,6 +97,13 @@ PARALLEL_CHUNK = 4096
 TWO_PASS_MIN_POINTS = 10_000
 
 
+class CameraNameError(CalibrationError, KeyError):
+    """No camera of that name in a multi-camera result (also a ``KeyError``, as for a mapping)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return CalibrationError.__str__(self)
+
+
 class CameraParamError(CalibrationError, ValueError):
     """Camera intrinsics, distortion, image size or extrinsic transform are invalid.
 
@@ -586,7 +593,7 @@ class Projector:
 
         def compute_per_point() -> tuple[F32, BoolArray]:
             if generation != self._generation:
-                raise RuntimeError(
+                raise InputDataError(
                     "this ProjectionResult's uv/valid were not computed before the projector's next "
                     "project() call; read them first, or project with copy=True")
             uv, valid = self._uv[:n], self._valid[:n]
@@ -709,7 +716,7 @@ class MultiProjectionResult:
         try:
             return self.results[self.names.index(name)]
         except ValueError:
-            raise KeyError(f"no camera {name!r}; cameras: {', '.join(self.names)}") from None
+            raise CameraNameError(f"no camera {name!r}; cameras: {', '.join(self.names)}") from None
 
 
 class MultiCameraProjector:

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from edgefuse.errors import ConfigError
+from edgefuse.errors import ConfigError, InputDataError
 from edgefuse.fusion import _voxel_kernels as _k
 from edgefuse.fusion._parallel import ParallelChooser, run_parallel
 
@@ -97,11 +97,11 @@ def as_point_array(points: Any, *, min_channels: int = 3, name: str = "points") 
     ``ValueError``.
     """
     if not isinstance(points, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array of shape (N, C), got {type(points).__name__}")
+        raise InputDataError(f"{name} must be a numpy array of shape (N, C), got {type(points).__name__}")
     if points.ndim != 2 or points.shape[1] < min_channels:
-        raise ValueError(f"{name} must have shape (N, C) with C >= {min_channels}, got {points.shape}")
+        raise InputDataError(f"{name} must have shape (N, C) with C >= {min_channels}, got {points.shape}")
     if points.dtype.kind != "f" or points.dtype.itemsize not in (4, 8):
-        raise TypeError(
+        raise InputDataError(
             f"{name} must be float32 or float64, got {points.dtype}; convert explicitly, "
             "e.g. points.astype(np.float32)"
         )
