@@ -220,7 +220,9 @@ def test_truncated_ros2_bag(tmp_path: Path, storage: str) -> None:
             w.write(
                 "/points",
                 i * 10**8,
-                pointcloud_from_arrays(i * 10**8, "l", x=rng.normal(size=500), y=rng.normal(size=500)),
+                pointcloud_from_arrays(
+                    i * 10**8, "l", x=rng.normal(size=500), y=rng.normal(size=500), z=rng.normal(size=500)
+                ),
             )
     (store,) = [p for p in path.iterdir() if p.suffix in {".mcap", ".db3"}]
     data = store.read_bytes()

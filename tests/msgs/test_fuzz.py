@@ -289,7 +289,8 @@ def _dets_valid(msg: Any) -> bool:
 
 
 def _yaw_reference(q: Any) -> float:
-    """Yaw of the rotation a (possibly unnormalised) quaternion stands for, via the rotation matrix."""
+    """Yaw of the rotation a (possibly unnormalised) quaternion stands for, via the rotation matrix; NaN
+    where there is none to compare (non-finite input, or a vertical x axis)."""
     v = np.array(_vec(q, "xyzw"))
     scale = np.abs(v).max()
     if not np.isfinite(v).all():
@@ -300,6 +301,8 @@ def _yaw_reference(q: Any) -> float:
     n = x * x + y * y + z * z + w * w
     r00 = 1 - 2 * (y * y + z * z) / n
     r10 = 2 * (x * y + w * z) / n
+    if math.hypot(r00, r10) < 1e-9:  # the box's x axis is vertical: no heading, any yaw will do
+        return math.nan
     return math.atan2(r10, r00)
 
 

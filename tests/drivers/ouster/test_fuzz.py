@@ -23,7 +23,6 @@ import itertools
 import json
 import math
 import struct
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -501,5 +500,3 @@ def test_metadata_slow(request: pytest.FixtureRequest, tmp_path: Path) -> None:
     _opt_in_slow(request)
     _verdict(run_metadata(SLOW_INPUTS, seed=120, tmp=tmp_path, full_lut_every=500), SLOW_INPUTS)
 
-
-Runner = Callable[[int, int], tuple[int, int, list[str]]]
