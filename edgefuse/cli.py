@@ -1,8 +1,8 @@
 """The ``edgefuse`` command line.
 
 ``edgefuse info BAG`` · ``edgefuse convert SRC OUT`` · ``edgefuse validate PIPELINE|RIG`` ·
-``edgefuse replay PIPELINE [--bag BAG] [--rate R | --max-speed] [--out OUT [--overwrite]] [--check-budgets]
-[--report REPORT.json]``.
+``edgefuse stages [--json] [NAME]`` · ``edgefuse replay PIPELINE [--bag BAG] [--rate R | --max-speed]
+[--out OUT [--overwrite]] [--check-budgets] [--report REPORT.json]``.
 
 Bad input prints one clear line on stderr and exits non-zero (2 for usage/input errors and failed writes,
 3 for a budget breach; 130/143 after SIGINT/SIGTERM, once outputs are closed and the report is written);
@@ -71,19 +71,22 @@ def _jsonable(obj: Any) -> Any:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from edgefuse._yaml import read_text
     from edgefuse.pipeline.config import check_pipeline
 
     bad = 0
     for name in args.files:
         path = resolve_pipeline(name)
         problems: list[Any]
-        if _is_rig_file(path):
-            from edgefuse.rig import validate_rig_file
+        text, problems = read_text(path)  # refuses FIFOs, devices, huge and non-UTF-8 files before parsing
+        kind = "file"
+        if text is not None and _is_rig_text(text):
+            from edgefuse.rig import validate_rig_text
 
-            problems = list(validate_rig_file(path))
+            problems = list(validate_rig_text(text, str(path)))
             kind = "rig"
-        else:
-            _, problems = check_pipeline(path, rig_override=args.rig)
+        elif text is not None:
+            _, problems = check_pipeline(path, rig_override=args.rig, check_bag=True)
             kind = "pipeline"
         if problems:
             bad += 1
@@ -95,12 +98,52 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_INPUT if bad else 0
 
 
-def _is_rig_file(path: Path) -> bool:
-    try:
-        head = path.read_text(encoding="utf-8", errors="replace")[:4096]
-    except OSError:
-        return False
-    return any(line.startswith("edgefuse_rig:") for line in head.splitlines())
+def _is_rig_text(text: str) -> bool:
+    return any(line.startswith("edgefuse_rig:") for line in text[:4096].splitlines())
+
+
+def _cmd_stages(args: argparse.Namespace) -> int:
+    from edgefuse.errors import ConfigError
+    from edgefuse.stages import known_stage_types, stage_class
+
+    names = known_stage_types()
+    if args.name is not None and args.name not in names:
+        raise ConfigError(f"unknown stage type {args.name!r} (known: {', '.join(names)})")
+    described = []
+    for name in [args.name] if args.name is not None else names:
+        try:
+            cls = stage_class(name)
+        except (ImportError, AttributeError) as exc:  # a broken plugin: say so, list the others
+            print(f"edgefuse: warning: stage type '{name}' unavailable ({exc})", file=sys.stderr)
+            continue
+        if cls is not None:
+            described.append(cls.describe())
+    if args.json:
+        print(json.dumps(described[0] if args.name is not None and described else described, indent=2))
+    else:
+        print("\n\n".join(_format_stage(d) for d in described))
+    return 0
+
+
+def _format_stage(d: dict[str, Any]) -> str:
+    lines = [f"{d['type']}  ({d['module']})"]
+    if d["summary"]:
+        lines.append(f"  {d['summary']}")
+    ins = ", ".join(f"{p['port']}{'?' if p['optional'] else ''}: {p['type']}" for p in d["inputs"]) or "none"
+    outs = ", ".join(f"{p['port']}: {p['type']}" for p in d["outputs"]) or "none"
+    lines += [f"  in:  {ins}", f"  out: {outs}"]
+    if not d["params"]:
+        lines.append("  params: none")
+        return "\n".join(lines)
+    lines.append("  params:")
+    width = max(len(p["name"]) for p in d["params"])
+    for p in d["params"]:
+        default = "required" if p["required"] else f"= {json.dumps(p['default'])}"
+        unit = f" [{p['unit']}]" if p["unit"] else ""
+        rng = f"  ({p['range']})" if p["range"] else ""
+        doc = f"  {p['doc']}" if p["doc"] else ""
+        lines.append(f"    {p['name']:<{width}}  {p['type']} {default}{unit}{rng}{doc}")
+    return "\n".join(lines)
 
 
 def _replay_pipeline(name: str) -> Path:
@@ -156,6 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", help="pipeline YAML(s) (or bundled names) and/or rig YAML(s)")
     p.add_argument("--rig", help="use this rig file instead of the pipeline's")
     p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("stages", help="list every stage type: ports, edge types and parameters")
+    p.add_argument("name", nargs="?", help="only this stage type")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=_cmd_stages)
 
     p = sub.add_parser("replay", help="replay a bag through a pipeline and report latency against budgets")
     p.add_argument("pipeline", help="pipeline YAML, or a bundled pipeline name (e.g. radiate_demo)")

@@ -1,11 +1,13 @@
 """Process-wide runtime settings: Numba cache directory and thread counts.
 
-Read from the environment at import time and overridable by a pipeline's ``runtime:`` section or
+Read from the environment at import time and overridable by a pipeline's ``runtime:`` section (applied
+when a run starts; a relative ``numba_cache_dir`` there is relative to the pipeline file's folder) or
 :func:`configure`:
 
 - ``EDGEFUSE_NUMBA_CACHE_DIR``: where compiled kernels are cached (default: ``$XDG_CACHE_HOME/edgefuse/numba``
   or ``~/.cache/edgefuse/numba``).  If no writable directory exists, caching is switched off so that
-  importing edgefuse works from a read-only install.
+  importing edgefuse works from a read-only install.  A directory given to :func:`configure` applies to
+  every kernel, including those whose modules were imported before (:func:`edgefuse._jit.retarget_caches`).
 - ``EDGEFUSE_NUMBA_THREADS``: Numba's thread count for parallel kernels (default: Numba's default).
 - ``EDGEFUSE_ORT_THREADS``: ONNX Runtime intra-op threads (default: ONNX Runtime's default, 0).
 """
@@ -85,20 +87,37 @@ def cache_enabled() -> bool:
 def configure(
     *, numba_threads: int | None = None, ort_threads: int | None = None, numba_cache_dir: str | None = None
 ) -> RuntimeConfig:
-    """Change settings at run time (before kernels are compiled for the cache directory to matter)."""
-    if numba_cache_dir is not None:
-        path = Path(numba_cache_dir)
-        CONFIG.numba_cache_dir = path if _writable_dir(path) else None
-        if CONFIG.numba_cache_dir is not None:
-            import numba
+    """Change settings at run time.
 
-            numba.config.CACHE_DIR = str(path)  # type: ignore[attr-defined]
+    ``numba_cache_dir`` is created if needed and used for every kernel from now on (kernels already
+    compiled in this process are saved there too).  A directory that cannot be created or written is
+    reported with a :class:`RuntimeWarning` and the current cache setting is kept.
+    """
+    if numba_cache_dir is not None:
+        _use_cache_dir(Path(numba_cache_dir))
     if numba_threads is not None:
         CONFIG.numba_threads = numba_threads
     if ort_threads is not None:
         CONFIG.ort_threads = ort_threads
     apply_numba_threads()
     return CONFIG
+
+
+def _use_cache_dir(path: Path) -> None:
+    path = path.absolute()
+    if CONFIG.numba_cache_dir is not None and CONFIG.numba_cache_dir.absolute() == path:
+        return
+    if not _writable_dir(path):
+        warnings.warn(f"numba cache directory {path} cannot be created or written; kept "
+                      f"{CONFIG.numba_cache_dir or 'caching off'}", RuntimeWarning, stacklevel=3)
+        return
+    import numba
+
+    from edgefuse import _jit
+
+    CONFIG.numba_cache_dir = path
+    numba.config.CACHE_DIR = str(path)  # type: ignore[attr-defined]
+    _jit.retarget_caches()
 
 
 def apply_numba_threads() -> int:

@@ -249,3 +249,58 @@ def test_signals_are_deferred_inside_critical_sections() -> None:
     with pytest.raises(KeyboardInterrupt) as info:
         plain()
     assert interrupt_signal(info.value) == signal.SIGTERM and time.monotonic() - t0 < 4
+
+
+def test_stages_lists_every_stage_with_ports_and_parameters(capsys: pytest.CaptureFixture[str]) -> None:
+    from edgefuse.stages import known_stage_types
+
+    assert main(["stages"]) == 0
+    out = capsys.readouterr().out
+    for name in known_stage_types():  # built-ins and the entry-point plugin (online_time_offset)
+        assert f"\n{name}  (" in f"\n{out}"
+    assert "  in:  cloud: PointCloud, image?: Image" in out
+    assert "min_depth_m  float = 0.1 [m]  (> 0 and <= 10000)  points nearer than this are dropped" in out
+    assert main(["stages", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [d["type"] for d in listed] == known_stage_types()
+    assert main(["stages", "--json", "online_time_offset"]) == 0
+    one = json.loads(capsys.readouterr().out)
+    assert one["module"] == "edgefuse_calibration.stages"
+    assert one["inputs"] == [{"port": "a", "type": "Imu|ImuBatch|Odometry", "optional": True},
+                             {"port": "b", "type": "Imu|ImuBatch|Odometry", "optional": True}]
+    window = next(p for p in one["params"] if p["name"] == "window_s")
+    assert window == {"name": "window_s", "type": "float", "required": False, "default": 30.0, "unit": "s",
+                      "range": "> 0 and <= 3600", "doc": "estimation window"}
+    assert main(["stages", "no_such_stage"]) == EXIT_INPUT
+    assert "unknown stage type 'no_such_stage'" in capsys.readouterr().err
+
+
+def test_validate_refuses_hostile_files_with_file_and_line(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes(b"edgefuse_pipeline: 1\nname: caf\xe9\n")
+    nul = tmp_path / "nul.yaml"
+    nul.write_bytes(b"edgefuse_rig: 1\nbase_frame: a\x00\n")
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    proc = subprocess.run([sys.executable, "-m", "edgefuse.cli", "validate", str(latin1), str(nul), str(fifo)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == EXIT_INPUT, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert f"{latin1}:2: not UTF-8 text (byte 0xe9)" in proc.stderr
+    assert f"{nul}:2: NUL byte in the file" in proc.stderr
+    assert f"{fifo}: is not a regular file (a FIFO); not read" in proc.stderr
+
+
+def test_validate_names_a_topic_missing_from_the_bag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = bundled_pipelines()["radiate_demo"]
+    text = src.read_text().replace("rig: ../demo/rig.yaml", f"rig: {src.parent.parent / 'demo' / 'rig.yaml'}")
+    text = text.replace("bag: ../demo", f"bag: {src.parent.parent / 'demo'}")
+    text = text.replace("topic: /velodyne_points", "topic: /velodyne")
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text(text)
+    assert main(["validate", str(pipeline)]) == EXIT_INPUT
+    err = capsys.readouterr().err
+    assert "input 'lidar': topic /velodyne is not in the bag" in err
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if "topic: /velodyne," in row)
+    assert f"{pipeline}:{line}: input 'lidar'" in err

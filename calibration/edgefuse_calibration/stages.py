@@ -21,20 +21,44 @@ when a pipeline names it and never imports ``edgefuse_calibration`` otherwise.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 from edgefuse.errors import EdgefuseError, PipelineError
 from edgefuse.msgs.types import ImuBatch, ImuData, OdometryData
-from edgefuse.stages.base import Param, Stage
+from edgefuse.stages import Stage, StageParams, param
 
-__all__ = ["FIELDS", "OnlineTimeOffset"]
+__all__ = ["FIELDS", "OnlineTimeOffset", "OnlineTimeOffsetParams"]
 
-FIELDS = ("gyro_x", "gyro_y", "gyro_z", "gyro_norm", "twist_x", "twist_y", "twist_z", "twist_yaw", "speed")
+Field = Literal["gyro_x", "gyro_y", "gyro_z", "gyro_norm", "twist_x", "twist_y", "twist_z", "twist_yaw", "speed"]
+FIELDS: tuple[str, ...] = ("gyro_x", "gyro_y", "gyro_z", "gyro_norm", "twist_x", "twist_y", "twist_z", "twist_yaw",
+                           "speed")
 _IMU_FIELDS = FIELDS[:4]
-_METHODS = ("xcorr", "dtw")
 _HISTORY = 20
+
+
+@dataclass(frozen=True, kw_only=True)
+class OnlineTimeOffsetParams(StageParams):
+    """Parameters of ``online_time_offset``."""
+
+    # RUF009: `param` returns a dataclass field (like `field()`), which ruff cannot see through a type alias
+    field_a: Field = param(doc="scalar taken from stream a (see the module docstring)")  # noqa: RUF009
+    field_b: Field = param(doc="scalar taken from stream b")  # noqa: RUF009
+    method: Literal["xcorr", "dtw"] = param("xcorr", doc="cross-correlation or dynamic time warping")
+    window_s: float = param(30.0, unit="s", gt=0.0, le=3600.0, doc="estimation window")
+    hop_s: float = param(5.0, unit="s", gt=0.0, le=3600.0, doc="re-estimate every hop of data time")
+    max_lag_ms: float = param(500.0, unit="ms", gt=0.0, le=600_000.0, doc="search range ±")
+    drift_threshold_ms: float = param(10.0, unit="ms", gt=0.0, le=600_000.0, doc="flag drift beyond max(this, 3σ)")
+    reference_offset_ms: float | None = param(None, unit="ms", ge=-3_600_000.0, le=3_600_000.0,
+                                              doc="expected offset (default: the first ok estimate)")
+
+    def check(self) -> list[str]:
+        """The window holds at least 4 × the largest lag."""
+        if self.max_lag_ms * 1e-3 * 4 > self.window_s:
+            return [f"window_s ({self.window_s:g}) must be at least 4 × max_lag ({self.max_lag_ms:g} ms)"]
+        return []
 
 
 def _imu_value(w: Any, fld: str) -> float:
@@ -74,31 +98,11 @@ class OnlineTimeOffset(Stage):
 
     inputs: ClassVar[dict[str, str]] = {"a?": "Imu|ImuBatch|Odometry", "b?": "Imu|ImuBatch|Odometry"}
     outputs: ClassVar[dict[str, str]] = {}
-    params: ClassVar[dict[str, Param]] = {
-        "field_a": Param(str, required=True, doc="scalar taken from stream a (see module doc)"),
-        "field_b": Param(str, required=True, doc="scalar taken from stream b"),
-        "method": Param(str, "xcorr", doc="xcorr | dtw"),
-        "window_s": Param((int, float), 30.0, doc="estimation window"),
-        "hop_s": Param((int, float), 5.0, doc="re-estimate every hop of data time"),
-        "max_lag_ms": Param((int, float), 500.0, doc="search range ±"),
-        "drift_threshold_ms": Param((int, float), 10.0, doc="flag drift beyond max(this, 3σ)"),
-        "reference_offset_ms": Param((int, float), None, doc="expected offset (default: first ok estimate)"),
-    }
+    Params = OnlineTimeOffsetParams
+    params: OnlineTimeOffsetParams
 
-    def __init__(self, name: str, params: Mapping[str, Any], rig: Any = None) -> None:
+    def __init__(self, name: str, params: Mapping[str, Any] | StageParams | None = None, rig: Any = None) -> None:
         super().__init__(name, params, rig)
-        p = self.p
-        for key in ("field_a", "field_b"):
-            if p[key] not in FIELDS:
-                raise PipelineError(f"stage '{name}': {key} {p[key]!r} is not one of {', '.join(FIELDS)}")
-        if p["method"] not in _METHODS:
-            raise PipelineError(f"stage '{name}': method {p['method']!r} is not one of {', '.join(_METHODS)}")
-        for key in ("window_s", "hop_s", "max_lag_ms", "drift_threshold_ms"):
-            if not float(p[key]) > 0:
-                raise PipelineError(f"stage '{name}': {key} must be > 0, got {p[key]}")
-        if float(p["max_lag_ms"]) * 1e-3 * 4 > float(p["window_s"]):
-            raise PipelineError(f"stage '{name}': window_s ({p['window_s']}) must be at least 4 × max_lag"
-                                f" ({p['max_lag_ms']} ms)")
         self._est: Any = None
         self._last: dict[str, int] = {}
         self.updates = 0
@@ -110,21 +114,20 @@ class OnlineTimeOffset(Stage):
         """Create the estimator."""
         from edgefuse_calibration.temporal import OnlineOffsetEstimator
 
-        p = self.p
-        ref = p["reference_offset_ms"]
+        p = self.params
+        ref = p.reference_offset_ms
         self._est = OnlineOffsetEstimator(
-            window_ns=int(float(p["window_s"]) * 1e9), hop_ns=int(float(p["hop_s"]) * 1e9),
-            method=p["method"], drift_threshold_ns=int(float(p["drift_threshold_ms"]) * 1e6),
-            reference_offset_ns=None if ref is None else int(float(ref) * 1e6),
-            max_lag_ns=int(float(p["max_lag_ms"]) * 1e6))
+            window_ns=int(p.window_s * 1e9), hop_ns=int(p.hop_s * 1e9), method=p.method,
+            drift_threshold_ns=int(p.drift_threshold_ms * 1e6),
+            reference_offset_ns=None if ref is None else int(ref * 1e6), max_lag_ns=int(p.max_lag_ms * 1e6))
         self._last = {}
 
     def process(self, inputs: Mapping[str, Any], stamp_ns: int) -> dict[str, Any]:
         """Feed the new samples; an update (when due) is recorded for :meth:`report`."""
         if self._est is None:
             raise PipelineError(f"stage '{self.name}': process() before start()")
-        for port, fld, push in (("a", self.p["field_a"], self._est.push_a),
-                                ("b", self.p["field_b"], self._est.push_b)):
+        for port, fld, push in (("a", self.params.field_a, self._est.push_a),
+                                ("b", self.params.field_b, self._est.push_b)):
             payload = inputs.get(port)
             if payload is None:
                 continue

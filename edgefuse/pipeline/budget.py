@@ -10,7 +10,8 @@ A budget is either a number (``budget_ms: 20``) or a mapping::
   scheduler hiccup on a shared machine does not fail a short run, while a systematic overrun does.
 - ``p99_ms`` (optional): additionally breach when the measured p99 exceeds it.
 
-The shorthand ``budget_ms: X`` means ``{deadline_ms: X}`` with the default miss rate.
+The shorthand ``budget_ms: X`` means ``{deadline_ms: X}`` with the default miss rate.  Durations must be
+finite, > 0 and at most :data:`MAX_BUDGET_MS` (one hour).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from edgefuse.pipeline.latency import LatencySummary
 from edgefuse.time import NS_PER_MS
 
 DEFAULT_MAX_MISS_RATE = 0.01
+#: largest budget [ms] (one hour): a per-sample latency deadline beyond it is a typo
+MAX_BUDGET_MS = 3_600_000.0
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,10 @@ def _positive(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
+def _too_large(value: float) -> bool:
+    return value > MAX_BUDGET_MS
+
+
 def parse_budget(value: Any) -> tuple[Budget | None, str | None]:
     """Parse a budget value; returns ``(budget, None)`` or ``(None, error message)``."""
     if value is None:
@@ -71,6 +78,8 @@ def parse_budget(value: Any) -> tuple[Budget | None, str | None]:
     if not isinstance(value, dict):
         if not _positive(value):
             return None, f"budget must be > 0 ms, got {value}"
+        if _too_large(value):
+            return None, f"budget must be at most {MAX_BUDGET_MS:g} ms (one hour), got {value}"
         return Budget(float(value)), None
     unknown = set(value) - {"deadline_ms", "p99_ms", "max_miss_rate"}
     if unknown:
@@ -79,10 +88,14 @@ def parse_budget(value: Any) -> tuple[Budget | None, str | None]:
     if not _positive(deadline):
         return None, "budget needs deadline_ms > 0"
     assert isinstance(deadline, int | float)
+    if _too_large(deadline):
+        return None, f"budget deadline_ms must be at most {MAX_BUDGET_MS:g} ms (one hour), got {deadline}"
     p99 = value.get("p99_ms")
     if p99 is not None and not _positive(p99):
         return None, "budget p99_ms must be > 0"
+    if p99 is not None and _too_large(p99):
+        return None, f"budget p99_ms must be at most {MAX_BUDGET_MS:g} ms (one hour), got {p99}"
     rate = value.get("max_miss_rate", DEFAULT_MAX_MISS_RATE)
-    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:  # NaN fails too
         return None, "budget max_miss_rate must be within [0, 1]"
     return Budget(float(deadline), float(rate), None if p99 is None else float(p99)), None

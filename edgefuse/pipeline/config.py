@@ -6,7 +6,7 @@ Format (see README "Pipeline YAML reference")::
     name: radiate_demo
     rig: rig.yaml                      # calibration file, relative to this file (optional)
     bag: ../data/demo                  # default recording for `edgefuse replay` (optional)
-    runtime: {numba_threads: 2, ort_threads: 1}
+    runtime: {numba_threads: 2, ort_threads: 1, numba_cache_dir: cache}   # cache dir relative to this file
     inputs:                            # name -> topic, edge type, rig sensor
       lidar:  {topic: /lidar/points, type: PointCloud, sensor: lidar}
       camera: {topic: /camera/image/compressed, type: CompressedImage, sensor: zed_left}
@@ -30,21 +30,32 @@ Format (see README "Pipeline YAML reference")::
       end_to_end_ms: 50                # or end_to_end: {deadline_ms: ..., ...}
 
 Checked at load time (``edgefuse validate``): YAML syntax, unknown or missing keys, unknown stage types and
-parameters, edges that name nothing, edge type mismatches, cycles, duplicate names, synchronizer
-parameters, budgets, the rig file itself, and every calibration frame / camera a stage or input needs.
+parameters, every stage parameter's type and range (from the stage's typed declaration, see
+:mod:`edgefuse.stages.params`; each stage is then constructed, so what validates also constructs), edges
+that name nothing, edge type mismatches, cycles, duplicate names, synchronizer parameters (names as
+written, ``*_ms`` durations within ±:data:`MAX_DURATION_MS`), hold ages, budgets, the runtime section,
+the rig file itself, and every calibration frame / camera a stage or input needs.  With
+``check_bag=True`` (``edgefuse validate``) the pipeline's own ``bag:`` is opened and every input topic
+must be in it.
+
+Relative paths (``rig``, ``bag``, ``runtime.numba_cache_dir``) are relative to the pipeline file's folder.
 """
 
 from __future__ import annotations
 
+import math
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgefuse._yaml import line_of, load_yaml, plain
-from edgefuse.errors import Problem, ValidationError
+from edgefuse._yaml import Collector, load_yaml, plain
+from edgefuse.errors import EdgefuseError, Problem, ValidationError
 from edgefuse.msgs.edges import ANY, compatible, edge_types
 from edgefuse.pipeline.budget import Budget, parse_budget
 from edgefuse.stages.base import Stage, known_stage_types, stage_class
+from edgefuse.stages.params import StageParams
 
 TOP_KEYS = {"edgefuse_pipeline", "name", "description", "rig", "bag", "runtime", "inputs", "sync", "stages",
             "outputs", "budgets"}
@@ -52,6 +63,12 @@ INPUT_KEYS = {"topic", "type", "sensor", "frame_id"}
 STAGE_KEYS = {"name", "type", "in", "params", "budget", "budget_ms"}
 SYNC_KEYS = {"policy", "inputs", "params", "hold"}
 RUNTIME_KEYS = {"numba_threads", "ort_threads", "numba_cache_dir"}
+#: largest |duration| [ms] of a synchronizer parameter or hold age (one day)
+MAX_DURATION_MS = 86_400_000
+#: largest synchronizer queue size accepted
+MAX_QUEUE = 1_000_000_000
+#: largest thread count accepted in ``runtime:``
+MAX_THREADS = 1024
 
 
 @dataclass
@@ -69,7 +86,8 @@ class StageSpec:
     type_name: str
     cls: type[Stage]
     wiring: dict[str, str]
-    params: dict[str, Any]
+    #: the checked, typed parameters (an instance of ``cls.Params``)
+    params: StageParams
     budget: Budget | None
 
 
@@ -129,49 +147,106 @@ class PipelineConfig:
         return out
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def ms_to_ns_params(params: dict[str, Any]) -> dict[str, Any]:
-    """``{max_interval_ms: 50}`` → ``{max_interval_ns: 50_000_000}`` (recursively for nested dicts)."""
+    """``{max_interval_ms: 50}`` → ``{max_interval_ns: 50_000_000}``; a ``*_ms`` key whose value is a mapping
+    (per input) converts each number in it; other nested mappings are converted recursively.
+
+    Values must be finite numbers that fit int64 nanoseconds (see :func:`ms_problems`).
+    """
     out: dict[str, Any] = {}
     for key, value in params.items():
-        if isinstance(value, dict):
+        if key.endswith("_ms") and isinstance(value, dict):
+            out[key[:-3] + "_ns"] = {k: round(v * 1_000_000) if _is_number(v) else v for k, v in value.items()}
+        elif isinstance(value, dict):
             out[key] = ms_to_ns_params(value)
-        elif key.endswith("_ms") and isinstance(value, int | float) and not isinstance(value, bool):
+        elif key.endswith("_ms") and _is_number(value):
             out[key[:-3] + "_ns"] = round(value * 1_000_000)
         else:
             out[key] = value
     return out
 
 
-class _Collector:
+def ms_problems(key: str, value: Any) -> list[str]:
+    """Problems with a ``*_ms`` value (a number, or a mapping name → number): finite, within ±MAX_DURATION_MS."""
+    items = value.items() if isinstance(value, dict) else [(None, value)]
+    out = []
+    for name, v in items:
+        where = key if name is None else f"{key}.{name}"
+        if not _is_number(v):
+            out.append(f"{where} must be a number of milliseconds, got {v!r}")
+        elif not math.isfinite(v):
+            out.append(f"{where} must be a finite number of milliseconds, got {v!r}")
+        elif abs(v) > MAX_DURATION_MS:
+            out.append(f"{where} must be within ±{MAX_DURATION_MS} ms (one day), got {v!r}")
+    return out
+
+
+def _ns_problems(key: str, value: Any) -> list[str]:
+    """Problems with a ``*_ns`` value given in nanoseconds: within ±MAX_DURATION_MS (as ns)."""
+    limit = MAX_DURATION_MS * 1_000_000
+    items = value.items() if isinstance(value, dict) else [(None, value)]
+    out = []
+    for name, v in items:
+        where = key if name is None else f"{key}.{name}"
+        if _is_number(v) and (not math.isfinite(v) or abs(v) > limit):
+            out.append(f"{where} must be within ±{limit} ns (one day), got {v!r}")
+    return out
+
+
+def _count_problems(key: str, value: Any) -> list[str]:
+    if isinstance(value, int) and not isinstance(value, bool) and value > MAX_QUEUE:
+        return [f"{key} must be at most {MAX_QUEUE}, got {value!r}"]
+    return []
+
+
+class _Collector(Collector):
+    """The shared :class:`~edgefuse._yaml.Collector` plus what the pipeline checks need to avoid knock-on
+    errors: names already reported as broken (later checks stay quiet about them)."""
+
     def __init__(self, file: str) -> None:
-        self.file = file
-        self.problems: list[Problem] = []
-        # Names already reported as broken: later checks stay quiet about them (no knock-on errors).
+        super().__init__(file)
         self.broken_inputs: set[str] = set()
         self.broken_stages: set[str] = set()
         self.rig_failed = False
         self.all_stages: dict[str, Any] = {}
 
-    def add(self, message: str, node: Any = None, key: Any = None) -> None:
-        self.problems.append(Problem(message, self.file, line_of(node, key) if node is not None else None))
 
-
-def load_pipeline(path: str | Path, *, rig_override: str | Path | None = None) -> PipelineConfig:
+def load_pipeline(
+    path: str | Path, *, rig_override: str | Path | None = None, check_bag: bool = False
+) -> PipelineConfig:
     """Load and fully validate a pipeline file; raises :class:`ValidationError` listing every problem."""
-    config, problems = check_pipeline(path, rig_override=rig_override)
+    config, problems = check_pipeline(path, rig_override=rig_override, check_bag=check_bag)
     if problems or config is None:
         raise ValidationError(problems=problems or [Problem("invalid pipeline", str(path))], kind=str(path))
     return config
 
 
 def check_pipeline(
-    path: str | Path, *, rig_override: str | Path | None = None
+    path: str | Path, *, rig_override: str | Path | None = None, check_bag: bool = False
 ) -> tuple[PipelineConfig | None, list[Problem]]:
-    """Validate a pipeline file; returns ``(config or None, problems)`` without raising for content errors."""
+    """Validate a pipeline file; returns ``(config or None, problems)`` without raising for content errors.
+
+    ``check_bag``: also open the pipeline's own ``bag:`` (its topic list only) and report every input topic
+    it lacks (``edgefuse validate`` does; ``replay --bag`` may replay another recording, so it does not).
+    """
     path = Path(path)
     data, problems = load_yaml(path)
     if problems:
         return None, problems
+    return check_pipeline_data(data, path, rig_override=rig_override, check_bag=check_bag)
+
+
+def check_pipeline_data(
+    data: Any, path: str | Path, *, rig_override: str | Path | None = None, check_bag: bool = False
+) -> tuple[PipelineConfig | None, list[Problem]]:
+    """Validate an already parsed pipeline document (as :func:`edgefuse._yaml.load_yaml` returns it) that
+    was read from ``path`` (relative paths in it are relative to ``path``'s folder); see :func:`check_pipeline`.
+    """
+    path = Path(path)
     c = _Collector(str(path))
     if not isinstance(data, dict):
         c.add("a pipeline file must be a YAML mapping")
@@ -180,8 +255,10 @@ def check_pipeline(
         if key not in TOP_KEYS:
             c.add(f"unknown top-level key '{key}' (known: {', '.join(sorted(TOP_KEYS))})", data, key)
     version = data.get("edgefuse_pipeline")
-    if version != 1:
+    if version != 1 or isinstance(version, bool):
         c.add(f"'edgefuse_pipeline: 1' expected first (got {version!r})", data, "edgefuse_pipeline")
+    if "name" in data and not isinstance(data["name"], str):
+        c.add(f"'name' must be a string, got {data['name']!r}", data, "name")
 
     base = path.parent
     rig, rig_path = _check_rig(data, base, rig_override, c)
@@ -190,11 +267,13 @@ def check_pipeline(
     stages = _check_stages(data, inputs, hold, rig, c)
     outputs = _check_outputs(data, inputs, stages, c)
     e2e_budget, processing_budget = _check_budgets(data, c)
-    runtime = _check_runtime(data, c)
+    runtime = _check_runtime(data, base, c)
     bag_path = None
     if data.get("bag") is not None:
-        if isinstance(data["bag"], str):
+        if isinstance(data["bag"], str) and data["bag"]:
             bag_path = (base / data["bag"]).resolve()
+            if check_bag:
+                _check_bag_topics(bag_path, inputs, data, c)
         else:
             c.add("'bag' must be a path", data, "bag")
     if c.problems:
@@ -207,26 +286,67 @@ def check_pipeline(
     ), []
 
 
+def _check_bag_topics(bag_path: Path, inputs: dict[str, InputSpec], data: Any, c: _Collector) -> None:
+    """Every input topic must be in the pipeline's own bag (only its topic list is read)."""
+    from edgefuse.bag import open_bag
+
+    try:
+        mode = os.stat(bag_path).st_mode
+    except OSError as exc:
+        c.add(f"bag not found: {bag_path} ({exc.strerror or exc})", data, "bag")
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        c.add(f"bag {bag_path} is not a file or folder; not opened", data, "bag")
+        return
+    try:
+        with open_bag(bag_path) as bag:
+            topics = set(bag.topics)
+    except (EdgefuseError, OSError) as exc:
+        c.add(f"cannot read bag {bag_path}: {exc}", data, "bag")
+        return
+    raw = data.get("inputs")
+    for name, spec in inputs.items():
+        if spec.topic not in topics:
+            node = raw.get(name) if isinstance(raw, dict) else None
+            c.add(f"input '{name}': topic {spec.topic} is not in the bag {bag_path} "
+                  f"(its topics: {', '.join(sorted(topics)) or 'none'})",
+                  node if isinstance(node, dict) else data, "topic" if isinstance(node, dict) else "bag")
+
+
 def _check_rig(data: Any, base: Path, override: str | Path | None, c: _Collector) -> tuple[Any, Path | None]:
     value = override if override is not None else data.get("rig")
     if value is None:
         return None, None
-    if not isinstance(value, str | Path):
+    if not isinstance(value, str | Path) or str(value) == "":
         c.add("'rig' must be a path to a rig YAML file", data, "rig")
         return None, None
     rig_path = Path(value) if override is not None else (base / value)
+    try:
+        os.stat(rig_path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:  # e.g. a name too long, a loop of links
+        c.add(f"cannot read rig file {rig_path}: {exc.strerror or exc}", data, "rig")
+        c.rig_failed = True
+        return None, None
     if not rig_path.exists():
         c.add(f"rig file not found: {rig_path}", data, "rig")
         c.rig_failed = True
         return None, None
-    from edgefuse.rig import load_rig, validate_rig_file
+    from edgefuse.rig import validate_rig_file
+    from edgefuse.rig.rigfile import check_rig_file
 
-    rig_problems = validate_rig_file(rig_path)
-    if rig_problems:
-        c.problems.extend(rig_problems)
+    try:
+        rig, rig_problems = check_rig_file(rig_path)
+    except OSError as exc:  # a path named inside the pipeline: its problem, with the line that names it
+        c.add(f"cannot read rig file {rig_path}: {exc.strerror or exc}", data, "rig")
+        c.rig_failed = True
+        return None, None
+    if rig_problems or rig is None:
+        c.extend(rig_problems or validate_rig_file(rig_path))
         c.rig_failed = True
         return None, rig_path
-    return load_rig(rig_path), rig_path
+    return rig, rig_path
 
 
 def _check_inputs(data: Any, c: _Collector, rig: Any) -> dict[str, InputSpec]:
@@ -255,13 +375,19 @@ def _check_inputs(data: Any, c: _Collector, rig: Any) -> dict[str, InputSpec]:
             c.add(f"input '{name}': topic {topic} already used by input '{topics[topic]}'", spec, "topic")
         topics[topic] = str(name)
         known_types = edge_types()
-        if typ not in known_types or typ == ANY:
+        if not isinstance(typ, str) or typ not in known_types or typ == ANY:
             known = ", ".join(k for k in known_types if k != ANY)
             c.add(f"input '{name}': unknown type {typ!r} (known: {known})", spec, "type" if "type" in spec else None)
             c.broken_inputs.add(str(name))
             continue
         sensor = spec.get("sensor")
         frame_id = spec.get("frame_id")
+        if sensor is not None and (not isinstance(sensor, str) or not sensor):
+            c.add(f"input '{name}': 'sensor' must be a rig sensor or camera name, got {sensor!r}", spec, "sensor")
+            sensor = None
+        if frame_id is not None and (not isinstance(frame_id, str) or not frame_id):
+            c.add(f"input '{name}': 'frame_id' must be a frame name, got {frame_id!r}", spec, "frame_id")
+            frame_id = None
         if sensor is not None and c.rig_failed:
             pass  # the rig's own problems are reported; do not pile on
         elif sensor is not None:
@@ -302,7 +428,7 @@ def _sensor_frame(rig: Any, sensor: str) -> str | None:
 def _check_sync(
     data: Any, inputs: dict[str, InputSpec], c: _Collector
 ) -> tuple[str, list[str], dict[str, Any], list[HoldSpec]]:
-    from edgefuse.sync import validate_params
+    from edgefuse.sync import PARAMS, validate_params
 
     raw = data.get("sync")
     if raw is None:
@@ -314,20 +440,10 @@ def _check_sync(
         if key not in SYNC_KEYS:
             c.add(f"sync: unknown key '{key}' (known: {', '.join(sorted(SYNC_KEYS))})", raw, key)
     policy = raw.get("policy", "approximate")
-    hold: list[HoldSpec] = []
-    hold_raw = raw.get("hold") or {}
-    if not isinstance(hold_raw, dict):
-        c.add("sync.hold must map input name -> {max_age_ms}", raw, "hold")
-        hold_raw = {}
-    for name, hold_spec in hold_raw.items():
-        if name not in inputs:
-            c.add(f"sync.hold: unknown input '{name}'", hold_raw, name)
-            continue
-        spec = hold_spec or {}
-        max_age = spec.get("max_age_ms") if isinstance(spec, dict) else None
-        if not isinstance(spec, dict) or set(spec) - {"max_age_ms"}:
-            c.add(f"sync.hold.{name}: only 'max_age_ms' is allowed", hold_raw, name)
-        hold.append(HoldSpec(str(name), None if max_age is None else round(float(max_age) * 1_000_000)))
+    if not isinstance(policy, str):
+        c.add(f"sync.policy must be a policy name, got {policy!r}", raw, "policy")
+        policy = "approximate"
+    hold = _check_hold(raw, inputs, c)
     held = {h.name for h in hold}
     sync_inputs_raw = raw.get("inputs")
     if sync_inputs_raw is None:
@@ -349,16 +465,66 @@ def _check_sync(
         c.add("sync.params must be a mapping", raw, "params")
         params_raw = {}
     params_plain = plain(params_raw)
+    allowed = PARAMS.get(str(policy))
     for key, value in list(params_plain.items()):
-        if key.endswith("_ms") and not isinstance(value, dict) and (
-                isinstance(value, bool) or not isinstance(value, int | float)):
-            c.add(f"sync.params.{key} must be a number of milliseconds, got {value!r}", params_raw, key)
+        if allowed is not None and _ns_name(key) not in allowed:
+            # reported as written (max_intervall_ms, not max_intervall_ns)
+            c.add(f"sync: {policy}: unknown parameter {key!r}; allowed: {_allowed_names(allowed)}", params_raw, key)
+            del params_plain[key]
+            continue
+        if key.endswith("_ms"):
+            problems = ms_problems(key, value)
+        elif key.endswith("_ns"):
+            problems = _ns_problems(key, value)
+        else:
+            problems = _count_problems(key, value) if key.endswith("queue_size") else []
+        for msg in problems:
+            c.add(f"sync.params.{msg}", params_raw, key)
+        if problems:
             del params_plain[key]
     params = ms_to_ns_params(params_plain)
-    if sync_inputs and all(n in inputs for n in sync_inputs) and params_plain is not None:
+    if sync_inputs and all(n in inputs for n in sync_inputs):
         for msg in validate_params(str(policy), sync_inputs, params):
             c.add(f"sync: {msg}", raw, "params" if "params" in raw else "policy")
     return str(policy), sync_inputs, params, hold
+
+
+def _ns_name(key: str) -> str:
+    return key[:-3] + "_ns" if key.endswith("_ms") else key
+
+
+def _allowed_names(allowed: frozenset[str]) -> list[str]:
+    """The parameter names a pipeline may write: each ``*_ns`` also as ``*_ms``."""
+    return sorted(allowed | {k[:-3] + "_ms" for k in allowed if k.endswith("_ns")})
+
+
+def _check_hold(raw: dict[str, Any], inputs: dict[str, InputSpec], c: _Collector) -> list[HoldSpec]:
+    hold: list[HoldSpec] = []
+    hold_raw = raw.get("hold") or {}
+    if not isinstance(hold_raw, dict):
+        c.add("sync.hold must map input name -> {max_age_ms}", raw, "hold")
+        hold_raw = {}
+    for name, hold_spec in hold_raw.items():
+        if name not in inputs:
+            c.add(f"sync.hold: unknown input '{name}'", hold_raw, name)
+            continue
+        spec = hold_spec or {}
+        if not isinstance(spec, dict) or set(spec) - {"max_age_ms"}:
+            c.add(f"sync.hold.{name}: only 'max_age_ms' is allowed", hold_raw, name)
+            hold.append(HoldSpec(str(name), None))  # still held: no knock-on errors about it
+            continue
+        max_age = spec.get("max_age_ms")
+        if max_age is not None:
+            problems = ms_problems(f"sync.hold.{name}.max_age_ms", max_age)
+            if not problems and max_age < 0:
+                problems = [f"sync.hold.{name}.max_age_ms must be >= 0, got {max_age!r}"]
+            for msg in problems:
+                c.add(msg, spec, "max_age_ms")
+            if problems:
+                hold.append(HoldSpec(str(name), None))
+                continue
+        hold.append(HoldSpec(str(name), None if max_age is None else round(float(max_age) * 1_000_000)))
+    return hold
 
 
 def _check_stages(
@@ -391,12 +557,17 @@ def _check_stages(
                   "type" if "type" in st else None)
             c.broken_stages.add(name)
             continue
-        params = plain(st.get("params") or {})
-        if not isinstance(params, dict):
+        raw_params = st.get("params")
+        raw_params = {} if raw_params is None else plain(raw_params)
+        if not isinstance(raw_params, dict):
             c.add(f"stage '{name}': 'params' must be a mapping", st, "params")
-            params = {}
-        for msg in cls.check_params(params):
+            raw_params = {}
+        params, param_problems = cls.Params.parse(raw_params, f"stage type '{cls.type_name}'")
+        for msg in param_problems:
             c.add(f"stage '{name}': {msg}", st, "params" if "params" in st else "type")
+        if params is None:
+            c.broken_stages.add(name)
+            params = cls.Params.defaults() or StageParams()
         wiring = st.get("in") or {}
         if not isinstance(wiring, dict):
             c.add(f"stage '{name}': 'in' must map port -> source", st, "in")
@@ -435,15 +606,32 @@ def _check_stages(
     # Cycles and execution order.
     ordered = _toposort(specs, c, nodes)
     c.all_stages = specs
-    # Calibration: each stage checks what it needs from the rig (unless the rig itself is broken).
+    # Calibration: each stage checks what it needs from the rig (unless the rig itself is broken), then is
+    # constructed (validate params, allocate buffers; nothing opened or compiled): what validates constructs.
     for name in ([] if c.rig_failed else ordered):
         spec = specs[name]
+        if name in c.broken_stages:
+            continue
+        where = "params" if "params" in nodes[name] else "type"
         frames = {port: _source_frame(src, inputs) for port, src in spec.wiring.items()}
-        check = getattr(spec.cls, "check_rig", None)
-        if check is not None:
-            for msg in check(spec.params, rig, frames):
-                c.add(f"stage '{name}': {msg}", nodes[name], "params" if "params" in nodes[name] else "type")
+        rig_problems = spec.cls.check_rig(spec.params, rig, frames)
+        for msg in rig_problems:
+            c.add(f"stage '{name}': {msg}", nodes[name], where)
+        if not rig_problems:
+            _try_construct(spec, rig, nodes[name], where, c)
     return [specs[n] for n in ordered]
+
+
+def _try_construct(spec: StageSpec, rig: Any, node: Any, where: str, c: _Collector) -> None:
+    """Construct the stage once; a failure is a problem at the stage's line (the declaration missed it)."""
+    try:
+        spec.cls(spec.name, spec.params, rig)
+    except EdgefuseError as exc:
+        message = exc.message
+        prefix = f"stage '{spec.name}': "
+        c.add(message if message.startswith(prefix) else prefix + message, node, where)
+    except (ValueError, TypeError, KeyError, IndexError, ArithmeticError, MemoryError) as exc:
+        c.add(f"stage '{spec.name}' ({spec.type_name}) failed to construct: {exc}", node, where)
 
 
 def _is_broken(source: str, c: _Collector) -> bool:
@@ -554,15 +742,24 @@ def _check_budgets(data: Any, c: _Collector) -> tuple[Budget | None, Budget | No
     return out[0], out[1]
 
 
-def _check_runtime(data: Any, c: _Collector) -> dict[str, Any]:
+def _check_runtime(data: Any, base: Path, c: _Collector) -> dict[str, Any]:
+    """``runtime:`` thread counts (integers 0..MAX_THREADS) and ``numba_cache_dir`` (a path, relative to the
+    pipeline file's folder; made absolute here, created only when a run starts)."""
     raw = data.get("runtime") or {}
     if not isinstance(raw, dict):
         c.add("'runtime' must be a mapping", data, "runtime")
         return {}
+    out: dict[str, Any] = {}
     for key, value in raw.items():
         if key not in RUNTIME_KEYS:
             c.add(f"runtime: unknown key '{key}' (known: {', '.join(sorted(RUNTIME_KEYS))})", raw, key)
-        elif key != "numba_cache_dir" and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-            c.add(f"runtime.{key} must be an integer >= 0", raw, key)
-    out: dict[str, Any] = plain(raw)
+        elif key == "numba_cache_dir":
+            if not isinstance(value, str) or not value or "\x00" in value:
+                c.add(f"runtime.numba_cache_dir must be a folder path, got {value!r}", raw, key)
+            else:
+                out[key] = str((base / os.path.expanduser(value)).absolute())
+        elif not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_THREADS:
+            c.add(f"runtime.{key} must be an integer >= 0 (at most {MAX_THREADS})", raw, key)
+        else:
+            out[str(key)] = value
     return out

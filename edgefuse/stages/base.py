@@ -1,4 +1,4 @@
-"""The Stage base class: small objects with a lifecycle, declared input/output types and validated parameters.
+"""The Stage base class: small objects with a lifecycle, declared input/output types and typed parameters.
 
 Lifecycle: ``construct`` (validate params, allocate buffers) → :meth:`Stage.start` (open resources, compile
 kernels, load models; timed and reported apart from steady state) → :meth:`Stage.process` per
@@ -11,20 +11,21 @@ the ``edgefuse.stages`` entry-point group (loaded lazily by :func:`stage_class`)
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, ClassVar, TypeVar
 
-from edgefuse.errors import ConfigError
+from edgefuse.errors import ConfigError, PipelineError
 from edgefuse.msgs.edges import compatible, edge_types, normalize_msgtype, payload_class, type_of_msgtype
+from edgefuse.stages.params import NoParams, StageParams, param
 
 __all__ = [
-    "Param",
     "Stage",
+    "StageParams",
     "compatible",
     "edge_types",
     "known_stage_types",
     "normalize_msgtype",
+    "param",
     "payload_class",
     "register_stage",
     "stage_class",
@@ -32,40 +33,49 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class Param:
-    """A stage parameter: expected Python type(s), default, and whether it must be given."""
-
-    kind: type | tuple[type, ...]
-    default: Any = None
-    required: bool = False
-    doc: str = ""
-
-
 class Stage:
     """Base class of all pipeline stages.
 
     Subclasses set ``type_name``, ``inputs`` (port → edge type; a trailing ``?`` marks an optional port),
-    ``outputs`` (port → edge type) and ``params`` (name → :class:`Param`), and implement
-    :meth:`process`.  ``rig`` is the loaded :class:`edgefuse.rig.Rig` (or None when the pipeline has none).
+    ``outputs`` (port → edge type) and ``Params`` (a :class:`~edgefuse.stages.params.StageParams` dataclass
+    declaring every parameter with its type, default, unit and range), annotate ``params`` with that
+    class, and implement :meth:`process`.  The constructor checks the parameters against the declaration
+    and stores the typed result in ``self.params``; ``rig`` is the loaded :class:`edgefuse.rig.Rig` (or
+    None when the pipeline has none).
     """
 
     type_name: ClassVar[str] = ""
     inputs: ClassVar[dict[str, str]] = {}
     outputs: ClassVar[dict[str, str]] = {}
-    params: ClassVar[dict[str, Param]] = {}
-    #: rig cameras / frames / sensors this stage needs, as (kind, param name): checked at load time.
-    rig_refs: ClassVar[tuple[tuple[str, str], ...]] = ()
+    Params: ClassVar[type[StageParams]] = NoParams
+    #: the checked, typed parameters (an instance of ``Params``)
+    params: StageParams
 
-    def __init__(self, name: str, params: Mapping[str, Any], rig: Any = None) -> None:
+    def __init__(self, name: str, params: Mapping[str, Any] | StageParams | None = None, rig: Any = None) -> None:
         self.name = name
         self.rig = rig
-        self.p: dict[str, Any] = {k: params.get(k, spec.default) for k, spec in self.params.items()}
+        self.params = self.parse_params(params, name)
         self.input_frames = {}
 
     #: port → calibration frame of the pipeline input wired to it (None when the source is a stage output or
     #: the input names no frame); set by the runner before :meth:`start`.
     input_frames: dict[str, str | None]
+
+    @classmethod
+    def parse_params(cls, params: Mapping[str, Any] | StageParams | None, name: str = "") -> Any:
+        """``params`` as a checked ``cls.Params`` instance; raises :class:`PipelineError` naming every problem."""
+        if isinstance(params, StageParams):
+            if not isinstance(params, cls.Params):
+                raise PipelineError(f"stage '{name}': parameters of type {type(params).__name__}, "
+                                    f"expected {cls.Params.__name__}")
+            problems = params.check()
+            if problems:
+                raise PipelineError(f"stage '{name}': " + "; ".join(problems))
+            return params
+        parsed, problems = cls.Params.parse(params or {}, f"stage type '{cls.type_name}'")
+        if parsed is None:
+            raise PipelineError(f"stage '{name}': " + "; ".join(problems))
+        return parsed
 
     def start(self) -> None:
         """Open resources, compile kernels, load models.  Called once before the first :meth:`process`."""
@@ -85,37 +95,32 @@ class Stage:
         return None
 
     @classmethod
-    def check_rig(cls, params: Mapping[str, Any], rig: Any, frames: Mapping[str, str | None]) -> list[str]:
+    def check_rig(cls, params: Any, rig: Any, frames: Mapping[str, str | None]) -> list[str]:
         """Load-time calibration check: problems with what this stage needs from ``rig`` (cameras, frames).
 
-        ``frames`` maps each input port to the calibration frame of the pipeline input wired to it.
+        ``params`` is a checked ``cls.Params`` instance; ``frames`` maps each input port to the calibration
+        frame of the pipeline input wired to it.
         """
         return []
 
     @classmethod
     def check_params(cls, params: Mapping[str, Any]) -> list[str]:
-        """Problems with ``params`` (unknown name, wrong type, missing required) — all of them."""
-        problems = []
-        for key in params:
-            if key not in cls.params:
-                known = ", ".join(sorted(cls.params)) or "none"
-                problems.append(f"stage type '{cls.type_name}' has no parameter '{key}' (known: {known})")
-        for key, spec in cls.params.items():
-            if key not in params:
-                if spec.required:
-                    problems.append(f"stage type '{cls.type_name}' needs parameter '{key}'")
-                continue
-            value = params[key]
-            kinds = spec.kind if isinstance(spec.kind, tuple) else (spec.kind,)
-            if float in kinds and isinstance(value, int) and not isinstance(value, bool):
-                continue
-            if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
-                problems.append(f"parameter '{key}' must be {_kind_name(kinds)}, got {value!r}")
-        return problems
+        """Problems with ``params`` (unknown name, wrong type, out of range, missing required, and the
+        declaration's cross-field checks) — all of them."""
+        return cls.Params.parse(params, f"stage type '{cls.type_name}'")[1]
 
-
-def _kind_name(kinds: tuple[type, ...]) -> str:
-    return " or ".join(k.__name__ for k in kinds)
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        """JSON-able description for ``edgefuse stages``: ports with edge types, and every parameter."""
+        doc = (cls.__doc__ or "").strip()
+        return {
+            "type": cls.type_name,
+            "module": cls.__module__,
+            "summary": doc.split("\n\n")[0].replace("\n", " ") if doc else "",
+            "inputs": [{"port": p.rstrip("?"), "type": t, "optional": p.endswith("?")} for p, t in cls.inputs.items()],
+            "outputs": [{"port": p, "type": t} for p, t in cls.outputs.items()],
+            "params": cls.Params.describe(),
+        }
 
 
 _REGISTRY: dict[str, type[Stage]] = {}
@@ -139,7 +144,8 @@ _BUILTINS_LOADED = False
 
 
 def _load_builtin() -> None:
-    """Import every built-in stage module (``edgefuse/stages/*.py`` except ``base`` and private ones) once."""
+    """Import every built-in stage module (``edgefuse/stages/*.py`` except ``base``, ``params`` and private
+    ones) once."""
     global _BUILTINS_LOADED  # noqa: PLW0603
     if _BUILTINS_LOADED:
         return
@@ -149,7 +155,7 @@ def _load_builtin() -> None:
     import edgefuse.stages as package
 
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-        if info.name != "base" and not info.name.startswith("_"):
+        if info.name not in ("base", "params") and not info.name.startswith("_"):
             importlib.import_module(f"edgefuse.stages.{info.name}")
     _BUILTINS_LOADED = True
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import cv2
@@ -10,7 +11,15 @@ import numpy as np
 
 from edgefuse.errors import MessageError
 from edgefuse.msgs.types import CompressedImageData, ImageData
-from edgefuse.stages.base import Param, Stage, register_stage
+from edgefuse.stages.base import Stage, register_stage
+from edgefuse.stages.params import StageParams, param
+
+
+@dataclass(frozen=True, kw_only=True)
+class DecodeImageParams(StageParams):
+    """Parameters of ``decode_image``."""
+
+    grayscale: bool = param(False, doc="decode to mono8")
 
 
 @register_stage("decode_image")
@@ -19,11 +28,12 @@ class DecodeImage(Stage):
 
     inputs: ClassVar[dict[str, str]] = {"image": "CompressedImage"}
     outputs: ClassVar[dict[str, str]] = {"image": "Image"}
-    params: ClassVar[dict[str, Param]] = {"grayscale": Param(bool, False, doc="decode to mono8")}
+    Params = DecodeImageParams
+    params: DecodeImageParams
 
     def process(self, inputs: Mapping[str, Any], stamp_ns: int) -> dict[str, Any]:
         comp: CompressedImageData = inputs["image"]
-        flag = cv2.IMREAD_GRAYSCALE if self.p["grayscale"] else cv2.IMREAD_UNCHANGED
+        flag = cv2.IMREAD_GRAYSCALE if self.params.grayscale else cv2.IMREAD_UNCHANGED
         img = cv2.imdecode(np.asarray(comp.data, dtype=np.uint8), flag)
         if img is None:
             raise MessageError(f"cannot decode {comp.format!r} image ({comp.data.size} bytes)", stamp_ns=stamp_ns)

@@ -30,14 +30,14 @@ when the rig knows it, else the cloud's own frame (identity extrinsic).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from edgefuse.errors import CalibrationError, MessageError, PipelineError
 from edgefuse.fusion.deskew import (
-    OUTSIDE_POLICIES,
     TIME_UNITS_NS,
     ConstantVelocity,
     Deskewer,
@@ -46,9 +46,10 @@ from edgefuse.fusion.deskew import (
     integrate_imu,
 )
 from edgefuse.msgs.types import ImuBatch, OdometryData, PointCloud
-from edgefuse.stages.base import Param, Stage, register_stage
+from edgefuse.stages.base import Stage, register_stage
+from edgefuse.stages.params import StageParams, param
 
-__all__ = ["TIME_FIELDS", "DeskewStage"]
+__all__ = ["TIME_FIELDS", "DeskewParams", "DeskewStage"]
 
 #: auto-detected time fields, in order: (field, unit for integer dtypes, unit for float dtypes)
 TIME_FIELDS: tuple[tuple[str, str, str], ...] = (
@@ -59,6 +60,25 @@ TIME_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("offset_time", "ns", "s"),
 )
 _ABSOLUTE_WITHIN_NS = 1_000 * 1_000_000_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeskewParams(StageParams):
+    """Parameters of ``deskew``."""
+
+    time_field: str = param("auto", min_len=1, doc="per-point time field, or 'auto' (see TIME_FIELDS)")
+    time_unit: Literal["auto", "ns", "us", "ms", "s"] = param(
+        "auto", doc="unit of the time field (auto: by field and dtype)")
+    time_relative: Literal["auto", "relative", "absolute"] = param(
+        "auto", doc="times since the header stamp (relative), absolute, or decided per cloud (auto)")
+    reference: Literal["stamp", "start", "end", "mid"] = param("stamp", doc="reference time the sweep is moved to")
+    body_frame: str | None = param(None, min_len=1,
+                                   doc="rig frame the motion is expressed in (default: IMU/odom frame)")
+    outside: Literal["raise", "extrapolate", "nan"] = param(
+        "extrapolate", doc="points outside the IMU window: raise | extrapolate | nan")
+    max_extrapolation_ms: float = param(5.0, unit="ms", ge=0.0, le=60_000.0,
+                                        doc="extrapolate this far beyond the IMU window silently")
+    max_points: int = param(200_000, ge=0, le=10_000_000, doc="initial buffer size")
 
 
 def _xyz_view(points: npt.NDArray[np.void]) -> npt.NDArray[Any] | None:
@@ -84,41 +104,19 @@ class DeskewStage(Stage):
 
     inputs: ClassVar[dict[str, str]] = {"cloud": "PointCloud", "imu?": "ImuBatch", "odom?": "Odometry"}
     outputs: ClassVar[dict[str, str]] = {"cloud": "PointCloud"}
-    params: ClassVar[dict[str, Param]] = {
-        "time_field": Param(str, "auto", doc="per-point time field, or 'auto' (see TIME_FIELDS)"),
-        "time_unit": Param(str, "auto", doc="ns | us | ms | s | auto (by field and dtype)"),
-        "time_relative": Param(str, "auto", doc="auto | relative (since the header stamp) | absolute"),
-        "reference": Param(str, "stamp", doc="reference time: stamp | start | end | mid"),
-        "body_frame": Param(str, None, doc="rig frame the motion is expressed in (default: IMU/odom frame)"),
-        "outside": Param(str, "extrapolate", doc="points outside the IMU window: raise | extrapolate | nan"),
-        "max_extrapolation_ms": Param(float, 5.0, doc="extrapolate this far beyond the IMU window silently"),
-        "max_points": Param(int, 200_000, doc="initial buffer size"),
-    }
+    Params = DeskewParams
+    params: DeskewParams
 
-    def __init__(self, name: str, params: Mapping[str, Any], rig: Any = None) -> None:
+    def __init__(self, name: str, params: Mapping[str, Any] | StageParams | None = None, rig: Any = None) -> None:
         super().__init__(name, params, rig)
-        p = self.p
-        problems = []
-        if p["time_unit"] != "auto" and p["time_unit"] not in TIME_UNITS_NS:
-            problems.append(f"time_unit must be auto or one of {sorted(TIME_UNITS_NS)}, got {p['time_unit']!r}")
-        if p["time_relative"] not in ("auto", "relative", "absolute"):
-            problems.append(f"time_relative must be auto, relative or absolute, got {p['time_relative']!r}")
-        if p["reference"] not in ("stamp", "start", "end", "mid"):
-            problems.append(f"reference must be stamp, start, end or mid, got {p['reference']!r}")
-        if p["outside"] not in OUTSIDE_POLICIES:
-            problems.append(f"outside must be one of {OUTSIDE_POLICIES}, got {p['outside']!r}")
-        if float(p["max_extrapolation_ms"]) < 0 or int(p["max_points"]) < 0:
-            problems.append("max_extrapolation_ms and max_points must be >= 0")
-        if problems:
-            raise PipelineError(f"stage '{name}': " + "; ".join(problems))
         self._deskewers: dict[tuple[str, str], Deskewer] = {}
         self._buf: npt.NDArray[np.void] | None = None
-        self._tbuf = np.empty(int(p["max_points"]), dtype=np.int64)
-        self._xyzbuf = np.empty((int(p["max_points"]), 3), dtype=np.float64)
+        self._tbuf = np.empty(self.params.max_points, dtype=np.int64)
+        self._xyzbuf = np.empty((self.params.max_points, 3), dtype=np.float64)
 
     # -- set-up ---------------------------------------------------------------------------------
     def _deskewer(self, cloud_frame: str, motion_frame: str | None) -> Deskewer:
-        body = self.p["body_frame"] or motion_frame or cloud_frame
+        body = self.params.body_frame or motion_frame or cloud_frame
         key = (cloud_frame, body)
         dsk = self._deskewers.get(key)
         if dsk is not None:
@@ -126,17 +124,17 @@ class DeskewStage(Stage):
         T = None
         if body != cloud_frame:
             if self.rig is None:
-                if self.p["body_frame"]:
+                if self.params.body_frame:
                     raise PipelineError(f"stage '{self.name}': body_frame given but the pipeline has no rig")
             else:
                 try:
                     T = self.rig.transform(body, cloud_frame).matrix
                 except CalibrationError as exc:
-                    if self.p["body_frame"]:
+                    if self.params.body_frame:
                         raise PipelineError(f"stage '{self.name}': no transform from '{cloud_frame}' to "
                                             f"'{body}': {exc.message}") from None
-        dsk = Deskewer(T, capacity=int(self.p["max_points"]), outside=self.p["outside"],
-                       max_extrapolation_ns=round(float(self.p["max_extrapolation_ms"]) * 1e6))
+        dsk = Deskewer(T, capacity=self.params.max_points, outside=self.params.outside,
+                       max_extrapolation_ns=round(self.params.max_extrapolation_ms * 1e6))
         dsk.warmup()
         self._deskewers[key] = dsk
         return dsk
@@ -151,7 +149,7 @@ class DeskewStage(Stage):
         """``(times, unit, time_origin_ns)`` for the cloud, as :func:`deskew` takes them."""
         pts = cloud.points
         names = pts.dtype.names or ()
-        want = self.p["time_field"]
+        want = self.params.time_field
         if want == "auto":
             found = next((f for f in TIME_FIELDS if f[0] in names), None)
             if found is None:
@@ -180,10 +178,10 @@ class DeskewStage(Stage):
             return t, "ns", 0
         if not raw.dtype.isnative:
             raw = raw.astype(raw.dtype.newbyteorder("="))
-        unit = self.p["time_unit"]
+        unit: str = self.params.time_unit
         if unit == "auto":
             unit = unit_i if raw.dtype.kind in "iu" else unit_f
-        rel = self.p["time_relative"]
+        rel: str = self.params.time_relative
         if rel == "auto":
             first = float(raw[0]) if raw.shape[0] else 0.0
             first_ns = first * TIME_UNITS_NS[unit]
@@ -228,10 +226,10 @@ class DeskewStage(Stage):
         motion, motion_frame = self._motion(inputs, cloud, times)
         dsk = self._deskewer(cloud.frame_id, motion_frame)
         if self._buf is None or self._buf.dtype != pts.dtype or self._buf.shape[0] < n:
-            self._buf = np.empty(max(n, int(self.p["max_points"])), dtype=pts.dtype)
+            self._buf = np.empty(max(n, self.params.max_points), dtype=pts.dtype)
         out = self._buf[:n]
         out[...] = pts
-        ref = cloud.stamp_ns if self.p["reference"] == "stamp" else self.p["reference"]
+        ref = cloud.stamp_ns if self.params.reference == "stamp" else self.params.reference
         t, unit, origin = times
         view = _xyz_view(out)
         if view is not None:  # in place on the copy: the kernel reads a point before writing it

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -30,11 +31,66 @@ from edgefuse.errors import PipelineError
 from edgefuse.objects import boxfusion as bf
 from edgefuse.objects.tracker import MultiObjectTracker, TrackerConfig
 from edgefuse.objects.types import DET2D_DTYPE, DET3D_DTYPE, Detections2D, Detections3D
-from edgefuse.stages.base import Param, Stage, register_stage
+from edgefuse.stages.base import Stage, register_stage
+from edgefuse.stages.params import StageParams, param
 
 _BOX_REASONS = ("non_finite", "inverted", "zero_size")
 _TRACK_REASONS = (*_BOX_REASONS, "bad_covariance", "out_of_order", "from_future", "diverged",
                   "singular_innovation")
+
+
+@dataclass(frozen=True, kw_only=True)
+class NmsParams(StageParams):
+    """Parameters of ``nms``."""
+
+    method: Literal["hard", "linear", "gaussian"] = param("hard", doc="hard NMS, or Soft-NMS (linear | gaussian)")
+    iou_thr: float = param(0.5, ge=0.0, le=1.0, doc="overlap above which boxes suppress each other")
+    sigma: float = param(0.5, gt=0.0, le=100.0, doc="Soft-NMS gaussian width")
+    score_thr: float = param(0.001, ge=0.0, le=1.0, doc="Soft-NMS: keep boxes whose decayed score > this")
+    normalized: bool = param(False, doc="coordinates in [0, 1] (clipped) instead of pixels")
+
+
+@dataclass(frozen=True, kw_only=True)
+class WbfParams(StageParams):
+    """Parameters of ``wbf``."""
+
+    iou_thr: float = param(0.55, ge=0.0, le=1.0, doc="overlap above which boxes are fused")
+    skip_box_thr: float = param(0.0, ge=0.0, le=1.0, doc="boxes scored below this are ignored")
+    conf_type: Literal["avg", "max", "box_and_model_avg", "absent_model_aware_avg"] = param(
+        "avg", doc="how the fused score is computed (as ensemble_boxes)")
+    weights: tuple[float, ...] | None = param(None, gt=0.0, le=1e6, min_len=1, max_len=3,
+                                              doc="one weight per input a, b, c (fewer: only those inputs)")
+    normalized: bool = param(False, doc="coordinates in [0, 1] (clipped) instead of pixels")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Wbf3dParams(StageParams):
+    """Parameters of ``wbf_3d``."""
+
+    iou_thr: float = param(0.3, ge=0.0, le=1.0, doc="rotated BEV overlap above which boxes are fused")
+    skip_box_thr: float = param(0.0, ge=0.0, le=1.0, doc="boxes scored below this are ignored")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrackParams(StageParams):
+    """Parameters of ``track``."""
+
+    motion: Literal["cv", "ctrv"] = param("cv", doc="constant velocity | constant turn rate and velocity")
+    filter: Literal["kf", "ekf", "ukf"] = param("kf", doc="kf (with cv) | ekf | ukf (with ctrv)")
+    gate_chi2: float = param(13.8, gt=0.0, le=1e6, doc="association gate (chi-square of the innovation)")
+    min_hits: int = param(3, ge=1, le=10_000, doc="hits before a track is confirmed")
+    max_misses: int = param(3, ge=0, le=10_000, doc="misses before a track is dropped")
+    accel_std: float = param(2.0, unit="m/s²", ge=0.0, le=1e3, doc="process noise")
+    meas_std_m: float = param(0.5, unit="m", gt=0.0, le=1e3, doc="measurement noise")
+    publish_coasting: bool = param(True, doc="publish confirmed tracks that missed this frame")
+    max_future_ms: float = param(100.0, unit="ms", ge=0.0, le=86_400_000.0,
+                                 doc="detections stamped later than the set stamp + this are rejected")
+
+    def check(self) -> list[str]:
+        """motion and filter go together: cv with kf, ctrv with ekf or ukf."""
+        if (self.motion, self.filter) not in {("cv", "kf"), ("ctrv", "ekf"), ("ctrv", "ukf")}:
+            return [f"motion '{self.motion}' does not go with filter '{self.filter}' (cv: kf; ctrv: ekf or ukf)"]
+        return []
 
 
 class _CountingStage(Stage):
@@ -42,7 +98,7 @@ class _CountingStage(Stage):
 
     reasons: ClassVar[tuple[str, ...]] = _BOX_REASONS
 
-    def __init__(self, name: str, params: Mapping[str, Any], rig: Any = None) -> None:
+    def __init__(self, name: str, params: Mapping[str, Any] | StageParams | None = None, rig: Any = None) -> None:
         super().__init__(name, params, rig)
         self.rejected: Counter[str] = Counter()
         self._reset_counts()
@@ -89,18 +145,8 @@ class NmsStage(_CountingStage):
 
     inputs: ClassVar[dict[str, str]] = {"detections": "Detections2D", "detections_b?": "Detections2D"}
     outputs: ClassVar[dict[str, str]] = {"detections": "Detections2D"}
-    params: ClassVar[dict[str, Param]] = {
-        "method": Param(str, "hard", doc="hard | linear | gaussian"),
-        "iou_thr": Param(float, 0.5),
-        "sigma": Param(float, 0.5),
-        "score_thr": Param(float, 0.001, doc="Soft-NMS: keep boxes whose decayed score > this"),
-        "normalized": Param(bool, False, doc="coordinates in [0, 1] (clipped) instead of pixels"),
-    }
-
-    def __init__(self, name: str, params: Mapping[str, Any], rig: Any = None) -> None:
-        super().__init__(name, params, rig)
-        if self.p["method"] not in ("hard", "linear", "gaussian"):
-            raise PipelineError(f"stage '{name}': method must be hard, linear or gaussian")
+    Params = NmsParams
+    params: NmsParams
 
     def start(self) -> None:
         z = Detections2D(0, "", np.zeros(0, DET2D_DTYPE))
@@ -113,12 +159,12 @@ class NmsStage(_CountingStage):
         dets = [d for d in (inputs.get("detections"), inputs.get("detections_b")) if d is not None]
         self._count_inputs(dets)
         b, s, lab = _lists2d(dets)
-        clip = bool(self.p["normalized"])
-        if self.p["method"] == "hard":
-            r = bf.nms(b, s, lab, iou_thr=self.p["iou_thr"], clip=clip)
+        p = self.params
+        if p.method == "hard":
+            r = bf.nms(b, s, lab, iou_thr=p.iou_thr, clip=p.normalized)
         else:
-            r = bf.soft_nms(b, s, lab, method=self.p["method"], iou_thr=self.p["iou_thr"], sigma=self.p["sigma"],
-                            thresh=self.p["score_thr"], clip=clip)
+            r = bf.soft_nms(b, s, lab, method=p.method, iou_thr=p.iou_thr, sigma=p.sigma, thresh=p.score_thr,
+                            clip=p.normalized)
         self.rejected.update(r.rejected)
         self.boxes_out += r.boxes.shape[0]
         return {"detections": _to_2d(stamp_ns, dets[0].frame_id, r)}
@@ -130,18 +176,8 @@ class WbfStage(_CountingStage):
 
     inputs: ClassVar[dict[str, str]] = {"a": "Detections2D", "b?": "Detections2D", "c?": "Detections2D"}
     outputs: ClassVar[dict[str, str]] = {"detections": "Detections2D"}
-    params: ClassVar[dict[str, Param]] = {
-        "iou_thr": Param(float, 0.55),
-        "skip_box_thr": Param(float, 0.0),
-        "conf_type": Param(str, "avg"),
-        "weights": Param(list, None, doc="one weight per input a, b, c"),
-        "normalized": Param(bool, False, doc="coordinates in [0, 1] (clipped) instead of pixels"),
-    }
-
-    def __init__(self, name: str, params: Mapping[str, Any], rig: Any = None) -> None:
-        super().__init__(name, params, rig)
-        if self.p["conf_type"] not in ("avg", "max", "box_and_model_avg", "absent_model_aware_avg"):
-            raise PipelineError(f"stage '{name}': unknown conf_type {self.p['conf_type']!r}")
+    Params = WbfParams
+    params: WbfParams
 
     def start(self) -> None:
         one = Detections2D(0, "", np.array([(0.1, 0.1, 0.2, 0.2, 0.9, 0, -1, np.full((2, 2), np.nan))] * 2,
@@ -153,11 +189,12 @@ class WbfStage(_CountingStage):
         # absent optional inputs count as models with no boxes so weights keep their meaning
         self._count_inputs([d for d in (inputs.get(k) for k in ("a", "b", "c")) if d is not None])
         dets = [inputs.get(k) or Detections2D(stamp_ns, "", np.zeros(0, DET2D_DTYPE)) for k in ("a", "b", "c")]
-        n = 3 if self.p["weights"] is None else len(self.p["weights"])
+        p = self.params
+        weights = None if p.weights is None else list(p.weights)
+        n = 3 if weights is None else len(weights)
         b, s, lab = _lists2d(dets[:n])
-        r = bf.weighted_boxes_fusion(b, s, lab, weights=self.p["weights"], iou_thr=self.p["iou_thr"],
-                                     skip_box_thr=self.p["skip_box_thr"], conf_type=self.p["conf_type"],
-                                     clip=bool(self.p["normalized"]))
+        r = bf.weighted_boxes_fusion(b, s, lab, weights=weights, iou_thr=p.iou_thr, skip_box_thr=p.skip_box_thr,
+                                     conf_type=p.conf_type, clip=p.normalized)
         self.rejected.update(r.rejected)
         self.boxes_out += r.boxes.shape[0]
         return {"detections": _to_2d(stamp_ns, inputs["a"].frame_id, r)}
@@ -169,14 +206,15 @@ class Wbf3dStage(_CountingStage):
 
     inputs: ClassVar[dict[str, str]] = {"a": "Detections3D", "b?": "Detections3D", "c?": "Detections3D"}
     outputs: ClassVar[dict[str, str]] = {"detections": "Detections3D"}
-    params: ClassVar[dict[str, Param]] = {"iou_thr": Param(float, 0.3), "skip_box_thr": Param(float, 0.0)}
+    Params = Wbf3dParams
+    params: Wbf3dParams
 
     def process(self, inputs: Mapping[str, Any], stamp_ns: int) -> dict[str, Any]:
         dets = [inputs[k] for k in ("a", "b", "c") if inputs.get(k) is not None]
         self._count_inputs(dets)
         r = bf.weighted_boxes_fusion_3d([d.array7() for d in dets], [d.boxes["score"] for d in dets],
-                                        [d.boxes["label"] for d in dets], iou_thr=self.p["iou_thr"],
-                                        skip_box_thr=self.p["skip_box_thr"])
+                                        [d.boxes["label"] for d in dets], iou_thr=self.params.iou_thr,
+                                        skip_box_thr=self.params.skip_box_thr)
         self.rejected.update(r.rejected)
         self.boxes_out += r.boxes.shape[0]
         out = np.zeros(r.boxes.shape[0], DET3D_DTYPE)
@@ -206,26 +244,16 @@ class TrackStage(_CountingStage):
 
     inputs: ClassVar[dict[str, str]] = {"detections": "Detections3D"}
     outputs: ClassVar[dict[str, str]] = {"tracks": "Tracks"}
-    params: ClassVar[dict[str, Param]] = {
-        "motion": Param(str, "cv", doc="cv | ctrv"),
-        "filter": Param(str, "kf", doc="kf (cv) | ekf | ukf (ctrv)"),
-        "gate_chi2": Param(float, 13.8),
-        "min_hits": Param(int, 3),
-        "max_misses": Param(int, 3),
-        "accel_std": Param(float, 2.0),
-        "meas_std_m": Param(float, 0.5),
-        "publish_coasting": Param(bool, True),
-        "max_future_ms": Param(float, 100.0, doc="detections stamped later than the set stamp + this are rejected"),
-    }
+    Params = TrackParams
+    params: TrackParams
 
-    def __init__(self, name: str, params: Mapping[str, Any], rig: Any = None) -> None:
+    def __init__(self, name: str, params: Mapping[str, Any] | StageParams | None = None, rig: Any = None) -> None:
         super().__init__(name, params, rig)
-        p = self.p
+        p = self.params
         try:
-            cfg = TrackerConfig(motion=p["motion"], filter=p["filter"], gate_chi2=p["gate_chi2"],
-                                min_hits=p["min_hits"], max_misses=p["max_misses"], accel_std=p["accel_std"],
-                                meas_std_m=p["meas_std_m"], publish_coasting=p["publish_coasting"],
-                                max_future_ns=int(p["max_future_ms"] * 1e6))
+            cfg = TrackerConfig(motion=p.motion, filter=p.filter, gate_chi2=p.gate_chi2, min_hits=p.min_hits,
+                                max_misses=p.max_misses, accel_std=p.accel_std, meas_std_m=p.meas_std_m,
+                                publish_coasting=p.publish_coasting, max_future_ns=int(p.max_future_ms * 1e6))
             self.tracker = MultiObjectTracker(cfg)
         except Exception as exc:  # AssociationError from the config check
             raise PipelineError(f"stage '{name}': {exc}") from None
@@ -249,4 +277,5 @@ class TrackStage(_CountingStage):
         return rep
 
 
-__all__ = ["NmsStage", "TrackStage", "Wbf3dStage", "WbfStage"]
+__all__ = ["NmsParams", "NmsStage", "TrackParams", "TrackStage", "Wbf3dParams", "Wbf3dStage", "WbfParams",
+           "WbfStage"]

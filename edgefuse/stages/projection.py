@@ -22,7 +22,8 @@ them before the next set is processed.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -33,9 +34,110 @@ from edgefuse.fusion.painting import FeatureArrayError, PointPainter, append_poi
 from edgefuse.fusion.projection import MultiCameraProjector, Projector
 from edgefuse.msgs.types import ImageData, PointCloud
 from edgefuse.stages._rig import check_camera_link, lookup_camera
-from edgefuse.stages.base import Param, Stage, register_stage
+from edgefuse.stages.base import Stage, register_stage
+from edgefuse.stages.params import StageParams, param
 
-__all__ = ["DepthDensify", "LidarCameraProjection", "MultiCameraProjection", "PointPainting"]
+__all__ = [
+    "DepthDensify",
+    "DepthDensifyParams",
+    "LidarCameraProjection",
+    "MultiCameraProjection",
+    "MultiCameraProjectionParams",
+    "PointPainting",
+    "PointPaintingParams",
+    "ProjectionParams",
+]
+
+#: largest initial point buffer (points; grown once beyond it when a larger cloud comes)
+MAX_POINTS = 10_000_000
+#: largest image side [px] of a depth image sized from parameters
+MAX_IMAGE_SIDE = 16_384
+#: largest image [px] a depth completer is built for from parameters (5 float32 buffers of this size)
+MAX_IMAGE_PIXELS = 1 << 25
+#: largest morphology kernel side [px]
+MAX_KERNEL = 255
+
+
+def _depth_range_problems(min_depth_m: float, max_depth_m: float) -> list[str]:
+    if not min_depth_m < max_depth_m:
+        return [f"min_depth_m ({min_depth_m:g}) must be < max_depth_m ({max_depth_m:g})"]
+    return []
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProjectionParams(StageParams):
+    """Parameters of ``lidar_camera_projection``."""
+
+    camera: str = param(doc="rig camera name", min_len=1)
+    cloud_frame: str | None = param(None, doc="override the cloud's frame_id", min_len=1)
+    min_depth_m: float = param(0.1, unit="m", gt=0.0, le=1e4, doc="points nearer than this are dropped")
+    max_depth_m: float = param(200.0, unit="m", gt=0.0, le=1e6, doc="points farther than this are dropped")
+    max_points: int = param(200_000, ge=0, le=MAX_POINTS, doc="initial buffer size (grown once if a cloud is larger)")
+
+    def check(self) -> list[str]:
+        """min_depth_m < max_depth_m."""
+        return _depth_range_problems(self.min_depth_m, self.max_depth_m)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PointPaintingParams(ProjectionParams):
+    """Parameters of ``point_painting``."""
+
+    camera: str = param(doc="rig camera the scores belong to", min_len=1)
+    field_names: tuple[str, ...] | None = param(None, min_len=1, max_len=256, unique=True,
+                                                doc="names of the appended fields (one per score channel)")
+    field_prefix: str = param("score_", min_len=1, doc="field name prefix when field_names is not given")
+    fill: float = param(0.0, ge=-3.4e38, le=3.4e38, finite=False, nan=True,
+                        doc="value for points that are not painted (.nan and .inf allowed)")
+    visible_only: bool = param(False, doc="paint only the z-buffer winner of each pixel")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DepthDensifyParams(StageParams):
+    """Parameters of ``depth_densify``."""
+
+    camera: str | None = param(None, min_len=1, doc="rig camera giving the image size")
+    width: int | None = param(None, unit="px", ge=1, le=MAX_IMAGE_SIDE, doc="image width (with height)")
+    height: int | None = param(None, unit="px", ge=1, le=MAX_IMAGE_SIDE, doc="image height (with width)")
+    min_depth_m: float = param(0.1, unit="m", gt=0.0, le=1e4, doc="input depths below this are ignored")
+    max_depth_m: float = param(100.0, unit="m", gt=0.0, le=1e6, doc="input depths above this are ignored")
+    dilation_shape: Literal["full", "cross", "diamond"] = param("diamond", doc="dilation kernel shape")
+    dilation_size: int = param(5, unit="px", ge=1, le=MAX_KERNEL, doc="dilation kernel side (odd)")
+    large_hole_size: int = param(31, unit="px", ge=0, le=MAX_KERNEL,
+                                 doc="large-hole fill kernel side (odd; 0 disables the large-hole fill)")
+    extend_to_top: bool = param(False, doc="extend the top pixel of each column to the image top")
+    median_blur: bool = param(True, doc="5x5 median blur of the result")
+    gaussian_blur: bool = param(True, doc="Gaussian blur of the result")
+
+    def check(self) -> list[str]:
+        """Odd kernels, both width and height (or neither), a bounded image, min_depth_m < max_depth_m."""
+        problems = _depth_range_problems(self.min_depth_m, self.max_depth_m)
+        if self.dilation_size % 2 == 0:
+            problems.append(f"dilation_size must be odd, got {self.dilation_size}")
+        if self.large_hole_size != 0 and self.large_hole_size % 2 == 0:
+            problems.append(f"large_hole_size must be odd (or 0), got {self.large_hole_size}")
+        if (self.width is None) != (self.height is None):
+            problems.append("give both width and height (or neither)")
+        elif self.width is not None and self.height is not None and self.width * self.height > MAX_IMAGE_PIXELS:
+            problems.append(f"width x height must be at most {MAX_IMAGE_PIXELS} pixels, "
+                            f"got {self.width}x{self.height}")
+        return problems
+
+
+@dataclass(frozen=True, kw_only=True)
+class MultiCameraProjectionParams(StageParams):
+    """Parameters of ``multi_camera_projection``."""
+
+    cameras: tuple[str, ...] = param(min_len=1, max_len=64, unique=True,
+                                     doc="rig camera names, in camera-index order")
+    cloud_frame: str | None = param(None, min_len=1, doc="override the cloud's frame_id")
+    min_depth_m: float = param(0.1, unit="m", gt=0.0, le=1e4, doc="points nearer than this are dropped")
+    max_depth_m: float = param(200.0, unit="m", gt=0.0, le=1e6, doc="points farther than this are dropped")
+    max_points: int = param(200_000, ge=0, le=MAX_POINTS, doc="initial buffer size (grown once if a cloud is larger)")
+
+    def check(self) -> list[str]:
+        """min_depth_m < max_depth_m."""
+        return _depth_range_problems(self.min_depth_m, self.max_depth_m)
 
 ASSIGNED_POINT_DTYPE = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("camera", "<i4"),
                                  ("u", "<f4"), ("v", "<f4")])
@@ -63,34 +165,36 @@ def _xyz_into(cloud: PointCloud, buffer: npt.NDArray[np.float32]) -> tuple[npt.N
 class _CameraStage(Stage):
     """Shared parts of the single-camera stages: one Projector per cloud frame, built lazily."""
 
-    def __init__(self, name: str, params: Mapping[str, Any], rig: Any = None) -> None:
+    params: ProjectionParams
+
+    def __init__(self, name: str, params: Mapping[str, Any] | StageParams | None = None, rig: Any = None) -> None:
         super().__init__(name, params, rig)
-        self.camera: Any = lookup_camera(rig, self.p["camera"]) if rig is not None else None
+        self.camera: Any = lookup_camera(rig, self.params.camera) if rig is not None else None
         if self.camera is None:
-            raise PipelineError(f"stage '{name}': camera '{self.p['camera']}' not in the rig")
+            raise PipelineError(f"stage '{name}': camera '{self.params.camera}' not in the rig")
         self.input_frames: dict[str, str | None] = {}
         self._projectors: dict[str, Projector] = {}
-        self._xyz = np.zeros((int(self.p["max_points"]), 3), dtype=np.float32)
+        self._xyz = np.zeros((self.params.max_points, 3), dtype=np.float32)
 
     @classmethod
-    def check_rig(cls, params: Mapping[str, Any], rig: Any, frames: Mapping[str, str | None]) -> list[str]:
+    def check_rig(cls, params: ProjectionParams, rig: Any, frames: Mapping[str, str | None]) -> list[str]:
         """Load-time check: the camera exists and a transform links the cloud's frame to it."""
-        return check_camera_link(rig, params.get("camera"), params.get("cloud_frame") or frames.get("cloud"))
+        return check_camera_link(rig, params.camera, params.cloud_frame or frames.get("cloud"))
 
     def _projector(self, frame: str) -> Projector:
         projector = self._projectors.get(frame)
         if projector is None:
             T = np.asarray(self.rig.transform(self.camera.frame_id, frame).matrix)
             projector = Projector.from_camera(
-                self.camera, T, min_depth_m=float(self.p["min_depth_m"]), max_depth_m=float(self.p["max_depth_m"]),
-                max_points=int(self.p["max_points"]), max_radius=float(self.camera.max_radius),
+                self.camera, T, min_depth_m=self.params.min_depth_m, max_depth_m=self.params.max_depth_m,
+                max_points=self.params.max_points, max_radius=float(self.camera.max_radius),
             )
             projector.warmup()
             self._projectors[frame] = projector
         return projector
 
     def _start_projector(self) -> None:
-        frame = self.p["cloud_frame"] or self.input_frames.get("cloud")
+        frame = self.params.cloud_frame or self.input_frames.get("cloud")
         if frame:
             self._projector(frame)
 
@@ -108,27 +212,15 @@ class PointPainting(_CameraStage):
 
     inputs: ClassVar[dict[str, str]] = {"cloud": "PointCloud", "scores": "Image"}
     outputs: ClassVar[dict[str, str]] = {"painted": "PointCloud"}
-    params: ClassVar[dict[str, Param]] = {
-        "camera": Param(str, required=True, doc="rig camera the scores belong to"),
-        "cloud_frame": Param(str, None, doc="override the cloud's frame_id"),
-        "field_names": Param(list, None, doc="names of the appended fields (one per score channel)"),
-        "field_prefix": Param(str, "score_", doc="field name prefix when field_names is not given"),
-        "fill": Param(float, 0.0, doc="value for points that are not painted (.nan allowed)"),
-        "visible_only": Param(bool, False, doc="paint only the z-buffer winner of each pixel"),
-        "min_depth_m": Param(float, 0.1),
-        "max_depth_m": Param(float, 200.0),
-        "max_points": Param(int, 200_000),
-    }
+    Params = PointPaintingParams
+    params: PointPaintingParams
 
-    def __init__(self, name: str, params: Mapping[str, Any], rig: Any = None) -> None:
+    def __init__(self, name: str, params: Mapping[str, Any] | StageParams | None = None, rig: Any = None) -> None:
         super().__init__(name, params, rig)
-        names = self.p["field_names"]
-        if names is not None and (not names or not all(isinstance(n, str) and n for n in names)
-                                  or len(set(names)) != len(names)):
-            raise PipelineError(f"stage '{name}': field_names must be unique non-empty strings, got {names!r}")
+        names = self.params.field_names
         channels = len(names) if names is not None else 4
-        self._painter = PointPainter(fill=float(self.p["fill"]), visible_only=bool(self.p["visible_only"]),
-                                     max_points=int(self.p["max_points"]), channels=channels)
+        self._painter = PointPainter(fill=self.params.fill, visible_only=self.params.visible_only,
+                                     max_points=self.params.max_points, channels=channels)
         self._out: npt.NDArray[np.void] | None = None
 
     def start(self) -> None:
@@ -137,9 +229,9 @@ class PointPainting(_CameraStage):
         self._painter.warmup()
 
     def _names(self, channels: int, stamp_ns: int) -> list[str]:
-        names = self.p["field_names"]
+        names = self.params.field_names
         if names is None:
-            return [f"{self.p['field_prefix']}{i}" for i in range(channels)]
+            return [f"{self.params.field_prefix}{i}" for i in range(channels)]
         if len(names) != channels:
             raise MessageError(f"stage '{self.name}': scores have {channels} channel(s) but field_names "
                                f"names {len(names)}", stamp_ns=stamp_ns)
@@ -148,7 +240,7 @@ class PointPainting(_CameraStage):
     def process(self, inputs: Mapping[str, Any], stamp_ns: int) -> dict[str, Any]:
         cloud: PointCloud = inputs["cloud"]
         scores: ImageData = inputs["scores"]
-        projector = self._projector(self.p["cloud_frame"] or cloud.frame_id)
+        projector = self._projector(self.params.cloud_frame or cloud.frame_id)
         xyz, self._xyz = _xyz_into(cloud, self._xyz)
         result = projector.project(xyz)
         try:
@@ -162,7 +254,7 @@ class PointPainting(_CameraStage):
             raise MessageError(f"stage '{self.name}': point cloud without fields", stamp_ns=stamp_ns) from None
         n = cloud.points.shape[0]
         if self._out is None or self._out.dtype != dtype or self._out.shape[0] < n:
-            self._out = np.zeros(max(n, int(self.p["max_points"])), dtype=dtype)
+            self._out = np.zeros(max(n, self.params.max_points), dtype=dtype)
         try:
             painted = append_point_fields(cloud.points, names, values, out=self._out)
         except ValueError as exc:
@@ -180,24 +272,13 @@ class DepthDensify(Stage):
 
     inputs: ClassVar[dict[str, str]] = {"depth": "Image"}
     outputs: ClassVar[dict[str, str]] = {"depth": "Image"}
-    params: ClassVar[dict[str, Param]] = {
-        "camera": Param(str, None, doc="rig camera giving the image size"),
-        "width": Param(int, None),
-        "height": Param(int, None),
-        "min_depth_m": Param(float, 0.1),
-        "max_depth_m": Param(float, 100.0),
-        "dilation_shape": Param(str, "diamond", doc="full | cross | diamond"),
-        "dilation_size": Param(int, 5),
-        "large_hole_size": Param(int, 31, doc="0 disables the large-hole fill"),
-        "extend_to_top": Param(bool, False),
-        "median_blur": Param(bool, True),
-        "gaussian_blur": Param(bool, True),
-    }
+    Params = DepthDensifyParams
+    params: DepthDensifyParams
 
     @classmethod
-    def check_rig(cls, params: Mapping[str, Any], rig: Any, frames: Mapping[str, str | None]) -> list[str]:
+    def check_rig(cls, params: DepthDensifyParams, rig: Any, frames: Mapping[str, str | None]) -> list[str]:
         """Load-time check: a named camera must be in the rig."""
-        name = params.get("camera")
+        name = params.camera
         if name is None:
             return []
         if rig is None:
@@ -206,18 +287,17 @@ class DepthDensify(Stage):
             return [f"camera '{name}' is not in the rig (cameras: {', '.join(sorted(rig.cameras))})"]
         return []
 
-    def __init__(self, name: str, params: Mapping[str, Any], rig: Any = None) -> None:
+    def __init__(self, name: str, params: Mapping[str, Any] | StageParams | None = None, rig: Any = None) -> None:
         super().__init__(name, params, rig)
+        p = self.params
         size: tuple[int, int] | None = None
-        if self.p["camera"] is not None:
-            cam = lookup_camera(rig, self.p["camera"]) if rig is not None else None
+        if p.camera is not None:
+            cam = lookup_camera(rig, p.camera) if rig is not None else None
             if cam is None:
-                raise PipelineError(f"stage '{name}': camera '{self.p['camera']}' not in the rig")
+                raise PipelineError(f"stage '{name}': camera '{p.camera}' not in the rig")
             size = (int(cam.height), int(cam.width))
-        elif self.p["width"] is not None or self.p["height"] is not None:
-            if self.p["width"] is None or self.p["height"] is None:
-                raise PipelineError(f"stage '{name}': give both width and height (or neither)")
-            size = (int(self.p["height"]), int(self.p["width"]))
+        elif p.width is not None and p.height is not None:
+            size = (p.height, p.width)
         self._completer: DepthCompleter | None = None
         if size is not None:
             self._completer = self._make(*size)
@@ -225,12 +305,12 @@ class DepthDensify(Stage):
             self._make(8, 8)  # validate the parameters now
 
     def _make(self, height: int, width: int) -> DepthCompleter:
+        p = self.params
         try:
             return DepthCompleter(
-                height, width, min_depth_m=float(self.p["min_depth_m"]), max_depth_m=float(self.p["max_depth_m"]),
-                dilation=(self.p["dilation_shape"], int(self.p["dilation_size"])),
-                large_hole_size=int(self.p["large_hole_size"]), extend_to_top=bool(self.p["extend_to_top"]),
-                median_blur=bool(self.p["median_blur"]), gaussian_blur=bool(self.p["gaussian_blur"]),
+                height, width, min_depth_m=p.min_depth_m, max_depth_m=p.max_depth_m,
+                dilation=(p.dilation_shape, p.dilation_size), large_hole_size=p.large_hole_size,
+                extend_to_top=p.extend_to_top, median_blur=p.median_blur, gaussian_blur=p.gaussian_blur,
             )
         except ValueError as exc:
             raise PipelineError(f"stage '{self.name}': {exc}") from None
@@ -266,58 +346,49 @@ class MultiCameraProjection(Stage):
 
     inputs: ClassVar[dict[str, str]] = {"cloud": "PointCloud"}
     outputs: ClassVar[dict[str, str]] = {"assigned": "PointCloud"}
-    params: ClassVar[dict[str, Param]] = {
-        "cameras": Param(list, required=True, doc="rig camera names, in camera-index order"),
-        "cloud_frame": Param(str, None, doc="override the cloud's frame_id"),
-        "min_depth_m": Param(float, 0.1),
-        "max_depth_m": Param(float, 200.0),
-        "max_points": Param(int, 200_000),
-    }
+    Params = MultiCameraProjectionParams
+    params: MultiCameraProjectionParams
 
     @classmethod
-    def check_rig(cls, params: Mapping[str, Any], rig: Any, frames: Mapping[str, str | None]) -> list[str]:
+    def check_rig(cls, params: MultiCameraProjectionParams, rig: Any, frames: Mapping[str, str | None]) -> list[str]:
         """Load-time check: every camera exists and is linked to the cloud's frame."""
-        cameras = params.get("cameras") or []
-        if not cameras:
-            return ["parameter 'cameras' must name at least one camera"]
         problems: list[str] = []
-        for cam in cameras:
-            problems += check_camera_link(rig, cam, params.get("cloud_frame") or frames.get("cloud"))
+        for cam in params.cameras:
+            problems += check_camera_link(rig, cam, params.cloud_frame or frames.get("cloud"))
             if rig is None:
                 break
         return problems
 
-    def __init__(self, name: str, params: Mapping[str, Any], rig: Any = None) -> None:
+    def __init__(self, name: str, params: Mapping[str, Any] | StageParams | None = None, rig: Any = None) -> None:
         super().__init__(name, params, rig)
-        cameras = self.p["cameras"]
-        if not cameras or not all(isinstance(c, str) for c in cameras) or len(set(cameras)) != len(cameras):
-            raise PipelineError(f"stage '{name}': cameras must be unique camera names, got {cameras!r}")
+        cameras = self.params.cameras
         if rig is None or any(lookup_camera(rig, c) is None for c in cameras):
-            raise PipelineError(f"stage '{name}': cameras {cameras!r} not all in the rig")
+            raise PipelineError(f"stage '{name}': cameras {list(cameras)!r} not all in the rig")
         self.input_frames: dict[str, str | None] = {}
         self._multi: dict[str, MultiCameraProjector] = {}
-        self._xyz = np.zeros((int(self.p["max_points"]), 3), dtype=np.float32)
-        self._out = np.zeros(int(self.p["max_points"]), dtype=ASSIGNED_POINT_DTYPE)
+        self._xyz = np.zeros((self.params.max_points, 3), dtype=np.float32)
+        self._out = np.zeros(self.params.max_points, dtype=ASSIGNED_POINT_DTYPE)
 
     def _projector(self, frame: str) -> MultiCameraProjector:
         multi = self._multi.get(frame)
         if multi is None:
+            p = self.params
             multi = MultiCameraProjector.from_rig(
-                self.rig, list(self.p["cameras"]), frame, min_depth_m=float(self.p["min_depth_m"]),
-                max_depth_m=float(self.p["max_depth_m"]), max_points=int(self.p["max_points"]))
+                self.rig, list(p.cameras), frame, min_depth_m=p.min_depth_m, max_depth_m=p.max_depth_m,
+                max_points=p.max_points)
             multi.warmup()
             self._multi[frame] = multi
         return multi
 
     def start(self) -> None:
         """Build the projectors for the wired cloud frame and compile the kernels."""
-        frame = self.p["cloud_frame"] or self.input_frames.get("cloud")
+        frame = self.params.cloud_frame or self.input_frames.get("cloud")
         if frame:
             self._projector(frame)
 
     def process(self, inputs: Mapping[str, Any], stamp_ns: int) -> dict[str, Any]:
         cloud: PointCloud = inputs["cloud"]
-        multi = self._projector(self.p["cloud_frame"] or cloud.frame_id)
+        multi = self._projector(self.params.cloud_frame or cloud.frame_id)
         xyz, self._xyz = _xyz_into(cloud, self._xyz)
         result = multi.project(xyz)
         n = xyz.shape[0]
@@ -348,29 +419,24 @@ class LidarCameraProjection(Stage):
 
     inputs: ClassVar[dict[str, str]] = {"cloud": "PointCloud", "image?": "Image"}
     outputs: ClassVar[dict[str, str]] = {"depth": "Image", "colored_cloud": "PointCloud"}
-    params: ClassVar[dict[str, Param]] = {
-        "camera": Param(str, required=True, doc="rig camera name"),
-        "cloud_frame": Param(str, None, doc="override the cloud's frame_id"),
-        "min_depth_m": Param(float, 0.1),
-        "max_depth_m": Param(float, 200.0),
-        "max_points": Param(int, 200_000),
-    }
+    Params = ProjectionParams
+    params: ProjectionParams
 
     @classmethod
-    def check_rig(cls, params: Mapping[str, Any], rig: Any, frames: Mapping[str, str | None]) -> list[str]:
+    def check_rig(cls, params: ProjectionParams, rig: Any, frames: Mapping[str, str | None]) -> list[str]:
         """Load-time check: the camera exists and a transform links the cloud's frame to it."""
-        return check_camera_link(rig, params.get("camera"), params.get("cloud_frame") or frames.get("cloud"))
+        return check_camera_link(rig, params.camera, params.cloud_frame or frames.get("cloud"))
 
-    def __init__(self, name: str, params: Mapping[str, Any], rig: Any = None) -> None:
+    def __init__(self, name: str, params: Mapping[str, Any] | StageParams | None = None, rig: Any = None) -> None:
         super().__init__(name, params, rig)
-        camera = lookup_camera(rig, self.p["camera"]) if rig is not None else None
+        camera = lookup_camera(rig, self.params.camera) if rig is not None else None
         if camera is None:
-            raise PipelineError(f"stage '{name}': camera '{self.p['camera']}' not in the rig")
+            raise PipelineError(f"stage '{name}': camera '{self.params.camera}' not in the rig")
         self.camera: Any = camera
         self.input_frames: dict[str, str | None] = {}
         self._projectors: dict[str, Any] = {}
-        self._colored = np.zeros(self.p["max_points"], dtype=COLORED_POINT_DTYPE)
-        self._xyz = np.zeros((self.p["max_points"], 3), dtype=np.float32)
+        self._colored = np.zeros(self.params.max_points, dtype=COLORED_POINT_DTYPE)
+        self._xyz = np.zeros((self.params.max_points, 3), dtype=np.float32)
 
     def _projector(self, frame: str) -> Any:
         proj = self._projectors.get(frame)
@@ -381,21 +447,21 @@ class LidarCameraProjection(Stage):
             model_id, K, D = self.camera.kernel_params()
             proj = Projector(
                 model_id, K, D, int(self.camera.width), int(self.camera.height), np.asarray(T.matrix),
-                min_depth_m=float(self.p["min_depth_m"]), max_depth_m=float(self.p["max_depth_m"]),
-                max_points=int(self.p["max_points"]), max_radius=float(self.camera.max_radius),
+                min_depth_m=self.params.min_depth_m, max_depth_m=self.params.max_depth_m,
+                max_points=self.params.max_points, max_radius=float(self.camera.max_radius),
             )
             proj.warmup()
             self._projectors[frame] = proj
         return proj
 
     def start(self) -> None:
-        frame = self.p["cloud_frame"] or self.input_frames.get("cloud")
+        frame = self.params.cloud_frame or self.input_frames.get("cloud")
         if frame:
             self._projector(frame)  # compiles the kernels now, never on the first message
 
     def process(self, inputs: Mapping[str, Any], stamp_ns: int) -> dict[str, Any]:
         cloud: PointCloud = inputs["cloud"]
-        frame = self.p["cloud_frame"] or cloud.frame_id
+        frame = self.params.cloud_frame or cloud.frame_id
         proj = self._projector(frame)
         pts = cloud.points
         n = pts.shape[0]
@@ -421,7 +487,7 @@ class LidarCameraProjection(Stage):
             bgr = _as_bgr(image)
             if bgr.shape[0] != self.camera.height or bgr.shape[1] != self.camera.width:
                 raise MessageError(
-                    f"image is {bgr.shape[1]}x{bgr.shape[0]} but camera '{self.p['camera']}' is "
+                    f"image is {bgr.shape[1]}x{bgr.shape[0]} but camera '{self.params.camera}' is "
                     f"{self.camera.width}x{self.camera.height}", stamp_ns=stamp_ns)
             colors = proj.colorize(bgr, res)[sel]  # BGR order
             packed = (colors[:, 2].astype(np.uint32) << 16) | (colors[:, 1].astype(np.uint32) << 8) | colors[:, 0]

@@ -8,12 +8,32 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 from edgefuse.errors import MessageError, PipelineError
 from edgefuse.fusion.radar import NAVTECH_RANGE_RES_M, PolarToCartesian, RadarInputError, RadarPointExtractor
 from edgefuse.msgs.types import ImageData, PointCloud
-from edgefuse.stages.base import Param, Stage, register_stage
+from edgefuse.stages.base import Stage, register_stage
+from edgefuse.stages.params import StageParams, param
+
+
+@dataclass(frozen=True, kw_only=True)
+class RadarPolarPointsParams(StageParams):
+    """Parameters of ``radar_polar_points``."""
+
+    range_res_m: float = param(NAVTECH_RANGE_RES_M, unit="m", gt=0.0, le=100.0, doc="metres per range bin")
+    n_range: int = param(576, ge=1, le=16_384, doc="range bins per azimuth")
+    n_azimuth: int = param(400, ge=1, le=16_384, doc="azimuths per 360° scan")
+    azimuth_axis: Literal[0, 1] = param(1, doc="axis of the image that indexes azimuth")
+    azimuth_offset_bins: float = param(0.5, unit="bins", ge=-16_384.0, le=16_384.0,
+                                       doc="column j looks along (j + offset) * 360°/n_az")
+    threshold: float = param(80.0, ge=-1e9, le=1e9, doc="minimum peak intensity")
+    min_range_m: float = param(2.0, unit="m", ge=0.0, le=1e6, doc="ignore peaks nearer than this")
+    max_peaks_per_azimuth: int = param(4, ge=1, le=1024, doc="most peaks kept per azimuth")
+    cartesian: bool = param(True, doc="also produce the Cartesian image")
+    cartesian_size_px: int = param(1152, unit="px", ge=1, le=8192, doc="side of the square Cartesian image")
+    cartesian_res_m: float = param(NAVTECH_RANGE_RES_M, unit="m", gt=0.0, le=100.0, doc="metres per Cartesian pixel")
 
 
 @register_stage("radar_polar_points")
@@ -29,44 +49,33 @@ class RadarPolarPoints(Stage):
 
     inputs: ClassVar[dict[str, str]] = {"scan": "Image"}
     outputs: ClassVar[dict[str, str]] = {"points": "PointCloud", "cartesian": "Image"}
-    params: ClassVar[dict[str, Param]] = {
-        "range_res_m": Param(float, NAVTECH_RANGE_RES_M, doc="metres per range bin"),
-        "n_range": Param(int, 576, doc="range bins per azimuth"),
-        "n_azimuth": Param(int, 400, doc="azimuths per 360° scan"),
-        "azimuth_axis": Param(int, 1, doc="axis of the image that indexes azimuth"),
-        "azimuth_offset_bins": Param(float, 0.5, doc="column j looks along (j + offset) * 360°/n_az"),
-        "threshold": Param(float, 80.0, doc="minimum peak intensity"),
-        "min_range_m": Param(float, 2.0, doc="ignore peaks nearer than this"),
-        "max_peaks_per_azimuth": Param(int, 4),
-        "cartesian": Param(bool, True, doc="also produce the Cartesian image"),
-        "cartesian_size_px": Param(int, 1152),
-        "cartesian_res_m": Param(float, NAVTECH_RANGE_RES_M, doc="metres per Cartesian pixel"),
-    }
+    Params = RadarPolarPointsParams
+    params: RadarPolarPointsParams
 
-    def __init__(self, name: str, params: Mapping[str, Any], rig: Any = None) -> None:
+    def __init__(self, name: str, params: Mapping[str, Any] | StageParams | None = None, rig: Any = None) -> None:
         super().__init__(name, params, rig)
-        p = self.p
+        p = self.params
         try:
             self._extractor = RadarPointExtractor(
-                p["n_range"],
-                p["n_azimuth"],
-                range_res_m=p["range_res_m"],
-                threshold=p["threshold"],
-                min_range_m=p["min_range_m"],
-                max_peaks_per_azimuth=p["max_peaks_per_azimuth"],
-                azimuth_offset_bins=p["azimuth_offset_bins"],
-                azimuth_axis=p["azimuth_axis"],
+                p.n_range,
+                p.n_azimuth,
+                range_res_m=p.range_res_m,
+                threshold=p.threshold,
+                min_range_m=p.min_range_m,
+                max_peaks_per_azimuth=p.max_peaks_per_azimuth,
+                azimuth_offset_bins=p.azimuth_offset_bins,
+                azimuth_axis=p.azimuth_axis,
             )
             self._cart: PolarToCartesian | None = None
-            if p["cartesian"]:
+            if p.cartesian:
                 self._cart = PolarToCartesian(
-                    p["n_range"],
-                    p["n_azimuth"],
-                    range_res_m=p["range_res_m"],
-                    out_size_px=p["cartesian_size_px"],
-                    out_res_m=p["cartesian_res_m"],
-                    azimuth_offset_bins=p["azimuth_offset_bins"],
-                    azimuth_axis=p["azimuth_axis"],
+                    p.n_range,
+                    p.n_azimuth,
+                    range_res_m=p.range_res_m,
+                    out_size_px=p.cartesian_size_px,
+                    out_res_m=p.cartesian_res_m,
+                    azimuth_offset_bins=p.azimuth_offset_bins,
+                    azimuth_axis=p.azimuth_axis,
                 )
         except RadarInputError as exc:
             raise PipelineError(f"stage '{name}': parameter {exc.message}") from None
@@ -100,4 +109,4 @@ class RadarPolarPoints(Stage):
         return out
 
 
-__all__ = ["RadarPolarPoints"]
+__all__ = ["RadarPolarPoints", "RadarPolarPointsParams"]

@@ -5,28 +5,36 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from edgefuse.pipeline import PipelineRunner, load_pipeline
-from edgefuse.stages import Param, Stage, known_stage_types, stage_class
+from edgefuse.stages import Stage, StageParams, known_stage_types, param, stage_class
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True, kw_only=True)
+class _PlainParams(StageParams):
+    k: int = param(3, ge=0, le=10)
 
 
 def test_hooks_have_defaults_on_the_base_class() -> None:
     class Plain(Stage):
         outputs: ClassVar[dict[str, str]] = {}
-        params: ClassVar[dict[str, Param]] = {"k": Param(int, 3)}
+        Params = _PlainParams
+        params: _PlainParams
 
         def process(self, inputs: Mapping[str, Any], stamp_ns: int) -> dict[str, Any]:
             return {}
 
     stage = Plain("plain", {}, None)
     assert stage.report() is None
-    assert Plain.check_rig({}, None, {}) == []
+    assert Plain.check_rig(stage.params, None, {}) == []
     assert stage.input_frames == {}
-    assert stage.p == {"k": 3}
+    assert stage.params == _PlainParams(k=3)
+    assert stage.params.k == 3
 
 
 def test_every_builtin_module_is_discovered() -> None:

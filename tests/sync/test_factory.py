@@ -71,3 +71,21 @@ def test_any_push_sequence_is_accounted_for(policy: str, events: list[tuple[int,
             assert own == sorted(own)
     else:
         assert stamps == sorted(stamps)
+
+
+def test_declarations_give_names_defaults_and_schema() -> None:
+    from edgefuse.sync.factory import SPECS, params_schema
+
+    assert {p: set(s) for p, s in SPECS.items()} == {p: set(n) for p, n in PARAMS.items()}
+    schema = params_schema("approximate")
+    assert schema["additionalProperties"] is False
+    assert set(schema["properties"]) == {"queue_size", "max_interval_ns", "max_interval_ms", "age_penalty",
+                                         "inter_message_lower_bound_ns", "inter_message_lower_bound_ms"}
+    assert schema["properties"]["max_interval_ms"]["anyOf"][0] == {"type": "number", "maximum": 86_400_000,
+                                                                   "minimum": 0}
+
+
+def test_imu_orientation_is_checked_up_front() -> None:
+    assert validate_params("imu_window", ("frame", "imu"), {"orientation": [3, 4, 5, 6]}) == []
+    assert validate_params("imu_window", ("frame", "imu"), {"orientation": "xyzw"}) == [
+        "orientation must be 4 column indices (x, y, z, w), got 'xyzw'"]
