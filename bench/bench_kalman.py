@@ -44,7 +44,7 @@ from typing import Any
 
 import numba
 import numpy as np
-from _env import commit  # bench/_env.py (benches run as scripts)
+from _env import commit, cpu  # bench/_env.py (benches run as scripts)
 
 DT = 0.1
 RADIUS_M = 5000.0
@@ -412,7 +412,7 @@ def main() -> None:
     if not args.skip_ukf:
         result["radar_ukf"] = radar_ukf(prob, args.radar_repeats, args.ukf_filterpy_repeats, alpha=args.ukf_alpha,
                                         beta=args.ukf_beta, kappa=args.ukf_kappa)
-    result["env"] = {"commit": commit(short=True) or "unknown", "cpu": platform.processor() or platform.machine(),
+    result["env"] = {"commit": commit(short=True) or "unknown", "cpu": cpu(),
                      "cpus": os.cpu_count(), "load_avg_1min_at_end": os.getloadavg()[0],
                      "numba_threads": numba.get_num_threads(), "numpy": np.__version__, "numba": numba.__version__,
                      "filterpy": filterpy.__version__, "python": platform.python_version()}
