@@ -44,7 +44,7 @@ from typing import Any
 
 import numba
 import numpy as np
-from _env import commit  # bench/_env.py (benches run as scripts)
+from _env import commit, cpu  # bench/_env.py (benches run as scripts)
 
 DT = 0.1
 RADIUS_M = 5000.0
@@ -223,7 +223,7 @@ def py_H(x: np.ndarray) -> np.ndarray:  # noqa: N802
 
 
 def py_residual(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    y = np.subtract(a, b)
+    y: np.ndarray = np.subtract(a, b)
     y[1] = (y[1] + math.pi) % (2 * math.pi) - math.pi
     return y
 
@@ -323,7 +323,8 @@ def radar_ukf(prob: dict[str, Any], repeats: int, fp_repeats: int, *, alpha: flo
     jit_s = time.perf_counter() - t0
 
     def fx(x: np.ndarray, dt: float) -> np.ndarray:
-        return F @ x
+        out: np.ndarray = F @ x
+        return out
 
     def hx(x: np.ndarray) -> np.ndarray:
         px, py, pz = float(x[0]), float(x[1]), float(x[2])
@@ -331,7 +332,7 @@ def radar_ukf(prob: dict[str, Any], repeats: int, fp_repeats: int, *, alpha: flo
                          math.atan2(pz, math.hypot(px, py))])
 
     def z_mean(sigmas: np.ndarray, Wm: np.ndarray) -> np.ndarray:
-        z = np.dot(Wm, sigmas)
+        z: np.ndarray = np.dot(Wm, sigmas)
         z[1] = math.atan2(float(np.dot(Wm, np.sin(sigmas[:, 1]))), float(np.dot(Wm, np.cos(sigmas[:, 1]))))
         return z
 
@@ -412,7 +413,7 @@ def main() -> None:
     if not args.skip_ukf:
         result["radar_ukf"] = radar_ukf(prob, args.radar_repeats, args.ukf_filterpy_repeats, alpha=args.ukf_alpha,
                                         beta=args.ukf_beta, kappa=args.ukf_kappa)
-    result["env"] = {"commit": commit(short=True) or "unknown", "cpu": platform.processor() or platform.machine(),
+    result["env"] = {"commit": commit(short=True) or "unknown", "cpu": cpu(),
                      "cpus": os.cpu_count(), "load_avg_1min_at_end": os.getloadavg()[0],
                      "numba_threads": numba.get_num_threads(), "numpy": np.__version__, "numba": numba.__version__,
                      "filterpy": filterpy.__version__, "python": platform.python_version()}

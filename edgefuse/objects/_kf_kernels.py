@@ -438,10 +438,17 @@ def _ekf_ctrv_predict(x: np.ndarray, P: np.ndarray, dt: float, sigma_a: float, s
 @njit()
 def _ukf_ctrv_predict(x: np.ndarray, P: np.ndarray, dt: float, sigma_a: float, sigma_w: float,  # noqa: PLR0917
                       alpha: float, beta: float, kappa: float) -> bool:
-    """Unscented prediction (Merwe scaled sigma points) through the CTRV model; yaw averaged circularly."""
+    """Unscented prediction (Merwe scaled sigma points) through the CTRV model; yaw averaged circularly.
+    When the scaled covariance has no Cholesky factor, falls back to :func:`_ekf_ctrv_predict` and
+    returns False (the kernel never raises)."""
     n = 5
     lam = alpha * alpha * (n + kappa) - n
-    L = np.linalg.cholesky((n + lam) * (0.5 * (P + P.T)) + 1e-12 * np.eye(n))
+    A = (n + lam) * (0.5 * (P + P.T)) + 1e-12 * np.eye(n)
+    try:
+        L = np.linalg.cholesky(A)  # LAPACK, as before: the tracker's outputs stay bit for bit the same
+    except Exception:  # not positive definite (Numba raises LinAlgError)
+        _ekf_ctrv_predict(x, P, dt, sigma_a, sigma_w)
+        return False
     pts = np.empty((2 * n + 1, n))
     pts[0] = x
     for i in range(n):
