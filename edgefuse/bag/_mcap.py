@@ -232,7 +232,8 @@ class McapFileWriter:
         self._counts: dict[int, int] = {}
         self._start_ns: int | None = None
         self._end_ns = 0
-        self._chunk = bytearray()
+        self._chunk: list[bytes] = []  # the open chunk's records, joined when it is written
+        self._chunk_len = 0
         self._chunk_msgs: dict[int, list[tuple[int, int]]] = {}
         self._chunk_start = 0
         self._chunk_end = 0
@@ -287,20 +288,24 @@ class McapFileWriter:
         if (OP_CHANNEL, channel_id) not in self._chunk_declared:
             schema_id = self._channel_schema[channel_id]
             if schema_id in self._schemas and (OP_SCHEMA, schema_id) not in self._chunk_declared:
-                self._chunk += self._schemas[schema_id]
+                self._append(self._schemas[schema_id])
                 self._chunk_declared.add((OP_SCHEMA, schema_id))
-            self._chunk += self._channels[channel_id]
+            self._append(self._channels[channel_id])
             self._chunk_declared.add((OP_CHANNEL, channel_id))
-        self._chunk_msgs.setdefault(channel_id, []).append((log_time, len(self._chunk)))
+        self._chunk_msgs.setdefault(channel_id, []).append((log_time, self._chunk_len))
         body = (_u16(channel_id) + _u32(sequence) + _u64(log_time)
                 + _u64(log_time if publish_time is None else publish_time))
-        self._chunk += bytes((OP_MESSAGE,)) + _u64(len(body) + len(data)) + body
-        self._chunk += data
+        self._append(bytes((OP_MESSAGE,)) + _u64(len(body) + len(data)) + body)
+        self._append(data if isinstance(data, bytes) else bytes(data))
         self._counts[channel_id] += 1
         self._start_ns = log_time if self._start_ns is None else min(self._start_ns, log_time)
         self._end_ns = max(self._end_ns, log_time)
-        if len(self._chunk) > self.chunk_size:
+        if self._chunk_len > self.chunk_size:
             self.flush_chunk()
+
+    def _append(self, data: bytes) -> None:
+        self._chunk.append(data)
+        self._chunk_len += len(data)
 
     def add_metadata(self, name: str, metadata: dict[str, str]) -> None:
         """Write a Metadata record (indexed in the summary)."""
@@ -313,7 +318,7 @@ class McapFileWriter:
         """Write the open chunk (if it holds anything) and its message indexes."""
         if not self._chunk_msgs:
             return
-        raw = bytes(self._chunk)
+        raw = b"".join(self._chunk)
         packed = _zstd_compress(raw) if self.compression == "zstd" else raw
         body = (_u64(self._chunk_start) + _u64(self._chunk_end) + _u64(len(raw)) + _u32(zlib.crc32(raw))
                 + _str(self.compression) + _u64(len(packed)))
@@ -330,7 +335,8 @@ class McapFileWriter:
         self._chunk_indexes.append(_ChunkIndex(
             self._chunk_start, self._chunk_end, chunk_offset, chunk_length, index_offsets,
             self._pos - chunk_offset - chunk_length, self.compression, len(packed), len(raw)))
-        self._chunk = bytearray()
+        self._chunk = []
+        self._chunk_len = 0
         self._chunk_msgs = {}
         self._chunk_declared = set()
 

@@ -13,11 +13,15 @@ A ROS 1 bag has no checksums.  What can be checked is that its parts agree with 
   connection record) starts, and the last one at the chunk's end — so a changed length field, which
   would hand out a message with bytes cut off or added, is caught (bz2 chunks are not decompressed
   for this: bz2's own block CRCs catch altered bytes when rosbags reads them);
+* the copy of each connection record inside the chunks (topic, type, md5sum) with the index
+  section's, which rosbags reads (a changed type name would pass the md5 check: the md5 covers the
+  definition, not the name);
 * (``deep``) each chunk's contents with its index: the chunk decompresses to its declared size, every
-  message record is listed by an index entry with the same connection and time, every index entry
-  points at such a record, and connection records inside chunks match the index section's.
+  message record is listed by an index entry with the same connection and time, and every index
+  entry points at such a record.
 
-:func:`walk` reads the record headers (bz2 chunks are skipped, not decompressed, unless ``deep``) and
+:func:`walk` reads the record headers (of bz2 chunks only those holding connection records are
+decompressed, unless ``deep``) and
 :func:`check` turns disagreements into :class:`~edgefuse.bag.integrity.IntegrityProblem` entries
 naming the topics and counts concerned.  Changed bytes inside a message's payload cannot be detected
 in an uncompressed or LZ4 chunk: a ROS 1 bag has no checksum for them.
@@ -223,7 +227,48 @@ def _walk(data: bytes | mmap.mmap, deep: bool) -> Ros1Layout:
                 chunk.problem = f"does not decompress ({type(err).__name__})"
                 continue
             chunk.problem = _check_tiling(raw, 0, len(raw), chunk)
+    if not deep:
+        _find_connection_copies(data, layout)
     return layout
+
+
+def _keep_connection(chunk: Ros1Chunk, fields: dict[str, bytes], inner: bytes) -> None:
+    """Remember the copy of a connection record found inside ``chunk``."""
+    header = _fields(inner)
+    if header.get("topic", fields.get("topic")) != fields.get("topic"):
+        raise _DamageError("a connection record names two different topics")
+    chunk.connections[_int(fields, "conn", "<I")] = _connection_summary(header)
+
+
+def _find_connection_copies(data: bytes | mmap.mmap, layout: Ros1Layout) -> None:
+    """Index mode, bz2 chunks: decompress the few chunks that hold the connection records (those up to
+    each connection's first indexed message) to compare them with the index section's copies."""
+    found = {conn for chunk in layout.chunks for conn in chunk.connections}
+    wanted = set(layout.connections) - found
+    for chunk in layout.chunks:
+        if not wanted:
+            return
+        if chunk.compression == "bz2" and chunk.problem is None:
+            try:
+                raw = bz2.decompress(data[chunk.data_start : chunk.data_end])
+            except (OSError, ValueError, EOFError) as err:
+                chunk.problem = f"does not decompress ({type(err).__name__})"
+                continue
+            pos = 0
+            try:
+                while pos < len(raw):
+                    message = _message_header(raw, pos, len(raw))
+                    if message is not None:
+                        pos = message[2]
+                        continue
+                    fields, op, start, stop = _record(raw, pos, len(raw))
+                    if op == OP_CONNECTION:
+                        _keep_connection(chunk, fields, raw[start:stop])
+                    pos = stop
+            except _DamageError as err:
+                chunk.problem = f"records inside do not parse at byte {pos} of the chunk ({err})"
+            wanted -= set(chunk.connections)
+        wanted -= set(chunk.index)  # a connection's record comes no later than its first message
 
 
 def _check_tiling(buf: bytes | mmap.mmap, base: int, size: int, chunk: Ros1Chunk) -> str | None:
@@ -235,10 +280,11 @@ def _check_tiling(buf: bytes | mmap.mmap, base: int, size: int, chunk: Ros1Chunk
     try:
         for offset in [*offsets, size]:
             while pos < offset:  # records between indexed messages must be connection records
-                _, op, _, stop = _record(buf, base + pos, base + size)
+                fields, op, start, stop = _record(buf, base + pos, base + size)
                 if op != OP_CONNECTION:
                     what = "a message record the index does not list" if op == OP_MSGDATA else f"a record of op {op}"
                     return f"holds {what} at byte {pos} of the chunk"
+                _keep_connection(chunk, fields, bytes(buf[start:stop]))
                 pos = stop - base
             if pos != offset:
                 return f"an index entry points into the middle of a record (byte {offset} of the chunk)"
@@ -342,22 +388,64 @@ def _walk_chunk(data: bytes | mmap.mmap, chunk: Ros1Chunk) -> None:
         return
     records: dict[int, list[tuple[int, int]]] = {}
     pos = 0
+    size = len(raw)
     try:
-        while pos < len(raw):
-            fields, op, start, stop = _record(raw, pos, len(raw))
+        while pos < size:
+            message = _message_header(raw, pos, size)
+            if message is not None:  # the common case, parsed without building a field dict
+                conn, stamp, stop = message
+                records.setdefault(conn, []).append((stamp, pos))
+                pos = stop
+                continue
+            fields, op, start, stop = _record(raw, pos, size)
             if op == OP_MSGDATA:
                 records.setdefault(_int(fields, "conn", "<I"), []).append((_time(fields, "time"), pos))
             elif op == OP_CONNECTION:
-                inner = _fields(raw[start:stop])
-                if inner.get("topic", fields.get("topic")) != fields.get("topic"):
-                    raise _DamageError("a connection record names two different topics")
-                chunk.connections[_int(fields, "conn", "<I")] = _connection_summary(inner)
+                _keep_connection(chunk, fields, raw[start:stop])
             else:
                 raise _DamageError(f"unexpected record (op {op})")
             pos = stop
     except _DamageError as err:
         chunk.problem = f"records inside do not parse at byte {pos} of the chunk ({err})"
     chunk.records = records
+
+
+_U32 = struct.Struct("<I")
+_TIME = struct.Struct("<II")
+
+
+def _message_header(raw: bytes, pos: int, size: int) -> tuple[int, int, int] | None:
+    """``(conn, time ns, record end)`` when the record at ``pos`` is a message record whose header holds
+    exactly the fields op, conn and time in well-formed sizes (as every writer writes them); None
+    otherwise (the caller then parses it generically and reports what is wrong)."""
+    if pos + 4 > size:
+        return None
+    (hlen,) = _U32.unpack_from(raw, pos)
+    end = pos + 4 + hlen
+    if end + 4 > size:
+        return None
+    op = conn = stamp = None
+    k = pos + 4
+    while k < end:
+        if k + 4 > end:
+            return None
+        (flen,) = _U32.unpack_from(raw, k)
+        k += 4
+        if flen == 4 and raw.startswith(b"op=", k):
+            op = raw[k + 3]
+        elif flen == 9 and raw.startswith(b"conn=", k):
+            (conn,) = _U32.unpack_from(raw, k + 5)
+        elif flen == 13 and raw.startswith(b"time=", k):
+            sec, nsec = _TIME.unpack_from(raw, k + 5)
+            stamp = sec * 1_000_000_000 + nsec
+        else:
+            return None
+        k += flen
+    if k != end or op != OP_MSGDATA or conn is None or stamp is None:
+        return None
+    (dlen,) = _U32.unpack_from(raw, end)
+    stop = end + 4 + dlen
+    return (int(conn), int(stamp), stop) if stop <= size else None
 
 
 def _connection_summary(fields: dict[str, bytes]) -> tuple[bytes, bytes, bytes]:
@@ -446,12 +534,6 @@ def check(layout: Ros1Layout, file: str) -> list[IntegrityProblem]:
             add("chunk", f"chunk at byte {chunk.offset} ({held}): {chunk.problem}", offset=chunk.offset)
     for note in layout.notes:
         add("connection", note)
-    if layout.deep:
-        _check_contents(layout, add)
-    return out
-
-
-def _check_contents(layout: Ros1Layout, add: Callable[..., None]) -> None:
     for chunk in layout.chunks:
         for conn, header in chunk.connections.items():
             copy = layout.connection_headers.get(conn)
@@ -459,6 +541,13 @@ def _check_contents(layout: Ros1Layout, add: Callable[..., None]) -> None:
                 add("connection", f"connection {conn} ({layout.topic(conn)}): the copy inside the chunk at byte "
                                   f"{chunk.offset} differs from the index section's (topic, type or md5sum altered)",
                     offset=chunk.offset)
+    if layout.deep:
+        _check_contents(layout, add)
+    return out
+
+
+def _check_contents(layout: Ros1Layout, add: Callable[..., None]) -> None:
+    for chunk in layout.chunks:
         if chunk.records is None:
             continue
         indexed = {(conn, t, o) for conn, v in chunk.index.items() for t, o in v}

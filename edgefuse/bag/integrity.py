@@ -8,10 +8,13 @@ and with ``strict=True`` (``edgefuse info --strict``) it is a :class:`BagIntegri
 What each container lets edgefuse detect:
 
 * **ROS 1** (no checksums): disagreements between the bag header, chunk-info records, index-data
-  records and the chunks (counts per topic, positions, time ranges), message counts read against
-  those the index lists, and (``verify="full"``, done by ``edgefuse info``) chunks whose message
-  records do not match their index or do not tile the chunk.  Changed bytes *inside* a message's
-  payload cannot be detected in uncompressed or LZ4 chunks (bz2 chunks carry bz2's block CRCs).
+  records and the chunks (counts per topic, positions, time ranges); uncompressed and LZ4 chunks whose
+  records do not tile them along their index (a changed length field); connection records whose
+  copies disagree (index section vs chunk) or whose md5sum does not match their definition; message
+  counts read against those the index lists; and (``verify="full"``, done by ``edgefuse info``)
+  every chunk's message records against its index entries.  Changed bytes *inside* a message's
+  payload cannot be detected in uncompressed or LZ4 chunks: nothing in the format covers them
+  (bz2 chunks carry bz2's block CRCs, so there they surface as errors).
 * **MCAP**: the summary (index) CRC on every open, each chunk's CRC while reading (rosbags checks it
   when it is not 0; edgefuse names the chunk and topics on a mismatch), and (``verify="full"``)
   the data-section CRC and every chunk's CRC.  A truncated file (no footer) or one whose summary

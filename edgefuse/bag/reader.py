@@ -243,6 +243,10 @@ class BagReader:
                 reader = AnyReader(paths, default_typestore=self._default)
                 reader.open()
             self._reader = reader
+            for conn in reader.connections:
+                if not isinstance(conn.topic, str) or not isinstance(conn.msgtype, str) or not conn.msgtype:
+                    raise BagError(f"corrupt bag: connection {conn.id} has no topic name or type "
+                                   f"({conn.topic!r}, {conn.msgtype!r})", file=self.file)
             self._complete_types(reader)
             self._compare_with_reader(reader)
             self._announce()
@@ -562,6 +566,11 @@ class BagReader:
                     self._check_counts(counters, None if topics is None else [c.topic for c in conns])
                 return
             conn, recv_ns, rawdata = item
+            if not isinstance(rawdata, (bytes, bytearray, memoryview)) or not isinstance(recv_ns, int):
+                # sqlite3 hands out whatever a damaged row holds (text, NULL, a float)
+                raise BagError(f"corrupt bag after {total} messages: a message's data or time is not stored as "
+                               f"bytes/integer ({type(rawdata).__name__}, {type(recv_ns).__name__})",
+                               file=self.file, topic=conn.topic if isinstance(conn.topic, str) else None)
             topic = conn.topic
             index = counters.get(topic, 0)
             counters[topic] = index + 1
@@ -780,7 +789,7 @@ def _chunk_problems(res: _mcap.ScanResult, file: str) -> list[IntegrityProblem]:
     for chunk in res.bad_chunks:
         kind = "crc_mismatch" if chunk.status == "crc_mismatch" else "chunk"
         lost = sum(chunk.index_counts.values())
-        tail = f"; its {lost} messages are lost" if lost else ""
+        tail = f"; it holds {lost} messages" if lost else ""
         out.append(IntegrityProblem(kind, f"{_mcap.describe_chunk(res, chunk)} {chunk.problem}{tail}", file,
                                     offset=chunk.offset))
     return out

@@ -18,6 +18,7 @@ from mcap.stream_reader import StreamReader
 
 from edgefuse.bag import BagIntegrityError, BagIntegrityWarning, IntegrityProblem, bag_info, open_bag
 from edgefuse.cli import main
+from edgefuse.convert.build_demo import build_demo
 from edgefuse.convert.converter import bag_digests
 
 
@@ -221,6 +222,18 @@ def test_bundled_demo_has_crcs_and_the_same_messages() -> None:
     expected = json.loads((DEMO / "digests.json").read_text())
     got = {t: {"count": d.count, "sha256": d.sha256} for t, d in bag_digests(DEMO).items()}
     assert got == expected
+
+
+def test_demo_rebuild_path_writes_crcs(tmp_path: Path) -> None:
+    """``python -m edgefuse.convert.build_demo`` writes through BagWriter: its MCAP carries CRCs too (run
+    here on the RADIATE excerpt in tests/data)."""
+    build_demo(ROOT / "tests" / "data" / "radiate_tiny_foggy", tmp_path / "demo")
+    (file,) = (tmp_path / "demo").glob("*.mcap")
+    records = _mcap_records(file)
+    chunks = [r for r in records if isinstance(r, Chunk)]
+    assert chunks and all(c.uncompressed_crc != 0 and c.compression == "zstd" for c in chunks)
+    assert all(r.data_section_crc != 0 for r in records if isinstance(r, DataEnd))
+    assert bag_info(tmp_path / "demo", strict=True).crc == "verified"
 
 
 def _chunk_offsets(file: Path) -> list[tuple[int, int]]:
