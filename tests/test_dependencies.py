@@ -15,7 +15,9 @@ from edgefuse.errors import CalibrationError
 
 ROOT = Path(__file__).resolve().parents[1]
 #: import name -> distribution name where they differ
-DIST = {"cv2": "opencv-python-headless", "ruamel": "ruamel.yaml", "serial": "pyserial"}
+DIST = {"cv2": "opencv-python-headless", "ruamel": "ruamel.yaml", "serial": "pyserial", "backports": "backports.zstd"}
+#: standard-library modules newer than the oldest Python we support (imported with a fallback)
+NEW_STDLIB = {"compression"}
 #: imports that only optional features use (imported lazily, refused with the extra's name when missing)
 OPTIONAL = {"open3d": "calib", "matplotlib": "calib"}
 
@@ -42,7 +44,7 @@ def _third_party_imports() -> dict[str, set[str]]:
                     names = [node.module]
                 for n in names:
                     top = n.split(".")[0]
-                    if top not in sys.stdlib_module_names and not top.startswith("edgefuse"):
+                    if top not in sys.stdlib_module_names and top not in NEW_STDLIB and not top.startswith("edgefuse"):
                         found.setdefault(top, set()).add(str(path.relative_to(ROOT)))
     return found
 

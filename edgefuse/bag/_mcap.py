@@ -29,7 +29,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
 
-from edgefuse.errors import InputDataError
+from edgefuse.errors import BagError, InputDataError, ParameterError
 
 if TYPE_CHECKING:
     from rosbags.interfaces import Connection
@@ -168,13 +168,13 @@ class _Cursor:
     def string_map(self) -> dict[str, str]:
         end = self.u32() + self.pos
         if end > len(self.data):
-            raise ValueError("map runs past the end of its record")
+            raise InputDataError("map runs past the end of its record")
         out: dict[str, str] = {}
         while self.pos < end:
             key = self.string()
             out[key] = self.string()
         if self.pos != end:
-            raise ValueError("map length does not match its entries")
+            raise InputDataError("map length does not match its entries")
         return out
 
     def done(self) -> bool:
@@ -217,7 +217,7 @@ class McapFileWriter:
         chunk_size: int = DEFAULT_CHUNK_SIZE,
     ) -> None:
         if compression not in {"", "zstd"}:
-            raise ValueError(f"compression must be '' or 'zstd', not {compression!r}")
+            raise ParameterError(f"compression must be '' or 'zstd', not {compression!r}")
         self._out = stream
         self.compression = compression
         self.chunk_size = chunk_size
@@ -279,7 +279,7 @@ class McapFileWriter:
                     publish_time: int | None = None, sequence: int = 0) -> None:
         """Append one message to the open chunk (closing it once it exceeds ``chunk_size``)."""
         if channel_id not in self._channels:
-            raise ValueError(f"message on channel {channel_id}, which was not added")
+            raise ParameterError(f"message on channel {channel_id}, which was not added")
         if not self._chunk_msgs:
             self._chunk_start = self._chunk_end = log_time
         else:
@@ -602,7 +602,7 @@ class ScanResult:
         return self.channels.get(channel_id, (f"<channel {channel_id}>", 0))[0]
 
 
-class _DamageError(Exception):
+class _DamageError(BagError):
     """A record of the data section cannot be read (internal to :func:`scan`)."""
 
 
@@ -752,7 +752,7 @@ class _Scanner:
             elif op == OP_MESSAGE:
                 msg = _parse_message(body)
                 if msg[0] not in self.channels:
-                    raise ValueError(f"message on undeclared channel {msg[0]}")
+                    raise InputDataError(f"message on undeclared channel {msg[0]}")
                 self.message(msg)
             elif op == OP_CHUNK:
                 self.chunk(pos, body, end - pos)
@@ -766,7 +766,7 @@ class _Scanner:
                 entries = body.u32()
                 body.take(entries)
                 if not body.done() or entries % 16:
-                    raise ValueError("message index length does not match its record")
+                    raise InputDataError("message index length does not match its record")
                 if self.result.chunks:
                     self.result.chunks[-1].index_counts[channel_id] = entries // 16
         except (ValueError, UnicodeDecodeError, struct.error) as err:
@@ -827,7 +827,7 @@ class _Scanner:
                     self.channel(rec, verified=bool(crc))
             undeclared = {m[0] for m in msgs} - set(self.channels)
             if undeclared:
-                raise ValueError(f"messages on undeclared channel(s) {sorted(undeclared)}")
+                raise InputDataError(f"messages on undeclared channel(s) {sorted(undeclared)}")
         except (ValueError, UnicodeDecodeError, struct.error) as err:
             self.schemas, self.channels, self.result.schemas, self.result.channels = saved
             info.status, info.problem = "damaged", f"records inside do not parse ({err})"

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import cast
 
 from edgefuse.bag.integrity import IntegrityProblem
+from edgefuse.errors import BagError
 
 __all__ = ["Ros1Layout", "check", "walk"]
 
@@ -51,7 +52,7 @@ OP_CHUNK_INFO = 0x06
 OP_CONNECTION = 0x07
 
 
-class _DamageError(Exception):
+class _DamageError(BagError):
     """A record cannot be read (internal)."""
 
 

@@ -35,7 +35,7 @@ from edgefuse.bag import _mcap, _ros1
 from edgefuse.bag._errors import BagIntegrityError, bag_errors
 from edgefuse.bag.integrity import BagIntegrityWarning, IntegrityProblem, summarize
 from edgefuse.envelope import Envelope
-from edgefuse.errors import BagError, MessageError
+from edgefuse.errors import BagError, MessageError, ParameterError
 from edgefuse.msgs import fastpath
 from edgefuse.msgs.convert import can_convert, stamp_of, to_payload
 from edgefuse.msgs.serde import deserialize
@@ -191,9 +191,9 @@ class BagReader:
         verify: Verify = "index",
     ):
         if on_error not in {"raise", "skip"}:
-            raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+            raise ParameterError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
         if verify not in {"index", "full"}:
-            raise ValueError(f"verify must be 'index' or 'full', not {verify!r}")
+            raise ParameterError(f"verify must be 'index' or 'full', not {verify!r}")
         self.paths = resolve_bag_paths(paths)
         self.on_error: OnError = on_error
         self.skipped = 0

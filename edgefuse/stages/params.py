@@ -29,6 +29,8 @@ from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
+from edgefuse.errors import ParameterError
+
 __all__ = ["Declared", "Kind", "NoParams", "ParamInfo", "StageParams", "param"]
 
 _META = "edgefuse.param"
@@ -126,7 +128,7 @@ def _kind(annotation: Any) -> Kind:
     if origin in (Union, types.UnionType):
         args = [a for a in get_args(annotation) if a is not type(None)]
         if len(args) != 1 or len(get_args(annotation)) != 2:
-            raise TypeError(f"unsupported parameter type {annotation!r} (only X | None)")
+            raise ParameterError(f"unsupported parameter type {annotation!r} (only X | None)")
         inner = _kind(args[0])
         return Kind(inner.base, True, inner.choices, inner.item, inner.length)
     if origin is Literal:
@@ -136,7 +138,7 @@ def _kind(annotation: Any) -> Kind:
         if len(items) == 2 and items[1] is Ellipsis:
             return Kind("list", item=_kind(items[0]))
         if not items or any(a != items[0] for a in items):
-            raise TypeError(f"unsupported parameter type {annotation!r} (tuple[T, ...] or tuple[T, T, ...])")
+            raise ParameterError(f"unsupported parameter type {annotation!r} (tuple[T, ...] or tuple[T, T, ...])")
         return Kind("list", item=_kind(items[0]), length=len(items))
     if origin in (dict, Mapping, typing.Mapping) or annotation in (dict, Mapping):
         return Kind("map")
@@ -145,7 +147,7 @@ def _kind(annotation: Any) -> Kind:
     scalars: dict[Any, Kind] = {bool: Kind("bool"), int: Kind("int"), float: Kind("float"), str: Kind("str")}
     if annotation in scalars:
         return scalars[annotation]
-    raise TypeError(f"unsupported parameter type {annotation!r}")
+    raise ParameterError(f"unsupported parameter type {annotation!r}")
 
 
 def _range_text(info: ParamInfo, unit: str = "") -> str:
