@@ -62,7 +62,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from edgefuse.errors import CalibrationError, InputDataError, ParameterError
+from edgefuse.errors import CalibrationError, EdgefuseError, InputDataError, ParameterError
 from edgefuse.fusion import _kernels
 from edgefuse.fusion._models import EQUIDISTANT, MODEL_NAMES, N_COEFFS, PINHOLE, PLUMB_BOB, RATIONAL
 from edgefuse.fusion._parallel import ParallelChooser, run_parallel
@@ -95,6 +95,10 @@ PARALLEL_CHUNK = 4096
 #: fastest on scan-ordered clouds; two passes, fastest on randomly ordered ones) and keeps the
 #: faster; below it the one-pass kernel always runs.  Both give identical results.
 TWO_PASS_MIN_POINTS = 10_000
+
+
+class StaleResultError(EdgefuseError, RuntimeError):
+    """A lazily computed :class:`ProjectionResult` was read after its projector moved on (also a ``RuntimeError``)."""
 
 
 class CameraNameError(CalibrationError, KeyError):
@@ -593,7 +597,7 @@ class Projector:
 
         def compute_per_point() -> tuple[F32, BoolArray]:
             if generation != self._generation:
-                raise InputDataError(
+                raise StaleResultError(
                     "this ProjectionResult's uv/valid were not computed before the projector's next "
                     "project() call; read them first, or project with copy=True")
             uv, valid = self._uv[:n], self._valid[:n]
