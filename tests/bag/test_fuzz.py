@@ -20,35 +20,21 @@ silently.  The default run mutates a few thousand times; ``-m slow`` runs ≥ 10
 
 from __future__ import annotations
 
-import importlib.util
 import struct
-import sys
 import traceback
 import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 
 from edgefuse.bag import BagIntegrityWarning, open_bag
 from edgefuse.errors import EdgefuseError
+from tests.bag import bag_samples as S  # noqa: N812  (short: used on most lines)
 
-
-def _load_samples() -> ModuleType:
-    name = "edgefuse_tests_bag_samples"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("bag_samples.py"))
-        assert spec is not None and spec.loader is not None
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-S = _load_samples()
 TypedMessage = tuple[str, str, int, bytes]  # topic, type, record time, bytes
 #: two topics: enough to catch a message read under the wrong topic, and each open stays cheap
 TOPICS = ("/imu", "/fix")

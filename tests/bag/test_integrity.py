@@ -4,13 +4,10 @@ silently short or altered: a warning and ``problems`` entry naming topics and co
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import struct
-import sys
 import warnings
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from mcap.records import Chunk, DataEnd, Footer
@@ -20,19 +17,8 @@ from edgefuse.bag import BagIntegrityError, BagIntegrityWarning, IntegrityProble
 from edgefuse.cli import main
 from edgefuse.convert.build_demo import build_demo
 from edgefuse.convert.converter import bag_digests
+from tests.bag import bag_samples as S  # noqa: N812  (short: used on most lines)
 
-
-def _load_samples() -> ModuleType:
-    name = "edgefuse_tests_bag_samples"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("bag_samples.py"))
-        assert spec is not None and spec.loader is not None
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-S = _load_samples()
 ROOT = Path(__file__).resolve().parents[2]
 HUSKY = ROOT / "tests" / "data" / "husky_imu_gps_odom_bag" / "test1.bag"
 LUMINAR = ROOT / "tests" / "data" / "luminar_pointcloud_bag" / "luminar_1frame.bag"

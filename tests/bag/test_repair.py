@@ -3,12 +3,9 @@ by ``edgefuse info`` as truncated, and ``edgefuse repair`` writes a valid, index
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import struct
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from mcap.reader import make_reader
@@ -21,19 +18,8 @@ from rosbags.typesys import Stores, get_typestore
 from edgefuse.bag import BagIntegrityError, BagIntegrityWarning, bag_info, open_bag, repair_bag
 from edgefuse.cli import main
 from edgefuse.errors import BagError
+from tests.bag import bag_samples as S  # noqa: N812  (short: used on most lines)
 
-
-def _load_samples() -> ModuleType:
-    name = "edgefuse_tests_bag_samples"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("bag_samples.py"))
-        assert spec is not None and spec.loader is not None
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-S = _load_samples()
 Message = tuple[str, int, bytes]
 
 
