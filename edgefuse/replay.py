@@ -224,6 +224,7 @@ def replay(
             report.update(
                 bag=str(bag_path),
                 skipped_messages={input_of.get(t, t): log.as_dict() for t, log in skipped.items()},
+                bag_problems=list(getattr(source, "problems", [])),
                 output_digests=sink.digests(),
                 output_counts=dict(sink.counts),
                 output_write_errors=dict(sink.write_errors),
@@ -461,6 +462,8 @@ def format_report(report: dict[str, Any]) -> str:
     for name, d in report.get("skipped_messages", {}).items():
         reasons = "; ".join(f"{c} x {r}" for r, c in d["reasons"].items())
         lines.append(f"SKIPPED MESSAGES {name}: {d['count']} did not decode or convert ({reasons})")
+    for problem in report.get("bag_problems", []):
+        lines.append(f"BAG PROBLEM: {problem}")
     for topic, count in report.get("output_write_errors", {}).items():
         lines.append(f"OUTPUT ERRORS {topic}: {count} message(s) could not be serialised and were left out")
     if "health" in report:

@@ -70,6 +70,7 @@ class BagSource:
         self._reader: Any = None
         self._offsets = TimeOffsets()
         self.skipped: dict[str, SkippedMessages] = {}
+        self._problems: list[str] = []
 
     def open(self) -> BagSource:
         from edgefuse.bag import open_bag
@@ -82,8 +83,17 @@ class BagSource:
 
     def close(self) -> None:
         if self._reader is not None:
+            self._problems = self.problems
             self._reader.close()
             self._reader = None
+
+    @property
+    def problems(self) -> list[str]:
+        """Integrity problems the bag reader found (the recording disagrees with its own index, a CRC …),
+        one line each; still available after the source is closed."""
+        if self._reader is None:
+            return list(self._problems)
+        return [str(p) for p in getattr(self._reader, "problems", [])]
 
     def __enter__(self) -> BagSource:
         return self.open()

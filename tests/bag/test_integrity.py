@@ -280,3 +280,19 @@ def test_full_verify_checks_the_data_section_crc(tmp_path: Path) -> None:
     info = bag_info(file.parent)
     assert [p.kind for p in info.problems] == ["data_crc"]
     assert main(["info", "--strict", str(file.parent)]) == 2
+
+
+def test_replay_reports_a_bag_that_disagrees_with_its_index(tmp_path: Path) -> None:
+    """The same one-byte Husky edit through ``edgefuse replay``: the report and the summary name /fix."""
+    from edgefuse.replay import format_report, replay
+
+    bag = tmp_path / "husky.bag"
+    bag.write_bytes(HUSKY.read_bytes())
+    records = [r for r in S.ros1_records(bag.read_bytes()) if r.op == 4]
+    fix = next(r for r in records if struct.unpack("<I", r.fields["conn"][1])[0] == 2)
+    _edit(bag, fix.fields["conn"][0], 9)
+    pipeline = ROOT / "edgefuse" / "data" / "pipelines" / "husky_localization.yaml"
+    with pytest.warns(BagIntegrityWarning):
+        report = replay(pipeline, bag=bag, max_speed=True).report
+    assert any("/fix" in p for p in report["bag_problems"])
+    assert "BAG PROBLEM" in format_report(report) and "/fix" in format_report(report)
