@@ -151,22 +151,28 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _convertible_ms(value: Any) -> bool:
+    """A number of milliseconds whose nanoseconds fit int64 (NaN, inf and 1e308 stay as written)."""
+    return _is_number(value) and math.isfinite(value) and abs(value) <= 9e12
+
+
 def ms_to_ns_params(params: dict[str, Any]) -> dict[str, Any]:
     """``{max_interval_ms: 50}`` → ``{max_interval_ns: 50_000_000}``; a ``*_ms`` key whose value is a mapping
     (per input) converts each number in it; other nested mappings are converted recursively.
 
-    Values must be finite numbers that fit int64 nanoseconds (see :func:`ms_problems`).
+    Only finite numbers whose nanoseconds fit int64 are converted; anything else is left as written (and
+    reported by :func:`ms_problems` or the synchronizer's own checks).
     """
     out: dict[str, Any] = {}
     for key, value in params.items():
         if key.endswith("_ms") and isinstance(value, dict):
-            out[key[:-3] + "_ns"] = {k: round(v * 1_000_000) if _is_number(v) else v for k, v in value.items()}
+            out[key[:-3] + "_ns"] = {k: round(v * 1_000_000) if _convertible_ms(v) else v for k, v in value.items()}
         elif isinstance(value, dict):
             out[key] = ms_to_ns_params(value)
-        elif key.endswith("_ms") and _is_number(value):
+        elif key.endswith("_ms") and _convertible_ms(value):
             out[key[:-3] + "_ns"] = round(value * 1_000_000)
         else:
-            out[key] = value
+            out[key] = value  # including a *_ms value that is no usable number: reported as written
     return out
 
 

@@ -72,7 +72,7 @@ class ProjectionParams(StageParams):
     cloud_frame: str | None = param(None, doc="override the cloud's frame_id", min_len=1)
     min_depth_m: float = param(0.1, unit="m", gt=0.0, le=1e4, doc="points nearer than this are dropped")
     max_depth_m: float = param(200.0, unit="m", gt=0.0, le=1e6, doc="points farther than this are dropped")
-    max_points: int = param(200_000, ge=0, le=MAX_POINTS, doc="initial buffer size (grown once if a cloud is larger)")
+    max_points: int = param(200_000, ge=1, le=MAX_POINTS, doc="initial buffer size (grown once if a cloud is larger)")
 
     def check(self) -> list[str]:
         """min_depth_m < max_depth_m."""
@@ -133,7 +133,7 @@ class MultiCameraProjectionParams(StageParams):
     cloud_frame: str | None = param(None, min_len=1, doc="override the cloud's frame_id")
     min_depth_m: float = param(0.1, unit="m", gt=0.0, le=1e4, doc="points nearer than this are dropped")
     max_depth_m: float = param(200.0, unit="m", gt=0.0, le=1e6, doc="points farther than this are dropped")
-    max_points: int = param(200_000, ge=0, le=MAX_POINTS, doc="initial buffer size (grown once if a cloud is larger)")
+    max_points: int = param(200_000, ge=1, le=MAX_POINTS, doc="initial buffer size (grown once if a cloud is larger)")
 
     def check(self) -> list[str]:
         """min_depth_m < max_depth_m."""

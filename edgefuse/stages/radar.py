@@ -23,8 +23,9 @@ class RadarPolarPointsParams(StageParams):
     """Parameters of ``radar_polar_points``."""
 
     range_res_m: float = param(NAVTECH_RANGE_RES_M, unit="m", gt=0.0, le=100.0, doc="metres per range bin")
-    n_range: int = param(576, ge=1, le=16_384, doc="range bins per azimuth")
-    n_azimuth: int = param(400, ge=1, le=16_384, doc="azimuths per 360° scan")
+    # at least 3 x 3: RadarPointExtractor.warmup runs on a 3 x 2 scan with the stage's own buffers
+    n_range: int = param(576, ge=3, le=16_384, doc="range bins per azimuth")
+    n_azimuth: int = param(400, ge=3, le=16_384, doc="azimuths per 360° scan")
     azimuth_axis: Literal[0, 1] = param(1, doc="axis of the image that indexes azimuth")
     azimuth_offset_bins: float = param(0.5, unit="bins", ge=-16_384.0, le=16_384.0,
                                        doc="column j looks along (j + offset) * 360°/n_az")

@@ -89,9 +89,9 @@ def test_absurd_budgets_are_not_valid(tiny_pipeline: Path, old: str, new: str, n
 
 @pytest.mark.parametrize(("params", "needle"), [
     ("{camera: cam, min_depth_m: 50, max_depth_m: 10}", "min_depth_m (50) must be < max_depth_m (10)"),
-    ("{camera: cam, max_points: -1}", "parameter 'max_points' must be >= 0"),
+    ("{camera: cam, max_points: -1}", "parameter 'max_points' must be >= 1"),
     ("{camera: cam, min_depth_m: .nan}", "parameter 'min_depth_m' must be a number, got nan"),
-    ("{camera: cam, max_points: 100000000000}", "parameter 'max_points' must be >= 0 and <= 1e+07"),
+    ("{camera: cam, max_points: 100000000000}", "parameter 'max_points' must be >= 1 and <= 1e+07"),
 ])
 def test_stage_parameters_that_would_fail_at_run_time_are_reported(tiny_pipeline: Path, params: str,
                                                                     needle: str) -> None:

@@ -145,9 +145,11 @@ def test_stage_takes_raw_or_typed_parameters() -> None:
     ("depth_densify", {"width": 10}, "give both width and height"),
     ("lidar_camera_projection", {"camera": "c", "min_depth_m": 50.0, "max_depth_m": 10.0},
      "min_depth_m (50) must be < max_depth_m (10)"),
-    ("lidar_camera_projection", {"camera": "c", "max_points": -1}, "parameter 'max_points' must be >= 0"),
+    ("lidar_camera_projection", {"camera": "c", "max_points": -1}, "parameter 'max_points' must be >= 1"),
     ("radar_polar_points", {"azimuth_axis": 2}, "parameter 'azimuth_axis' must be one of 0, 1"),
-    ("radar_polar_points", {"n_range": 0}, "parameter 'n_range' must be >= 1"),
+    ("radar_polar_points", {"n_range": 0}, "parameter 'n_range' must be >= 3"),
+    # a 1 x 1 scan made the extractor's warm-up write past its buffers (heap corruption, found by the fuzz test)
+    ("radar_polar_points", {"n_azimuth": 1, "threshold": -1.0}, "parameter 'n_azimuth' must be >= 3"),
     ("pointcloud_crop", {"box_min": [0, 0, 0]}, "give both box_min and box_max"),
     ("pointcloud_crop", {"min_range_m": 5.0, "max_range_m": 1.0}, "need 0 <= min_m < max_m"),
     ("ground_removal", {"threshold_m": -1.0}, "parameter 'threshold_m' must be > 0"),
