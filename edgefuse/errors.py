@@ -102,6 +102,14 @@ class DriverError(EdgefuseError):
     """A sensor driver failed (garbage bytes, lost sensor)."""
 
 
+class TransportError(EdgefuseError):
+    """A middleware (Zenoh, ROS 2, ROS 1) is not installed, cannot be reached or refused a topic."""
+
+
+class NodeError(EdgefuseError):
+    """The live node was misused (a lifecycle transition not allowed in its state) or cannot run."""
+
+
 class ModelError(EdgefuseError):
     """An ONNX model could not be loaded or run."""
 
