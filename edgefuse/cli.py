@@ -2,7 +2,9 @@
 
 ``edgefuse info BAG`` · ``edgefuse convert SRC OUT`` · ``edgefuse validate PIPELINE|RIG`` ·
 ``edgefuse stages [--json] [NAME]`` · ``edgefuse replay PIPELINE [--bag BAG] [--rate R | --max-speed]
-[--out OUT [--overwrite]] [--check-budgets] [--report REPORT.json]``.
+[--out OUT [--overwrite]] [--check-budgets] [--report REPORT.json]`` ·
+``edgefuse node PIPELINE [--transport zenoh|ros2|ros1] [--remap FROM:=TO] [--record OUT]`` ·
+``edgefuse play BAG [--transport …] [--rate R] [--loop] [--clock]``.
 
 Bad input prints one clear line on stderr and exits non-zero (2 for usage/input errors and failed writes,
 3 for a budget breach; 130/143 after SIGINT/SIGTERM, once outputs are closed and the report is written);
@@ -221,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=_cmd_replay)
 
+    from edgefuse.node.cli import add_parsers as add_node_parsers
+
+    add_node_parsers(sub, resolve_pipeline)
     from edgefuse.convert import add_convert_parser
 
     add_convert_parser(sub)

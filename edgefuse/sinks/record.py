@@ -161,6 +161,8 @@ class RecordSink:
         self._msgtypes: dict[str, str] = {}
         self._digests: dict[str, Any] = {}
         self.counts: dict[str, int] = {}
+        self.input_counts: dict[str, int] = {}
+        self._input_types: dict[str, str] = {}
         self.bytes_written = 0
         self.write_errors: dict[str, int] = {}
         self.first_write_errors: list[str] = []
@@ -232,6 +234,41 @@ class RecordSink:
             self._extras.skipped[extra.topic] = f"not written: {exc}"
             return
         self._write_output(extra.topic, stamp_ns, extra.payload)
+
+    def add_input_topic(self, topic: str, msgtype: str) -> None:
+        """Declare an input topic recorded beside the outputs (a live node's ``--record``)."""
+        if self._writer is not None and topic not in self._input_types:
+            try:
+                self._writer.add_topic(topic, msgtype)
+            except OSError as exc:
+                self._fail(exc)
+        self._input_types[topic] = msgtype
+        self.input_counts.setdefault(topic, 0)
+
+    def write_input_raw(self, topic: str, log_ns: int, data: bytes | memoryview, msgtype: str,
+                        fmt: str = "cdr") -> None:
+        """Record one received input message as it came (``fmt`` ``"ros1"`` is converted to CDR first);
+        a message that does not convert is counted in :attr:`write_errors`, a storage failure raises."""
+        if self._writer is None or topic not in self._input_types:
+            return
+        raw = bytes(data)
+        if fmt == "ros1":
+            from edgefuse.msgs.typestore import get_typestore
+
+            try:
+                raw = bytes(get_typestore().ros1_to_cdr(raw, msgtype))
+            except Exception as exc:  # a malformed message: counted, left out
+                self.write_errors[topic] = self.write_errors.get(topic, 0) + 1
+                if len(self.first_write_errors) < _FIRST_ERRORS:
+                    self.first_write_errors.append(f"{topic} (input): {type(exc).__name__}: {exc}")
+                return
+        with deferred_signals():
+            try:
+                self._writer.write_raw(topic, log_ns, raw)
+            except OSError as exc:
+                self._fail(exc)
+            self.input_counts[topic] += 1
+            self.bytes_written += len(raw)
 
     @property
     def extras_skipped(self) -> dict[str, str]:
