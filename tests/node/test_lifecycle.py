@@ -82,7 +82,7 @@ def test_a_failed_configure_stays_unconfigured() -> None:
 def test_a_failed_activate_goes_through_errorprocessing_to_unconfigured() -> None:
     node = Recorder(fail="activate")
     node.configure()
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="activate failed"):
         node.activate()
     assert node.state == UNCONFIGURED
     assert node.calls[-1] == "error"
@@ -92,7 +92,7 @@ def test_shutdown_from_active_always_finalizes() -> None:
     node = Recorder(fail=f"shutdown from {ACTIVE}")
     node.configure()
     node.activate()
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="shutdown from"):
         node.shutdown()
     assert node.state == FINALIZED
     with pytest.raises(NodeError):
