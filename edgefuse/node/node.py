@@ -41,11 +41,13 @@ from edgefuse.pipeline.config import PipelineConfig, load_pipeline
 from edgefuse.pipeline.runner import PipelineRunner
 from edgefuse.sinks import RecordSink
 from edgefuse.sources.base import TimeOffsets
-from edgefuse.transport.base import RELIABLE, SENSOR_DATA, Publisher, Received, Subscription, Transport
+from edgefuse.transport.base import RELIABLE, SENSOR_DATA, Publisher, QoS, Received, Subscription, Transport
 
 CLOCK_TOPIC = "/clock"
 CLOCK_TYPE = "rosgraph_msgs/msg/Clock"
 TRANSITION_EVENT_TYPE = "lifecycle_msgs/msg/TransitionEvent"
+#: transition events are kept for late joiners (the last 10)
+TRANSITION_QOS = QoS("reliable", "transient_local", 10)
 
 
 @dataclass
@@ -235,6 +237,7 @@ class EdgefuseNode(Lifecycle):
             self._event_pub = None
             transport, self.transport = self.transport, None
             if transport is not None:
+                self._last_transport_stats = self._transport_stats(transport)
                 transport.close()
 
     # -- receive side ------------------------------------------------------------------------------
@@ -263,6 +266,7 @@ class EdgefuseNode(Lifecycle):
                     self._poll()
                 continue
             name, msg = item
+            self.inputs.counters[name].processed += 1  # taken off the queue (decoded or not)
             env = self._decode(name, topic_of[name], msg)
             if env is None:
                 continue
@@ -278,7 +282,6 @@ class EdgefuseNode(Lifecycle):
                 self._note_error(str(exc))
             except Exception as exc:  # a bug must not kill the node silently: counted, reported
                 self._note_error(f"{type(exc).__name__}: {exc}")
-            self.inputs.counters[name].processed += 1
 
     def _poll(self) -> None:
         with self._runner_lock:
@@ -362,7 +365,7 @@ class EdgefuseNode(Lifecycle):
         try:
             if self._event_pub is None:
                 self._event_pub = transport.advertise(f"/{self.options.node_name}/transition_event",
-                                                      TRANSITION_EVENT_TYPE, RELIABLE)
+                                                      TRANSITION_EVENT_TYPE, TRANSITION_QOS)
             ts = get_typestore()
             msg = make_msg(
                 ts, TRANSITION_EVENT_TYPE, timestamp=self.now_ns(),
@@ -411,10 +414,12 @@ class EdgefuseNode(Lifecycle):
         )
         return base
 
-    def _transport_stats(self) -> dict[str, Any]:
-        t = self.transport or self._given_transport
+    _last_transport_stats: dict[str, Any] | None = None
+
+    def _transport_stats(self, transport: Transport | None = None) -> dict[str, Any]:
+        t = transport or self.transport
         if t is None:
-            return {}
+            return dict(self._last_transport_stats or {})
         try:
             return dict(t.stats())
         except EdgefuseError as exc:
