@@ -53,7 +53,7 @@ def packet_typestore() -> Typestore:
 class Packet:
     """One recorded UDP payload: ``recv_ns`` host receive stamp of the packet, ``record_ns`` the bag's
     record time of the message that carried it, ``index`` the message's position in the topic and ``pos``
-    the packet's position in that message."""
+    the packet's position in that message, ``frame_id`` the carrying message's header frame."""
 
     topic: str
     recv_ns: int
@@ -61,6 +61,7 @@ class Packet:
     index: int
     pos: int
     data: bytes
+    frame_id: str = ""
 
 
 def _stamp_ns(stamp: Any) -> int:
@@ -91,7 +92,7 @@ def read_packets(path: str | Path, topics: Sequence[str] | None = None) -> Itera
                 if hasattr(pkt, "size"):
                     data = data[: int(pkt.size)]
                 yield Packet(raw.topic, _stamp_ns(pkt.stamp), int(raw.recv_ns), int(raw.index), pos,
-                             bytes(data))
+                             bytes(data), str(msg.header.frame_id))
 
 
 class PacketError(DriverError):
