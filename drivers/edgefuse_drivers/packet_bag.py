@@ -27,7 +27,8 @@ from edgefuse.errors import DriverError, SourceError
 if TYPE_CHECKING:
     from rosbags.typesys.store import Typestore
 
-__all__ = ["PACKET_MSGTYPES", "PACKET_MSG_DEFINITIONS", "Packet", "PacketCounters", "PacketError", "packet_typestore", "read_packets"]
+__all__ = ["PACKET_MSGTYPES", "PACKET_MSG_DEFINITIONS", "Packet", "PacketCounters", "PacketError", "packet_typestore",
+           "read_packets"]
 
 PACKET_MSG_DEFINITIONS: dict[str, str] = {
     "nebula_msgs/msg/NebulaPacket": "builtin_interfaces/Time stamp\nuint8[] data\n",

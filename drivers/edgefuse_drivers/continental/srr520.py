@@ -42,7 +42,7 @@ from __future__ import annotations
 import binascii
 import struct
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -180,10 +180,10 @@ def _objects(frags: npt.NDArray[np.uint8]) -> npt.NDArray[np.void]:
     d = frags.astype(np.uint32)
     out = np.zeros(len(d), dtype=OBJECT_DTYPE)
 
-    def hi14(a: int) -> npt.NDArray[np.uint32]:  # 14 bits starting at the MSB of byte a
+    def hi14(a: int) -> npt.NDArray[np.integer[Any]]:  # 14 bits starting at the MSB of byte a
         return (d[:, a] << 6) | (d[:, a + 1] >> 2)
 
-    def lo14(a: int) -> npt.NDArray[np.uint32]:  # 14 bits starting at bit 2 of byte a
+    def lo14(a: int) -> npt.NDArray[np.integer[Any]]:  # 14 bits starting at bit 2 of byte a
         return ((d[:, a] & 0x03) << 12) | (d[:, a + 1] << 4) | (d[:, a + 2] >> 4)
 
     out["object_id"] = d[:, 0]

@@ -85,7 +85,8 @@ def test_ars548_object_list_equals_reference() -> None:
     assert len(obj.objects) == len(ref["objects"]) == 50
     assert _stamp(ref) == recv["obj"]
     # nebula writes the relative *acceleration* into relative_velocity and leaves relative_acceleration 0
-    vectors = {"position": "position_{}", "position_std": "position_{}_std", "absolute_velocity": "absolute_velocity_{}",
+    vectors = {"position": "position_{}", "position_std": "position_{}_std",
+               "absolute_velocity": "absolute_velocity_{}",
                "absolute_velocity_std": "absolute_velocity_{}_std", "relative_velocity": "relative_acceleration_{}",
                "relative_velocity_std": "relative_acceleration_{}_std",
                "absolute_acceleration": "absolute_acceleration_{}",
