@@ -38,6 +38,7 @@ __all__ = [
     "CaptureReader",
     "UdpPacket",
     "read_udp",
+    "write_pcap",
 ]
 
 LINKTYPE_NULL = 0
@@ -371,3 +372,22 @@ def _ip(b: bytes) -> str:
 def read_udp(path: str | Path) -> Iterator[UdpPacket]:
     """Shorthand for ``iter(CaptureReader(path))``."""
     return iter(CaptureReader(path))
+
+
+def write_pcap(path: str | Path, packets: list[tuple[int, bytes]] | list[tuple[int, bytes, int]], *,
+               src: str = "192.168.1.201", dst: str = "255.255.255.255", src_port: int = 2368,
+               dst_port: int = 2368) -> int:
+    """Write ``(stamp_ns, payload[, dst_port])`` UDP datagrams as a nanosecond libpcap file (Ethernet/IPv4,
+    no fragmentation: payloads up to 65,507 bytes); returns the number written."""
+    out = bytearray(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262_144, LINKTYPE_ETHERNET))
+    sip, dip = bytes(int(x) for x in src.split(".")), bytes(int(x) for x in dst.split("."))
+    for item in packets:
+        stamp_ns, payload = int(item[0]), bytes(item[1])
+        dport = int(item[2]) if len(item) > 2 else dst_port  # type: ignore[misc]
+        udp = struct.pack(">HHHH", src_port, dport, 8 + len(payload), 0) + payload
+        ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0x4000, 64, 17, 0, sip, dip) + udp
+        frame = b"\xff" * 6 + b"\x60\x76\x88\x00\x00\x00" + b"\x08\x00" + ip
+        out += struct.pack("<IIII", stamp_ns // 1_000_000_000, stamp_ns % 1_000_000_000, len(frame), len(frame))
+        out += frame
+    Path(path).write_bytes(bytes(out))
+    return len(packets)
