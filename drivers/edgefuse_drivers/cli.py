@@ -53,7 +53,7 @@ def play_pcap(capture: str, to: str, *, rate: float = 1.0, port: int | None = No
     url = urlsplit(to)
     if url.scheme != "udp" or not url.hostname or not url.port:
         raise DriverError(f"--to must be udp://HOST:PORT, not {to!r}")
-    if rate < 0 or rate != rate:
+    if not rate >= 0:  # also NaN
         raise DriverError(f"--rate must be >= 0, not {rate}")
     reader = CaptureReader(capture)
     packets = [(p.stamp_ns, p.payload) for p in reader if port is None or p.dst_port == port]

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import struct
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -178,7 +178,7 @@ class CaptureReader:
                 yield pkt
             off += 16 + incl
 
-    def _iter_pcapng(self, data: memoryview) -> Iterator[UdpPacket]:  # noqa: PLR0912 (one branch per block type)
+    def _iter_pcapng(self, data: memoryview) -> Iterator[UdpPacket]:
         off, n = 0, len(data)
         endian = "<"
         ifaces: list[tuple[int, int, int]] = []  # (linktype, tick numerator ns, tick denominator)
@@ -248,7 +248,7 @@ class CaptureReader:
             return None
         return self._frame(frame, linktype, stamp_ns, off)
 
-    def _frame(self, frame: memoryview, linktype: int, stamp_ns: int, off: int) -> UdpPacket | None:  # noqa: PLR0911, PLR0912
+    def _frame(self, frame: memoryview, linktype: int, stamp_ns: int, off: int) -> UdpPacket | None:
         n = len(frame)
         if linktype == LINKTYPE_ETHERNET:
             if n < 14:
@@ -286,7 +286,7 @@ class CaptureReader:
             return None
         return self._ipv4(frame[pos:], stamp_ns, off)
 
-    def _ipv4(self, ip: memoryview, stamp_ns: int, off: int) -> UdpPacket | None:  # noqa: PLR0911
+    def _ipv4(self, ip: memoryview, stamp_ns: int, off: int) -> UdpPacket | None:
         if len(ip) < 20 or ip[0] >> 4 != 4:
             self._problem("truncated or invalid IPv4 header", off)
             return None
@@ -374,7 +374,7 @@ def read_udp(path: str | Path) -> Iterator[UdpPacket]:
     return iter(CaptureReader(path))
 
 
-def write_pcap(path: str | Path, packets: list[tuple[int, bytes]] | list[tuple[int, bytes, int]], *,
+def write_pcap(path: str | Path, packets: Sequence[tuple[int, bytes] | tuple[int, bytes, int]], *,
                src: str = "192.168.1.201", dst: str = "255.255.255.255", src_port: int = 2368,
                dst_port: int = 2368) -> int:
     """Write ``(stamp_ns, payload[, dst_port])`` UDP datagrams as a nanosecond libpcap file (Ethernet/IPv4,
@@ -383,7 +383,7 @@ def write_pcap(path: str | Path, packets: list[tuple[int, bytes]] | list[tuple[i
     sip, dip = bytes(int(x) for x in src.split(".")), bytes(int(x) for x in dst.split("."))
     for item in packets:
         stamp_ns, payload = int(item[0]), bytes(item[1])
-        dport = int(item[2]) if len(item) > 2 else dst_port  # type: ignore[misc]
+        dport = int(item[2]) if len(item) > 2 else dst_port
         udp = struct.pack(">HHHH", src_port, dport, 8 + len(payload), 0) + payload
         ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0x4000, 64, 17, 0, sip, dip) + udp
         frame = b"\xff" * 6 + b"\x60\x76\x88\x00\x00\x00" + b"\x08\x00" + ip

@@ -12,6 +12,7 @@ Nothing is lost silently: a datagram that arrives while the queue is full is dro
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import socket
 import struct
@@ -84,10 +85,8 @@ class UdpReceiver:
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.requested_rcvbuf)
-            try:
+            with contextlib.suppress(OSError):  # not Linux: kernel drops are not reported
                 sock.setsockopt(socket.SOL_SOCKET, _SO_RXQ_OVFL, 1)
-            except OSError:
-                pass
             bind_host = "" if self.multicast_group else self.host
             sock.bind((bind_host, self.port))
             if self.multicast_group:

@@ -137,9 +137,9 @@ class Decoder:
         slot_us = model.slot_time_us()
         self._slot_ns = slot_us * 1000.0
         # fraction of the block-to-block azimuth step at each slot's firing time
-        frac = slot_us / model.block_us
+        frac: npt.NDArray[np.float64] = slot_us / model.block_us
         if compat == "nebula" and model.sequences_per_block == 1:
-            frac = np.arange(32) * model.firing_us / model.sequence_us  # nebula: per data slot
+            frac = np.arange(32, dtype=np.float64) * (model.firing_us / model.sequence_us)  # nebula: per slot
         self._slot_frac = frac
 
     @property
@@ -170,22 +170,24 @@ class Decoder:
         rtype = np.empty(cap, np.uint8)
         pkt = np.empty(cap, np.int32)
         blk = np.empty(cap, np.uint8)
-        count = _decode_kernel(
+        count: int = _decode_kernel(  # type: ignore[no-untyped-call]
             np.ascontiguousarray(packets), np.ascontiguousarray(packet_ns, np.int64), self.model.distance_unit_m,
             self.min_range, self.max_range, self._cos_vert, self._sin_vert, self._az_off_cdeg, self._voff,
-            self._ring, self._slot_laser, self._slot_ns, self._slot_frac, self.model.block_us * 1000.0,
-            self.compat == "nebula", self.model.sequences_per_block == 2, x, y, z, inten, ring, t_ns, az, baz, dist, rtype, pkt, blk,
+            self._ring, self._slot_laser, self._slot_ns, self._slot_frac,
+            self.model.block_us * 1000.0,
+            self.compat == "nebula", self.model.sequences_per_block == 2,
+            x, y, z, inten, ring, t_ns, az, baz, dist, rtype, pkt, blk,
             self.block_problems)
         return DecodedPoints(x[:count], y[:count], z[:count], inten[:count], ring[:count], t_ns[:count],
                              az[:count], baz[:count], dist[:count], rtype[:count], pkt[:count], blk[:count])
 
 
 @njit()
-def _decode_kernel(  # noqa: PLR0912, PLR0915, PLR0917 (one flat loop over packets, blocks and slots)
+def _decode_kernel(  # type: ignore[no-untyped-def]  # noqa: PLR0912, PLR0915, PLR0917 (one flat loop)
     packets, packet_ns, unit, min_range, max_range, cos_vert, sin_vert, az_off_cdeg, voff, ring_of,
     slot_laser, slot_ns, slot_frac, block_ns, nebula, two_seq, x, y, z, inten, ring, t_ns, az, baz, dist, rtype, pkt,
     blk, problems,
-):  # type: ignore[no-untyped-def]
+):
     count = 0
     block_az = np.empty(12, np.int64)
     block_ok = np.empty(12, np.bool_)

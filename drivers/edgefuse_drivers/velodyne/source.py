@@ -175,10 +175,8 @@ class VelodyneSource:
     def envelopes(self, topics: Sequence[str] | None = None) -> Iterator[Envelope]:
         if topics is not None and self.topic not in topics:
             return
-        count = 0
-        for cloud, recv_ns in (self._live() if self.live else self._capture()):
+        for count, (cloud, recv_ns) in enumerate(self._live() if self.live else self._capture(), 1):
             yield self._envelope(cloud, recv_ns)
-            count += 1
             if self.max_sweeps is not None and count >= self.max_sweeps:
                 return
 

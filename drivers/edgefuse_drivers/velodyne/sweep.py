@@ -38,7 +38,7 @@ from edgefuse.msgs.types import PointCloud
 from edgefuse_drivers.velodyne.decode import PACKET_BYTES, DecodedPoints, Decoder, validate_packets
 from edgefuse_drivers.velodyne.models import VelodyneModel
 
-__all__ = ["ClockStats", "SweepAssembler", "StampClock"]
+__all__ = ["ClockStats", "StampClock", "SweepAssembler"]
 
 StampClock = Literal["sensor", "host"]
 _HOUR_NS = 3_600_000_000_000
@@ -89,7 +89,7 @@ class SweepAssembler:
     def __post_init__(self) -> None:
         self.decoder = Decoder(self.model, min_range=self.min_range, max_range=self.max_range,
                                vertical_offsets=self.vertical_offsets)
-        self._cut = int(round(self.cut_deg * 100)) % 36000
+        self._cut = round(self.cut_deg * 100) % 36000
         self._pending: list[DecodedPoints] = []
         self._last_phase = -1
         self._last_ns: int | None = None

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from rosbags.highlevel import AnyReader
-from rosbags.typesys import Stores, get_typestore, get_types_from_msg
-
 from edgefuse_drivers.pcap import write_pcap
+from rosbags.highlevel import AnyReader
+from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 SHARED = Path("/work/shared/data")
 OUT = Path(__file__).resolve().parents[2] / "data" / "velodyne"
@@ -24,13 +24,14 @@ OUT = Path(__file__).resolve().parents[2] / "data" / "velodyne"
 
 def bag_packets(bagdir: Path) -> list[list[tuple[int, bytes]]]:
     ts = get_typestore(Stores.ROS2_HUMBLE)
-    ts.register(get_types_from_msg("builtin_interfaces/Time stamp\nuint8[1206] data", "velodyne_msgs/msg/VelodynePacket"))
+    ts.register(get_types_from_msg("builtin_interfaces/Time stamp\nuint8[1206] data",
+                                   "velodyne_msgs/msg/VelodynePacket"))
     ts.register(get_types_from_msg("std_msgs/Header header\nvelodyne_msgs/VelodynePacket[] packets",
                                    "velodyne_msgs/msg/VelodyneScan"))
     out = []
     with AnyReader([bagdir], default_typestore=ts) as r:
         for con, _t, raw in r.messages():
-            m = r.deserialize(raw, con.msgtype)
+            m: Any = r.deserialize(raw, con.msgtype)
             out.append([(p.stamp.sec * 10**9 + p.stamp.nanosec, bytes(p.data)) for p in m.packets])
     return out
 
@@ -51,11 +52,12 @@ def main() -> None:
     msgs = bag_packets(neb / "vlp16" / "1673400471837873222")
     write_pcap(OUT / "nebula_vlp16.pcap", msgs[2] + msgs[3])
     ref = read_pcd(neb / "vlp16" / "1673400472138016708.pcd")
-    np.savez_compressed(OUT / "nebula_vlp16_ref.npz", **{k: ref[k] for k in ("x", "y", "z", "intensity", "channel")})
+    np.savez_compressed(OUT / "nebula_vlp16_ref.npz", x=ref["x"], y=ref["y"], z=ref["z"], intensity=ref["intensity"],
+                        channel=ref["channel"])
     msgs = bag_packets(neb / "vlp32" / "1713492677464078412")
     write_pcap(OUT / "nebula_vlp32.pcap", msgs[0])
     ref = read_pcd(neb / "vlp32" / "1713492677464078412.pcd")
-    np.savez_compressed(OUT / "nebula_vlp32_ref.npz", **{k: ref[k] for k in ("x", "y", "z")})
+    np.savez_compressed(OUT / "nebula_vlp32_ref.npz", x=ref["x"], y=ref["y"], z=ref["z"])
     shutil.copyfile(SHARED / "velodyne_pcaps/rust-lidar-utils/velodyne-test/test_files/velodyne_vlp32.pcap",
                     OUT / "hdl32e.pcap")
 

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from edgefuse_drivers.velodyne.source import VelodyneSource
 
 from edgefuse.sources import open_source
-from edgefuse_drivers.velodyne.source import VelodyneSource
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "velodyne"
 

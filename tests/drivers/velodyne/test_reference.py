@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from edgefuse.msgs import xyz
 from edgefuse_drivers.pcap import CaptureReader
-from edgefuse_drivers.velodyne.decode import Decoder, DecodedPoints, validate_packets
+from edgefuse_drivers.velodyne.decode import DecodedPoints, Decoder, validate_packets
 from edgefuse_drivers.velodyne.models import model
 from edgefuse_drivers.velodyne.source import detect_model, read_sweeps
+
+from edgefuse.msgs import xyz
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "velodyne"
 
