@@ -1,7 +1,8 @@
 """The ``edgefuse`` command line.
 
 ``edgefuse info BAG`` · ``edgefuse convert SRC OUT`` · ``edgefuse validate PIPELINE|RIG`` ·
-``edgefuse stages [--json] [NAME]`` · ``edgefuse record SOURCE... OUT [--duration S]`` · ``edgefuse replay PIPELINE [--bag BAG] [--rate R | --max-speed]
+``edgefuse stages [--json] [NAME]`` ·
+``edgefuse record SOURCE... OUT [--duration S]`` · ``edgefuse replay PIPELINE [--bag BAG] [--rate R | --max-speed]
 [--out OUT [--overwrite]] [--check-budgets] [--report REPORT.json]``.
 
 Bad input prints one clear line on stderr and exits non-zero (2 for usage/input errors and failed writes,

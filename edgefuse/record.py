@@ -57,6 +57,20 @@ def _reader(index: int, source: Source, out: queue.Queue[tuple[int, Envelope | B
     out.put((index, None))
 
 
+def _drain(q: queue.Queue[tuple[int, Envelope | BaseException | None]], sink: RecordSink, errors: dict[str, str],
+           urls: Sequence[str]) -> None:
+    """Write what the readers delivered before they stopped."""
+    while True:
+        try:
+            index, item = q.get_nowait()
+        except queue.Empty:
+            return
+        if isinstance(item, Envelope):
+            sink.write(item.topic, item.stamp_ns, item.payload)
+        elif isinstance(item, BaseException):
+            errors[str(urls[index])] = str(item)
+
+
 def record(urls: Sequence[str], out: str | Path, *, duration_s: float | None = None, overwrite: bool = False,
            progress: TextIO | None = None) -> RecordResult:
     """Record ``urls`` to the bag ``out`` (see the module documentation).
@@ -125,22 +139,17 @@ def record(urls: Sequence[str], out: str | Path, *, duration_s: float | None = N
                 errors.setdefault(str(urls[sources.index(src)]), f"close: {exc}")
         for t in threads:
             t.join(timeout=STOP_TIMEOUT_S)
-        # what the readers delivered before they stopped is written too
-        while True:
-            try:
-                index, item = q.get_nowait()
-            except queue.Empty:
-                break
-            if isinstance(item, Envelope):
-                sink.write(item.topic, item.stamp_ns, item.payload)
-            elif isinstance(item, BaseException):
-                errors[str(urls[index])] = str(item)
+        _drain(q, sink, errors, urls)
         if errors:
             sink.mark_incomplete("source failed: " + "; ".join(f"{u}: {e}" for u, e in errors.items()))
         sink.close()
         if progress is not None:
             print("", file=progress)
-    stats = {str(u): s.stats() for u, s in zip(urls, sources, strict=True) if callable(getattr(s, "stats", None))}
+    stats: dict[str, Any] = {}
+    for u, s in zip(urls, sources, strict=True):
+        get_stats = getattr(s, "stats", None)  # drivers report their counts; the Source protocol has no hook
+        if callable(get_stats):
+            stats[str(u)] = get_stats()
     return RecordResult(path=sink.path, complete=bool(sink.complete), counts=dict(sink.counts),
                         duration_s=time.monotonic() - start, stopped_by=stopped_by, source_errors=errors,
                         source_stats=stats, write_errors=dict(sink.write_errors))

@@ -3,6 +3,7 @@ child process, read back and compared with the sentences sent; stopped by durati
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -13,9 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from edgefuse_drivers.gnss.nmea import GGA, parse_sentence
 
 from edgefuse.sources import open_source
-from edgefuse_drivers.gnss.nmea import GGA, parse_sentence
 
 LOG = Path(__file__).resolve().parent / "data" / "gps_nmea_logs" / "mt3339.log"
 EDGEFUSE = [sys.executable, "-m", "edgefuse.cli"]
@@ -41,10 +42,8 @@ def pty() -> Iterator[tuple[int, str]]:
     try:
         yield master, name
     finally:
-        try:
+        with contextlib.suppress(OSError):
             os.close(master)
-        except OSError:
-            pass
 
 
 def start(args: list[str]) -> subprocess.Popen[str]:
@@ -141,7 +140,7 @@ def test_record_lost_device_leaves_partial_bag_and_says_so(tmp_path: Path) -> No
         wait_opened(master, proc)
         send(master, 3)
         os.close(master)
-        stdout, stderr = proc.communicate(timeout=30)
+        stdout, _stderr = proc.communicate(timeout=30)
     finally:
         proc.kill()
     assert proc.returncode == 2
@@ -156,6 +155,7 @@ def test_record_lost_device_leaves_partial_bag_and_says_so(tmp_path: Path) -> No
 def test_record_refuses_existing_output(tmp_path: Path) -> None:
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "file.txt").write_text("keep")
-    res = subprocess.run([*EDGEFUSE, "record", "nmea+serial:///dev/null", str(tmp_path / "x")], capture_output=True,
+    res = subprocess.run([*EDGEFUSE, "record", "nmea+serial:///dev/null", str(tmp_path / "x")], check=False,
+                         capture_output=True,
                          text=True, timeout=60)
     assert res.returncode == 2 and "already exists" in res.stderr

@@ -18,7 +18,10 @@ m/s (converted from knots / km/h), angles in degrees, altitudes and standard dev
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from edgefuse.errors import MessageError
 
 __all__ = [
     "GGA",
@@ -138,7 +141,7 @@ class NmeaStats:
                 "garbage_bytes": self.garbage_bytes}
 
 
-class _Bad(Exception):
+class _BadFieldError(MessageError):
     """A field that cannot be read (internal: turned into a ``malformed`` count)."""
 
 
@@ -156,9 +159,9 @@ def _float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise _Bad(text) from None
+        raise _BadFieldError(text) from None
     if not math.isfinite(value):
-        raise _Bad(text)
+        raise _BadFieldError(text)
     return value
 
 
@@ -166,7 +169,7 @@ def _int(text: str, default: int = 0) -> int:
     if not text:
         return default
     if not text.isdigit():
-        raise _Bad(text)
+        raise _BadFieldError(text)
     return int(text)
 
 
@@ -175,11 +178,11 @@ def _time(text: str) -> float | None:
     if not text:
         return None
     if len(text) < 6 or not text[:6].isdigit():
-        raise _Bad(text)
+        raise _BadFieldError(text)
     h, m = int(text[0:2]), int(text[2:4])
     s = _float(text[4:])
     if h > 23 or m > 59 or not 0.0 <= s < 61.0:
-        raise _Bad(text)
+        raise _BadFieldError(text)
     return h * 3600.0 + m * 60.0 + s
 
 
@@ -188,10 +191,10 @@ def _date(text: str) -> tuple[int, int, int] | None:
     if not text:
         return None
     if len(text) != 6 or not text.isdigit():
-        raise _Bad(text)
+        raise _BadFieldError(text)
     d, m, y = int(text[0:2]), int(text[2:4]), int(text[4:6])
     if not (1 <= d <= 31 and 1 <= m <= 12):
-        raise _Bad(text)
+        raise _BadFieldError(text)
     return (2000 + y if y < 80 else 1900 + y), m, d
 
 
@@ -200,11 +203,11 @@ def _angle(value: str, hemi: str, deg_digits: int, neg: str, pos: str) -> float:
     if not value:
         return math.nan
     if hemi not in (neg, pos) or len(value) < deg_digits + 2 or not value[:deg_digits].isdigit():
-        raise _Bad(value)
+        raise _BadFieldError(value)
     deg = int(value[:deg_digits])
     minutes = _float(value[deg_digits:])
     if not 0.0 <= minutes < 60.0 or deg > (90 if deg_digits == 2 else 180):
-        raise _Bad(value)
+        raise _BadFieldError(value)
     out = deg + minutes / 60.0
     return -out if hemi == neg else out
 
@@ -215,23 +218,23 @@ def _field(fields: list[str], i: int) -> str:
 
 def _gga(talker: str, f: list[str]) -> GGA:
     if len(f) < 10:
-        raise _Bad("short")
+        raise _BadFieldError("short")
     return GGA(talker, _time(f[0]), _angle(f[1], f[2], 2, "S", "N"), _angle(f[3], f[4], 3, "W", "E"),
                _int(f[5]), _int(f[6]), _float(f[7]), _float(f[8]), _float(_field(f, 10)))
 
 
 def _rmc(talker: str, f: list[str]) -> RMC:
     if len(f) < 9:
-        raise _Bad("short")
+        raise _BadFieldError("short")
     if f[1] not in ("A", "V"):
-        raise _Bad(f[1])
+        raise _BadFieldError(f[1])
     return RMC(talker, _time(f[0]), f[1] == "A", _angle(f[2], f[3], 2, "S", "N"), _angle(f[4], f[5], 3, "W", "E"),
                _float(f[6]) * KNOT_M_S, _float(f[7]), _date(f[8]), _field(f, 11))
 
 
 def _vtg(talker: str, f: list[str]) -> VTG:
     if len(f) < 4:
-        raise _Bad("short")
+        raise _BadFieldError("short")
     if len(f) >= 8 and f[1] in ("T", ""):  # v2+: course,T,course,M,knots,N,kmh,K[,mode]
         speed = _float(f[6]) / 3.6 if f[6] else _float(f[4]) * KNOT_M_S
         return VTG(talker, _float(f[0]), speed, _field(f, 8))
@@ -241,19 +244,21 @@ def _vtg(talker: str, f: list[str]) -> VTG:
 
 def _gsa(talker: str, f: list[str]) -> GSA:
     if len(f) < 17:
-        raise _Bad("short")
+        raise _BadFieldError("short")
     prns = tuple(_int(p) for p in f[2:14] if p)
     return GSA(talker, _int(f[1]), prns, _float(f[14]), _float(f[15]), _float(f[16]), _int(_field(f, 17)))
 
 
 def _gst(talker: str, f: list[str]) -> GST:
     if len(f) < 8:
-        raise _Bad("short")
+        raise _BadFieldError("short")
     return GST(talker, _time(f[0]), _float(f[1]), _float(f[2]), _float(f[3]), _float(f[4]), _float(f[5]),
                _float(f[6]), _float(f[7]))
 
 
-_PARSERS = {"GGA": _gga, "RMC": _rmc, "VTG": _vtg, "GSA": _gsa, "GST": _gst}
+_PARSERS: dict[str, Callable[[str, list[str]], Sentence]] = {
+    "GGA": _gga, "RMC": _rmc, "VTG": _vtg, "GSA": _gsa, "GST": _gst,
+}
 
 
 def parse_sentence(line: bytes, stats: NmeaStats | None = None) -> Sentence | None:
@@ -304,7 +309,7 @@ def parse_sentence(line: bytes, stats: NmeaStats | None = None) -> Sentence | No
         return None
     try:
         sentence = parser(talker, fields[1:])
-    except _Bad:
+    except _BadFieldError:
         st.malformed += 1
         return None
     st.sentences[kind] = st.sentences.get(kind, 0) + 1

@@ -41,7 +41,7 @@ import numpy as np
 
 from edgefuse.msgs.types import ImuData
 
-__all__ = ["G", "PACKET_LEN", "WitDecoder", "WitGroup", "WitStats", "euler_to_quaternion", "packet"]
+__all__ = ["PACKET_LEN", "G", "WitDecoder", "WitGroup", "WitStats", "euler_to_quaternion", "packet"]
 
 G = 9.80665
 PACKET_LEN = 11

@@ -7,20 +7,21 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from edgefuse_drivers.camera.opencv import CameraSource
 
 from edgefuse.errors import DriverError
 from edgefuse.msgs import deserialize, from_payload, serialize, to_payload
 from edgefuse.msgs.types import CompressedImageData, ImageData
 from edgefuse.sources import open_source
-from edgefuse_drivers.camera.opencv import CameraSource
 
-FRAMES = Path(__file__).resolve().parents[2] / "data" / "euroc_v101_micro" / "MicroEurocDataset" / "mav0" / "cam0" / "data"
+FRAMES = (Path(__file__).resolve().parents[2] / "data" / "euroc_v101_micro" / "MicroEurocDataset" / "mav0" / "cam0"
+          / "data")
 N = 12
 
 
 def real_frames() -> list[np.ndarray]:
     """12 frames: the 3 real EuRoC images, each also shifted by a few pixels (as a moving camera would)."""
-    images = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in sorted(FRAMES.glob("*.png"))]
+    images = [np.asarray(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)) for p in sorted(FRAMES.glob("*.png"))]
     assert len(images) == 3
     out = []
     for shift in range(4):
@@ -32,7 +33,7 @@ def real_frames() -> list[np.ndarray]:
 @pytest.fixture(scope="module")
 def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("cam") / "euroc.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 20.0, (752, 480))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 20.0, (752, 480))
     for frame in real_frames():
         writer.write(frame)
     writer.release()
@@ -55,9 +56,9 @@ def test_mjpeg_file_passed_through_without_reencoding(video: Path) -> None:
         assert bytes(p.data[:2]) == b"\xff\xd8" and bytes(p.data[-2:]) == b"\xff\xd9"
         ok, ffmpeg_frame = decoded.read()
         assert ok
-        ours = cv2.imdecode(p.data, cv2.IMREAD_COLOR)
+        ours = np.asarray(cv2.imdecode(p.data, cv2.IMREAD_COLOR))
         # the same JPEG bytes the file holds: libjpeg and FFmpeg's decoder agree to rounding
-        assert np.abs(ours.astype(int) - ffmpeg_frame).max() <= 3
+        assert np.abs(ours.astype(int) - np.asarray(ffmpeg_frame)).max() <= 3
         assert np.abs(ours.astype(int) - original).mean() < 5  # and it is the real image (JPEG loss only)
     raw = serialize(from_payload(envs[0].payload), "sensor_msgs/msg/CompressedImage")
     assert np.array_equal(to_payload(deserialize(raw, "sensor_msgs/msg/CompressedImage")).data, envs[0].payload.data)
@@ -78,9 +79,11 @@ def test_truncated_file_is_reported(video: Path, tmp_path: Path) -> None:
     cut.write_bytes(data[: len(data) // 2])
     src = open_source(str(cut))
     got = []
-    with pytest.raises(DriverError, match=r"video ends after \d+ of 12 frames"), src:
-        for env in src.envelopes():
-            got.append(env)
+    with src:
+        it = src.envelopes()
+        with pytest.raises(DriverError, match=r"video ends after \d+ of 12 frames"):  # noqa: PT012
+            for env in it:
+                got.append(env)
     assert 1 <= len(got) < N
 
 

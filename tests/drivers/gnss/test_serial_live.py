@@ -3,6 +3,7 @@ vanishes (bounded reconnects) and one that comes back under the same name."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
@@ -13,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from edgefuse_drivers.gnss.nmea import checksum
+from edgefuse_drivers.gnss.source import NmeaSerialSource
 
 from edgefuse.envelope import Envelope
 from edgefuse.errors import DriverError
 from edgefuse.sources import open_source
-from edgefuse_drivers.gnss.nmea import checksum
-from edgefuse_drivers.gnss.source import NmeaSerialSource
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "gps_nmea_logs"
 
@@ -45,10 +46,8 @@ def pty() -> Iterator[tuple[int, str]]:
     try:
         yield master, name
     finally:
-        try:
+        with contextlib.suppress(OSError):
             os.close(master)
-        except OSError:
-            pass
 
 
 def reader(src: NmeaSerialSource) -> tuple[queue.Queue[Envelope | BaseException | None], threading.Thread]:
@@ -105,7 +104,7 @@ def test_live_paced_sentences_with_garbage_and_clock_offset(pty: tuple[int, str]
     vels = [e for e in got if isinstance(e, Envelope) and e.topic == "/gnss/vel"]
     assert len(fixes) == 8 and len(vels) == 8
     stamps = [e.stamp_ns for e in fixes]
-    want = [int(round(s.timestamp() * 100)) * 10**7 for s in sent]  # the sentences carry centiseconds
+    want = [round(s.timestamp() * 100) * 10**7 for s in sent]  # the sentences carry centiseconds
     assert [abs(a - b) <= 10**7 for a, b in zip(stamps, want, strict=True)] == [True] * 8
     assert fixes[0].payload.frame_id == "ant" and vels[0].payload.linear[0] == pytest.approx(1.5 * 1852 / 3600)
     stats = src.stats()

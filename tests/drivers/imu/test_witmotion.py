@@ -3,6 +3,7 @@ the module's int16 words), garbage between them, live over a real pty, fuzzed.""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import queue
@@ -13,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from edgefuse_drivers.imu.witmotion import G, WitDecoder, WitGroup, euler_to_quaternion, packet
 from scipy.spatial.transform import Rotation
 
 from edgefuse.envelope import Envelope
 from edgefuse.msgs import deserialize, from_payload, serialize, to_payload
 from edgefuse.sources import open_source
-from edgefuse_drivers.imu.witmotion import G, WitDecoder, WitGroup, euler_to_quaternion, packet
 
 CSV = (Path(__file__).resolve().parents[2] / "data" / "euroc_v101_micro" / "ForOnlineAlignment" / "real_data"
        / "mav0" / "imu0" / "data.csv")
@@ -136,10 +137,8 @@ def pty() -> Iterator[tuple[int, str]]:
     try:
         yield master, name
     finally:
-        try:
+        with contextlib.suppress(OSError):
             os.close(master)
-        except OSError:
-            pass
 
 
 def test_live_over_pty_with_garbage(pty: tuple[int, str]) -> None:
