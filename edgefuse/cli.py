@@ -3,6 +3,7 @@
 ``edgefuse info BAG`` · ``edgefuse convert SRC OUT`` · ``edgefuse validate PIPELINE|RIG`` ·
 ``edgefuse stages [--json] [NAME]`` · ``edgefuse replay PIPELINE [--bag BAG] [--rate R | --max-speed]
 [--out OUT [--overwrite]] [--check-budgets] [--report REPORT.json]`` ·
+``edgefuse record SOURCE... OUT [--duration S]`` ·
 ``edgefuse node PIPELINE [--transport zenoh|ros2|ros1] [--remap FROM:=TO] [--record OUT]`` ·
 ``edgefuse play BAG [--transport …] [--rate R] [--loop] [--clock]``.
 
@@ -184,6 +185,17 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_record(args: argparse.Namespace) -> int:
+    from edgefuse.record import format_record, record
+
+    result = record(args.sources, args.out, duration_s=args.duration, overwrite=args.overwrite,
+                    progress=None if args.quiet else sys.stderr)
+    print(format_record(result))
+    if args.stats:
+        print(json.dumps(_jsonable(result.source_stats), indent=2, default=str))
+    return 0 if result.complete else EXIT_INPUT
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgefuse", description=__doc__.split("\n\n")[0])
     parser.add_argument("--trace", action="store_true", help="show the traceback on errors")
@@ -222,6 +234,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rig", help="use this rig file instead of the pipeline's")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=_cmd_replay)
+
+    p = sub.add_parser("record", help="record live sources (serial GNSS/IMU, cameras, any source URL) to an MCAP bag")
+    p.add_argument("sources", nargs="+", metavar="SOURCE", help="source URL, e.g. nmea+serial:///dev/ttyUSB0?baud=9600")
+    p.add_argument("out", help="bag folder to write; written as OUT.partial and moved to OUT when the recording ends "
+                              "(--duration, every source ended, or SIGINT/SIGTERM)")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing bag at OUT")
+    p.add_argument("--stats", action="store_true", help="also print each source's statistics (JSON)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
+    p.set_defaults(func=_cmd_record)
 
     from edgefuse.node.cli import add_parsers as add_node_parsers
 
