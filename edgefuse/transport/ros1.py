@@ -222,7 +222,8 @@ def check_master(master_uri: str, timeout: float) -> int:
         raise TransportError(f"ROS master URI {master_uri!r} is not an http:// URI")
     proxy = xmlrpc.client.ServerProxy(master_uri, transport=_TimeoutTransport(timeout))
     try:
-        code, status, pid = proxy.getPid("/edgefuse_probe")
+        answer: Any = proxy.getPid("/edgefuse_probe")
+        code, status, pid = answer
     except (OSError, http.client.HTTPException, xmlrpc.client.Error) as err:
         raise TransportError(f"no ROS master at {master_uri} ({err}); {hint}") from None
     except ValueError as err:  # a malformed answer
@@ -358,7 +359,7 @@ def _raw_class(genpy_message: type, ros1name: str, md5: str, full_text: str) -> 
 class Ros1Publisher:
     """One ``rospy.Publisher`` of raw ROS 1 bytes (see the module documentation)."""
 
-    def __init__(self, transport: Ros1Transport, topic: str, msgtype: str, cls: type, header_first: bool,
+    def __init__(self, transport: Ros1Transport, topic: str, msgtype: str, cls: type, *, header_first: bool,
                  latch: bool) -> None:
         self.topic = topic
         self.msgtype = msgtype
@@ -431,6 +432,7 @@ class Ros1Transport:
         self,
         master_uri: str | None = None,
         node_name: str = "edgefuse",
+        *,
         anonymous: bool = True,
         host: str | None = None,
         connect_timeout: float = 3.0,
@@ -478,7 +480,8 @@ class Ros1Transport:
         """Unregister every subscriber and publisher of this transport; idempotent (the node stays)."""
         if not self._open:
             return
-        for endpoint in [*self._subs, *self._pubs]:
+        endpoints: list[Ros1Subscription | Ros1Publisher] = [*self._subs, *self._pubs]
+        for endpoint in endpoints:
             endpoint.close()
         self._open = False
         with _NODE.lock:
@@ -553,7 +556,7 @@ class Ros1Transport:
         fields = self.typestore.fielddefs[name][1]
         header_first = bool(fields) and fields[0][1][1] == "std_msgs/msg/Header"
         latch = qos.durability == "transient_local"
-        pub = Ros1Publisher(self, topic, name, cls, header_first, latch)
+        pub = Ros1Publisher(self, topic, name, cls, header_first=header_first, latch=latch)
         try:
             pub._pub = rospy.Publisher(
                 topic, cls, queue_size=max(1, qos.depth), latch=latch, tcp_nodelay=qos.reliability == "best_effort"

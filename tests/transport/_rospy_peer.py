@@ -79,9 +79,9 @@ def to_jsonable(value: Any) -> Any:
 
 
 def _talk(rate_hz: float, seconds: float) -> int:
-    import rospy  # type: ignore[import-not-found]
-    from sensor_msgs.msg import Imu, PointCloud2, PointField  # type: ignore[import-not-found]
-    from std_msgs.msg import String  # type: ignore[import-not-found]
+    import rospy
+    from sensor_msgs.msg import Imu, PointCloud2, PointField
+    from std_msgs.msg import String
 
     rospy.init_node("peer_talker", anonymous=True, disable_signals=True)
     pubs = {
@@ -128,7 +128,7 @@ def _listen(topic: str, msgtype: str, count: int, seconds: float) -> int:
     import queue
 
     import rospy
-    from roslib.message import get_message_class  # type: ignore[import-not-found]
+    from roslib.message import get_message_class
 
     cls = get_message_class(msgtype)
     if cls is None:
