@@ -233,6 +233,15 @@ def check_master(master_uri: str, timeout: float) -> int:
     return pid
 
 
+class _ClosedSocketNoise(logging.Filter):
+    """Drops rospy's traceback for a receive thread that finds its socket closed by our own unregister
+    (a race inside rospy: ``sock.setblocking`` on a closed socket raises EBADF); other errors pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return not ("receive_once" in text and "Bad file descriptor" in text)
+
+
 def _init_node(rospy: Any, master_uri: str, node_name: str, anonymous: bool, host: str | None) -> None:
     """Initialise this process's rospy node once (caller holds ``_NODE.lock``)."""
     if rospy.core.is_initialized():
@@ -253,6 +262,7 @@ def _init_node(rospy: Any, master_uri: str, node_name: str, anonymous: bool, hos
     rospy_logger = logging.getLogger("rospy")
     if rospy_logger.level == logging.NOTSET:
         rospy_logger.setLevel(logging.WARNING)  # its INFO chatter stays out of the application's log
+    logging.getLogger("rospy.internal").addFilter(_ClosedSocketNoise())
     configure_logging = rospy.core.configure_logging
     rospy.core.configure_logging = lambda *args, **kwargs: None  # no ~/.ros/log files, no fileConfig
     try:

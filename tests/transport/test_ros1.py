@@ -8,6 +8,7 @@ installs them, see ``.ci/run``); the test that a missing rospy is refused with t
 from __future__ import annotations
 
 import json
+import logging
 import os
 import queue
 import shutil
@@ -23,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from edgefuse.errors import TransportError
+from edgefuse.errors import MessageError, TransportError
 from edgefuse.msgs import deserialize, serialize
 from edgefuse.transport import LATCHED, Received, Transport, open_transport
 from edgefuse.transport.ros1 import ROS_MODULES, Ros1Transport, check_master, load_rospy
@@ -293,6 +294,25 @@ def test_a_publisher_of_another_type_is_counted_not_delivered(transport: Ros1Tra
     json.dumps(stats)  # JSON-ready
 
 
+def test_a_raising_callback_is_counted_and_logged_once(
+    transport: Ros1Transport, talker: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[int] = []
+
+    def broken(rx: Received) -> None:
+        calls.append(1)
+        raise MessageError("a node bug")
+
+    transport.subscribe("/peer/string", "std_msgs/msg/String", broken)
+    deadline = time.monotonic() + WAIT
+    while transport.stats()["callback_errors"] < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert transport.stats()["callback_errors"] >= 3 and len(calls) >= 3
+    mine = [r for r in caplog.records if r.name == "edgefuse.transport.ros1" and "callback raised" in r.message]
+    assert len(mine) == 1 and "MessageError: a node bug" in mine[0].message
+    assert not [r for r in caplog.records if r.name.startswith("rospy") and r.levelno >= logging.ERROR]
+
+
 # ----------------------------------------------------------------------------- publishing to rospy
 
 
@@ -426,7 +446,7 @@ def _run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 def test_missing_rospy_is_refused_with_the_apt_line() -> None:
     res = _run_python(
-        "from edgefuse.errors import TransportError\n"
+        "from edgefuse.errors import MessageError, TransportError\n"
         "from edgefuse.transport import open_transport\n"
         "try:\n    open_transport('ros1').open()\nexcept TransportError as err:\n    print(err)\n",
         EDGEFUSE_ROS1_PYTHONPATH="/nonexistent/ros",
