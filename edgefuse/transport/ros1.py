@@ -536,10 +536,12 @@ class Ros1Transport:
         """See :meth:`edgefuse.transport.base.Transport.subscribe` and the QoS mapping above.
 
         Raises:
-            TransportError: not open, a type the typestore lacks, or a topic name rospy refuses.
+            TransportError: not open, a type the typestore lacks, the master does not answer (within
+                ``connect_timeout``), or a topic name rospy refuses.
         """
         rospy = self._require_open()
         name, _definition, md5 = self._msgdef(msgtype)
+        check_master(self.master_uri, self.connect_timeout)  # rospy would retry registering forever
         sub = Ros1Subscription(self, topic, name, md5, callback)
         try:
             sub._sub = rospy.Subscriber(
@@ -557,10 +559,12 @@ class Ros1Transport:
         """See :meth:`edgefuse.transport.base.Transport.advertise` and the QoS mapping above.
 
         Raises:
-            TransportError: not open, a type the typestore lacks, or a topic name rospy refuses.
+            TransportError: not open, a type the typestore lacks, the master does not answer (within
+                ``connect_timeout``), or a topic name rospy refuses.
         """
         rospy = self._require_open()
         name, definition, md5 = self._msgdef(msgtype)
+        check_master(self.master_uri, self.connect_timeout)  # rospy would retry registering forever
         assert self._genpy_message is not None
         cls = _raw_class(self._genpy_message, _ros1_name(name), md5, definition)
         fields = self.typestore.fielddefs[name][1]

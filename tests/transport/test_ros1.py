@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import queue
+import select
 import shutil
 import socket
 import subprocess
@@ -414,6 +415,47 @@ def test_another_master_is_refused(transport: Ros1Transport, tmp_path: Path) -> 
             Ros1Transport(master_uri=other).open()
     finally:
         _stop(proc)
+
+
+def test_a_master_gone_after_open_is_a_transport_error_not_a_hang(ros_master: str, tmp_path: Path) -> None:
+    """rospy retries registering with a missing master forever; the transport asks it first (bounded)."""
+    proc, uri = _start_master(tmp_path / "dying")
+    code = (
+        "import sys, time\n"
+        "from edgefuse.errors import TransportError\n"
+        "from edgefuse.transport.ros1 import Ros1Transport\n"
+        f"t = Ros1Transport(master_uri={uri!r}, host='127.0.0.1', connect_timeout=1.0).open()\n"
+        "t.subscribe('/before', 'std_msgs/msg/String', print)\n"
+        "pub = t.advertise('/out', 'std_msgs/msg/String')\n"
+        "print('OPEN', flush=True)\n"
+        "sys.stdin.readline()\n"
+        "start = time.monotonic()\n"
+        "for call in (lambda: t.subscribe('/after', 'std_msgs/msg/String', print),\n"
+        "             lambda: t.advertise('/after_out', 'std_msgs/msg/String')):\n"
+        "    try:\n        call()\n        print('NO ERROR')\n"
+        "    except TransportError as err:\n        print('ERROR', err)\n"
+        "pub.publish(b'\\x01\\x00\\x00\\x00a')\n"
+        "t.close()\n"
+        "print('DONE', round(time.monotonic() - start, 3))\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, text=True, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        ready, _, _ = select.select([child.stdout], [], [], WAIT)
+        assert ready and child.stdout.readline().strip() == "OPEN"
+        _stop(proc)
+        out, err = child.communicate("go\n", timeout=WAIT)
+    finally:
+        _stop(proc)
+        if child.poll() is None:
+            child.kill()
+            child.communicate(timeout=5)
+    lines = [ln for ln in out.splitlines() if ln.startswith(("ERROR", "NO ERROR", "DONE"))]
+    assert len(lines) == 3, (out, err)
+    assert all(ln.startswith("ERROR no ROS master at") for ln in lines[:2]), lines
+    assert float(lines[2].split()[1]) < 8
 
 
 @pytest.fixture
