@@ -15,9 +15,11 @@ shutdown, so every :class:`Ros1Transport` of a process shares one node: the firs
 ``argv`` without the process's arguments; rospy's log-file set-up is skipped, its loggers propagate to
 Python's ``logging``), later ones reuse it, and one naming another master is refused.  ``close``
 unregisters the transport's subscribers and publishers; the node itself stays registered until the
-process exits (rospy shuts it down at exit).  Before the node is initialised the master is asked for its
-pid with a bounded timeout (``connect_timeout``), so an absent master is a ``TransportError``, not
-rospy's endless "will keep trying".
+process exits (rospy shuts it down at exit).  Before the node is initialised, and before every
+``subscribe``/``advertise``, the master is asked for its pid with a bounded timeout (``connect_timeout``),
+so an absent master is a ``TransportError``, not rospy's endless "will keep trying" registration loop.
+Connections already made keep working while the master is gone (ROS 1 peers talk directly) and
+``close`` does not wait for it.
 
 Types.  ``fmt`` is ``"ros1"``: ``Received.data`` is exactly what a ROS 1 publisher sent (ROS 1 layouts:
 ``std_msgs/Header`` carries ``seq``; ``sensor_msgs/CameraInfo`` has ``D``/``K``/``R``/``P``), and
@@ -47,7 +49,8 @@ publishers (older messages are dropped when a queue is full); ``transient_local`
 (ROS 1 latches the last message only, whatever the depth); ``best_effort`` → ``tcp_nodelay=True``
 (low latency instead of resend guarantees, which TCP keeps anyway).
 
-Limits: TCPROS only (no UDPROS), no ROS 1 services or parameters, one master per process; types that
+Limits: TCPROS only (no UDPROS), no ROS 1 services or parameters, one master per process, and (as in
+rospy) no re-registration with a *restarted* master: restart the process then; types that
 ROS 1 Noetic does not define (radar_msgs, vision_msgs detections) use edgefuse's definitions, so peers
 must use the same ``.msg`` files for the MD5s to agree.
 """
