@@ -44,6 +44,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PEER = Path(__file__).with_name("_rospy_peer.py")
 PEER_PYTHON = os.environ.get("EDGEFUSE_ROS1_PEER_PYTHON", "/usr/bin/python3")
 WAIT = 20.0  # seconds any one wait may take before the test fails
+# rospy 1.15 (Debian 12) calls threading.Condition.notifyAll
+pytestmark = pytest.mark.filterwarnings("ignore:notifyAll:DeprecationWarning")
 
 
 # ----------------------------------------------------------------------------- set-up
