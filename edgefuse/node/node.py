@@ -95,6 +95,7 @@ class EdgefuseNode(Lifecycle):
         self._stop = threading.Event()
         self._runner_lock = threading.Lock()
         self._sim_ns: int | None = None
+        self._typestore: Any = None
         self._wall_minus_mono = time.time_ns() - time.monotonic_ns()
         self.active_since_ns = 0
         self.type_mismatch = 0
@@ -135,6 +136,7 @@ class EdgefuseNode(Lifecycle):
             opts.transport, node_name=opts.node_name, **opts.transport_options)
         transport.open()
         self.transport = transport
+        self._typestore = getattr(transport, "typestore", None)
         try:
             self.publisher = TransportSink(transport, remap=opts.remap)
             self.recorder = RecordSink(opts.record, overwrite=opts.overwrite, rig=config.rig,
@@ -246,7 +248,7 @@ class EdgefuseNode(Lifecycle):
         from edgefuse.time import ns_from_ros
 
         try:
-            clock = deserialize(msg.data, CLOCK_TYPE, fmt=msg.fmt)
+            clock = deserialize(msg.data, CLOCK_TYPE, fmt=msg.fmt, typestore=self._typestore)
         except EdgefuseError:
             return
         self._sim_ns = ns_from_ros(clock.clock)
@@ -292,14 +294,14 @@ class EdgefuseNode(Lifecycle):
         """The envelope of one received message (``None``, counted, when it does not decode)."""
         counters = self.inputs.counters[name]
         try:
-            payload, stamp = decode_received(msg)
+            payload, stamp = decode_received(msg, self._typestore)
         except Exception as exc:  # malformed bytes: counted by input, the node goes on
             text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             counters.decode_error(f"{msg.topic}: {text}")
             return None
         wall = self._wall_of(msg.recv_ns)
         if self.recorder is not None and self.options.record is not None:
-            self.recorder.write_input_raw(topic, wall, msg.data, msg.msgtype, msg.fmt)
+            self.recorder.write_input_raw(topic, wall, msg.data, msg.msgtype, fmt=msg.fmt, typestore=self._typestore)
         env = Envelope(topic=topic, stamp_ns=stamp if stamp is not None else wall, recv_ns=msg.recv_ns,
                        payload=payload, msgtype=msg.msgtype, meta={"recv_wall_ns": wall})
         if msg.source_ns is not None:
@@ -346,8 +348,9 @@ class EdgefuseNode(Lifecycle):
             return
         statuses = self.statuses()
         try:
-            raw = serialize(to_message(statuses, self.now_ns(), get_typestore()), DIAGNOSTICS_TYPE,
-                            fmt=transport.fmt)
+            ts = self._typestore or get_typestore()
+            raw = serialize(to_message(statuses, self.now_ns(), ts), DIAGNOSTICS_TYPE, fmt=transport.fmt,
+                            typestore=ts)
             pub.publish(raw)
             self.diagnostics_published += 1
         except EdgefuseError as exc:
@@ -366,7 +369,7 @@ class EdgefuseNode(Lifecycle):
             if self._event_pub is None:
                 self._event_pub = transport.advertise(f"/{self.options.node_name}/transition_event",
                                                       TRANSITION_EVENT_TYPE, TRANSITION_QOS)
-            ts = get_typestore()
+            ts = self._typestore or get_typestore()
             msg = make_msg(
                 ts, TRANSITION_EVENT_TYPE, timestamp=self.now_ns(),
                 transition=make_msg(ts, "lifecycle_msgs/msg/Transition", id=TRANSITION_IDS[event.transition],
@@ -374,7 +377,7 @@ class EdgefuseNode(Lifecycle):
                 start_state=make_msg(ts, "lifecycle_msgs/msg/State", id=event.start,
                                      label=STATE_NAMES[event.start]),
                 goal_state=make_msg(ts, "lifecycle_msgs/msg/State", id=event.goal, label=STATE_NAMES[event.goal]))
-            self._event_pub.publish(serialize(msg, TRANSITION_EVENT_TYPE, fmt=transport.fmt))
+            self._event_pub.publish(serialize(msg, TRANSITION_EVENT_TYPE, fmt=transport.fmt, typestore=ts))
         except EdgefuseError as exc:
             self._note_error(f"transition event: {exc}")
 
@@ -435,9 +438,10 @@ def _msgtype(edge: str) -> str:
     return msgtype
 
 
-def decode_received(msg: Received) -> tuple[Any, int | None]:
+def decode_received(msg: Received, typestore: Any = None) -> tuple[Any, int | None]:
     """``(payload, header stamp or None)`` of a received message, decoded as a bag reader would (fast path
-    where the type has one; types edgefuse does not convert stay rosbags messages).
+    where the type has one; types edgefuse does not convert stay rosbags messages).  ``typestore``: the
+    transport's (ROS 1 definitions differ from ROS 2's); None: edgefuse's.
 
     Raises:
         MessageError: the bytes do not decode or convert.
@@ -447,14 +451,14 @@ def decode_received(msg: Received) -> tuple[Any, int | None]:
     from edgefuse.msgs.serde import deserialize
 
     data = bytes(msg.data) if isinstance(msg.data, memoryview) else msg.data
-    if fastpath.supports(msg.msgtype, fmt=msg.fmt):
+    if typestore is None and fastpath.supports(msg.msgtype, fmt=msg.fmt):
         try:
             payload = fastpath.decode(data, msg.msgtype, msg.fmt)
         except EdgefuseError:
             pass
         else:
             return payload, payload.stamp_ns
-    decoded = deserialize(data, msg.msgtype, fmt=msg.fmt)
+    decoded = deserialize(data, msg.msgtype, fmt=msg.fmt, typestore=typestore)
     if not can_convert(msg.msgtype):
         return decoded, stamp_of(decoded)
     return to_payload(decoded, msg.msgtype), stamp_of(decoded)

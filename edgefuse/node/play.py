@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from edgefuse.errors import EdgefuseError, NodeError
-from edgefuse.transport.base import RELIABLE, SENSOR_DATA, Publisher, Transport
+from edgefuse.transport.base import RELIABLE, SENSOR_DATA, Publisher, Transport, WireFormat
 
 CLOCK_TOPIC = "/clock"
 CLOCK_TYPE = "rosgraph_msgs/msg/Clock"
@@ -79,7 +79,7 @@ class Player:
             if missing:
                 raise NodeError(f"topic(s) {', '.join(missing)} not in the recording "
                                 f"(it has: {', '.join(sorted(available))})")
-            src_fmt = "ros1" if reader.is_ros1 else "cdr"
+            src_fmt: WireFormat = "ros1" if reader.is_ros1 else "cdr"
             pubs: dict[str, Publisher] = {}
             for topic in wanted:
                 msgtype = available[topic].msgtype
@@ -112,9 +112,13 @@ class Player:
                     self._clock_pub.close()
         return self.report()
 
-    def _play_once(self, reader: Any, wanted: list[str], pubs: dict[str, Publisher], src_fmt: str) -> None:
+    def _play_once(self, reader: Any, wanted: list[str], pubs: dict[str, Publisher],
+                   src_fmt: WireFormat) -> None:
+        from edgefuse.msgs.transcode import transcode
+
         ts = reader.typestore
         dst_fmt = self.transport.fmt
+        dst_ts = getattr(self.transport, "typestore", None)  # a ROS 1 transport's own definitions
         first: int | None = None
         wall0 = time.perf_counter_ns()
         for raw in reader.messages(wanted):
@@ -134,9 +138,9 @@ class Player:
                 self._publish_clock(raw.recv_ns)
             try:
                 data = raw.rawdata
-                if src_fmt != dst_fmt:
-                    data = (ts.ros1_to_cdr(bytes(data), raw.msgtype) if dst_fmt == "cdr"
-                            else ts.cdr_to_ros1(bytes(data), raw.msgtype))
+                if src_fmt != dst_fmt or dst_ts is not None:
+                    data = transcode(data, raw.msgtype, src_fmt=src_fmt, dst_fmt=dst_fmt, src_typestore=ts,
+                                     dst_typestore=dst_ts)
                 pubs[raw.topic].publish(data)
             except Exception as exc:  # a message that does not convert or send: counted, play goes on
                 self.errors[raw.topic] = self.errors.get(raw.topic, 0) + 1
@@ -164,10 +168,10 @@ class Player:
         if pub is None:
             return
         with self._clock_lock:
-            ts = get_typestore()
+            ts = getattr(self.transport, "typestore", None) or get_typestore()
             try:
                 pub.publish(serialize(make_msg(ts, CLOCK_TYPE, clock=make_time(ts, bag_ns)), CLOCK_TYPE,
-                                      fmt=self.transport.fmt))
+                                      fmt=self.transport.fmt, typestore=ts))
                 self.clock_published += 1
             except EdgefuseError as exc:
                 self.errors[CLOCK_TOPIC] = self.errors.get(CLOCK_TOPIC, 0) + 1

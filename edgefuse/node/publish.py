@@ -26,6 +26,8 @@ class TransportSink:
         self.transport = transport
         self.remap = dict(remap or {})
         self.qos = qos
+        #: the transport's own typestore where it has one (ROS 1 definitions differ from ROS 2's)
+        self._typestore = getattr(transport, "typestore", None)
         self._pubs: dict[str, Publisher] = {}
         self._msgtypes: dict[str, str] = {}
         self.counts: dict[str, int] = {}
@@ -48,7 +50,9 @@ class TransportSink:
 
         msgtype = self._msgtypes[topic]
         try:
-            raw = serialize(from_payload(payload, msgtype=msgtype), msgtype, fmt=self.transport.fmt)
+            ts = self._typestore
+            raw = serialize(from_payload(payload, msgtype=msgtype, typestore=ts), msgtype, fmt=self.transport.fmt,
+                            typestore=ts)
             self._pubs[topic].publish(raw, stamp_ns=time.time_ns())
         except Exception as exc:  # counted per topic, reported; one bad output does not stop the node
             self.errors[topic] = self.errors.get(topic, 0) + 1

@@ -24,7 +24,7 @@ import shutil
 from collections.abc import Mapping
 from contextlib import suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from edgefuse._cli_common import deferred_signals
 from edgefuse.errors import EdgefuseError, ReplayError
@@ -246,17 +246,18 @@ class RecordSink:
         self.input_counts.setdefault(topic, 0)
 
     def write_input_raw(self, topic: str, log_ns: int, data: bytes | memoryview, msgtype: str,
-                        fmt: str = "cdr") -> None:
-        """Record one received input message as it came (``fmt`` ``"ros1"`` is converted to CDR first);
-        a message that does not convert is counted in :attr:`write_errors`, a storage failure raises."""
+                        *, fmt: Literal["cdr", "ros1"] = "cdr", typestore: Any = None) -> None:
+        """Record one received input message as it came (``fmt`` ``"ros1"``, defined by ``typestore``, is
+        converted to CDR first); a message that does not convert is counted in :attr:`write_errors`, a
+        storage failure raises."""
         if self._writer is None or topic not in self._input_types:
             return
-        raw = bytes(data)
-        if fmt == "ros1":
-            from edgefuse.msgs.typestore import get_typestore
+        raw: bytes | memoryview = data
+        if fmt != "cdr" or typestore is not None:
+            from edgefuse.msgs.transcode import transcode
 
             try:
-                raw = bytes(get_typestore().ros1_to_cdr(raw, msgtype))
+                raw = transcode(data, msgtype, src_fmt=fmt, dst_fmt="cdr", src_typestore=typestore)
             except Exception as exc:  # a malformed message: counted, left out
                 self.write_errors[topic] = self.write_errors.get(topic, 0) + 1
                 if len(self.first_write_errors) < _FIRST_ERRORS:

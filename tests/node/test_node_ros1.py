@@ -1,0 +1,77 @@
+"""``edgefuse node``/``play`` live over ROS 1: a real rosmaster, the node and the player as separate processes.
+
+The bundled demo (a ROS 2 MCAP) is played onto ROS 1 (re-serialised into ROS 1 definitions: ``Header.seq``),
+received by the node and decoded with ROS 1 definitions; the outputs equal ``edgefuse replay``'s.  A real
+rospy subscriber (Debian's python3) receives the node's /diagnostics.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.node._live import cli, process, stop, wait_for
+from tests.transport.test_ros1 import _peer_env, _start_master, _stop, _why_skip
+
+DEMO_BAG = Path(__file__).resolve().parents[2] / "edgefuse" / "data" / "demo" / "demo.mcap"
+
+_REASON = _why_skip()
+pytestmark = pytest.mark.skipif(_REASON is not None, reason=_REASON or "")
+
+_ECHO = """
+import sys, rospy
+from diagnostic_msgs.msg import DiagnosticArray
+rospy.init_node('diag_echo', disable_signals=True)
+got = []
+rospy.Subscriber('/diagnostics', DiagnosticArray, lambda m: got.append(m))
+t0 = __import__('time').time()
+while not got and __import__('time').time() - t0 < 30:
+    rospy.sleep(0.1)
+print(len(got), sorted(s.name for s in got[0].status) if got else [], flush=True)
+"""
+
+
+def test_demo_live_over_ros1_equals_replay(tmp_path: Path) -> None:
+    master, uri = _start_master(tmp_path)
+    try:
+        node_args = cli("node", "radiate_demo", "--transport", "ros1", "-o", f"master_uri={uri}",
+                        "--report", str(tmp_path / "node.json"))
+        log = tmp_path / "node.log"
+        with process(node_args, log) as node:
+            wait_for(lambda: "active;" in log.read_text(), 120, "the node to become active", node, log)
+            echo = subprocess.Popen(["/usr/bin/python3", "-c", _ECHO], env=_peer_env(uri, tmp_path),
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            try:
+                with process(cli("play", str(DEMO_BAG), "--transport", "ros1", "-o", f"master_uri={uri}",
+                                 "--name", "player", "--delay", "1.5", "--report", str(tmp_path / "play.json")),
+                             tmp_path / "play.log") as play:
+                    assert play.wait(90) == 0, (tmp_path / "play.log").read_text()
+                echo_out, _ = echo.communicate(timeout=40)
+            finally:
+                if echo.poll() is None:
+                    echo.kill()
+            time.sleep(1.5)
+            assert stop(node, signal.SIGTERM) == 0, log.read_text()
+    finally:
+        _stop(master)
+    report = json.loads((tmp_path / "node.json").read_text())
+    played = json.loads((tmp_path / "play.json").read_text())
+    assert played["errors"] == {}, played["first_errors"]
+    for name, topic in {"lidar": "/velodyne_points", "camera": "/zed_left/image_raw/compressed",
+                        "radar": "/radar/polar/compressed"}.items():
+        live = report["inputs_live"][name]
+        assert live["received"] == played["published"][topic] == report["inputs_fed"][name], live
+        assert live["dropped"] == {}
+    from edgefuse.replay import replay
+
+    replayed = replay("edgefuse/data/pipelines/radiate_demo.yaml", max_speed=True).report["output_digests"]
+    assert report["output_digests"] == {t: replayed[t] for t in report["output_digests"]}
+    assert len(report["output_digests"]) == 4
+    count, names = echo_out.strip().split(" ", 1)
+    assert int(count) >= 1, echo_out
+    assert "edgefuse/radiate_demo/end_to_end" in names
