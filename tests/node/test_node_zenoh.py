@@ -22,13 +22,13 @@ import pytest
 
 pytest.importorskip("zenoh", reason="eclipse-zenoh is not installed (pip install 'edgefuse[zenoh]')")
 
-from edgefuse.msgs import deserialize, serialize  # noqa: E402
-from edgefuse.msgs.image import msg_from_compressed  # noqa: E402
-from edgefuse.msgs.typestore import get_typestore  # noqa: E402
-from edgefuse.msgs.types import CompressedImageData  # noqa: E402
-from edgefuse.node.node import TRANSITION_QOS  # noqa: E402
-from edgefuse.transport import RELIABLE, Received, open_transport  # noqa: E402
-from tests.node._live import cli, free_port, process, start_node, stop, wait_for, zenoh_client_options  # noqa: E402
+from edgefuse.msgs import deserialize, serialize
+from edgefuse.msgs.image import msg_from_compressed
+from edgefuse.msgs.types import CompressedImageData
+from edgefuse.msgs.typestore import get_typestore
+from edgefuse.node.node import TRANSITION_QOS
+from edgefuse.transport import RELIABLE, Received, open_transport
+from tests.node._live import cli, free_port, process, start_node, stop, wait_for, zenoh_client_options
 
 DEMO_BAG = Path(__file__).resolve().parents[2] / "edgefuse" / "data" / "demo" / "demo.mcap"
 DIAG = "diagnostic_msgs/msg/DiagnosticArray"
