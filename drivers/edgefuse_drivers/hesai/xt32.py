@@ -45,6 +45,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -141,7 +142,7 @@ def _days_from_civil(y: npt.NDArray[np.int64], m: npt.NDArray[np.int64],
     mp = (m + 9) % 12
     doy = (153 * mp + 2) // 5 + d - 1
     doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    return era * 146097 + doe - 719468
+    return np.asarray(era * 146097 + doe - 719468, dtype=np.int64)
 
 
 def packet_stamps_ns(packets: npt.NDArray[np.uint8]) -> npt.NDArray[np.int64]:
@@ -194,6 +195,7 @@ _CHECKS = [
 # --- kernels ------------------------------------------------------------------------------------------------
 
 _TWO_PI_F = np.float32(2 * math.pi)
+_Angle = float | np.floating[Any]
 
 
 @njit(inline="always")
@@ -203,7 +205,7 @@ def _normalize(angle: float, modulus: float) -> np.float32:
 
 
 @njit(inline="always")
-def _between(start: float, end: float, angle: float, start_incl: bool, end_incl: bool) -> bool:
+def _between(start: _Angle, end: _Angle, angle: _Angle, start_incl: bool, end_incl: bool) -> bool:
     if start == end and start == angle:
         return start_incl or end_incl
     if start == end:
@@ -213,8 +215,8 @@ def _between(start: float, end: float, angle: float, start_incl: bool, end_incl:
     if not end_incl and angle == end:
         return False
     if end < start:
-        return angle <= end or start <= angle
-    return start <= angle <= end
+        return bool(angle <= end or start <= angle)
+    return bool(start <= angle <= end)
 
 
 @njit(inline="always")
@@ -222,8 +224,49 @@ def _offset_ns(block: int, channel: int, n_ret: int) -> int:
     return 5632 - 50000 * ((N_BLOCKS - block - 1) // n_ret) + 368 + 1512 * channel
 
 
+@njit(inline="always")
+def _return_label(mode: int, r: int, strongest: bool) -> int:
+    """nebula's return label of return ``r`` of a firing in return ``mode`` (not identical returns)."""
+    if mode == 0x33:
+        return 2
+    if mode == 0x34:
+        return 7
+    if mode == 0x37:
+        return 3
+    if mode == 0x38:
+        return 1
+    if mode == 0x39:
+        return (10 if r == 0 else 3) if strongest else (1 if r == 0 else 8)
+    if mode == 0x3A:
+        return 2 if r == 0 else 7
+    if mode == 0x3B:  # the XT32 sends last then first
+        return 1 if r == 0 else 2
+    if mode == 0x3C:
+        return (9 if r == 0 else 3) if strongest else (2 if r == 0 else 8)
+    return 3 if r == 0 else 8
+
+
+@njit(inline="always")
+def _fsm(before: int, after: int, cur: int) -> tuple[int, int]:
+    """Sweep-buffer transitions for a cut inside a 360 deg field of view: ``(buffer whose stamp is reset,
+    buffer emitted)``, -1 for none.  States: 0/1 all channels in that buffer, 2 crossing 0->1, 3 crossing
+    1->0 (``before``/``after``: 0, 1 or 2 = split; ``cur`` the buffer emitted next)."""
+    s0 = before if before != 2 else 2 + cur
+    s1 = after if after != 2 else 2 + cur
+    if s0 == s1:
+        return -1, -1
+    if s0 == 0:
+        return (1, -1) if s1 == 2 else ((1, 0) if s1 == 1 else (-1, -1))
+    if s0 == 2:
+        return (-1, 0) if s1 == 1 else (-1, -1)
+    if s0 == 1:
+        return (0, -1) if s1 == 3 else ((0, 1) if s1 == 0 else (-1, -1))
+    return (-1, 1) if s1 == 0 else (-1, -1)
+
+
 @njit()
-def _decode(pk: npt.NDArray[np.uint8], ok: npt.NDArray[np.bool_], stamps: npt.NDArray[np.int64],
+def _decode(  # noqa: PLR0912, PLR0915, PLR0917
+        pk: npt.NDArray[np.uint8], ok: npt.NDArray[np.bool_], stamps: npt.NDArray[np.int64],
             block_rad: npt.NDArray[np.float32], off_rad: npt.NDArray[np.float32], sin_el: npt.NDArray[np.float32],
             cos_el: npt.NDArray[np.float32], min_ch: int, max_ch: int, cut: np.float32, min_range: float,
             max_range: float, dual_threshold: float, st: npt.NDArray[np.int64], chan_buf: npt.NDArray[np.int64],
@@ -294,29 +337,7 @@ def _decode(pk: npt.NDArray[np.uint8], ok: npt.NDArray[np.bool_], stamps: npt.ND
                 after = chan_buf[min_ch] if chan_buf[min_ch] == chan_buf[max_ch] else 2
                 st[2] = after
                 cur = st[1]
-                # the FSM states: 0 all in buffer 0, 1 all in buffer 1, 2 crossing 0->1, 3 crossing 1->0
-                s_before = before if before != 2 else 2 + cur
-                s_after = after if after != 2 else 2 + cur
-                reset = -1
-                emit = -1
-                if s_before != s_after:
-                    if s_before == 0:
-                        if s_after == 2:
-                            reset = 1
-                        elif s_after == 1:
-                            reset = 1
-                            emit = 0
-                    elif s_before == 2:
-                        if s_after == 1:
-                            emit = 0
-                    elif s_before == 1:
-                        if s_after == 3:
-                            reset = 0
-                        elif s_after == 0:
-                            reset = 0
-                            emit = 1
-                    elif s_after == 0:  # s_before == 3
-                        emit = 1
+                reset, emit = _fsm(before, after, cur)
                 if reset >= 0:
                     st[6 + reset] = t_pkt + earliest
                 if emit >= 0:
@@ -357,26 +378,7 @@ def _decode(pk: npt.NDArray[np.uint8], ok: npt.NDArray[np.bool_], stamps: npt.ND
                                 close = True
                         if close:
                             continue
-                    if identical:
-                        rt = 6
-                    elif mode == 0x33:
-                        rt = 2
-                    elif mode == 0x34:
-                        rt = 7
-                    elif mode == 0x37:
-                        rt = 3
-                    elif mode == 0x38:
-                        rt = 1
-                    elif mode == 0x39:
-                        rt = (10 if r == 0 else 3) if strongest else (1 if r == 0 else 8)
-                    elif mode == 0x3A:
-                        rt = 2 if r == 0 else 7
-                    elif mode == 0x3B:  # the XT32 sends last then first
-                        rt = 1 if r == 0 else 2
-                    elif mode == 0x3C:
-                        rt = (9 if r == 0 else 3) if strongest else (2 if r == 0 else 8)
-                    else:
-                        rt = 3 if r == 0 else 8
+                    rt = 6 if identical else _return_label(mode, r, strongest)
                     a = np.float32(brad + off_rad[c])
                     xy = np.float32(d * cos_el[c])
                     out[n]["x"] = np.float32(xy * np.float32(math.sin(a)))
