@@ -160,6 +160,13 @@ def test_type_hashes_and_key_expressions_are_rmw_zenohs() -> None:
     assert type_hash("std_msgs/msg/String") == STRING_HASH
     # computed by rosbags from Jazzy's definitions, which match edgefuse's (Humble-based) store for these types
     assert type_hash("sensor_msgs/msg/PointCloud2").startswith("RIHS01_")
+    from rosbags.typesys import Stores, get_typestore
+
+    jazzy = get_typestore(Stores.ROS2_JAZZY)
+    # NavSatFix: Jazzy only added constants (not on the wire) -> Jazzy's hash, so Jazzy peers match ...
+    assert type_hash("sensor_msgs/msg/NavSatFix") == jazzy.hash_rihs01("sensor_msgs/msg/NavSatFix")
+    # ... Range: Jazzy added a field, edgefuse's CDR is Humble's -> its own hash, so Jazzy peers don't match
+    assert type_hash("sensor_msgs/msg/Range") != jazzy.hash_rihs01("sensor_msgs/msg/Range")
     assert topic_key_expr(0, "/robot1/chatter", "std_msgs/msg/String", STRING_HASH) == (
         f"0/robot1/chatter/std_msgs::msg::dds_::String_/{STRING_HASH}")  # design.md's namespaced example
     assert (qos_token(RELIABLE), qos_token(SENSOR_DATA), qos_token(LATCHED)) == (
