@@ -536,6 +536,9 @@ class ZenohTransport:
                 conf.insert_json5("listen/endpoints", _json_list(listen))
             if multicast is not None:
                 conf.insert_json5("scouting/multicast/enabled", "true" if multicast else "false")
+            # transient_local publishers (advanced publishers) need timestamps in every mode, as in
+            # rmw_zenoh's default session config (Zenoh enables them for routers only by default)
+            conf.insert_json5("timestamping/enabled", "true")
         except Exception as err:
             raise TransportError(f"invalid zenoh option: {err}") from None
         return conf
