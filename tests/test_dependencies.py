@@ -15,11 +15,12 @@ from edgefuse.errors import CalibrationError
 
 ROOT = Path(__file__).resolve().parents[1]
 #: import name -> distribution name where they differ
-DIST = {"cv2": "opencv-python-headless", "ruamel": "ruamel.yaml", "serial": "pyserial", "backports": "backports.zstd"}
+DIST = {"cv2": "opencv-python-headless", "ruamel": "ruamel.yaml", "serial": "pyserial", "backports": "backports.zstd",
+        "rclpy": "ros-rclpy"}
 #: standard-library modules newer than the oldest Python we support (imported with a fallback)
 NEW_STDLIB = {"compression"}
 #: imports that only optional features use (imported lazily, refused with the extra's name when missing)
-OPTIONAL = {"open3d": "calib", "matplotlib": "calib"}
+OPTIONAL = {"open3d": "calib", "matplotlib": "calib", "rclpy": "ros2"}
 
 
 def _requirement_names(reqs: list[str]) -> set[str]:

@@ -78,29 +78,41 @@ def _wheel_library_dirs() -> list[Path]:
 
 
 def _preload_wheel_libraries() -> int:
-    """dlopen every library of the ROS wheels with RTLD_GLOBAL (dependencies first, by retrying) so that the
-    extension modules and the libraries rcl/rmw open at run time by bare name resolve without LD_LIBRARY_PATH.
-    Returns how many libraries are loaded."""
+    """dlopen the libraries of the ROS wheels with RTLD_GLOBAL so that the extension modules, and the libraries
+    rcl and rmw open at run time by bare name, resolve without LD_LIBRARY_PATH.  Every ``lib*.so`` of
+    ``<prefix>/lib`` is loaded, the third-party ones of ``ros_*.libs`` where one of those needs them.
+    Returns how many are loaded."""
     dirs = _wheel_library_dirs()
     if not dirs:
         return 0
     old = [p for p in os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p]
     os.environ["LD_LIBRARY_PATH"] = os.pathsep.join([str(d) for d in dirs if str(d) not in old] + old)
-    # ros_*.libs hold the auditwheel-renamed third-party libraries the others need: load them first
-    pending = [p for d in reversed(dirs) for p in sorted(d.iterdir()) if ".so" in p.name and p.is_file()]
+    # wheels hold no symlinks: libfoo.so, libfoo.so.3 and libfoo.so.3.2 are copies, and loading two copies
+    # by path runs their static destructors twice at exit (heap corruption); the versioned names resolve by
+    # SONAME to the copy loaded as libfoo.so
+    pending = [p for p in sorted(dirs[0].glob("lib*.so")) if p.is_file()]
     while pending:
-        failed = []
-        for path in pending:
-            if path.name in _PRELOADED:
-                continue
-            try:
-                _PRELOADED[path.name] = ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
-            except OSError:
-                failed.append(path)
+        failed = [path for path in pending if not _load_library(path.name, dirs)]
         if len(failed) == len(pending):
             break  # what is left needs something outside the wheels: the import reports it
         pending = failed
     return len(_PRELOADED)
+
+
+def _load_library(name: str, dirs: list[Path], depth: int = 0) -> bool:
+    """Load ``name`` from ``dirs``, first loading the dependencies the loader reports missing."""
+    if name in _PRELOADED:
+        return True
+    path = next((d / name for d in dirs if (d / name).is_file()), None)
+    while path is not None and depth < 32:
+        try:
+            _PRELOADED[name] = ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
+            return True
+        except OSError as exc:
+            missing = _missing_library(exc)
+            if missing is None or missing in _PRELOADED or not _load_library(missing, dirs, depth + 1):
+                return False
+    return False
 
 
 def _missing_library(exc: BaseException) -> str | None:
