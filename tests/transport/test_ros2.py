@@ -162,6 +162,14 @@ def test_is_a_transport_and_refuses_bad_options(domain: int) -> None:
         t.subscribe("/x", "std_msgs/msg/String", lambda r: None)
 
 
+def test_namespace_and_remapping_give_the_wire_name(domain: int) -> None:
+    with Ros2Transport(domain_id=domain, namespace="/robot", ros_args=["-r", "cloud:=/lidar/points"]) as t:
+        assert t.subscribe("cloud", "sensor_msgs/msg/PointCloud2", lambda r: None).topic == "/lidar/points"
+        assert t.advertise("status", "std_msgs/msg/String").topic == "/robot/status"
+        topics = dict(t._node.get_topic_names_and_types())
+        assert topics["/lidar/points"] == ["sensor_msgs/msg/PointCloud2"]
+
+
 def test_receives_real_rclpy_messages_best_effort_from_reliable(domain: int, peer: Callable[..., Peer]) -> None:
     got: dict[str, list[Received]] = {"/peer/chat": [], "/peer/imu": [], "/peer/points": []}
     t0 = time.monotonic_ns()
