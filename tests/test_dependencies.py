@@ -73,6 +73,19 @@ def test_plots_without_matplotlib_name_the_extra(monkeypatch: pytest.MonkeyPatch
         plot_time_offset(tmp_path / "p.png", None, None, None)
 
 
+def test_ros2_transport_without_rclpy_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgefuse.errors import TransportError
+    from edgefuse.transport.base import open_transport
+
+    monkeypatch.setitem(sys.modules, "rclpy", None)  # import rclpy -> ImportError, find_spec -> None
+    with pytest.raises(TransportError, match=r"pip install 'edgefuse\[ros2\]'"):
+        open_transport("ros2")
+    from edgefuse.transport.ros2 import import_rclpy
+
+    with pytest.raises(TransportError, match=r"pip install 'edgefuse\[ros2\]'"):
+        import_rclpy()
+
+
 def test_every_calibrate_kind_is_listed_whatever_is_installed() -> None:
     import argparse
 

@@ -390,12 +390,6 @@ def test_types_without_a_python_package_are_refused_by_name(domain: int) -> None
         assert t.advertise("/old_style", "std_msgs/String").msgtype == "std_msgs/msg/String"
 
 
-def test_missing_rclpy_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "rclpy", None)
-    with pytest.raises(TransportError, match=r"pip install 'edgefuse\[ros2\]'"):
-        open_transport("ros2")
-
-
 @pytest.mark.skipif(not _wheel_library_dirs(), reason="rclpy is not from the PyPI wheels")
 def test_works_without_the_wheels_library_path(domain: int) -> None:
     """A process the wheels' bootstrapper did not re-execute (no LD_LIBRARY_PATH) still opens the transport."""
