@@ -16,11 +16,11 @@ from edgefuse.errors import CalibrationError
 ROOT = Path(__file__).resolve().parents[1]
 #: import name -> distribution name where they differ
 DIST = {"cv2": "opencv-python-headless", "ruamel": "ruamel.yaml", "serial": "pyserial", "backports": "backports.zstd",
-        "zenoh": "eclipse-zenoh"}
+        "zenoh": "eclipse-zenoh", "rclpy": "ros-rclpy"}
 #: standard-library modules newer than the oldest Python we support (imported with a fallback)
 NEW_STDLIB = {"compression"}
 #: imports that only optional features use (imported lazily, refused with the extra's name when missing)
-OPTIONAL = {"open3d": "calib", "matplotlib": "calib", "zenoh": "zenoh", "xxhash": "zenoh"}
+OPTIONAL = {"open3d": "calib", "matplotlib": "calib", "zenoh": "zenoh", "xxhash": "zenoh", "rclpy": "ros2"}
 
 
 def _requirement_names(reqs: list[str]) -> set[str]:
@@ -71,6 +71,19 @@ def test_plots_without_matplotlib_name_the_extra(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
     with pytest.raises(CalibrationError, match=r"pip install 'edgefuse\[calib\]'"):
         plot_time_offset(tmp_path / "p.png", None, None, None)
+
+
+def test_ros2_transport_without_rclpy_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgefuse.errors import TransportError
+    from edgefuse.transport.base import open_transport
+
+    monkeypatch.setitem(sys.modules, "rclpy", None)  # import rclpy -> ImportError, find_spec -> None
+    with pytest.raises(TransportError, match=r"pip install 'edgefuse\[ros2\]'"):
+        open_transport("ros2")
+    from edgefuse.transport.ros2 import import_rclpy
+
+    with pytest.raises(TransportError, match=r"pip install 'edgefuse\[ros2\]'"):
+        import_rclpy()
 
 
 def test_every_calibrate_kind_is_listed_whatever_is_installed() -> None:
