@@ -151,6 +151,8 @@ def cmd_play(args: argparse.Namespace) -> int:
             transport.close()
     report["stopped_by"] = stopped_by
     _write_json(args.report, report)
+    for topic, why in report["skipped_topics"].items():
+        _say(f"play: {topic} not played: {why}")
     total = sum(report["published"].values())
     late = report["lateness"].get("p99_ms")
     _say(f"play: {total} messages published" + (f" (p99 {late:.1f} ms behind schedule)" if late is not None else "")

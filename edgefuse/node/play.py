@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from edgefuse.errors import EdgefuseError, NodeError
+from edgefuse.errors import EdgefuseError, NodeError, TransportError
 from edgefuse.transport.base import RELIABLE, SENSOR_DATA, Publisher, Transport, WireFormat
 
 CLOCK_TOPIC = "/clock"
@@ -52,6 +52,8 @@ class Player:
         self.remap = dict(remap or {})
         self.delay_s = float(delay_s)
         self.published: dict[str, int] = {}
+        #: topics of the recording that the transport cannot carry (all topics played), topic → why
+        self.skipped_topics: dict[str, str] = {}
         self.errors: dict[str, int] = {}
         self.first_errors: list[str] = []
         self.loops = 0
@@ -83,8 +85,18 @@ class Player:
             pubs: dict[str, Publisher] = {}
             for topic in wanted:
                 msgtype = available[topic].msgtype
-                pubs[topic] = self.transport.advertise(self.remap.get(topic, topic), msgtype, RELIABLE)
+                try:
+                    pubs[topic] = self.transport.advertise(self.remap.get(topic, topic), msgtype, RELIABLE)
+                except TransportError as exc:
+                    if self.topics is not None:  # asked for by name: an error
+                        raise
+                    self.skipped_topics[topic] = str(exc)  # e.g. a type the ROS 2 wheels have no package for
+                    continue
                 self.published[topic] = 0
+            if not pubs:
+                raise NodeError("no topic of the recording can be published on this transport: "
+                                + "; ".join(f"{t}: {why}" for t, why in self.skipped_topics.items()))
+            wanted = list(pubs)
             if self.clock:
                 self._clock_pub = self.transport.advertise(CLOCK_TOPIC, CLOCK_TYPE, SENSOR_DATA)
             clock_thread = None
@@ -183,6 +195,7 @@ class Player:
         lateness = ({"p50_ms": float(np.percentile(late, 50)), "p99_ms": float(np.percentile(late, 99)),
                      "max_ms": float(late.max())} if late.size else {})
         return {"bag": str(self.bag), "transport": getattr(self.transport, "name", "?"), "rate": self.rate,
-                "loops": self.loops, "published": dict(self.published), "errors": dict(self.errors),
+                "loops": self.loops, "published": dict(self.published),
+                "skipped_topics": dict(self.skipped_topics), "errors": dict(self.errors),
                 "first_errors": list(self.first_errors), "clock_messages": self.clock_published,
                 "lateness": lateness, "wall_s": self.wall_s}
