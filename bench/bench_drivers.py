@@ -39,13 +39,14 @@ import numpy as np
 import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _env import environment, write_json  # noqa: E402
+import itertools
 
-from edgefuse_drivers.pcap import CaptureReader  # noqa: E402
-from edgefuse_drivers.velodyne.decode import PACKET_BYTES, Decoder  # noqa: E402
-from edgefuse_drivers.velodyne.models import VelodyneModel, model  # noqa: E402
-from edgefuse_drivers.velodyne.source import detect_model  # noqa: E402
-from edgefuse_drivers.velodyne.sweep import SweepAssembler  # noqa: E402
+from _env import environment, write_json
+from edgefuse_drivers.pcap import CaptureReader
+from edgefuse_drivers.velodyne.decode import PACKET_BYTES, Decoder
+from edgefuse_drivers.velodyne.models import VelodyneModel
+from edgefuse_drivers.velodyne.source import detect_model
+from edgefuse_drivers.velodyne.sweep import SweepAssembler
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -121,7 +122,7 @@ def _sweep_groups(arr: npt.NDArray[np.uint8]) -> list[slice]:
     """Packets of each turn (a new turn where the first block's azimuth drops by more than 180°)."""
     az = arr[:, 2].astype(np.int64) | (arr[:, 3].astype(np.int64) << 8)
     cuts = [0, *(np.flatnonzero(np.diff(az) < -18000) + 1).tolist(), len(az)]
-    return [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True) if b > a]
+    return [slice(a, b) for a, b in itertools.pairwise(cuts) if b > a]
 
 
 def bench_velodyne(name: str, path: Path, min_time: float, rounds: int) -> dict[str, Any]:
@@ -336,8 +337,11 @@ def bench_continental(min_time: float, rounds: int) -> dict[str, Any]:
             done = asm.add(decode_srr520_frame(d))
             dt = time.perf_counter_ns() - t0
             (list_lat if done is not None else lat).append(dt / 1e3)
-    q = lambda a: {"p50_us": round(float(np.percentile(a, 50)), 2),  # noqa: E731
-                   "p99_us": round(float(np.percentile(a, 99)), 2), "samples": len(a)}
+
+    def q(a: list[float]) -> dict[str, float]:
+        return {"p50_us": round(float(np.percentile(a, 50)), 2), "p99_us": round(float(np.percentile(a, 99)), 2),
+                "samples": len(a)}
+
     out["SRR520"] = {"packets": len(srr), "lists": lists,
                      "throughput": {"ours": {"packets_per_s": round(len(srr) / best["srr"]),
                                              "lists_per_s": round(lists / best["srr"])}},
