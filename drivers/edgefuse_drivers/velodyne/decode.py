@@ -44,6 +44,11 @@ PACKET_BYTES = 1206
 #: return_type field values
 RETURN_TYPES = {1: "strongest", 2: "last", 3: "dual: last", 4: "dual: strongest (or second strongest)"}
 _BAD_FLAG, _BAD_AZIMUTH = 0, 1
+# cos/sin of every 0.01° (two more entries, so that linear interpolation needs no wrap test): exact for
+# nebula's integer azimuths; between grid points the interpolation error is < 4e-9 (< 1 µm at 200 m)
+_AZ_GRID = np.arange(36002, dtype=np.float64) * (np.pi / 18000.0)
+_COS_AZ = np.cos(_AZ_GRID)
+_SIN_AZ = np.sin(_AZ_GRID)
 
 
 @dataclass
@@ -175,7 +180,7 @@ class Decoder:
             self.min_range, self.max_range, self._cos_vert, self._sin_vert, self._az_off_cdeg, self._voff,
             self._ring, self._slot_laser, self._slot_ns, self._slot_frac,
             self.model.block_us * 1000.0,
-            self.compat == "nebula", self.model.sequences_per_block == 2,
+            self.compat == "nebula", self.model.sequences_per_block == 2, _COS_AZ, _SIN_AZ,
             x, y, z, inten, ring, t_ns, az, baz, dist, rtype, pkt, blk,
             self.block_problems)
         return DecodedPoints(x[:count], y[:count], z[:count], inten[:count], ring[:count], t_ns[:count],
@@ -185,8 +190,8 @@ class Decoder:
 @njit()
 def _decode_kernel(  # type: ignore[no-untyped-def]  # noqa: PLR0912, PLR0915, PLR0917 (one flat loop)
     packets, packet_ns, unit, min_range, max_range, cos_vert, sin_vert, az_off_cdeg, voff, ring_of,
-    slot_laser, slot_ns, slot_frac, block_ns, nebula, two_seq, x, y, z, inten, ring, t_ns, az, baz, dist, rtype, pkt,
-    blk, problems,
+    slot_laser, slot_ns, slot_frac, block_ns, nebula, two_seq, cos_az, sin_az, x, y, z, inten, ring, t_ns, az, baz,
+    dist, rtype, pkt, blk, problems,
 ):
     count = 0
     block_az = np.empty(12, np.int64)
@@ -267,10 +272,13 @@ def _decode_kernel(  # type: ignore[no-untyped-def]  # noqa: PLR0912, PLR0915, P
                     a = float(np.int64(np.floor(a + 0.5)) % 36000)  # C round(): halves away from 0
                 else:
                     a = a % 36000.0
-                rad = a * (np.pi / 18000.0)
+                ia = np.int64(a)  # 0 <= a < 36000: table lookup (+ interpolation off the 0.01° grid)
+                fa = a - ia
+                ca = cos_az[ia] + fa * (cos_az[ia + 1] - cos_az[ia])
+                sa = sin_az[ia] + fa * (sin_az[ia + 1] - sin_az[ia])
                 xy = r * cos_vert[laser]
-                x[count] = xy * np.cos(rad)
-                y[count] = -xy * np.sin(rad)
+                x[count] = xy * ca
+                y[count] = -xy * sa
                 z[count] = r * sin_vert[laser] + voff[laser]
                 inten[count] = data[q + 2]
                 ring[count] = ring_of[laser]

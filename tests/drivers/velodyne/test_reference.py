@@ -24,12 +24,16 @@ def _decode(name: str, mdl: str, **kw: object) -> DecodedPoints:
     return Decoder(model(mdl), **kw).decode(arr, np.array([p.stamp_ns for p in pk], np.int64))  # type: ignore[arg-type]
 
 
-def _nebula_angle_filter(pts: DecodedPoints, corrected: bool) -> DecodedPoints:
-    """nebula's cloud_min_angle=0 / cloud_max_angle=359 (its test configuration): block azimuth (and, for the
-    VLP-16 decoder, the corrected azimuth) at most 359.00°."""
-    keep = pts.block_azimuth <= 35900
+def _nebula_angle_filter(pts: DecodedPoints, corrected: bool, min_deg: int = 0, max_deg: int = 359) -> DecodedPoints:
+    """nebula's ``cloud_min_angle``/``cloud_max_angle`` filter (whole degrees, on the block's raw azimuth; a
+    window with min > max wraps through 0°, as nebula's decoders treat it).  Its VLP-16 test runs with 0/359
+    and, for that decoder, also bounds the corrected azimuth by 359.00°; its VLP-32 test runs with the
+    defaults 270/90."""
+    lo, hi = min_deg * 100, max_deg * 100
+    baz = pts.block_azimuth
+    keep = (baz >= lo) & (baz <= hi) if lo < hi else (baz <= hi) | (baz >= lo)
     if corrected:
-        keep &= np.floor(pts.azimuth.astype(np.float64) * 100 + 0.5) <= 35900
+        keep &= np.floor(pts.azimuth.astype(np.float64) * 100 + 0.5) <= hi
     return pts.take(np.flatnonzero(keep))
 
 
@@ -64,25 +68,28 @@ def test_vlp16_manual_azimuths_stay_close_to_nebula() -> None:
     assert np.all(d <= rng * np.radians(0.45) + 1e-3)
 
 
-def test_vlp32c_matches_nebula_reference() -> None:
-    """nebula's VLP-32C reference is the whole first bag message (76 packets).  The first 13,830 points match
-    within 1 mm in order; of all 26,216, 26,072 have a decoded point within 1 mm; the other 144 are one run in
-    the packet where the azimuth wraps (nebula of that time decoded the blocks around 360° differently), all
-    within 0.14 m.  (Its count differs by 30 points from ours for the same reason.)"""
+def test_vlp32c_equals_nebula_reference_in_order() -> None:
+    """nebula's VLP-32C reference is the cloud its decoder test builds from the first bag message (76 packets)
+    with that test's configuration: min_range 0.4 m, max_range 50 m and the default angle window
+    cloud_min_angle=270 / cloud_max_angle=90 (block azimuths ≤ 90.00° or ≥ 270.00°; the sensor itself only
+    sends that half turn).  With the same window every one of its 26,216 points matches ours, in order.
+
+    (This test used to apply the VLP-16 test's 0°..359° window: that dropped the 144 returns of the blocks at
+    359.11°..359.91° in the packet where the azimuth wraps, which nebula keeps, and kept the 114 returns of
+    the blocks past 90.00° in the last packet, which nebula drops — not a decoding difference.)"""
     ref = np.load(DATA / "nebula_vlp32_ref.npz")
     refxyz = np.stack([ref["x"], ref["y"], ref["z"]], 1)
-    pts = _nebula_angle_filter(_decode("nebula_vlp32.pcap", "VLP32C", compat="nebula"), False)
-    mine = np.stack([pts.x, pts.y, pts.z], 1)
-    assert len(refxyz) == 26_216 and len(mine) == 26_186
-    head = 13_830  # points before the wrap packet's wrapped blocks
-    err = np.linalg.norm(mine[:head] - refxyz[:head], axis=1)
-    assert err.max() < 1e-3
-    from scipy.spatial import cKDTree
-
-    d, _ = cKDTree(mine).query(refxyz)
-    assert np.count_nonzero(d < 1e-3) == 26_072
-    assert np.all(d < 0.14)
-    assert np.all(d[head : head + 144] >= 1e-3)  # the unmatched ones are exactly one run
+    pts = _decode("nebula_vlp32.pcap", "VLP32C", compat="nebula", min_range=0.4, max_range=50.0)
+    window = _nebula_angle_filter(pts, False, 270, 90)
+    mine = np.stack([window.x, window.y, window.z], 1)
+    assert len(refxyz) == len(mine) == 26_216
+    err = np.linalg.norm(mine - refxyz, axis=1)
+    assert err.max() < 1e-3, f"max error {err.max() * 1000:.4f} mm"
+    # the wrap packet's blocks just below 360° are in both clouds, and the window is what drops points
+    assert np.count_nonzero((window.block_azimuth > 35900) & (window.block_azimuth < 36000)) == 144
+    assert len(pts) - len(window) == 114
+    # the old 0°..359° window cannot match: the points near 360° are missing from it
+    assert len(_nebula_angle_filter(pts, False)) != len(refxyz)
 
 
 def test_hdl32e_against_velodyne_decoder() -> None:
