@@ -76,7 +76,7 @@ def main() -> int:
 
         def send() -> None:
             stamp(buf)
-            pub.publish(buf)
+            pub.publish(memoryview(buf))
     else:
         import rclpy
         from rclpy.qos import QoSProfile, ReliabilityPolicy

@@ -242,3 +242,59 @@ def test_sim_time_follows_the_players_clock(tmp_path: Path) -> None:
     stamps = [ns_from_ros(deserialize(m.data, DIAG).header.stamp) for m in msgs]
     in_bag_time = [s for s in stamps if first - 2_000_000_000 <= s <= last + 2_000_000_000]
     assert in_bag_time, f"no diagnostics stamped in the recording's time ({stamps})"
+
+
+def _router(endpoint: str) -> Any:
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "transport" / "_zenoh_router.py"
+    proc = subprocess.Popen([sys.executable, str(script), endpoint], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith("ready"), line
+    return proc
+
+
+def test_the_node_reconnects_when_the_router_restarts(tmp_path: Path) -> None:
+    """Client mode through a router: the router is killed and started again on the same port; the node's
+    session reconnects and the input flows again (counted in the transport's stats)."""
+    port = free_port()
+    endpoint = f"tcp/127.0.0.1:{port}"
+    router = _router(endpoint)
+    client = ["-o", "mode=client", "-o", f"connect={endpoint}", "-o", "multicast_scouting=false"]
+    log = tmp_path / "node.log"
+    args = cli("node", str(_pipeline(tmp_path)), *client, "--report", str(tmp_path / "node.json"))
+    outputs: queue.Queue[Received] = queue.Queue()
+    try:
+        with process(args, log) as node:
+            wait_for(lambda: "active;" in log.read_text(), 60, "the node to become active", node, log)
+            with open_transport("zenoh", node_name="sensor", mode="client", connect=[endpoint],
+                                multicast_scouting=False) as t:
+                t.subscribe("/cam/decoded", "sensor_msgs/msg/Image", outputs.put, RELIABLE)
+                cam = t.advertise("/cam", "sensor_msgs/msg/CompressedImage", RELIABLE)
+                time.sleep(1.0)
+                stamp = 1_700_000_000_000_000_000
+                for i in range(10):
+                    cam.publish(_jpeg(stamp + i * 50_000_000))
+                    time.sleep(0.05)
+                wait_for(lambda: outputs.qsize() >= 10, 10, "10 outputs before the restart")
+                router.kill()
+                router.wait(10)
+                time.sleep(1.0)
+                router = _router(endpoint)
+                before = outputs.qsize()
+
+                def flowing() -> bool:
+                    cam.publish(_jpeg(stamp + 10**9))
+                    return outputs.qsize() > before
+
+                wait_for(flowing, 30, "outputs again after the router restarted")
+            assert stop(node, signal.SIGTERM) == 0, log.read_text()
+    finally:
+        router.kill()
+        router.wait(10)
+    report = json.loads((tmp_path / "node.json").read_text())
+    assert report["transport_stats"]["reconnects"] >= 1
+    assert report["inputs_fed"]["cam"] > 10
