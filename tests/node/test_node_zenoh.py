@@ -249,8 +249,8 @@ def _router(endpoint: str) -> Any:
     import sys
 
     script = Path(__file__).resolve().parents[1] / "transport" / "_zenoh_router.py"
-    proc = subprocess.Popen([sys.executable, str(script), endpoint], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    proc = subprocess.Popen([sys.executable, str(script), endpoint], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
     assert line.startswith("ready"), line
