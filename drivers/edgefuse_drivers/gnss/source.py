@@ -188,19 +188,26 @@ class NmeaSerialSource(NmeaSource):
         Raises:
             DriverError: the device was lost and did not come back (see :class:`SerialStream`).
         """
-        for mono, wall, data in self.stream.chunks():
-            if not data:  # the line went quiet: the burst (epoch) is over
-                done = self.assembler.flush()
-                if done is not None:
-                    yield from self._epoch_envelopes(done, topics)
-                continue
-            for line, l_mono, l_wall in self.lines.feed(data, mono, wall):
-                s = parse_sentence(line, self.nmea)
-                if s is None:
+        try:
+            for mono, wall, data in self.stream.chunks():
+                if not data:  # the line went quiet: the burst (epoch) is over
+                    done = self.assembler.flush()
+                    if done is not None:
+                        yield from self._epoch_envelopes(done, topics)
                     continue
-                done = self.assembler.feed(s, l_mono, l_wall)
-                if done is not None:
-                    yield from self._epoch_envelopes(done, topics)
+                for line, l_mono, l_wall in self.lines.feed(data, mono, wall):
+                    s = parse_sentence(line, self.nmea)
+                    if s is None:
+                        continue
+                    done = self.assembler.feed(s, l_mono, l_wall)
+                    if done is not None:
+                        yield from self._epoch_envelopes(done, topics)
+        except DriverError:
+            # the device is gone: the epoch received before it went is complete data, not lost with it
+            last = self.assembler.flush()
+            if last is not None:
+                yield from self._epoch_envelopes(last, topics)
+            raise
         last = self.assembler.flush()
         if last is not None:
             yield from self._epoch_envelopes(last, topics)
