@@ -153,7 +153,7 @@ def load_rospy() -> Any:
             _finder.paths = paths
         importlib.invalidate_caches()
         try:
-            return importlib.import_module("rospy")
+            return _import_rospy_beside_ros2(paths)
         except ImportError as err:
             missing = getattr(err, "name", None)
             what = "rospy is not installed" if missing in (None, "rospy") else f"rospy needs {missing}: {err}"
@@ -161,6 +161,72 @@ def load_rospy() -> Any:
                 f"ROS 1 transport: {what} (looked in this environment and {os.pathsep.join(paths)}; "
                 f"set {PATH_ENV} to the directory holding rospy); install it with: {APT_HINT}"
             ) from None
+
+
+#: ROS message packages that the ROS 2 wheels (the ``ros2`` extra) install into the environment under the
+#: same names as rospy's ROS 1 (genpy) packages
+CONTESTED = ("rosgraph_msgs", "std_msgs")
+
+
+def _is_ros1_package(name: str) -> bool:
+    """Whether the environment's ``name`` package (if any) is a ROS 1 genpy message package."""
+    spec = importlib.machinery.PathFinder.find_spec(name, [p for p in sys.path if p])
+    if spec is None or not spec.submodule_search_locations:
+        return True  # absent: the ROS path serves it
+    return any(os.path.exists(os.path.join(loc, "msg", f"_{'Log' if name == 'rosgraph_msgs' else 'Header'}.py"))
+               for loc in spec.submodule_search_locations)
+
+
+def _import_rospy_beside_ros2(paths: Sequence[str]) -> Any:
+    """Import rospy; where the environment holds ROS 2 packages named like rospy's ROS 1 message packages
+    (:data:`CONTESTED`), rospy is given the ROS 1 ones from ``paths`` while it imports (it binds the classes it
+    uses then), and the environment's ROS 2 modules are back under their names afterwards, so rclpy in the same
+    process keeps working."""
+    contested = [n for n in CONTESTED if not _is_ros1_package(n)]
+    if not contested:
+        return importlib.import_module("rospy")
+
+    def owned(mod: str) -> bool:
+        return any(mod == n or mod.startswith(n + ".") for n in contested)
+
+    saved = {k: v for k, v in sys.modules.items() if owned(k)}
+    for k in saved:
+        del sys.modules[k]
+    front = _ContestedFinder(paths, contested)
+    sys.meta_path.insert(0, front)
+    try:
+        rospy = importlib.import_module("rospy")
+        # rospy's lazily imported parts that use message classes, bound now while the ROS 1 ones are served
+        for extra in ("rospy.impl.rosout", "rospy.impl.registration", "rospy.topics", "rospy.client"):
+            with contextlib.suppress(ImportError):
+                importlib.import_module(extra)
+    finally:
+        sys.meta_path.remove(front)
+        ros1 = {k: v for k, v in sys.modules.items() if owned(k)}
+        for k in ros1:
+            del sys.modules[k]
+        _ROS1_MODULES.update(ros1)
+        sys.modules.update(saved)
+    return rospy
+
+
+#: the ROS 1 message modules rospy was given (kept alive here, out of ``sys.modules``)
+_ROS1_MODULES: dict[str, ModuleType] = {}
+
+
+class _ContestedFinder(importlib.abc.MetaPathFinder):
+    """Serves :data:`CONTESTED` packages from the ROS 1 path, ahead of the environment (during rospy's import)."""
+
+    def __init__(self, paths: Sequence[str], names: Sequence[str]) -> None:
+        self.paths = list(paths)
+        self.names = set(names)
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname not in self.names:
+            return None
+        return importlib.machinery.PathFinder.find_spec(fullname, self.paths)
 
 
 # ----------------------------------------------------------------------------- types
