@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from edgefuse_drivers.hesai.xt32 import Xt32Decoder
 from edgefuse_drivers.packet_bag import read_packets
 from edgefuse_drivers.pcap import write_pcap
 
+from edgefuse.envelope import Envelope
 from edgefuse.errors import SourceError
 from edgefuse.sources import open_source
 
@@ -86,23 +88,23 @@ def test_hesai_capture_through_dispatcher(tmp_path: Path) -> None:
     assert "host - sensor clock" in src.report()
 
 
-def _ars548_offline() -> tuple[list[bytes], list[object]]:
+def _ars548_offline() -> tuple[list[bytes], list[Any]]:
     packets = [p.data for p in read_packets(ARS548_BAG)]
     with ContinentalPacketSource(ARS548_BAG, driver="ars548") as ref:
         expect = [e.payload for e in ref.envelopes()]
     return packets, expect
 
 
-def _check_ars548(envs: list[object], expect: list[object]) -> None:
+def _check_ars548(envs: list[Envelope], expect: list[Any]) -> None:
     assert len(envs) == len(expect) == 2
-    dets = [e for e in envs if e.topic == "/ars548/detections"]  # type: ignore[attr-defined]
-    objs = [e for e in envs if e.topic == "/ars548/objects"]  # type: ignore[attr-defined]
+    dets = [e for e in envs if e.topic == "/ars548/detections"]
+    objs = [e for e in envs if e.topic == "/ars548/objects"]
     ref_dets = [p for p in expect if hasattr(p, "returns")]
     ref_objs = [p for p in expect if hasattr(p, "objects")]
     assert len(dets) == len(ref_dets) == 1 and len(objs) == len(ref_objs) == 1
-    assert np.array_equal(dets[0].payload.returns, ref_dets[0].returns)  # type: ignore[attr-defined]
-    assert dets[0].payload.stamp_ns == ref_dets[0].stamp_ns  # type: ignore[attr-defined]
-    assert np.array_equal(objs[0].payload.objects, ref_objs[0].objects)  # type: ignore[attr-defined]
+    assert np.array_equal(dets[0].payload.returns, ref_dets[0].returns)
+    assert dets[0].payload.stamp_ns == ref_dets[0].stamp_ns
+    assert np.array_equal(objs[0].payload.objects, ref_objs[0].objects)
 
 
 @pytest.mark.parametrize("multicast", [False, True])
