@@ -14,6 +14,8 @@ from edgefuse_drivers.capture import classify, open_capture, survey
 from edgefuse_drivers.ouster.source import OusterSource
 from edgefuse_drivers.pcap import CaptureReader, write_pcap
 from edgefuse_drivers.velodyne.source import VelodyneSource
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edgefuse.bag import bag_info
 from edgefuse.errors import SourceError
@@ -114,3 +116,25 @@ def test_convert_capture_and_nmea_to_mcap(tmp_path: Path) -> None:
     assert res.returncode == 0 and "/gnss/fix  sensor_msgs/msg/NavSatFix" in res.stdout
     res = _edgefuse("convert", str(nmea), str(tmp_path / "x"), "--sensor", "hesai")
     assert res.returncode == 2 and "apply to packet captures" in res.stderr
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=2000), st.integers(0, 65535))
+def test_classify_never_raises(payload: bytes, port: int) -> None:
+    assert classify(payload, port) in {None, "velodyne", "velodyne_position", "hesai", "ars548", "ouster"}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.binary(max_size=1500), min_size=1, max_size=8))
+def test_garbage_captures_give_a_clear_error_or_a_source(tmp_path_factory: pytest.TempPathFactory,
+                                                         payloads: list[bytes]) -> None:
+    cap = tmp_path_factory.mktemp("fuzz") / "x.pcap"
+    write_pcap(cap, [(i, p) for i, p in enumerate(payloads)], dst_port=4000)
+    kinds = {classify(p, 4000) for p in payloads} - {None}
+    if len(kinds) != 1:  # nothing recognisable, or several sensors: a clear error naming the port
+        with pytest.raises(SourceError, match="port 4000"):
+            open_source(cap)
+        return
+    src = open_source(cap)
+    with src:
+        list(src.envelopes())  # decodes or counts; never a raw exception
