@@ -53,7 +53,16 @@ def resolve_pipeline(name: str) -> Path:
 
 def _cmd_info(args: argparse.Namespace) -> int:
     from edgefuse.bag import bag_info, format_info
+    from edgefuse.errors import ConfigError
+    from edgefuse.sources.base import file_tool
 
+    tool = file_tool(args.bag[0]) if len(args.bag) == 1 else None
+    if tool is not None:  # a driver's recording: packet capture, NMEA log
+        text, ok = tool.info_file(args.bag[0], as_json=args.json, metadata=args.metadata, sensor=args.sensor)
+        print(text)
+        return 0 if ok else EXIT_INPUT
+    if args.metadata or args.sensor:
+        raise ConfigError("--metadata/--sensor apply to packet captures (.pcap, .pcapng), not to bags")
     info = bag_info(args.bag, strict=args.strict)
     if args.json:
         print(json.dumps(_jsonable(info), indent=2, default=str))
@@ -202,8 +211,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("info", help="topics, types, counts, rates, span, stamp gaps and disorder of a bag")
-    p.add_argument("bag", nargs="+", help="ROS 1 .bag file or ROS 2 bag folder (sqlite3 / MCAP)")
+    p = sub.add_parser("info", help="topics, types, counts, rates, span, stamp gaps and disorder of a bag "
+                                    "(or of a packet capture / NMEA log)")
+    p.add_argument("bag", nargs="+", help="ROS 1 .bag file or ROS 2 bag folder (sqlite3 / MCAP); or one packet "
+                                          "capture (.pcap, .pcapng: per UDP port counts, rates, sizes, sensor, "
+                                          "decode problems) or NMEA log (.nmea)")
+    p.add_argument("--metadata", help="packet captures: the Ouster sensor metadata JSON")
+    p.add_argument("--sensor", help="packet captures: force the sensor (velodyne, ouster, hesai, ars548)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--strict", action="store_true",
                    help="exit 2 when the bag disagrees with its own index, fails a CRC check or is truncated")

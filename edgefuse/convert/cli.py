@@ -98,7 +98,8 @@ def add_convert_parser(subparsers: Any) -> argparse.ArgumentParser:
         "convert", help="convert a dataset folder (RADIATE, KITTI object, KITTI raw) to a ROS 2 bag",
         description="Convert a dataset folder to a ROS 2 bag (standard sensor_msgs types, calibration on "
                     "/tf_static, rig.yaml and convert_report.json inside the bag folder).")
-    p.add_argument("src", type=Path, help="dataset folder")
+    p.add_argument("src", type=Path, help="dataset folder; or a packet capture (.pcap, .pcapng) or NMEA log (.nmea): "
+                                          "its decoded clouds / IMU / fixes / radar scans are written")
     p.add_argument("out", type=Path, help="bag folder to create (must not exist)")
     p.add_argument("--layout", choices=("auto", "radiate", "kitti_object", "kitti_raw"), default="auto")
     p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
@@ -126,6 +127,10 @@ def add_convert_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="RADIATE: comma-separated subset of zed_left,zed_right,velo_lidar,radar,gps_imu")
     p.add_argument("--gps-offset-s", type=_seconds, default=0, metavar="S",
                    help="RADIATE: add S seconds to GPS/IMU stamps (default 0: keep their own clock)")
+    p.add_argument("--metadata", default=None, help="packet captures: the Ouster sensor metadata JSON")
+    p.add_argument("--sensor", default=None,
+                   help="packet captures: force the sensor (velodyne, ouster, hesai, ars548)")
+    p.add_argument("--overwrite", action="store_true", help="packet captures / NMEA logs: replace an existing OUT")
     p.add_argument("--on-error", choices=("raise", "skip"), default="raise",
                    help="unreadable items: stop (default) or report and go on")
     p.set_defaults(func=run_convert)
@@ -144,7 +149,13 @@ def run_convert(args: argparse.Namespace) -> int:
             (``--trace`` shows the traceback), like every other command.
     """
     from edgefuse.convert.converter import convert
+    from edgefuse.sources.base import file_tool
 
+    tool = file_tool(args.src)
+    if tool is not None:  # a driver's recording (packet capture, NMEA log): decoded through its source
+        print(tool.convert_file(args.src, args.out, overwrite=args.overwrite, metadata=args.metadata,
+                                sensor=args.sensor))
+        return 0
     check_args(args)
     window: Any = "overlap" if args.overlap else (tuple(args.time_window) if args.time_window else None)
     streams = _names(args.streams) if args.streams is not None else None

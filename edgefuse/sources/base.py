@@ -172,3 +172,21 @@ def _known() -> str:
         what = [f"{s}://" for s in reg.schemes] + list(reg.suffixes)
         kinds.append(f"{name} ({', '.join(what)})")
     return "; ".join(kinds)
+
+
+def file_tool(path: str | Path) -> Any:
+    """The ``edgefuse.file_tools`` plugin (an object with ``suffixes``, ``info_file(path, as_json=, **options)``
+    and ``convert_file(path, out, overwrite=, **options)``) for a file that is not a bag but a driver's
+    recording (a packet capture, an NMEA log …), or None.  ``edgefuse info``/``convert`` call it, so the core
+    never imports the drivers package."""
+    from edgefuse.sources.bag import BagSource
+
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if not suffix or suffix in BagSource.suffixes or p.is_dir():
+        return None
+    for ep in entry_points(group="edgefuse.file_tools"):
+        tool = ep.load()
+        if suffix in getattr(tool, "suffixes", ()):
+            return tool
+    return None

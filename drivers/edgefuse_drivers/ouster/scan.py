@@ -42,7 +42,7 @@ from edgefuse_drivers.ouster.packets import (
 )
 from edgefuse_drivers.ouster.pcap import PcapReader
 
-__all__ = ["LidarScan", "OusterPcap", "XYZLut", "xyz_lut"]
+__all__ = ["LidarScan", "OusterPcap", "ScanAssembler", "XYZLut", "xyz_lut"]
 
 F64 = npt.NDArray[np.float64]
 
@@ -126,6 +126,63 @@ class LidarScan:
         )
 
 
+class ScanAssembler:
+    """Packets → frames, one packet at a time (what :meth:`OusterPcap.scans` and the live source use).
+
+    A frame ends when a packet of another frame id arrives (or at :meth:`finish`); it is ``complete`` when
+    every column inside the metadata's column window arrived.  With ``complete_only`` (default) incomplete
+    frames are not returned but counted in :attr:`incomplete`.
+    """
+
+    def __init__(self, info: SensorInfo, *, complete_only: bool = True) -> None:
+        self.info = info
+        self.complete_only = complete_only
+        self.frames = 0
+        self.incomplete = 0
+        w = info.columns_per_frame
+        lo, hi = info.column_window
+        if lo <= hi:
+            self._window = np.zeros(w, dtype=bool)
+            self._window[lo : hi + 1] = True
+        else:  # the window wraps around
+            self._window = np.ones(w, dtype=bool)
+            self._window[hi + 1 : lo] = False
+        self._cur: LidarScan | None = None
+        self._seen = np.zeros(w, dtype=bool)
+
+    def add(self, pkt: LidarPacket) -> list[LidarScan]:
+        """Add one packet; returns the frame it ended (if any)."""
+        out: list[LidarScan] = []
+        cur = self._cur
+        if cur is None or pkt.frame_id != cur.frame_id:
+            out = self.finish()
+            w, h = self.info.columns_per_frame, self.info.pixels_per_column
+            cur = self._cur = LidarScan(pkt.frame_id, np.zeros(w, np.int64), np.zeros(w, bool),
+                                        np.zeros((w, h), np.uint32), np.zeros((w, h), np.uint16),
+                                        np.zeros((w, h), np.uint16))
+            self._seen = np.zeros(w, dtype=bool)
+        m = pkt.measurement_id[pkt.valid]
+        cur.timestamp_ns[m] = pkt.timestamp_ns[pkt.valid]
+        cur.column_valid[m] = True
+        cur.range_mm[m] = pkt.range_mm[pkt.valid]
+        cur.reflectivity[m] = pkt.reflectivity[pkt.valid]
+        cur.nir[m] = pkt.nir[pkt.valid]
+        self._seen[m] = True
+        return out
+
+    def finish(self) -> list[LidarScan]:
+        """End the frame being built; returns it unless it is incomplete and ``complete_only``."""
+        cur, self._cur = self._cur, None
+        if cur is None:
+            return []
+        cur.complete = bool(np.all(self._seen[self._window]))
+        if cur.complete or not self.complete_only:
+            self.frames += 1
+            return [cur]
+        self.incomplete += 1
+        return []
+
+
 class OusterPcap:
     """An Ouster recording (libpcap file + sensor metadata JSON) as packets, frames and IMU samples.
 
@@ -168,40 +225,11 @@ class OusterPcap:
 
     def scans(self, *, complete_only: bool = True) -> Iterator[LidarScan]:
         """Frames in order; a frame ends when a packet of another frame id arrives."""
-        cur: LidarScan | None = None
-        seen: npt.NDArray[np.bool_] | None = None
-        w, h = self.info.columns_per_frame, self.info.pixels_per_column
-        lo, hi = self.info.column_window
-        if lo <= hi:
-            window = np.zeros(w, dtype=bool)
-            window[lo : hi + 1] = True
-        else:  # the window wraps around
-            window = np.ones(w, dtype=bool)
-            window[hi + 1 : lo] = False
+        asm = ScanAssembler(self.info, complete_only=complete_only)
         for _, pkt in self.packets():
-            if not isinstance(pkt, LidarPacket):
-                continue
-            if cur is None or pkt.frame_id != cur.frame_id:
-                if cur is not None and seen is not None:
-                    cur.complete = bool(np.all(seen[window]))
-                    if cur.complete or not complete_only:
-                        yield cur
-                cur = LidarScan(pkt.frame_id, np.zeros(w, np.int64), np.zeros(w, bool),
-                                np.zeros((w, h), np.uint32), np.zeros((w, h), np.uint16),
-                                np.zeros((w, h), np.uint16))
-                seen = np.zeros(w, dtype=bool)
-            m = pkt.measurement_id[pkt.valid]
-            cur.timestamp_ns[m] = pkt.timestamp_ns[pkt.valid]
-            cur.column_valid[m] = True
-            cur.range_mm[m] = pkt.range_mm[pkt.valid]
-            cur.reflectivity[m] = pkt.reflectivity[pkt.valid]
-            cur.nir[m] = pkt.nir[pkt.valid]
-            assert seen is not None
-            seen[m] = True
-        if cur is not None and seen is not None:
-            cur.complete = bool(np.all(seen[window]))
-            if cur.complete or not complete_only:
-                yield cur
+            if isinstance(pkt, LidarPacket):
+                yield from asm.add(pkt)
+        yield from asm.finish()
 
     def imu_batch(self, frame_id: str = "os_imu") -> ImuBatch:
         """All IMU samples, stamped with the gyroscope read time (sensor clock), in file order.

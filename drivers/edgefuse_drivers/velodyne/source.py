@@ -207,9 +207,9 @@ class VelodyneSource:
 
 
 def open_velodyne(target: str | Path, **options: Any) -> VelodyneSource:
-    """The ``edgefuse.sources`` opener (``velodyne://`` URLs, ``.pcap``/``.pcapng`` files)."""
+    """The ``edgefuse.sources`` opener of ``velodyne://`` URLs (captures reach :class:`VelodyneSource` through the
+    capture dispatcher, :func:`edgefuse_drivers.capture.open_capture`)."""
     return VelodyneSource(target, **options)
 
 
 open_velodyne.schemes = VelodyneSource.schemes  # type: ignore[attr-defined]
-open_velodyne.suffixes = VelodyneSource.suffixes  # type: ignore[attr-defined]
