@@ -143,7 +143,9 @@ def timeline_svg(timeline: dict[str, Any]) -> tuple[str, str]:
         return y0 - v / ymax * (y0 - y1)
 
     segs = " ".join(f"M{x0 + c}.5,{py(lo[c]):.1f}V{min(py(hi[c]), py(lo[c]) - 0.8):.1f}" for c in np.flatnonzero(used))
-    parts.append(f'<path d="{segs}" stroke="#4a7fc1" stroke-width="1" fill="none"/>')
+    peak = " ".join(f"{x0 + c + 0.5},{py(hi[c]):.1f}" for c in np.flatnonzero(used))
+    parts.append(f'<path d="{segs}" stroke="#4a7fc1" stroke-width="1" fill="none"/>'
+                 f'<polyline points="{peak}" stroke="#4a7fc1" stroke-width="0.8" fill="none" opacity="0.6"/>')
     late = np.flatnonzero(flags != 0)
     shown = late if late.size <= MAX_MARKS else late[np.linspace(0, late.size - 1, MAX_MARKS).astype(np.int64)]
     for i in shown:
