@@ -90,7 +90,8 @@ def run_fleet(pipeline: str, bags: Sequence[str], *, repeats: int = 1, rate: flo
         for i, bag in enumerate(bags):
             done(i, bench_task(pipeline, bag, repeats, rate, max_speed))
     else:
-        mode = _run_dask(pipeline, bags, repeats, rate, max_speed, workers, scheduler, retries, done, on_started)
+        mode = _run_dask(pipeline, bags, repeats, rate, max_speed, workers=workers, scheduler=scheduler,
+                         retries=retries, done=done, on_started=on_started)
     wall = time.perf_counter() - t0
     merged = merge_records([records[i] for i in sorted(records)], failed=failed)
     merged["fleet"] = {"mode": mode, "workers": workers, "scheduler": scheduler, "wall_s": wall,
@@ -99,7 +100,7 @@ def run_fleet(pipeline: str, bags: Sequence[str], *, repeats: int = 1, rate: flo
     return merged
 
 
-def _run_dask(pipeline: str, bags: Sequence[str], repeats: int, rate: float | None, max_speed: bool,
+def _run_dask(pipeline: str, bags: Sequence[str], repeats: int, rate: float | None, max_speed: bool, *,
               workers: int | None, scheduler: str | None, retries: int,
               done: Callable[[int, dict[str, Any]], None], on_started: Callable[[Any], None] | None) -> str:
     distributed = _require_dask()
@@ -146,8 +147,8 @@ def _run_dask(pipeline: str, bags: Sequence[str], repeats: int, rate: float | No
             if fut.status == "finished":
                 done(i, fut.result())
             else:
-                exc = fut.exception()
-                done(i, {"bag": bags[i], "error": f"{type(exc).__name__}: {exc}".splitlines()[0]})
+                err = fut.exception()
+                done(i, {"bag": bags[i], "error": f"{type(err).__name__}: {err}".splitlines()[0]})
     finally:
         client.close(timeout=30)
         if cluster is not None:

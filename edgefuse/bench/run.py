@@ -35,7 +35,8 @@ DATA_TIME = "sync_wait_data_time"
 def _series_of(result: ReplayResult) -> dict[str, tuple[str, LatencyHistogram, float | None]]:
     """name -> (kind, histogram, deadline ms) of one replay."""
     runner = result.runner
-    assert runner is not None and result.source_latency is not None
+    assert runner is not None
+    assert result.source_latency is not None
     out: dict[str, tuple[str, LatencyHistogram, float | None]] = {}
 
     def ms(ns: int | None) -> float | None:
