@@ -42,12 +42,14 @@ def environment() -> dict[str, object]:
     }
 
 
-def write_json(path: Path, data: object) -> str:
-    """Write ``data`` as indented JSON to ``path`` (creating its folder), print it, return the text."""
+def write_json(path: Path, data: object, *, quiet: bool = False) -> str:
+    """Write ``data`` as indented JSON to ``path`` (creating its folder), print it unless ``quiet`` (then the
+    caller prints a short summary), return the text."""
     import json
 
     text = json.dumps(data, indent=2, default=str)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text + "\n")
-    print(text)
+    if not quiet:
+        print(text)
     return text

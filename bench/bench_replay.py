@@ -10,7 +10,7 @@ CPU time (``time.process_time``: all threads, start-up and bag opening included,
 and the real-time factor against it, and the result records the load average before and after
 (``os.getloadavg``) and the number of cores.
 
-    python bench/bench_replay.py [--pipeline radiate_demo] [--repeats 3] [--out bench/results/replay.json]
+    python bench/bench_replay.py [--pipeline radiate_demo] [--repeats 3] [--out FILE|DIR]
 
 Targets (issue: runtime spine): >= 10x real time on a 2-core machine, p99 end-to-end < 50 ms per set.
 """
@@ -82,8 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     result["targets_met"] = (result["realtime_factor_median"] >= 10.0
                              and result["end_to_end_p99_ms_median"] < 50.0)
     text = json.dumps(result, indent=2, default=str)
-    print(text)
     out = Path(args.out)
+    if out.is_dir():  # a folder: the result goes inside it
+        out = out / "replay.json"
+    print(f"replay {args.pipeline}: x{result['realtime_factor_median']:.1f} real time (median of {args.repeats}), "
+          f"e2e p99 {result['end_to_end_p99_ms_median']:.1f} ms, first start {result['first_start_ms']:.0f} ms; "
+          f"targets {'met' if result['targets_met'] else 'NOT met'}; written {out}")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text + "\n", encoding="utf-8")
     return 0

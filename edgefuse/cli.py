@@ -5,7 +5,8 @@
 [--out OUT [--overwrite]] [--check-budgets] [--report REPORT.json]`` ·
 ``edgefuse record SOURCE... OUT [--duration S]`` ·
 ``edgefuse node PIPELINE [--transport zenoh|ros2|ros1] [--remap FROM:=TO] [--record OUT]`` ·
-``edgefuse play BAG [--transport …] [--rate R] [--loop] [--clock]``.
+``edgefuse play BAG [--transport …] [--rate R] [--loop] [--clock]`` ·
+``edgefuse bench PIPELINE [--bag BAG…] [--repeats N] [--out DIR] [--workers N]`` · ``edgefuse bench compare A B``.
 
 Bad input prints one clear line on stderr and exits non-zero (2 for usage/input errors and failed writes,
 3 for a budget breach; 130/143 after SIGINT/SIGTERM, once outputs are closed and the report is written);
@@ -180,7 +181,7 @@ def _looks_like_recording(path: Path) -> bool:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from edgefuse.replay import format_report, replay
+    from edgefuse.replay import format_report, replay, verdict_line
 
     result = replay(
         _replay_pipeline(args.pipeline), bag=args.bag, rate=args.rate, max_speed=args.max_speed, out=args.out,
@@ -188,10 +189,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
     )
     print(format_report(result.report))
-    if args.check_budgets and result.breaches:
-        print(f"edgefuse: {len(result.breaches)} latency budget breach(es)", file=sys.stderr)
-        return EXIT_BUDGET
-    return 0
+    print(verdict_line(result.report), flush=True)  # always the last line: budgets met or breached by how much
+    return EXIT_BUDGET if args.check_budgets and result.breaches else 0
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
@@ -268,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     from edgefuse.bag.repair import add_repair_parser
 
     add_repair_parser(sub)
+    from edgefuse.bench import add_bench_parser
+
+    add_bench_parser(sub, resolve_pipeline)
     _add_plugin_commands(sub)
     return parser
 

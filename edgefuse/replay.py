@@ -28,14 +28,15 @@ import sys
 import threading
 import time
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
 from edgefuse._cli_common import deferred_signals, interrupt_reason, interrupt_signal, interrupted, one_line
 from edgefuse.errors import EdgefuseError, ReplayError
-from edgefuse.pipeline.config import load_pipeline
+from edgefuse.pipeline.budget import Budget
+from edgefuse.pipeline.config import PipelineConfig, load_pipeline
 from edgefuse.pipeline.health import DEFAULT_GAP_PERIODS, format_health
 from edgefuse.pipeline.latency import LatencyRecorder
 from edgefuse.pipeline.runner import PipelineRunner
@@ -49,8 +50,13 @@ START_NOTICE_AFTER_S = 1.0
 
 @dataclass
 class ReplayResult:
+    """The report, the budget breaches (one line each) and, for benchmarks, the runner with its raw samples
+    (per-stage recorders, per-set stamps and deadline flags) and the source's read+decode recorder."""
+
     report: dict[str, Any]
     breaches: list[str]
+    runner: PipelineRunner | None = None
+    source_latency: LatencyRecorder | None = None
 
 
 class _Progress:
@@ -220,6 +226,10 @@ def replay(
             aborted = aborted or closing_error
             report = runner.report()
             report.update(run.report(max_speed, rate))
+            slowed = not max_speed and rate is not None and rate < 1.0
+            report["rate"] = None if max_speed else rate
+            report["budget_checks"] = budget_checks(config, runner, slowed=slowed)
+            report["budget_breaches"] = [r for c in report["budget_checks"] for r in c["reasons"]]
             skipped = getattr(source, "skipped", {})
             report.update(
                 bag=str(bag_path),
@@ -247,7 +257,85 @@ def replay(
             if report_problem is not None:
                 done_where = f"; outputs in {sink.path}" if sink.path is not None else ""
                 raise ReplayError(f"{report_problem} (the replay itself completed{done_where})", file=report_path)
-    return ReplayResult(report, list(report["budget_breaches"]))
+    return ReplayResult(report, list(report["budget_breaches"]), runner, run.source_lat)
+
+
+def budget_checks(config: PipelineConfig, runner: PipelineRunner, *, slowed: bool = False) -> list[dict[str, Any]]:
+    """Every declared budget against what was measured, JSON-ready: per stage, end to end and processing.
+
+    ``slowed`` (playback at ``--rate`` < 1): the wall-time sync wait grows as playback slows (a set waits
+    for a message that arrives later), so it says nothing about the live budget; the end-to-end budget is
+    then judged on the processing latency (stages + sinks, which does not scale with the rate), and the
+    check says so (``measured: processing``)."""
+    checks: list[dict[str, Any]] = []
+
+    def check(kind: str, budget: Budget | None, rec: LatencyRecorder, label: str, measured: str) -> None:
+        if budget is None:
+            return
+        summary = rec.summary()
+        if rec.budget_ns != budget.deadline_ns:  # judged against another budget than the recorder's own
+            misses = int((rec.samples_ns > budget.deadline_ns).sum())
+            summary = replace(summary, misses=misses, budget_ms=budget.deadline_ms)
+        summary = replace(summary, name=label)
+        checks.append({
+            "kind": kind, "name": label, "measured": measured, "deadline_ms": budget.deadline_ms,
+            "p99_budget_ms": budget.p99_ms, "max_miss_rate": budget.max_miss_rate, "count": summary.count,
+            "misses": summary.misses, "allowed_misses": budget.allowed_misses(summary.count),
+            "p99_ms": summary.p99_ms, "max_ms": summary.max_ms, "reasons": budget.breaches(summary),
+        })
+        checks[-1]["breached"] = bool(checks[-1]["reasons"])
+
+    for spec in config.stages:
+        check("stage", spec.budget, runner.stage_latency[spec.name], spec.name, "stage")
+    if slowed:
+        check("end_to_end", config.e2e_budget, runner.processing, "end_to_end", "processing")
+    else:
+        check("end_to_end", config.e2e_budget, runner.e2e, "end_to_end", "end_to_end")
+    check("processing", config.processing_budget, runner.processing, "processing", "processing")
+    return checks
+
+
+def _pct(value: float, limit: float) -> str:
+    return f"{100.0 * (value - limit) / limit:+.0f}%"
+
+
+def verdict_line(report: dict[str, Any]) -> str:
+    """The one line ``replay`` and ``bench`` end with: budgets met, or which were breached and by how much."""
+    checks = report.get("budget_checks", [])
+    e2e = report.get("end_to_end", {})
+    sets = report.get("sets", 0)
+    rate = report.get("rate")
+    slowed = rate is not None and rate < 1.0
+    breached = [c for c in checks if c["breached"]]
+    tail = (f" (playback at --rate {rate:g}: stages and processing judged against the budgets; the "
+            "end-to-end sync wait was measured at slowed playback)") if slowed else ""
+    if not breached:
+        e2e_check = next((c for c in checks if c["kind"] == "end_to_end"), None)
+        p99 = e2e.get("p99_ms")
+        p99_text = "no sets" if p99 is None else f"e2e p99 {p99:.1f} ms"
+        if slowed and e2e_check is not None and e2e_check["p99_ms"] is not None:
+            p99_text = f"processing p99 {e2e_check['p99_ms']:.1f} ms"
+        if not checks:
+            return f"edgefuse: no latency budgets declared ({sets} sets, {p99_text}){tail}"
+        of = f" of {e2e_check['deadline_ms']:g} ms" if e2e_check is not None else ""
+        misses = sum(c["misses"] for c in checks)
+        tolerated = f", {misses} deadline miss(es) within the allowed rate" if misses else ""
+        return f"edgefuse: budgets met ({sets} sets, {p99_text}{of}{tolerated}){tail}"
+    parts = []
+    for c in breached:
+        what = f"stage {c['name']}" if c["kind"] == "stage" else c["name"].replace("_", "-")
+        if slowed and c["measured"] == "processing" and c["kind"] == "end_to_end":
+            what += " (processing)"
+        d = c["deadline_ms"]
+        if c["misses"] > c["allowed_misses"]:
+            worst = c["p99_ms"] if c["p99_ms"] is not None and c["p99_ms"] > d else c["max_ms"]
+            which = "p99" if worst == c["p99_ms"] else "max"
+            parts.append(f"{what} {which} {worst:.1f} ms > {d:g} ms deadline ({_pct(worst, d)}), "
+                         f"{c['misses']}/{c['count']} late")
+        if c["p99_budget_ms"] is not None and c["p99_ms"] is not None and c["p99_ms"] > c["p99_budget_ms"]:
+            parts.append(f"{what} p99 {c['p99_ms']:.1f} ms > {c['p99_budget_ms']:g} ms p99 budget "
+                         f"({_pct(c['p99_ms'], c['p99_budget_ms'])})")
+    return "edgefuse: BUDGET BREACHED: " + "; ".join(parts) + tail
 
 
 @dataclass

@@ -20,7 +20,8 @@ DIST = {"cv2": "opencv-python-headless", "ruamel": "ruamel.yaml", "serial": "pys
 #: standard-library modules newer than the oldest Python we support (imported with a fallback)
 NEW_STDLIB = {"compression"}
 #: imports that only optional features use (imported lazily, refused with the extra's name when missing)
-OPTIONAL = {"open3d": "calib", "matplotlib": "calib", "zenoh": "zenoh", "xxhash": "zenoh", "rclpy": "ros2"}
+OPTIONAL = {"open3d": "calib", "matplotlib": "calib", "zenoh": "zenoh", "xxhash": "zenoh", "rclpy": "ros2",
+            "distributed": "bench"}
 
 
 def _requirement_names(reqs: list[str]) -> set[str]:
@@ -96,3 +97,12 @@ def test_every_calibrate_kind_is_listed_whatever_is_installed() -> None:
     cal = add_calibrate_parser(sub)
     kinds = next(a for a in cal._actions if isinstance(a, argparse._SubParsersAction)).choices
     assert set(kinds) >= {"time", "intrinsics", "lidar-camera", "register", "imu-camera"}
+
+
+def test_fleet_without_dask_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgefuse.bench.fleet import run_fleet
+    from edgefuse.errors import ReplayError
+
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(ReplayError, match=r"pip install 'edgefuse\[bench\]'"):
+        run_fleet("radiate_demo", ["a", "b"], workers=2)

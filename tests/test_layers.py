@@ -20,7 +20,7 @@ LAYERS: dict[str, int] = {
     "rig": 2, "sync": 2, "fusion": 2, "objects": 2, "estimation": 2, "bag": 2,
     "sources": 3, "sinks": 3, "stages": 3, "convert": 3,
     "pipeline": 4,
-    "replay": 5, "node": 5, "record": 5,
+    "replay": 5, "node": 5, "record": 5, "bench": 5,
     "cli": 6,
 }
 

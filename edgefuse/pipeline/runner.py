@@ -22,7 +22,7 @@ from edgefuse.errors import EdgefuseError, PipelineError
 from edgefuse.msgs.edges import payload_class
 from edgefuse.pipeline.config import OutputSpec, PipelineConfig
 from edgefuse.pipeline.health import DEFAULT_GAP_PERIODS, HealthMonitor
-from edgefuse.pipeline.latency import LatencyRecorder
+from edgefuse.pipeline.latency import Int64Log, LatencyRecorder
 from edgefuse.sinks.base import Sink
 from edgefuse.stages.base import Stage
 from edgefuse.sync.base import Synchronizer, SyncSet
@@ -40,6 +40,10 @@ class StageErrorLog:
         self.count += 1
         if len(self.first) < 5:
             self.first.append(text)
+
+
+#: :attr:`PipelineRunner.set_flags` bits: the set missed the end-to-end / processing / a stage's deadline
+SET_E2E_LATE, SET_PROCESSING_LATE, SET_STAGE_LATE = 1, 2, 4
 
 
 class PipelineRunner:
@@ -82,6 +86,9 @@ class PipelineRunner:
         self.processing = LatencyRecorder("processing", None if proc_budget is None else proc_budget.deadline_ns)
         self.sync_wait_wall = LatencyRecorder("sync_wait")
         self.sync_wait_data = LatencyRecorder("sync_wait_data_time")
+        # one row per set, for timelines (edgefuse bench): the set's stamp and what missed its deadline
+        self.set_stamps = Int64Log()
+        self.set_flags = Int64Log()  # bit 0: end-to-end, bit 1: processing, bit 2: a stage over its deadline
         self.start_ms: dict[str, float] = {}
         self.stage_errors: dict[str, StageErrorLog] = {s.name: StageErrorLog() for s in config.stages}
         self.stage_skipped: dict[str, int] = {s.name: 0 for s in config.stages}
@@ -192,6 +199,7 @@ class PipelineRunner:
         # stamp among the inputs it was computed from.  Outputs are published with it, so a held 4 Hz
         # radar scan's products keep the scan's stamp rather than the 10 Hz set's.
         stamps: dict[str, int] = {name: env.stamp_ns for name, env in members.items()}
+        stage_late = 0
         for stage, spec in zip(self.stages, self.config.stages, strict=True):
             ins: dict[str, Any] = {}
             runnable = True
@@ -223,7 +231,11 @@ class PipelineRunner:
                 # same data, and stages fed by it are skipped (counted as missing input)
                 self._last_outputs[stage.name] = (stamp, {})
                 continue
-            self.stage_latency[stage.name].add(time.perf_counter_ns() - t0)
+            rec = self.stage_latency[stage.name]
+            took = time.perf_counter_ns() - t0
+            rec.add(took)
+            if rec.budget_ns is not None and took > rec.budget_ns:
+                stage_late = SET_STAGE_LATE
             self._last_outputs[stage.name] = (stamp, outs)
             for port, payload in outs.items():
                 key = f"{stage.name}.{port}"
@@ -244,6 +256,10 @@ class PipelineRunner:
         self.sync_wait_wall.add(max(0, emitted - inject))
         self.processing.add(done - emitted)
         self.e2e.add(done - inject)
+        self.set_stamps.add(sset.stamp_ns)
+        e2e_late = self.e2e.budget_ns is not None and done - inject > self.e2e.budget_ns
+        proc_late = self.processing.budget_ns is not None and done - emitted > self.processing.budget_ns
+        self.set_flags.add((SET_E2E_LATE if e2e_late else 0) | (SET_PROCESSING_LATE if proc_late else 0) | stage_late)
 
     # -- reporting -------------------------------------------------------------------------------
     def report(self) -> dict[str, Any]:

@@ -1,0 +1,95 @@
+"""Fleet replay on a real Dask LocalCluster (2 single-thread worker processes on 127.0.0.1): one task per
+re-timed copy of the demo recording, a worker killed mid-run, a bag that cannot be read listed as failed,
+per-bag reports and one merged report whose histograms are the exact sum of the per-bag ones."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgefuse.bench.bags import retimed_copies
+from edgefuse.bench.fleet import expand_bags, run_fleet
+from edgefuse.bench.html import write_report
+from edgefuse.cli import bundled_pipelines
+from edgefuse.pipeline.latency import LatencyHistogram
+
+pytest.importorskip("distributed")
+
+DEMO = bundled_pipelines()["radiate_demo"]
+
+
+@pytest.fixture(scope="module")
+def bags(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    folder = tmp_path_factory.mktemp("fleet")
+    return [str(p) for p in retimed_copies(DEMO.parent.parent / "demo", folder, 6, span_s=0.6)]
+
+
+def test_fleet_survives_a_killed_worker_and_lists_a_bad_bag(bags: list[str], tmp_path: Path) -> None:
+    bad = tmp_path / "garbage.mcap"
+    bad.write_bytes(b"\x89MCAP0\r\n" + os.urandom(4000))
+    all_bags = [*bags, str(bad)]
+    killed: list[int] = []
+    written: dict[int, dict[str, Any]] = {}
+
+    def kill_one(client: Any) -> None:
+        pids = client.run(os.getpid, wait=True)
+        victim = next(iter(pids.values()))
+
+        def later() -> None:  # once the first tasks are running (worker start-up + a few sets)
+            client.wait_for_workers(2, timeout=60)
+            threading.Event().wait(3.0)
+            try:
+                os.kill(victim, signal.SIGKILL)
+                killed.append(victim)
+            except ProcessLookupError:
+                pass
+
+        threading.Thread(target=later, daemon=True).start()
+
+    merged = run_fleet(str(DEMO), all_bags, repeats=1, max_speed=True, rate=None, workers=2,
+                       on_started=kill_one, on_record=written.__setitem__)
+    assert killed, "the worker was not killed"
+    with pytest.raises(ProcessLookupError):
+        os.kill(killed[0], 0)
+    # every good bag has its report (the killed worker's task ran again elsewhere), the bad one is listed
+    assert merged["bags"] == 6 and sorted(written) == list(range(6))
+    assert [f["bag"] for f in merged["failed"]] == [str(bad)] and merged["failed"][0]["error"]
+    assert merged["fleet"]["mode"].startswith("dask LocalCluster, 2 worker")
+    # merged histograms are exactly the per-bag ones added (so merged percentiles are exact)
+    for name in ("end_to_end", "project", "processing"):
+        total = LatencyHistogram()
+        for rec in written.values():
+            total.merge(LatencyHistogram.from_dict(rec["series"][name]["histogram"]))
+        m = merged["series"][name]
+        assert LatencyHistogram.from_dict(m["histogram"]).counts == total.counts
+        assert m["summary"]["p99_ms"] == total.percentile_ms(99) and m["summary"]["p50_ms"] == total.percentile_ms(50)
+    assert merged["sets"] == sum(r["sets"] for r in written.values()) > 0
+    # one number per worker: Numba ran with one thread in every worker
+    assert {r["device"]["numba_threads"] for r in written.values()} == {"1"}
+    out = tmp_path / "out"
+    write_report(merged, out)
+    page = (out / "report.html").read_text()
+    assert "garbage.mcap" in page and "failed bag" in page
+    assert json.loads((out / "report.json").read_text())["bags"] == 6
+
+
+def test_in_process_fleet_gives_the_same_record_shape(bags: list[str]) -> None:
+    merged = run_fleet(str(DEMO), bags[:2], repeats=1, max_speed=True, rate=None)
+    assert merged["fleet"]["mode"] == "in-process" and merged["bags"] == 2 and not merged["failed"]
+    assert [b["bag"] for b in merged["per_bag"]] == bags[:2]
+
+
+def test_expand_bags(bags: list[str], tmp_path: Path) -> None:
+    folder = str(Path(bags[0]).parent)
+    assert expand_bags([f"{folder}/bag_00[0-2]"]) == bags[:3]
+    assert expand_bags([f"{bags[1]},{bags[0]}", bags[1]]) == [bags[1], bags[0]]
+    from edgefuse.errors import ReplayError
+
+    with pytest.raises(ReplayError, match="no bag matches"):
+        expand_bags([str(tmp_path / "none*")])
