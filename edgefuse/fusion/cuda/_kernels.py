@@ -370,9 +370,10 @@ def pillar_features(voxels, coords, num_points, m, zyx, x_center0, y_center0, si
     max_pts = voxels.shape[1]
     width = out.shape[2]
     k_n = num_points[p]
-    sx = 0.0
-    sy = 0.0
-    sz = 0.0
+    # float64 sums as the CPU kernel (np.float64: the simulator would otherwise sum float32 in numpy)
+    sx = np.float64(0.0)
+    sy = np.float64(0.0)
+    sz = np.float64(0.0)
     for k in range(k_n):
         sx += voxels[p, k, 0]
         sy += voxels[p, k, 1]
