@@ -16,13 +16,17 @@ speed or occupancy; it also evaluates ``math`` functions with the host's C libra
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
-from numba import cuda
+from numba import cuda as _cuda
 
+from edgefuse.fusion import _deskew_kernels as _dk
 from edgefuse.fusion import _kernels as _cpu_proj
 from edgefuse.fusion.cuda._runtime import simulator_enabled
-from edgefuse.fusion import _deskew_kernels as _dk
+
+#: ``numba.cuda`` (typed Any: its attributes are made at import time, beyond what mypy can see)
+cuda: Any = _cuda
 
 #: threads per block (the simulator runs one Python thread per CUDA thread: keep its blocks small)
 TPB = 32 if simulator_enabled() else 128
@@ -31,7 +35,7 @@ SCAN_CHUNK = 256
 _INT32_MAX = np.int32(2**31 - 1)
 _NAN32 = np.float32(np.nan)
 
-_pixel_of = cuda.jit(device=True)(_cpu_proj._pixel_of.py_func)
+_pixel_of = cuda.jit(device=True)(getattr(_cpu_proj._pixel_of, "py_func"))  # noqa: B009 (mypy: a dispatcher)
 
 
 def blocks(n: int) -> int:
@@ -178,7 +182,7 @@ def hash_insert(keys, n, table_keys, table_first, mask, slot_of):  # type: ignor
     empty = np.int64(-1)
     for _ in range(table_keys.shape[0]):  # the table has more slots than keys: always ends
         old = cuda.atomic.cas(table_keys, h, empty, k)
-        if old == empty or old == k:
+        if old == empty or old == k:  # noqa: PLR1714, SIM109 (CUDA: no tuple membership test)
             break
         h = (h + 1) & mask
     slot_of[i] = h
@@ -473,7 +477,7 @@ def bev_finish(count, zmax, zmin, isum, nx, n_cells, s_max, s_min, s_int, s_den,
 
 # -- deskew -----------------------------------------------------------------------------------------------
 @cuda.jit
-def deskew_points(pts, tau, n, offset_s, seg_t, seg_tab, tp, t_lo, t_hi, nan_outside, out, counts):  # type: ignore[no-untyped-def]  # noqa: PLR0917, PLR0915
+def deskew_points(pts, tau, n, offset_s, seg_t, seg_tab, tp, t_lo, t_hi, nan_outside, out, counts):  # type: ignore[no-untyped-def]  # noqa: PLR0917
     """One thread per point: :func:`edgefuse.fusion._deskew_kernels._deskew_points` for that point
     (its segment by binary search; Taylor sin/cos where the point's own angle is <= POLY_MAX_ANGLE,
     the CPU decides per run of points).  ``counts[0]`` outside the window, ``counts[1]`` NaN times."""

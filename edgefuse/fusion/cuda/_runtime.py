@@ -44,11 +44,12 @@ def simulator_enabled() -> bool:
 
 def _probe() -> tuple[bool, str]:
     try:
-        from numba import cuda
+        from numba import cuda as _cuda
     except ImportError as exc:  # numba without its CUDA target and no numba-cuda
         return False, f"numba.cuda cannot be imported ({exc}); install the extra: pip install 'edgefuse[cuda]'"
     if simulator_enabled():
         return True, "Numba CUDA simulator (NUMBA_ENABLE_CUDASIM=1): results only, no speed"
+    cuda: Any = _cuda
     try:
         if not cuda.is_available():
             return False, "no usable CUDA GPU/driver (numba.cuda.is_available() is False)"
@@ -59,7 +60,7 @@ def _probe() -> tuple[bool, str]:
         from edgefuse.fusion.cuda import _kernels
 
         _kernels.smoke_test()
-    except Exception as exc:  # noqa: BLE001 (any CUDA failure means: fall back to the CPU, never crash)
+    except Exception as exc:
         return False, f"CUDA unusable: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     return True, f"{name} (compute capability {cc[0]}.{cc[1]})"
 

@@ -23,8 +23,8 @@ from edgefuse.fusion.voxel import (
     DynamicVoxels,
     FloatArray,
     HardVoxels,
-    PillarVoxelizer,
     Pillars,
+    PillarVoxelizer,
     Voxelizer,
     _readonly,
     as_point_array,
@@ -259,9 +259,8 @@ class CudaPillarVoxelizer(PillarVoxelizer):
         vox = self._vox
         assert isinstance(vox, CudaVoxelizer)
         hv = vox.voxelize(points)
-        if not self.augment or vox.last_device is None:
-            if not self.augment:
-                return Pillars(hv.voxels, hv.coords, hv.num_points, hv.n_outside, hv.n_dropped_voxels,
+        if not self.augment:
+            return Pillars(hv.voxels, hv.coords, hv.num_points, hv.n_outside, hv.n_dropped_voxels,
                                hv.n_dropped_points)
         c = hv.voxels.shape[2]
         key = (hv.voxels.dtype.str, c)
