@@ -87,7 +87,7 @@ def voxels(out: dict[str, Any]) -> None:
                 "steady_allocations": gd.pool.allocations - before}
             for on_cap in ("stop", "continue"):
                 for max_voxels in (500, 12):
-                    kw = {"max_points_per_voxel": 3, "max_voxels": max_voxels, "on_cap": on_cap}
+                    kw: dict[str, Any] = {"max_points_per_voxel": 3, "max_voxels": max_voxels, "on_cap": on_cap}
                     a2 = Voxelizer(size, rng_, **kw).voxelize(p, copy=True)
                     b2 = CudaVoxelizer(size, rng_, **kw).voxelize(p, copy=True)
                     out[f"hard.{cloud_name}.{np.dtype(dt).name}.{on_cap}.{max_voxels}"] = {
@@ -108,7 +108,7 @@ def bev(out: dict[str, Any]) -> None:
 
     pts = kitti(400)
     for norm in (0.0, 64.0):
-        kw = {"z_range": (-2.5, 1.0), "density_log_norm": norm, "empty_height": -3.0}
+        kw: dict[str, Any] = {"z_range": (-2.5, 1.0), "density_log_norm": norm, "empty_height": -3.0}
         a = BevGrid((0.0, 40.0), (-20.0, 20.0), 4.0, **kw).compute(pts, copy=True)
         gb = CudaBevGrid((0.0, 40.0), (-20.0, 20.0), 4.0, **kw)
         b = gb.compute(pts, copy=True)
@@ -130,7 +130,7 @@ def deskew(out: dict[str, Any]) -> None:
     t[3] = t[2]
     stamps = np.arange(5_000_000, 96_000_000, 5_000_000, dtype=np.int64)
     gyro = np.column_stack([0.1 * np.sin(stamps * 1e-8), 0.2 * np.cos(stamps * 1e-8), 3 + np.sin(stamps * 3e-8)])
-    motions = {"cv": ConstantVelocity((5.0, 0.3, 0.0), (0.01, 0.02, 3.0)),
+    motions: dict[str, Any] = {"cv": ConstantVelocity((5.0, 0.3, 0.0), (0.01, 0.02, 3.0)),
                "imu": ImuBatch(stamps, gyro, np.zeros((stamps.size, 3)))}
     T = np.eye(4)
     T[:3, 3] = [0.1, 0.2, 0.3]
