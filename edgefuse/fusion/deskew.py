@@ -57,6 +57,7 @@ in a preallocated buffer, so the main kernel is compiled only per point dtype an
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -315,6 +316,8 @@ class Deskewer:
                                  np.zeros((1, 3)), np.zeros((1, 3)), (-np.inf, np.inf))
         #: how many times buffers had to grow (at most one count per call; 0 in steady state)
         self.reallocations = 0
+        #: the per-point pass (:class:`edgefuse.fusion.cuda.CudaDeskewer` puts its CUDA pass here)
+        self._points_kernel: Callable[..., tuple[int, int]] = _k._deskew_points
 
     def _grow_imu(self, k: int) -> None:
         """Tables for ``k`` IMU-integration segments, and a :class:`Motion` viewing them."""
@@ -418,7 +421,7 @@ class Deskewer:
         else:
             whole = round(t_sub_f * unit_ns)
             offset_s = ((int(time_origin_ns) - mot.origin_ns) + whole) * 1e-9 + (t_sub_f * unit_ns - whole) * 1e-9
-        n_out, n_bad = _k._deskew_points(pts, tau, offset_s, seg_t, seg_tab, self._tp, t_lo, t_hi,
+        n_out, n_bad = self._points_kernel(pts, tau, offset_s, seg_t, seg_tab, self._tp, t_lo, t_hi,
                                          self.outside == "nan", self._scr, self._runs, dst)
         if n_out and self.outside == "raise":
             lo_ns, hi_ns = mot.window_ns

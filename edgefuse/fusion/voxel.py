@@ -610,6 +610,9 @@ class PillarVoxelizer:
         coord_order, num_features, threads: as :class:`Voxelizer`.
     """
 
+    #: the hard voxelizer underneath (:class:`edgefuse.fusion.cuda.CudaPillarVoxelizer` puts its own)
+    _voxelizer_class: type[Voxelizer] = Voxelizer
+
     def __init__(
         self,
         pillar_size: Any,
@@ -628,9 +631,10 @@ class PillarVoxelizer:
             raise VoxelParamError(f"must be [sx, sy], got {pillar_size!r}", field="pillar_size")
         rng = np.asarray(point_range, dtype=np.float64).reshape(-1)
         z_extent = float(rng[5] - rng[2]) if rng.shape == (6,) else 1.0
-        self._vox = Voxelizer([size[0], size[1], z_extent], point_range, max_points_per_voxel=max_points_per_pillar,
-                              max_voxels=max_pillars, coord_order=coord_order, on_cap=on_cap,
-                              num_features=num_features, threads=threads)
+        self._vox = self._voxelizer_class([size[0], size[1], z_extent], point_range,
+                                          max_points_per_voxel=max_points_per_pillar, max_voxels=max_pillars,
+                                          coord_order=coord_order, on_cap=on_cap, num_features=num_features,
+                                          threads=threads)
         self.geometry = self._vox.geometry
         self.on_cap = self._vox.on_cap
         self.augment = bool(augment)

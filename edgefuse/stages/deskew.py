@@ -46,6 +46,7 @@ from edgefuse.fusion.deskew import (
     integrate_imu,
 )
 from edgefuse.msgs.types import ImuBatch, OdometryData, PointCloud
+from edgefuse.stages._device import StageDevice
 from edgefuse.stages.base import Stage, register_stage
 from edgefuse.stages.params import StageParams, param
 
@@ -79,6 +80,8 @@ class DeskewParams(StageParams):
     max_extrapolation_ms: float = param(5.0, unit="ms", ge=0.0, le=60_000.0,
                                         doc="extrapolate this far beyond the IMU window silently")
     max_points: int = param(200_000, ge=0, le=10_000_000, doc="initial buffer size")
+    device: Literal["auto", "cpu", "cuda"] = param(
+        "auto", doc="where the per-point pass runs: auto (CUDA when usable), cpu, cuda")
 
 
 def _xyz_view(points: npt.NDArray[np.void]) -> npt.NDArray[Any] | None:
@@ -113,6 +116,10 @@ class DeskewStage(Stage):
         self._buf: npt.NDArray[np.void] | None = None
         self._tbuf = np.empty(self.params.max_points, dtype=np.int64)
         self._xyzbuf = np.empty((self.params.max_points, 3), dtype=np.float64)
+        self.device = StageDevice(name, self.params.device)
+
+    def report(self) -> dict[str, Any] | None:
+        return {"device": self.device.report()}
 
     # -- set-up ---------------------------------------------------------------------------------
     def _deskewer(self, cloud_frame: str, motion_frame: str | None) -> Deskewer:
@@ -133,9 +140,15 @@ class DeskewStage(Stage):
                     if self.params.body_frame:
                         raise PipelineError(f"stage '{self.name}': no transform from '{cloud_frame}' to "
                                             f"'{body}': {exc.message}") from None
-        dsk = Deskewer(T, capacity=self.params.max_points, outside=self.params.outside,
-                       max_extrapolation_ns=round(self.params.max_extrapolation_ms * 1e6))
-        dsk.warmup()
+
+        def build() -> Deskewer:
+            made = self.device.pick(Deskewer, "CudaDeskewer")(
+                T, capacity=self.params.max_points, outside=self.params.outside,
+                max_extrapolation_ns=round(self.params.max_extrapolation_ms * 1e6))
+            made.warmup()
+            return made
+
+        dsk = self.device.run(build, self._deskewers.clear)
         self._deskewers[key] = dsk
         return dsk
 
@@ -225,6 +238,11 @@ class DeskewStage(Stage):
         times = self._times(cloud)
         motion, motion_frame = self._motion(inputs, cloud, times)
         dsk = self._deskewer(cloud.frame_id, motion_frame)
+
+        def on_cpu() -> None:  # a CUDA failure: CPU deskewers from now on, and this sweep redone there
+            self._deskewers.clear()
+            nonlocal dsk
+            dsk = self._deskewer(cloud.frame_id, motion_frame)
         if self._buf is None or self._buf.dtype != pts.dtype or self._buf.shape[0] < n:
             self._buf = np.empty(max(n, self.params.max_points), dtype=pts.dtype)
         out = self._buf[:n]
@@ -233,7 +251,8 @@ class DeskewStage(Stage):
         t, unit, origin = times
         view = _xyz_view(out)
         if view is not None:  # in place on the copy: the kernel reads a point before writing it
-            dsk.deskew(view, t, motion, reference_time_ns=ref, time_origin_ns=origin, time_unit=unit, out=view)
+            self.device.run(lambda: dsk.deskew(view, t, motion, reference_time_ns=ref, time_origin_ns=origin,
+                                               time_unit=unit, out=view), on_cpu)
         else:
             if any(k not in (pts.dtype.names or ()) for k in "xyz"):
                 raise MessageError(f"point cloud lacks x/y/z; fields: {list(pts.dtype.names or ())}",
@@ -243,8 +262,10 @@ class DeskewStage(Stage):
             tmp = self._xyzbuf[:n]
             for j, k in enumerate("xyz"):
                 tmp[:, j] = pts[k]
-            dsk.deskew(tmp, t, motion, reference_time_ns=ref, time_origin_ns=origin, time_unit=unit, out=tmp)
+            self.device.run(lambda: dsk.deskew(tmp, t, motion, reference_time_ns=ref, time_origin_ns=origin,
+                                               time_unit=unit, out=tmp), on_cpu)
             for j, k in enumerate("xyz"):
                 out[k] = tmp[:, j]
+        self.device.record(dsk)
         return {"cloud": PointCloud(cloud.stamp_ns, cloud.frame_id, out, cloud.height, cloud.width,
                                     cloud.is_dense)}

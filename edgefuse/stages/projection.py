@@ -33,6 +33,7 @@ from edgefuse.fusion.densify import DepthCompleter, DepthImageError
 from edgefuse.fusion.painting import FeatureArrayError, PointPainter, append_point_fields, painted_dtype
 from edgefuse.fusion.projection import MultiCameraProjector, Projector
 from edgefuse.msgs.types import ImageData, PointCloud
+from edgefuse.stages._device import StageDevice
 from edgefuse.stages._rig import check_camera_link, lookup_camera
 from edgefuse.stages.base import Stage, register_stage
 from edgefuse.stages.params import StageParams, param
@@ -73,6 +74,8 @@ class ProjectionParams(StageParams):
     min_depth_m: float = param(0.1, unit="m", gt=0.0, le=1e4, doc="points nearer than this are dropped")
     max_depth_m: float = param(200.0, unit="m", gt=0.0, le=1e6, doc="points farther than this are dropped")
     max_points: int = param(200_000, ge=1, le=MAX_POINTS, doc="initial buffer size (grown once if a cloud is larger)")
+    device: Literal["auto", "cpu", "cuda"] = param(
+        "auto", doc="where the projection runs: auto (CUDA when usable), cpu, cuda")
 
     def check(self) -> list[str]:
         """min_depth_m < max_depth_m."""
@@ -175,6 +178,10 @@ class _CameraStage(Stage):
         self.input_frames: dict[str, str | None] = {}
         self._projectors: dict[str, Projector] = {}
         self._xyz = np.zeros((self.params.max_points, 3), dtype=np.float32)
+        self.device = StageDevice(name, self.params.device)
+
+    def report(self) -> dict[str, Any] | None:
+        return {"device": self.device.report()}
 
     @classmethod
     def check_rig(cls, params: ProjectionParams, rig: Any, frames: Mapping[str, str | None]) -> list[str]:
@@ -185,11 +192,16 @@ class _CameraStage(Stage):
         projector = self._projectors.get(frame)
         if projector is None:
             T = np.asarray(self.rig.transform(self.camera.frame_id, frame).matrix)
-            projector = Projector.from_camera(
-                self.camera, T, min_depth_m=self.params.min_depth_m, max_depth_m=self.params.max_depth_m,
-                max_points=self.params.max_points, max_radius=float(self.camera.max_radius),
-            )
-            projector.warmup()
+
+            def build() -> Projector:
+                made = self.device.pick(Projector, "CudaProjector").from_camera(
+                    self.camera, T, min_depth_m=self.params.min_depth_m, max_depth_m=self.params.max_depth_m,
+                    max_points=self.params.max_points, max_radius=float(self.camera.max_radius),
+                )
+                made.warmup()
+                return made
+
+            projector = self.device.run(build, self._projectors.clear)
             self._projectors[frame] = projector
         return projector
 
@@ -240,9 +252,10 @@ class PointPainting(_CameraStage):
     def process(self, inputs: Mapping[str, Any], stamp_ns: int) -> dict[str, Any]:
         cloud: PointCloud = inputs["cloud"]
         scores: ImageData = inputs["scores"]
-        projector = self._projector(self.params.cloud_frame or cloud.frame_id)
+        frame = self.params.cloud_frame or cloud.frame_id
         xyz, self._xyz = _xyz_into(cloud, self._xyz)
-        result = projector.project(xyz)
+        result = self.device.run(lambda: self._projector(frame).project(xyz), self._projectors.clear)
+        self.device.record(self._projector(frame))
         try:
             values = self._painter.paint(result, scores.data)
         except FeatureArrayError as exc:
@@ -437,20 +450,27 @@ class LidarCameraProjection(Stage):
         self._projectors: dict[str, Any] = {}
         self._colored = np.zeros(self.params.max_points, dtype=COLORED_POINT_DTYPE)
         self._xyz = np.zeros((self.params.max_points, 3), dtype=np.float32)
+        self.device = StageDevice(name, self.params.device)
+
+    def report(self) -> dict[str, Any] | None:
+        return {"device": self.device.report()}
 
     def _projector(self, frame: str) -> Any:
         proj = self._projectors.get(frame)
         if proj is None:
-            from edgefuse.fusion import Projector
-
             T = self.rig.transform(self.camera.frame_id, frame)
             model_id, K, D = self.camera.kernel_params()
-            proj = Projector(
-                model_id, K, D, int(self.camera.width), int(self.camera.height), np.asarray(T.matrix),
-                min_depth_m=self.params.min_depth_m, max_depth_m=self.params.max_depth_m,
-                max_points=self.params.max_points, max_radius=float(self.camera.max_radius),
-            )
-            proj.warmup()
+
+            def build() -> Projector:
+                made = self.device.pick(Projector, "CudaProjector")(
+                    model_id, K, D, int(self.camera.width), int(self.camera.height), np.asarray(T.matrix),
+                    min_depth_m=self.params.min_depth_m, max_depth_m=self.params.max_depth_m,
+                    max_points=self.params.max_points, max_radius=float(self.camera.max_radius),
+                )
+                made.warmup()
+                return made
+
+            proj = self.device.run(build, self._projectors.clear)
             self._projectors[frame] = proj
         return proj
 
@@ -472,7 +492,10 @@ class LidarCameraProjection(Stage):
         xyz[:, 0] = pts["x"]
         xyz[:, 1] = pts["y"]
         xyz[:, 2] = pts["z"]
-        res = proj.project(xyz, per_point=True)  # uv/valid computed in the same pass: colours need them
+        # uv/valid computed in the same pass: colours need them; a CUDA failure reruns on the CPU
+        res = self.device.run(lambda: self._projector(frame).project(xyz, per_point=True), self._projectors.clear)
+        proj = self._projector(frame)
+        self.device.record(proj)
         out_frame = self.camera.frame_id
         depth = ImageData(stamp_ns, out_frame, "32FC1", res.depth)
         image: ImageData | None = inputs.get("image")

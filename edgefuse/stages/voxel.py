@@ -27,6 +27,7 @@ from edgefuse.fusion.bev import BevGrid
 from edgefuse.fusion.pointcloud_ops import crop_box, crop_fov, crop_range, ransac_ground
 from edgefuse.msgs.image import encoding_layout
 from edgefuse.msgs.types import ImageData, PointCloud
+from edgefuse.stages._device import StageDevice
 from edgefuse.stages.base import Stage, register_stage
 from edgefuse.stages.params import StageParams, param
 
@@ -69,6 +70,8 @@ class BevGridParams(StageParams):
     empty_height: float = param(0.0, unit="m", ge=-MAX_EXTENT_M, le=MAX_EXTENT_M,
                                 doc="height channels in empty cells")
     intensity_field: str = param("intensity", min_len=1, doc="per-point field averaged into mean_intensity")
+    device: Literal["auto", "cpu", "cuda"] = param(
+        "auto", doc="where the grid is computed: auto (CUDA when usable), cpu, cuda")
 
     def check(self) -> list[str]:
         """Ranges with max > min, a grid of 1 to MAX_BEV_CELLS cells, density_log_norm 0 or > 1."""
@@ -176,6 +179,13 @@ class BevGridStage(Stage):
         super().__init__(name, params, rig)
         p = self.params
         z_range = (-math.inf, math.inf) if p.z_range is None else p.z_range
+        self.device = StageDevice(name, p.device)
+
+        def make_grid(cls: type[BevGrid]) -> BevGrid:
+            return cls(p.x_range, p.y_range, p.resolution_m, z_range=z_range, channels=list(p.channels),
+                       density_log_norm=p.density_log_norm, empty_height=p.empty_height)
+
+        self._make_grid = make_grid
         try:
             self._grid = BevGrid(
                 p.x_range, p.y_range, p.resolution_m, z_range=z_range, channels=list(p.channels),
@@ -187,14 +197,27 @@ class BevGridStage(Stage):
             message = exc.message if isinstance(exc, EdgefuseError) else str(exc)
             raise PipelineError(f"stage '{name}': {message}") from None
         self._cloud = _CloudBuffer(p.intensity_field)
+        if self.device.device == "cuda":  # the parameters are valid (checked on the CPU grid above)
+            self.device.run(lambda: self._use(self.device.pick(BevGrid, "CudaBevGrid")), self._to_cpu)
+
+    def _use(self, cls: type[BevGrid]) -> None:
+        self._grid = self._make_grid(cls)
+
+    def _to_cpu(self) -> None:
+        self._grid = self._make_grid(BevGrid)
+        self._grid.warmup()
+
+    def report(self) -> dict[str, Any] | None:
+        return {"device": self.device.report()}
 
     def start(self) -> None:
-        self._grid.warmup()
+        self.device.run(self._grid.warmup, self._to_cpu)
 
     def process(self, inputs: Mapping[str, Any], stamp_ns: int) -> dict[str, Any]:
         cloud: PointCloud = inputs["cloud"]
         pts, _ = self._cloud.fill(cloud, stamp_ns)
-        img = self._grid.compute(pts)
+        img = self.device.run(lambda: self._grid.compute(pts), self._to_cpu)
+        self.device.record(self._grid)
         return {"image": ImageData(stamp_ns, cloud.frame_id, self.encoding, img)}
 
 
