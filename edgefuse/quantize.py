@@ -104,7 +104,9 @@ def quantize_from_bag(model: str | Path, pipeline: str | Path, bag: str | Path, 
         calibration, heldout = sets[:cut], sets[cut:]
     opts = options or QuantizeOptions()
     if len(calibration) < opts.min_calibration:
-        need = opts.min_calibration if heldout_bag is not None else int(opts.min_calibration / (1 - heldout_fraction)) + 1
+        need = opts.min_calibration
+        if heldout_bag is None:
+            need = int(opts.min_calibration / (1 - heldout_fraction)) + 1
         raise ModelError(f"{bag} is too short to calibrate: stage '{stage}' ran on {len(sets)} set(s), "
                          f"{len(calibration)} left for calibration; it needs at least {opts.min_calibration} "
                          f"calibration sets ({need} sets in the recording)", file=bag)

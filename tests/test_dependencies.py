@@ -19,7 +19,7 @@ DIST = {"cv2": "opencv-python-headless", "ruamel": "ruamel.yaml", "serial": "pys
 #: standard-library modules newer than the oldest Python we support (imported with a fallback)
 NEW_STDLIB = {"compression"}
 #: imports that only optional features use (imported lazily, refused with the extra's name when missing)
-OPTIONAL = {"open3d": "calib", "matplotlib": "calib"}
+OPTIONAL = {"open3d": "calib", "matplotlib": "calib", "onnx": "quantize"}
 
 
 def _requirement_names(reqs: list[str]) -> set[str]:

@@ -7,7 +7,6 @@ outside their arrays.  They are compiled lazily per source dtype; the ``onnx_mod
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -16,7 +15,7 @@ from edgefuse._jit import njit
 
 
 @njit()
-def _image_to_tensor(src: Any, out: Any, perm: Any, scale: float, mean: Any, inv_std: Any, chw: bool,
+def _image_to_tensor(src: Any, out: Any, perm: Any, scale: float, mean: Any, inv_std: Any, chw: bool,  # noqa: PLR0917
                      bilinear: bool) -> None:  # pragma: no cover - compiled
     """``src`` (H, W, C) any real dtype → ``out`` float32 (C, H2, W2) if ``chw`` else (H2, W2, C).
 
@@ -36,22 +35,22 @@ def _image_to_tensor(src: Any, out: Any, perm: Any, scale: float, mean: Any, inv
         if bilinear:
             fy = (y + 0.5) * sy - 0.5
             fy = min(max(fy, 0.0), h - 1.0)
-            y0 = int(math.floor(fy))
+            y0 = int(fy)  # fy >= 0: truncation is floor
             y1 = min(y0 + 1, h - 1)
             ay = fy - y0
         else:
-            y0 = min(int(math.floor(y * sy)), h - 1)
+            y0 = min(int(y * sy), h - 1)
             y1 = y0
             ay = 0.0
         for x in range(w2):
             if bilinear:
                 fx = (x + 0.5) * sx - 0.5
                 fx = min(max(fx, 0.0), w - 1.0)
-                x0 = int(math.floor(fx))
+                x0 = int(fx)
                 x1 = min(x0 + 1, w - 1)
                 ax = fx - x0
             else:
-                x0 = min(int(math.floor(x * sx)), w - 1)
+                x0 = min(int(x * sx), w - 1)
                 x1 = x0
                 ax = 0.0
             for k in range(nc):
@@ -67,15 +66,6 @@ def _image_to_tensor(src: Any, out: Any, perm: Any, scale: float, mean: Any, inv
                     out[k, y, x] = v
                 else:
                     out[y, x, k] = v
-
-
-@njit()
-def _all_finite(flat: Any) -> bool:  # pragma: no cover - compiled
-    """Whether every element of a 1-D float array is finite (stops at the first that is not)."""
-    for i in range(flat.shape[0]):
-        if not np.isfinite(flat[i]):
-            return False
-    return True
 
 
 @njit()

@@ -220,7 +220,8 @@ def _check_tensor(raw: Any, c: Collector, where: str, is_input: bool) -> dict[st
         ok = False
     edge = raw.get("edge")
     if edge not in EDGES:
-        c.add(f"{where}: 'edge' must be one of {', '.join(EDGES)}, got {edge!r}", raw, "edge" if "edge" in raw else None)
+        c.add(f"{where}: 'edge' must be one of {', '.join(EDGES)}, got {edge!r}", raw,
+              "edge" if "edge" in raw else None)
         ok = False
     shape = _dims(plain(raw.get("shape")))
     if shape is None:
@@ -280,7 +281,8 @@ def _check_tensor(raw: Any, c: Collector, where: str, is_input: bool) -> dict[st
                 c.add(f"{where}: {len(fields)} fields but the shape's last axis is {shape[-1]}", raw, "fields")
                 return None
         out["fields"] = tuple(fields) if isinstance(fields, list) else ()
-        pre: Preprocess = out["preprocess"]
+        pre = out["preprocess"]
+        assert isinstance(pre, Preprocess)
         ch = ENCODINGS.get(str(encoding), 1)
         for key, vals in (("mean", pre.mean), ("std", pre.std)):
             if vals and len(vals) not in (1, ch):

@@ -83,7 +83,9 @@ class QuantizeOptions:
     ``per_channel`` weights; ``reduce_range`` (7-bit weights, for CPUs without VNNI); ``activations``:
     ``uint8`` (U8S8, the fast path on x86) or ``int8``; ``metric`` of :data:`METRICS` with its
     ``metric_threshold`` (mask_f1); ``tolerance``: largest relative drop of the metric accepted;
-    ``threads``: thread counts the latency is measured at; ``latency_runs`` per model and thread count.
+    ``threads``: thread counts the latency is measured at; ``latency_runs`` per model and thread count;
+    ``op_types``: quantize only these operator types (None: every type ONNX Runtime can), e.g. ``("Conv",)``
+    to keep a sensitive head (ConvTranspose, Sigmoid) in float.
     """
 
     method: Literal["minmax", "entropy", "percentile"] = "minmax"
@@ -98,6 +100,7 @@ class QuantizeOptions:
     latency_runs: int = 20
     percentile: float = 99.999
     min_calibration: int = MIN_CALIBRATION_SETS
+    op_types: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -242,6 +245,7 @@ def quantize_model(model: str | Path, calibration: Sequence[Feeds], heldout: Seq
                 per_channel=opts.per_channel, reduce_range=opts.reduce_range,
                 activation_type=QuantType.QUInt8 if opts.activations == "uint8" else QuantType.QInt8,
                 weight_type=QuantType.QInt8, calibrate_method=method, extra_options=extra,
+                op_types_to_quantize=list(opts.op_types) if opts.op_types else None,
             )
         except Exception as exc:
             raise ModelError(f"{model}: quantization failed: {str(exc).splitlines()[0] if str(exc) else exc}",

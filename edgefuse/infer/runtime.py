@@ -66,7 +66,7 @@ class ModelInfo:
     size: int
 
 
-class _NotProtobuf(Exception):
+class _NotProtobufError(Exception):
     """Bytes that are no protobuf message (private: :func:`inspect_model` turns it into a ModelError)."""
 
 
@@ -82,19 +82,20 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
             return value, pos
         shift += 7
         if shift > 63:
-            raise _NotProtobuf("varint too long")
+            raise _NotProtobufError("varint too long")
 
 
 def _fields(data: bytes) -> list[tuple[int, int, Any]]:
     """Top-level protobuf fields ``(number, wire type, value)``; EOFError when the data ends inside one,
-    _NotProtobuf for bytes that are no protobuf."""
+    _NotProtobufError for bytes that are no protobuf."""
     out: list[tuple[int, int, Any]] = []
     pos = 0
     while pos < len(data):
         tag, pos = _varint(data, pos)
         number, wire = tag >> 3, tag & 7
         if number == 0:
-            raise _NotProtobuf("field number 0")
+            raise _NotProtobufError("field number 0")
+        value: int | bytes
         if wire == 0:
             value, pos = _varint(data, pos)
         elif wire == 2:
@@ -108,7 +109,7 @@ def _fields(data: bytes) -> list[tuple[int, int, Any]]:
                 raise EOFError
             value, pos = data[pos:pos + size], pos + size
         else:
-            raise _NotProtobuf(f"wire type {wire}")
+            raise _NotProtobufError(f"wire type {wire}")
         out.append((number, wire, value))
     return out
 
@@ -131,7 +132,7 @@ def inspect_model(path: str | Path, data: bytes | None = None) -> ModelInfo:
     except EOFError:
         raise ModelError(f"{path} is truncated ({len(data)} bytes; the file ends inside a field); re-export or "
                          "re-download it", file=path) from None
-    except _NotProtobuf:
+    except _NotProtobufError:
         raise ModelError(f"{path} is not an ONNX model (its bytes are not a protobuf ModelProto)", file=path) from None
     numbers = {n for n, _, _ in fields}
     if 7 not in numbers:
@@ -142,7 +143,7 @@ def inspect_model(path: str | Path, data: bytes | None = None) -> ModelInfo:
         if n == 8 and w == 2:
             try:
                 sub = _fields(v)
-            except (EOFError, _NotProtobuf):
+            except (EOFError, _NotProtobufError):
                 raise ModelError(f"{path}: malformed opset_import entry", file=path) from None
             domain = next((bytes(x).decode("utf-8", "replace") for m, ww, x in sub if m == 1 and ww == 2), "")
             version = next((int(x) for m, ww, x in sub if m == 2 and ww == 0), 0)
@@ -407,9 +408,7 @@ class ModelRuntime:
                 raise InputDataError(text)
             ok = x.ndim == len(spec.shape)
             for d, n in zip(spec.shape, x.shape, strict=False):
-                if isinstance(d, int) and d != n:
-                    ok = False
-                elif isinstance(d, str) and symbols.setdefault(d, n) != n:
+                if (isinstance(d, int) and d != n) or (isinstance(d, str) and symbols.setdefault(d, n) != n):
                     ok = False
             if not ok:
                 text = f"input '{spec.name}' must have shape {list(spec.shape)}, got {list(x.shape)}"

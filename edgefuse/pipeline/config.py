@@ -575,23 +575,7 @@ def _check_stages(
         if not isinstance(raw_params, dict):
             c.add(f"stage '{name}': 'params' must be a mapping", st, "params")
             raw_params = {}
-        for key in cls.path_params:  # file names: relative to the pipeline file's folder
-            value = raw_params.get(key)
-            if isinstance(value, str) and value and "\x00" not in value:
-                raw_params[key] = str(Path(c.file).parent / os.path.expanduser(value))
-        params, param_problems = cls.Params.parse(raw_params, f"stage type '{cls.type_name}'")
-        for msg in param_problems:
-            c.add(f"stage '{name}': {msg}", st, "params" if "params" in st else "type")
-        in_ports, out_ports = dict(cls.inputs), dict(cls.outputs)
-        if params is None:
-            c.broken_stages.add(name)
-            params = cls.Params.defaults() or StageParams()
-        elif cls.dynamic_ports:
-            try:
-                in_ports, out_ports = cls.ports(params)
-            except EdgefuseError as exc:
-                c.add(f"stage '{name}': {exc}", st, "params" if "params" in st else "type")
-                c.broken_stages.add(name)
+        params, in_ports, out_ports = _stage_params(cls, name, raw_params, st, c)
         wiring = st.get("in") or {}
         if not isinstance(wiring, dict):
             c.add(f"stage '{name}': 'in' must map port -> source", st, "in")
@@ -647,6 +631,32 @@ def _check_stages(
         if not rig_problems:
             _try_construct(spec, rig, nodes[name], where, c)
     return [specs[n] for n in ordered]
+
+
+def _stage_params(cls: type[Stage], name: str, raw_params: dict[str, Any], st: Any,
+                  c: _Collector) -> tuple[StageParams, dict[str, str], dict[str, str]]:
+    """A stage's checked parameters (file names made relative to the pipeline file's folder) and its ports
+    (:meth:`Stage.ports`); problems are recorded and the stage marked broken."""
+    for key in cls.path_params:
+        value = raw_params.get(key)
+        if isinstance(value, str) and value and "\x00" not in value:
+            raw_params[key] = str(Path(c.file).parent / os.path.expanduser(value))
+    params, param_problems = cls.Params.parse(raw_params, f"stage type '{cls.type_name}'")
+    where = "params" if "params" in st else "type"
+    for msg in param_problems:
+        c.add(f"stage '{name}': {msg}", st, where)
+    if params is None:
+        c.broken_stages.add(name)
+        return cls.Params.defaults() or StageParams(), dict(cls.inputs), dict(cls.outputs)
+    if not cls.dynamic_ports:
+        return params, dict(cls.inputs), dict(cls.outputs)
+    try:
+        in_ports, out_ports = cls.ports(params)
+    except EdgefuseError as exc:
+        c.add(f"stage '{name}': {exc}", st, where)
+        c.broken_stages.add(name)
+        return params, {}, {}
+    return params, in_ports, out_ports
 
 
 def _try_construct(spec: StageSpec, rig: Any, node: Any, where: str, c: _Collector) -> None:

@@ -16,7 +16,7 @@ from edgefuse.pipeline.config import check_pipeline
 from edgefuse.quantize import collect_model_inputs, quantize_from_bag
 from tests.infer.models import DEMO, conv_model, demo_pipeline, write_card
 
-FAST = {"latency_runs": 3, "threads": (1,)}
+FAST: dict[str, Any] = {"latency_runs": 3, "threads": (1,)}
 
 
 @pytest.fixture(scope="module")

@@ -45,7 +45,7 @@ def test_not_onnx_truncated_and_old_opset_are_told_apart(tmp_path: Path, model: 
 
 def test_sha256_mismatch_is_refused(tmp_path: Path, model: Path) -> None:
     write_card(model, sha="a" * 64)
-    with pytest.raises(ModelError, match="has sha256 .* says aaaa"):
+    with pytest.raises(ModelError, match=r"has sha256 .* says aaaa"):
         ModelRuntime(model, load_card(model.with_suffix(".yaml")))
 
 

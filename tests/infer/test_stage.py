@@ -107,6 +107,7 @@ def test_replaying_the_demo_runs_the_model_on_every_pair(tmp_path: Path) -> None
     # the stage's output for a frame equals ONNX Runtime on an OpenCV-preprocessed tensor
     jpeg = frames[3]
     bgr = cv2.imdecode(np.frombuffer(jpeg.data, np.uint8), cv2.IMREAD_COLOR)
+    assert bgr is not None
     ref_in = cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32), (96, 64))
     ref_in = ((ref_in / 255.0 - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]).astype(np.float32)
     ref = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).run(
@@ -131,4 +132,5 @@ def test_nan_image_from_upstream_is_counted_not_fatal(tmp_path: Path) -> None:
     img = np.full((20, 30, 3), np.nan, np.float32)
     with pytest.raises(InputDataError, match="NaN/inf"):
         stage.process({"image": ImageData(1, "zed_left", "32FC3", img)}, 1)
-    assert stage.report()["rejected_inputs"] == {"nonfinite": 1}
+    details = stage.report()
+    assert details is not None and details["rejected_inputs"] == {"nonfinite": 1}
