@@ -66,7 +66,7 @@ class ModelInfo:
     size: int
 
 
-class _NotProtobufError(Exception):
+class _NotProtobufError(ModelError):
     """Bytes that are no protobuf message (private: :func:`inspect_model` turns it into a ModelError)."""
 
 
