@@ -6,7 +6,8 @@
 ``edgefuse record SOURCE... OUT [--duration S]`` ·
 ``edgefuse node PIPELINE [--transport zenoh|ros2|ros1] [--remap FROM:=TO] [--record OUT]`` ·
 ``edgefuse play BAG [--transport …] [--rate R] [--loop] [--clock]`` ·
-``edgefuse bench PIPELINE [--bag BAG…] [--repeats N] [--out DIR] [--workers N]`` · ``edgefuse bench compare A B``.
+``edgefuse bench PIPELINE [--bag BAG…] [--repeats N] [--out DIR] [--workers N]`` · ``edgefuse bench compare A B`` ·
+``edgefuse quantize MODEL --pipeline P --bag B --stage NAME --out MODEL.int8.onnx``.
 
 Bad input prints one clear line on stderr and exits non-zero (2 for usage/input errors and failed writes,
 3 for a budget breach; 130/143 after SIGINT/SIGTERM, once outputs are closed and the report is written);
@@ -204,6 +205,21 @@ def _cmd_record(args: argparse.Namespace) -> int:
     return 0 if result.complete else EXIT_INPUT
 
 
+def _cmd_quantize(args: argparse.Namespace) -> int:
+    from edgefuse.infer.quantize import QuantizeOptions
+    from edgefuse.quantize import quantize_from_bag
+
+    opts = QuantizeOptions(method=args.method, fmt=args.format, per_channel=not args.per_tensor,
+                           reduce_range=args.reduce_range, activations=args.activations, metric=args.metric,
+                           metric_threshold=args.metric_threshold, tolerance=args.tolerance)
+    report = quantize_from_bag(args.model, resolve_pipeline(args.pipeline), args.bag, args.stage, args.out,
+                               heldout_bag=args.heldout_bag, heldout_fraction=args.heldout_fraction, options=opts,
+                               report_path=args.report, rig=args.rig, overwrite=args.overwrite)
+    print(json.dumps(report.as_dict(), indent=2))
+    print(report.verdict, file=sys.stderr)
+    return 0 if report.written else EXIT_INPUT
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgefuse", description=__doc__.split("\n\n")[0])
     parser.add_argument("--trace", action="store_true", help="show the traceback on errors")
@@ -257,6 +273,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stats", action="store_true", help="also print each source's statistics (JSON)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=_cmd_record)
+
+    p = sub.add_parser("quantize", help="static INT8 quantization, calibrated on a bag replayed through a pipeline")
+    p.add_argument("model", help="FP32 .onnx model (its card beside it)")
+    p.add_argument("--pipeline", required=True, help="pipeline whose onnx_model stage runs MODEL")
+    p.add_argument("--bag", required=True, help="calibration recording")
+    p.add_argument("--stage", required=True, help="name of the onnx_model stage")
+    p.add_argument("--out", required=True, help="INT8 model to write (its card is written beside it)")
+    p.add_argument("--heldout-bag", help="judge on this recording (default: the last --heldout-fraction of --bag)")
+    p.add_argument("--heldout-fraction", type=float, default=0.25, help="held-out share of --bag (default 0.25)")
+    p.add_argument("--method", choices=["minmax", "entropy", "percentile"], default="minmax")
+    p.add_argument("--format", choices=["qdq", "qoperator"], default="qdq")
+    p.add_argument("--per-tensor", action="store_true", help="per-tensor instead of per-channel weights")
+    p.add_argument("--reduce-range", action="store_true", help="7-bit weights (CPUs without VNNI)")
+    p.add_argument("--activations", choices=["uint8", "int8"], default="uint8")
+    p.add_argument("--metric", default="cosine", help="cosine | argmax_agreement | mask_f1 (against FP32)")
+    p.add_argument("--metric-threshold", type=float, default=0.5, help="mask_f1's threshold")
+    p.add_argument("--tolerance", type=float, default=0.01, help="largest relative metric drop accepted")
+    p.add_argument("--report", help="write the accuracy report (JSON) here")
+    p.add_argument("--rig", help="use this rig file instead of the pipeline's")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.set_defaults(func=_cmd_quantize)
 
     from edgefuse.node.cli import add_parsers as add_node_parsers
 

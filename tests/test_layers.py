@@ -17,10 +17,10 @@ LAYERS: dict[str, int] = {
     "__init__": 0, "time": 0, "errors": 0, "envelope": 0, "config": 0, "_jit": 0, "_lazy": 0, "_yaml": 0,
     "_cli_common": 0, "_kernels_linalg": 0,
     "msgs": 1, "transport": 1,
-    "rig": 2, "sync": 2, "fusion": 2, "objects": 2, "estimation": 2, "bag": 2,
+    "rig": 2, "sync": 2, "fusion": 2, "objects": 2, "estimation": 2, "bag": 2, "infer": 2,
     "sources": 3, "sinks": 3, "stages": 3, "convert": 3,
     "pipeline": 4,
-    "replay": 5, "node": 5, "record": 5, "bench": 5,
+    "replay": 5, "node": 5, "record": 5, "bench": 5, "quantize": 5,
     "cli": 6,
 }
 

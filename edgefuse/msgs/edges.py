@@ -155,6 +155,7 @@ for _name, _payload, _msgtype in (
     ("Odometry", payloads.OdometryData, "nav_msgs/msg/Odometry"),
     ("RadarScan", payloads.RadarScanData, "radar_msgs/msg/RadarScan"),
     ("Transform", payloads.TransformData, None),
+    ("Tensor", payloads.TensorData, None),
 ):
     register_edge_type(_name, _payload, _msgtype)
 register_edge_type(ANY, None, None)

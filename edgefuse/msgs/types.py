@@ -131,6 +131,16 @@ class OdometryData:
     twist_covariance: F64
 
 
+@dataclass(slots=True)
+class TensorData:
+    """A tensor a model produced or takes (``onnx_model`` stage ports of edge type ``Tensor``): ``data`` of any
+    shape and dtype, as the model card declares it.  Not publishable as a ROS message."""
+
+    stamp_ns: int
+    frame_id: str
+    data: npt.NDArray[Any]
+
+
 RADAR_RETURN_DTYPE = np.dtype(
     [
         ("range", np.float32),

@@ -89,6 +89,13 @@ class StageSpec:
     #: the checked, typed parameters (an instance of ``cls.Params``)
     params: StageParams
     budget: Budget | None
+    #: port → edge type (``cls.ports(params)``; the class's own ports when left empty)
+    input_ports: dict[str, str] = field(default_factory=dict)
+    output_ports: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.input_ports and not self.output_ports:
+            self.input_ports, self.output_ports = dict(self.cls.inputs), dict(self.cls.outputs)
 
 
 @dataclass
@@ -568,12 +575,7 @@ def _check_stages(
         if not isinstance(raw_params, dict):
             c.add(f"stage '{name}': 'params' must be a mapping", st, "params")
             raw_params = {}
-        params, param_problems = cls.Params.parse(raw_params, f"stage type '{cls.type_name}'")
-        for msg in param_problems:
-            c.add(f"stage '{name}': {msg}", st, "params" if "params" in st else "type")
-        if params is None:
-            c.broken_stages.add(name)
-            params = cls.Params.defaults() or StageParams()
+        params, in_ports, out_ports = _stage_params(cls, name, raw_params, st, c)
         wiring = st.get("in") or {}
         if not isinstance(wiring, dict):
             c.add(f"stage '{name}': 'in' must map port -> source", st, "in")
@@ -581,7 +583,8 @@ def _check_stages(
         budget, err = parse_budget(st.get("budget", st.get("budget_ms")))
         if err:
             c.add(f"stage '{name}': {err}", st, "budget" if "budget" in st else "budget_ms")
-        specs[name] = StageSpec(name, str(typ), cls, {str(k): str(v) for k, v in wiring.items()}, params, budget)
+        specs[name] = StageSpec(name, str(typ), cls, {str(k): str(v) for k, v in wiring.items()}, params, budget,
+                                in_ports, out_ports)
         nodes[name] = st
         order.append(name)
 
@@ -589,8 +592,10 @@ def _check_stages(
     for name in order:
         spec, st = specs[name], nodes[name]
         wiring_node = st.get("in") or {}
-        ports = {p.rstrip("?"): p.endswith("?") for p in spec.cls.inputs}
-        accepted = {p.rstrip("?"): t for p, t in spec.cls.inputs.items()}
+        ports = {p.rstrip("?"): p.endswith("?") for p in spec.input_ports}
+        accepted = {p.rstrip("?"): t for p, t in spec.input_ports.items()}
+        if name in c.broken_stages and spec.cls.dynamic_ports:
+            continue  # its ports are unknown: already reported
         for port, source in spec.wiring.items():
             if port not in ports:
                 c.add(f"stage '{name}': type '{spec.type_name}' has no input port '{port}' "
@@ -628,6 +633,32 @@ def _check_stages(
     return [specs[n] for n in ordered]
 
 
+def _stage_params(cls: type[Stage], name: str, raw_params: dict[str, Any], st: Any,
+                  c: _Collector) -> tuple[StageParams, dict[str, str], dict[str, str]]:
+    """A stage's checked parameters (file names made relative to the pipeline file's folder) and its ports
+    (:meth:`Stage.ports`); problems are recorded and the stage marked broken."""
+    for key in cls.path_params:
+        value = raw_params.get(key)
+        if isinstance(value, str) and value and "\x00" not in value:
+            raw_params[key] = str(Path(c.file).parent / os.path.expanduser(value))
+    params, param_problems = cls.Params.parse(raw_params, f"stage type '{cls.type_name}'")
+    where = "params" if "params" in st else "type"
+    for msg in param_problems:
+        c.add(f"stage '{name}': {msg}", st, where)
+    if params is None:
+        c.broken_stages.add(name)
+        return cls.Params.defaults() or StageParams(), dict(cls.inputs), dict(cls.outputs)
+    if not cls.dynamic_ports:
+        return params, dict(cls.inputs), dict(cls.outputs)
+    try:
+        in_ports, out_ports = cls.ports(params)
+    except EdgefuseError as exc:
+        c.add(f"stage '{name}': {exc}", st, where)
+        c.broken_stages.add(name)
+        return params, {}, {}
+    return params, in_ports, out_ports
+
+
 def _try_construct(spec: StageSpec, rig: Any, node: Any, where: str, c: _Collector) -> None:
     """Construct the stage once; a failure is a problem at the stage's line (the declaration missed it)."""
     try:
@@ -655,8 +686,8 @@ def _source_type(source: str, inputs: dict[str, InputSpec], specs: dict[str, Sta
     if source in inputs:
         return inputs[source].type
     stage, _, port = source.partition(".")
-    if stage in specs and port in specs[stage].cls.outputs:
-        return specs[stage].cls.outputs[port]
+    if stage in specs and port in specs[stage].output_ports:
+        return specs[stage].output_ports[port]
     return None
 
 

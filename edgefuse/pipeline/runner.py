@@ -210,7 +210,7 @@ class PipelineRunner:
                     ins[port] = values[src]
                     stamp = max(stamp, stamps[src])
                     any_fresh = any_fresh or src in fresh
-                elif (port + "?") not in spec.cls.inputs:
+                elif (port + "?") not in spec.input_ports:
                     runnable = False
             if not runnable:
                 self.stage_skipped[stage.name] += 1

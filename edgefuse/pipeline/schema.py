@@ -56,11 +56,10 @@ def _stage_def() -> dict[str, Any]:
             continue
         ports = [p.rstrip("?") for p in cls.inputs]
         required_ports = [p for p in cls.inputs if not p.endswith("?")]
-        then: dict[str, Any] = {"properties": {
-            "params": cls.Params.json_schema(),
-            "in": {"type": "object", "propertyNames": {"enum": ports},
-                   "additionalProperties": {"type": "string"}},
-        }}
+        in_schema: dict[str, Any] = {"type": "object", "additionalProperties": {"type": "string"}}
+        if not cls.dynamic_ports:
+            in_schema["propertyNames"] = {"enum": ports}
+        then: dict[str, Any] = {"properties": {"params": cls.Params.json_schema(), "in": in_schema}}
         if required_ports:
             then["required"] = ["in"]
             then["properties"]["in"]["required"] = required_ports

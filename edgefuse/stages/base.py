@@ -48,6 +48,10 @@ class Stage:
     inputs: ClassVar[dict[str, str]] = {}
     outputs: ClassVar[dict[str, str]] = {}
     Params: ClassVar[type[StageParams]] = NoParams
+    #: parameters that name files: a relative path is made relative to the pipeline file's folder on load
+    path_params: ClassVar[tuple[str, ...]] = ()
+    #: whether :meth:`ports` depends on the parameters (the ports are then not listed by the JSON Schema)
+    dynamic_ports: ClassVar[bool] = False
     #: the checked, typed parameters (an instance of ``Params``)
     params: StageParams
 
@@ -76,6 +80,13 @@ class Stage:
         if parsed is None:
             raise PipelineError(f"stage '{name}': " + "; ".join(problems))
         return parsed
+
+    @classmethod
+    def ports(cls, params: Any) -> tuple[dict[str, str], dict[str, str]]:
+        """``(inputs, outputs)`` port → edge type of a stage with these (checked) parameters: the class's
+        ``inputs``/``outputs``, unless the ports depend on the parameters (``onnx_model``: the model card's
+        tensors).  Raises an :class:`~edgefuse.errors.EdgefuseError` when the parameters cannot say."""
+        return dict(cls.inputs), dict(cls.outputs)
 
     def start(self) -> None:
         """Open resources, compile kernels, load models.  Called once before the first :meth:`process`."""

@@ -1,0 +1,162 @@
+"""INT8 vs FP32 on a real third-party conv net: the PP-OCRv4 text detector shipped in rapidocr-onnxruntime.
+
+Method: the detector (``ch_PP-OCRv4_det_infer.onnx``, Apache-2.0, from the ``rapidocr-onnxruntime`` wheel;
+``pip install 'edgefuse[int8bench]'``) is quantized with :func:`edgefuse.infer.quantize.quantize_model` —
+calibration on real frames of one set of recordings (RADIATE ZED left camera, EuRoC cam0), judged on frames of
+*other* recordings (nuScenes, KITTI, OpenCalib, ACFR street scenes, RADIATE ZED right).  Every frame is
+resized to 480×640 and normalized as RapidOCR does (BGR, mean 0.5, std 0.5 on [0, 1]).
+
+Metrics, INT8 against the FP32 detector's own output on the held-out frames: text-box F1 (DB-style
+post-processing: probability > 0.3, connected regions, box score > 0.5, min side 3 px; boxes matched at
+IoU >= 0.5) and the probability-mask F1; max/mean abs difference of the map.  Latency: median of
+``--runs`` single-image (batch 1) runs with 1 and 2 ONNX Runtime threads, FP32 and INT8 in the same process.
+
+Variants (``--variants``): ``qdq`` (QDQ, per-channel int8 weights, uint8 activations = U8S8, MinMax),
+``qdq_rr`` (+ reduce_range), ``qoperator`` (QLinearConv), ``qdq_tensor`` (per-tensor weights),
+``qdq_s8s8`` (int8 activations), ``qdq_entropy`` / ``qdq_percentile`` (calibration method), ``qdq_conv``
+(only Conv quantized: the upsampling head — ConvTranspose, BatchNorm, Sigmoid — stays float).
+
+    .venv/bin/python bench/bench_int8.py [--runs 20] [--variants qdq,qoperator] [--out bench/results/int8.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _env import environment
+
+from edgefuse.infer.quantize import QuantizeOptions, quantize_model
+
+DATA = Path(__file__).resolve().parents[1].parent.parent / "shared" / "data"
+SIZE = (480, 640)  # H, W (multiples of 32, as the detector needs)
+VARIANTS: dict[str, dict[str, Any]] = {
+    "qdq": {}, "qdq_rr": {"reduce_range": True}, "qoperator": {"fmt": "qoperator"},
+    "qdq_tensor": {"per_channel": False}, "qdq_s8s8": {"activations": "int8"},
+    "qdq_entropy": {"method": "entropy"}, "qdq_percentile": {"method": "percentile"},
+    "qdq_conv": {"op_types": ("Conv",)}, "qdq_conv_percentile": {"op_types": ("Conv",), "method": "percentile"},
+}
+
+
+def detector_path() -> Path:
+    try:
+        import rapidocr_onnxruntime
+    except ImportError:
+        sys.exit("bench_int8 needs rapidocr-onnxruntime: pip install 'edgefuse[int8bench]'")
+    return Path(rapidocr_onnxruntime.__file__).parent / "models" / "ch_PP-OCRv4_det_infer.onnx"
+
+
+def _frames(patterns: list[str], limit: int) -> list[Path]:
+    out: list[Path] = []
+    for pattern in patterns:
+        out += sorted(DATA.glob(pattern))[:limit]
+    return out
+
+
+def _tensor(path: Path) -> dict[str, np.ndarray]:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    assert img is not None, path
+    img = cv2.resize(img, (SIZE[1], SIZE[0]), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    x = (img / 255.0 - 0.5) / 0.5
+    return {"x": np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32)}
+
+
+def boxes(prob: np.ndarray, thresh: float = 0.3, box_thresh: float = 0.5) -> list[tuple[int, int, int, int]]:
+    """DB-style text boxes (x, y, w, h) of a (1, 1, H, W) probability map."""
+    p = prob[0, 0]
+    mask = (p > thresh).astype(np.uint8)
+    contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+    out = []
+    for c in contours:
+        x, y, w, h = cv2.boundingRect(c)
+        if min(w, h) < 3:
+            continue
+        region = np.zeros_like(mask)
+        cv2.drawContours(region, [c], -1, 1, thickness=-1)
+        if float(p[region.astype(bool)].mean()) > box_thresh:
+            out.append((x, y, w, h))
+    return out
+
+
+def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / float(a[2] * a[3] + b[2] * b[3] - inter)
+
+
+def box_f1(ref: list[list[tuple[int, int, int, int]]], got: list[list[tuple[int, int, int, int]]]) -> dict[str, float]:
+    tp = fp = fn = 0
+    for r, g in zip(ref, got, strict=True):
+        used: set[int] = set()
+        for box in g:
+            best = max(((i, _iou(box, rb)) for i, rb in enumerate(r) if i not in used), key=lambda t: t[1],
+                       default=(-1, 0.0))
+            if best[1] >= 0.5:
+                used.add(best[0])
+                tp += 1
+            else:
+                fp += 1
+        fn += len(r) - len(used)
+    f1 = 1.0 if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)
+    return {"f1": f1, "tp": tp, "fp": fp, "fn": fn, "boxes_fp32": sum(len(r) for r in ref)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--variants", default="qdq,qoperator,qdq_rr,qdq_tensor")
+    ap.add_argument("--calibration", type=int, default=24, help="frames per calibration recording")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "int8.json"))
+    args = ap.parse_args()
+    import onnxruntime as ort
+
+    model = detector_path()
+    calib_files = _frames(["radiate_tiny_foggy/data/radiate/tiny_foggy/zed_left/*.png",
+                           "euroc_v101_micro/MicroEurocDataset/mav0/cam0/data/*.png"], args.calibration)
+    held_files = _frames(["nuscenes_demo_sample/*.jpg", "kitti_object_3frames/training/image_2/*.png",
+                          "opencalib_*/**/*.png", "opencalib_*/**/*.jpg", "acfr_vlp16_quickstart/images/*",
+                          "radiate_tiny_foggy/data/radiate/tiny_foggy/zed_right/*.png"], 12)
+    calibration = [_tensor(p) for p in calib_files]
+    heldout = [_tensor(p) for p in held_files]
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    fp32 = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
+    ref_maps = [fp32.run(None, h)[0] for h in heldout]
+    ref_boxes = [boxes(m) for m in ref_maps]
+    result: dict[str, Any] = {"model": model.name, "input": [1, 3, *SIZE], "calibration_frames": len(calibration),
+                              "heldout_frames": len(heldout), "heldout_files": [str(p.relative_to(DATA))
+                                                                                for p in held_files],
+                              "environment": environment(), "ort": ort.__version__, "variants": {}}
+    out_dir = Path(args.out).parent
+    for name in args.variants.split(","):
+        opts = QuantizeOptions(metric="mask_f1", metric_threshold=0.3, tolerance=0.01, threads=(1, 2),
+                               latency_runs=args.runs, **VARIANTS[name])
+        q_path = out_dir / f"ppocr_det.{name}.int8.onnx"
+        rep = quantize_model(model, calibration, heldout, q_path, options=opts, overwrite=True)
+        entry = rep.as_dict()
+        if rep.written:
+            int8 = ort.InferenceSession(str(q_path), so, providers=["CPUExecutionProvider"])
+            entry["box"] = box_f1(ref_boxes, [boxes(int8.run(None, h)[0]) for h in heldout])
+            q_path.unlink()
+        result["variants"][name] = entry
+        lat = rep.latency_ms
+        print(f"{name:15s} mask_f1 drop {rep.metric['relative_drop']:.4f}  box F1 "
+              f"{entry.get('box', {}).get('f1', float('nan')):.4f}  speedup 1t "
+              f"{lat['threads_1']['speedup']:.2f}x ({lat['threads_1']['fp32']:.1f} -> "
+              f"{lat['threads_1']['int8']:.1f} ms)"
+              f"  2t {lat['threads_2']['speedup']:.2f}x ({lat['threads_2']['fp32']:.1f} -> "
+              f"{lat['threads_2']['int8']:.1f} ms)  {rep.verdict.split(':')[0]}", flush=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""Static INT8 quantization calibrated on the demo recording replayed through a pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from edgefuse.errors import ModelError
+from edgefuse.infer import load_card
+from edgefuse.infer.card import sha256_of
+from edgefuse.infer.quantize import QuantizeOptions, quantize_model
+from edgefuse.pipeline.config import check_pipeline
+from edgefuse.quantize import collect_model_inputs, quantize_from_bag
+from tests.infer.models import DEMO, conv_model, demo_pipeline, write_card
+
+FAST: dict[str, Any] = {"latency_runs": 3, "threads": (1,)}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[dict[str, Any]]]:
+    folder = tmp_path_factory.mktemp("quant")
+    model = conv_model(folder / "tiny.onnx")
+    write_card(model)
+    pipe = demo_pipeline(folder, model)
+    return model, pipe, collect_model_inputs(pipe, DEMO, "net")
+
+
+def test_calibration_tensors_are_the_models_inputs_for_every_pair(demo: tuple[Path, Path, list[Any]]) -> None:
+    _, _, sets = demo
+    assert len(sets) >= 25
+    assert all(set(s) == {"image"} and s["image"].shape == (1, 3, 64, 96) and s["image"].dtype == np.float32
+               for s in sets)
+    assert not np.array_equal(sets[0]["image"], sets[-1]["image"])  # copies, not one reused buffer
+    # normalized with the card's mean/std: roughly zero-centred, inside the ImageNet-normalized range
+    x = np.concatenate([s["image"].ravel() for s in sets])
+    assert -2.2 < x.min() < 0 < x.max() < 2.7
+
+
+def test_quantize_from_bag_writes_model_card_and_report(demo: tuple[Path, Path, list[Any]], tmp_path: Path) -> None:
+    model, pipe, sets = demo
+    out, report_path = tmp_path / "tiny.int8.onnx", tmp_path / "report.json"
+    rep = quantize_from_bag(model, pipe, DEMO, "net", out, heldout_fraction=0.25, report_path=report_path,
+                            options=QuantizeOptions(threads=(1, 2), latency_runs=5))
+    assert rep.written and out.is_file() and report_path.is_file()
+    assert rep.heldout_sets == round(len(sets) * 0.25) and rep.calibration_sets == len(sets) - rep.heldout_sets
+    assert rep.metric["name"] == "cosine" and rep.metric["relative_drop"] < 0.01 and rep.metric["int8"] > 0.99
+    assert 0 < rep.outputs["prob"]["mean_abs_diff"] <= rep.outputs["prob"]["max_abs_diff"] < 0.1
+    assert set(rep.latency_ms) == {"threads_1", "threads_2"}
+    assert all(v["fp32"] > 0 and v["int8"] > 0 for v in rep.latency_ms.values())
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(out)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops  # QDQ format
+    card = load_card(tmp_path / "tiny.int8.yaml")
+    assert card.sha256 == sha256_of(out) and card.extra["quantization"]["per_channel"] is True
+    assert card.extra["figures"]["metric"]["relative_drop"] == rep.metric["relative_drop"]
+    # the INT8 model with its card runs in the same pipeline
+    pipe2 = demo_pipeline(tmp_path, out)
+    assert check_pipeline(pipe2)[1] == []
+
+
+def test_a_metric_drop_above_tolerance_is_refused_and_nothing_written(
+        demo: tuple[Path, Path, list[Any]], tmp_path: Path) -> None:
+    model, _, sets = demo
+    out = tmp_path / "refused.onnx"
+    rep = quantize_model(model, sets[:-8], sets[-8:], out, options=QuantizeOptions(tolerance=0.0, **FAST))
+    assert not rep.written and not out.exists() and rep.out is None
+    assert rep.verdict.startswith("refused: cosine dropped by") and "nothing written" in rep.verdict
+
+
+def test_calibration_bag_too_short_is_refused_with_the_count_needed(
+        demo: tuple[Path, Path, list[Any]], tmp_path: Path) -> None:
+    model, pipe, sets = demo
+    with pytest.raises(ModelError, match=rf"too short to calibrate: stage 'net' ran on {len(sets)} set\(s\), "
+                                         rf".*needs at least 200 calibration sets \(267 sets in the recording\)"):
+        quantize_from_bag(model, pipe, DEMO, "net", tmp_path / "x.onnx", options=QuantizeOptions(min_calibration=200))
+    assert not (tmp_path / "x.onnx").exists()
+
+
+@pytest.mark.parametrize("method", ["entropy", "percentile"])
+def test_entropy_and_percentile_calibration(demo: tuple[Path, Path, list[Any]], tmp_path: Path, method: str) -> None:
+    model, _, sets = demo
+    rep = quantize_model(model, sets[:-8], sets[-8:], tmp_path / "q.onnx",
+                         options=QuantizeOptions(method=method, **FAST))  # type: ignore[arg-type]
+    assert rep.written and rep.metric["relative_drop"] < 0.01 and method in rep.steps[-1]
+
+
+def test_old_opset_is_upgraded_before_quantizing(demo: tuple[Path, Path, list[Any]], tmp_path: Path) -> None:
+    _, _, sets = demo
+    old = conv_model(tmp_path / "old.onnx", opset=11)
+    rep = quantize_model(old, sets[:-8], sets[-8:], tmp_path / "q.onnx", options=QuantizeOptions(**FAST))
+    assert rep.written and rep.steps[0] == "opset 11 -> 13 (onnx.version_converter)"
+    from edgefuse.infer.runtime import inspect_model
+
+    assert inspect_model(tmp_path / "q.onnx").opsets[""] >= 13
+
+
+def test_cli_quantize_refuses_a_file_that_is_not_onnx(demo: tuple[Path, Path, list[Any]], tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from edgefuse.cli import main
+
+    bad = tmp_path / "tiny.onnx"
+    bad.write_bytes(b"PK\x03\x04 a zip, not a model")
+    write_card(bad)
+    pipe = demo_pipeline(tmp_path, bad)
+    code = main(["quantize", str(bad), "--pipeline", str(pipe), "--bag", str(DEMO), "--stage", "net",
+                 "--out", str(tmp_path / "q.onnx")])
+    err = capsys.readouterr().err
+    assert code == 2 and "is not an ONNX model" in err and "Traceback" not in err
+    assert not (tmp_path / "q.onnx").exists()
