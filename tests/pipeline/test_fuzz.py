@@ -31,13 +31,25 @@ def _frames(cls: Any) -> dict[str, str | None]:
     return {p.rstrip("?"): ("velodyne" if p.startswith("cloud") else None) for p in cls.inputs}
 
 
+def _fuzzable() -> list[str]:
+    """Stage types whose parameters are all values: a stage that reads files its parameters name (the ONNX
+    model and its card) needs real files, which random parameters are not; tests/infer covers it with real
+    models, including missing and broken files."""
+    out = []
+    for name in known_stage_types():
+        cls = stage_class(name)
+        if cls is not None and not cls.path_params:
+            out.append(name)
+    return out
+
+
 def _construct_and_start(n_per_type: int, seed: int, *, big: bool) -> Counter[str]:
     """For each stage type, ``n_per_type`` random parameter sets: each one validation accepts (declaration,
     then the rig check) must construct and start; each one it rejects must be refused by the constructor."""
     rng = np.random.default_rng(seed)
     rig = loads_rig(RIG)
     accepted: Counter[str] = Counter()
-    for type_name in known_stage_types():
+    for type_name in _fuzzable():
         cls = stage_class(type_name)
         assert cls is not None
         for _ in range(n_per_type):
@@ -64,13 +76,13 @@ def _construct_and_start(n_per_type: int, seed: int, *, big: bool) -> Counter[st
 def test_what_validates_constructs_and_starts() -> None:
     accepted = _construct_and_start(20, seed=1, big=False)
     assert sum(accepted.values()) >= 100, accepted  # the generator must mostly produce valid sets
-    assert set(accepted) == set(known_stage_types()), accepted
+    assert set(accepted) == set(_fuzzable()), accepted
 
 
 @pytest.mark.slow
 def test_what_validates_constructs_and_starts_up_to_the_bounds() -> None:
     accepted = _construct_and_start(300, seed=2, big=True)
-    assert set(accepted) == set(known_stage_types()), accepted
+    assert set(accepted) == set(_fuzzable()), accepted
 
 
 def _dump(doc: Any) -> str:
