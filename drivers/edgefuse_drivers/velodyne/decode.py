@@ -270,7 +270,7 @@ def _decode_kernel(  # type: ignore[no-untyped-def]  # noqa: PLR0912, PLR0915, P
                     if a < 0.0:
                         a += 36000.0
                     a = float(np.int64(np.floor(a + 0.5)) % 36000)  # C round(): halves away from 0
-                else:
+                elif a < 0.0 or a >= 36000.0:  # (the test spares the common case a division)
                     a = a % 36000.0
                 ia = np.int64(a)  # 0 <= a < 36000: table lookup (+ interpolation off the 0.01° grid)
                 fa = a - ia
