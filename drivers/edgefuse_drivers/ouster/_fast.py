@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from edgefuse._jit import njit
@@ -30,24 +32,25 @@ _IMU_BYTES = 48
 
 
 @njit(inline="always")
-def _u16(b, o):  # type: ignore[no-untyped-def]
+def _u16(b: Any, o: Any) -> Any:
     return np.int64(b[o]) | (np.int64(b[o + 1]) << 8)
 
 
 @njit(inline="always")
-def _u32(b, o):  # type: ignore[no-untyped-def]
+def _u32(b: Any, o: Any) -> Any:
     return np.int64(b[o]) | (np.int64(b[o + 1]) << 8) | (np.int64(b[o + 2]) << 16) | (np.int64(b[o + 3]) << 24)
 
 
 @njit(inline="always")
-def _u32be(b, o):  # type: ignore[no-untyped-def]
+def _u32be(b: Any, o: Any) -> Any:
     return (np.int64(b[o]) << 24) | (np.int64(b[o + 1]) << 16) | (np.int64(b[o + 2]) << 8) | np.int64(b[o + 3])
 
 
 @njit()
-def walk_records(  # type: ignore[no-untyped-def]  # noqa: PLR0911, PLR0912, PLR0917 (one flat loop)
-    data, off, big, sub_ns, limit, linktype, out_off, out_len, out_port, out_ns,
-):
+def walk_records(  # noqa: PLR0917 (one flat loop)
+    data: Any, off: Any, big: Any, sub_ns: Any, limit: Any, linktype: Any, out_off: Any, out_len: Any,
+    out_port: Any, out_ns: Any,
+) -> Any:
     """Index plain records from ``off``: ``(count, offset reached, 1 if stopped at a record for Python)``."""
     n = data.shape[0]
     k = 0
@@ -97,9 +100,10 @@ def walk_records(  # type: ignore[no-untyped-def]  # noqa: PLR0911, PLR0912, PLR
 
 
 @njit()
-def _lidar_ok(  # type: ignore[no-untyped-def]  # noqa: PLR0911, PLR0917
-    b, o, size, expected, prof, w, h, cpp, header, col_bytes, init_id, sn,
-):
+def _lidar_ok(  # noqa: PLR0917
+    b: Any, o: Any, size: Any, expected: Any, prof: Any, w: Any, h: Any, cpp: Any, header: Any, col_bytes: Any,
+    init_id: Any, sn: Any,
+) -> Any:
     """Frame id of a LiDAR packet that passes every check of ``parse_lidar_packet``, else -1."""
     if size != expected:
         return -1
@@ -124,10 +128,7 @@ def _lidar_ok(  # type: ignore[no-untyped-def]  # noqa: PLR0911, PLR0917
     prev = -1
     for c in range(cpp):
         co = o + header + c * col_bytes
-        if prof == 0:
-            valid = _u32(b, co + 16 + 12 * h) == 0xFFFFFFFF
-        else:
-            valid = (b[co + 10] & 1) != 0
+        valid = _u32(b, co + 16 + 12 * h) == 0xFFFFFFFF if prof == 0 else (b[co + 10] & 1) != 0
         if not valid:
             continue
         mid = _u16(b, co + 8)
@@ -142,7 +143,7 @@ def _lidar_ok(  # type: ignore[no-untyped-def]  # noqa: PLR0911, PLR0917
 
 
 @njit()
-def _imu_ok(b, o, size):  # type: ignore[no-untyped-def]
+def _imu_ok(b: Any, o: Any, size: Any) -> Any:
     """An IMU packet that passes every check of ``parse_imu_packet``."""
     if size != _IMU_BYTES:
         return False
@@ -159,10 +160,11 @@ def _imu_ok(b, o, size):  # type: ignore[no-untyped-def]
 
 
 @njit()
-def assemble(  # type: ignore[no-untyped-def]  # noqa: PLR0912, PLR0913, PLR0917 (one flat loop)
-    buf, offs, lens, ports, i, end, lidar_port, imu_port, expected, prof, cpp, header, col_bytes, init_id, sn,
-    state, ts, valid, rng, refl, nir,
-):
+def assemble(  # noqa: PLR0917 (one flat loop)
+    buf: Any, offs: Any, lens: Any, ports: Any, i: Any, end: Any, lidar_port: Any, imu_port: Any, expected: Any,
+    prof: Any, cpp: Any, header: Any, col_bytes: Any, init_id: Any, sn: Any, state: Any, ts: Any, valid: Any,
+    rng: Any, refl: Any, nir: Any,
+) -> Any:
     """Datagrams ``i..end-1`` into the frame in ``ts valid rng refl nir``; ``state`` = [building a frame
     (0/1), its frame id, frame id of the packet that starts the next].  Returns ``(index, event)``:
     ``DONE`` (all taken), ``NEW_FRAME`` (datagram ``index`` starts another frame: the caller ends the
@@ -222,7 +224,9 @@ def assemble(  # type: ignore[no-untyped-def]  # noqa: PLR0912, PLR0913, PLR0917
 
 
 @njit()
-def xyz_into(rng, ts, valid, direction, offset, pts, t, ok):  # type: ignore[no-untyped-def]  # noqa: PLR0917
+def xyz_into(  # noqa: PLR0917
+    rng: Any, ts: Any, valid: Any, direction: Any, offset: Any, pts: Any, t: Any, ok: Any,
+) -> Any:
     """``pts`` (W*H, 3), ``t`` (W*H,), ``ok`` (W*H,) of a frame, column by column."""
     w, h = rng.shape
     for i in range(w):

@@ -266,7 +266,7 @@ class OusterPcap:
         reader._end(fragments)
         yield from asm.finish()
 
-    def _assemble(  # noqa: PLR0913, PLR0917 (the kernel's buffers)
+    def _assemble(  # noqa: PLR0917 (the kernel's buffers)
         self, asm: ScanAssembler, buf: npt.NDArray[np.uint8], offs: npt.NDArray[np.int64],
         lens: npt.NDArray[np.int64], ports: npt.NDArray[np.int64], stamps: npt.NDArray[np.int64], count: int,
     ) -> Iterator[LidarScan]:
@@ -281,8 +281,8 @@ class OusterPcap:
             else:
                 self._state[:2] = (1, cur.frame_id)
             i, event = assemble(buf, offs, lens, ports, i, count, info.udp_port_lidar, info.udp_port_imu,
-                                *k, self._state, cur.timestamp_ns, cur.column_valid, cur.range_mm,
-                                cur.reflectivity, cur.nir)
+                                k[0], k[1], k[2], k[3], k[4], k[5], k[6], self._state, cur.timestamp_ns,
+                                cur.column_valid, cur.range_mm, cur.reflectivity, cur.nir)
             if event == NEW_FRAME:
                 yield from asm.finish()
                 asm._start(int(self._state[2]))
@@ -324,7 +324,7 @@ class OusterPcap:
         )
 
 
-def _kernel_args(info: SensorInfo) -> tuple[int, ...]:
+def _kernel_args(info: SensorInfo) -> tuple[int, int, int, int, int, int, int]:
     """``expected, prof, cpp, header, col_bytes, init_id, sn`` for :func:`assemble` (-1: no check)."""
     expected = lidar_packet_bytes(info)
     cpp = info.columns_per_packet

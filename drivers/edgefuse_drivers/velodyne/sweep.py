@@ -29,7 +29,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -204,7 +204,9 @@ _SWEEP_DTYPE = np.dtype([("x", np.float32), ("y", np.float32), ("z", np.float32)
 
 
 @njit()
-def _fill_sweep(points, start, x, y, z, inten, ring, t_ns, stamp, rtype):  # type: ignore[no-untyped-def]  # noqa: PLR0917
+def _fill_sweep(  # noqa: PLR0917
+    points: Any, start: Any, x: Any, y: Any, z: Any, inten: Any, ring: Any, t_ns: Any, stamp: Any, rtype: Any,
+) -> Any:
     """Rows ``start..`` of the sweep's structured array (``time`` = seconds since ``stamp``, as float32)."""
     for i in range(x.shape[0]):
         row = points[start + i]
@@ -218,7 +220,9 @@ def _fill_sweep(points, start, x, y, z, inten, ring, t_ns, stamp, rtype):  # typ
 
 
 @njit()
-def _find_cuts(baz, t_ns, cut, last_phase, last_ns, max_gap, cuts):  # type: ignore[no-untyped-def]  # noqa: PLR0917
+def _find_cuts(  # noqa: PLR0917
+    baz: Any, t_ns: Any, cut: Any, last_phase: Any, last_ns: Any, max_gap: Any, cuts: Any,
+) -> Any:
     """Indices where a new sweep starts: the phase (block azimuth past ``cut``) drops by more than half a
     turn, or the time jumps by more than ``max_gap``.  Returns ``(count, phase of the last point)``."""
     n = 0
