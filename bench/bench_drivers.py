@@ -23,7 +23,8 @@ the shared machine hurts both alike).  Figures:
     python bench/bench_drivers.py [--min-time 0.3] [--rounds 3]
 
 Prints JSON and writes ``bench/results/drivers.json``.  Ratios are ``ours / theirs`` throughput (> 1:
-ours faster) measured in the same run.
+ours faster) measured in the same run: ``ratio_ours_vs_theirs`` from each side's best round,
+``ratio_per_round`` the min and median of the per-round ratios (ours and theirs timed back to back).
 """
 
 from __future__ import annotations
@@ -81,15 +82,28 @@ def _per_call(fn: Callable[[], Any], min_time: float) -> float:
             return el / n
 
 
+#: seconds per call of each function in each round of the last :func:`_race` (for per-round ratios)
+_ROUNDS: dict[str, list[float]] = {}
+
+
 def _race(fns: dict[str, Callable[[], Any]], min_time: float, rounds: int) -> dict[str, float]:
-    """Best seconds per call of each function, rounds alternating between them."""
+    """Best seconds per call of each function, rounds alternating between them (every round's time is
+    kept in ``_ROUNDS``)."""
     for fn in fns.values():
         fn()  # warm up (JIT, caches)
-    best = dict.fromkeys(fns, float("inf"))
+    _ROUNDS.clear()
+    for name in fns:
+        _ROUNDS[name] = []
     for _ in range(rounds):
         for name, fn in fns.items():
-            best[name] = min(best[name], _per_call(fn, min_time))
-    return best
+            _ROUNDS[name].append(_per_call(fn, min_time))
+    return {name: min(times) for name, times in _ROUNDS.items()}
+
+
+def _round_ratios(ours: str, theirs: str) -> dict[str, float]:
+    """``theirs / ours`` of each round (both timed back to back): min and median over the rounds."""
+    r = np.asarray(_ROUNDS[theirs]) / np.asarray(_ROUNDS[ours])
+    return {"min": round(float(r.min()), 2), "median": round(float(np.median(r)), 2), "rounds": len(r)}
 
 
 def _quantiles(fn: Callable[[int], Any], items: int, reps: int) -> dict[str, float]:
@@ -191,6 +205,8 @@ def bench_velodyne(name: str, path: Path, min_time: float, rounds: int) -> dict[
     if vd is not None:
         out["ratio_ours_vs_theirs"] = {"batch": round(best["theirs_batch"] / best["ours_batch"], 2),
                                        "stream": round(best["theirs_stream"] / best["ours_stream"], 2)}
+        out["ratio_per_round"] = {"batch": _round_ratios("ours_batch", "theirs_batch"),
+                                  "stream": _round_ratios("ours_stream", "theirs_stream")}
     # latency: one packet, one sweep
     one = [arr[i : i + 1] for i in range(n)]
     out["latency_packet"] = {"ours": _quantiles(lambda i: dec.decode(one[i], stamps[i : i + 1]), n, 5)}
@@ -261,6 +277,7 @@ def bench_ouster(name: str, pcap: Path, meta: Path, min_time: float, rounds: int
                          for k, v in best.items()}
     if "theirs" in best:
         out["ratio_ours_vs_theirs"] = round(best["theirs"] / best["ours"], 2)
+        out["ratio_per_round"] = _round_ratios("ours", "theirs")
     out["latency_packet"] = {"ours_parse_lidar_packet": _quantiles(lambda i: parse_lidar_packet(lidar[i], info),
                                                                    len(lidar), 3)}
     return out

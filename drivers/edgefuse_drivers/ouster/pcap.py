@@ -37,6 +37,7 @@ _MAGIC = {
 MAX_RECORD_BYTES = 262_144
 #: how many incomplete fragmented datagrams are kept at once (oldest dropped first, counted)
 MAX_PENDING_FRAGMENTS = 64
+_Fragments = dict[tuple[bytes, bytes, int], dict[int, bytes]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +73,8 @@ class PcapReader:
     def _fail(self, message: str, offset: int) -> DriverError:
         return DriverError(f"{message} (byte offset {offset})", file=self.path)
 
-    def _iter_bytes(self, data: bytes) -> Iterator[UdpDatagram]:
+    def _header(self, data: bytes) -> tuple[str, int, int, int]:
+        """``(byte order, ns per sub-second unit, record length limit, link type)`` of the global header."""
         if len(data) < 24:
             raise self._fail(f"not a pcap file: {len(data)} bytes, shorter than the 24-byte header", 0)
         magic = data[:4]
@@ -85,26 +87,37 @@ class PcapReader:
         linktype &= 0x0FFFFFFF
         if linktype not in (LINKTYPE_ETHERNET, LINKTYPE_RAW, LINKTYPE_LINUX_SLL, LINKTYPE_IPV4):
             raise self._fail(f"unsupported pcap link type {linktype}", 20)
-        limit = min(max(snaplen, 65_535), MAX_RECORD_BYTES)
-        rec = struct.Struct(endian + "IIII")
-        fragments: dict[tuple[bytes, bytes, int], dict[int, bytes]] = {}
+        return endian, sub_ns, min(max(snaplen, 65_535), MAX_RECORD_BYTES), linktype
+
+    def _record(self, data: bytes, off: int, hdr: tuple[str, int, int, int], fragments: _Fragments,
+                frag_total: dict[tuple[bytes, bytes, int], int]) -> tuple[int, UdpDatagram | None]:
+        """The record at ``off``: ``(offset of the next record, its datagram or None)``."""
+        endian, sub_ns, limit, linktype = hdr
+        n = len(data)
+        if off + 16 > n:
+            raise self._fail(f"truncated record header: {n - off} of 16 bytes", off)
+        ts_s, ts_sub, incl, _orig = struct.unpack_from(endian + "IIII", data, off)
+        if incl > limit:
+            raise self._fail(f"record captured length {incl} exceeds the limit {limit}", off)
+        if off + 16 + incl > n:
+            raise self._fail(f"truncated record: {incl} bytes announced, {n - off - 16} left", off)
+        frame = data[off + 16 : off + 16 + incl]
+        stamp_ns = ts_s * 1_000_000_000 + ts_sub * sub_ns
+        return off + 16 + incl, self._udp_of(frame, linktype, stamp_ns, off, fragments, frag_total)
+
+    def _iter_bytes(self, data: bytes) -> Iterator[UdpDatagram]:
+        hdr = self._header(data)
+        fragments: _Fragments = {}
         frag_total: dict[tuple[bytes, bytes, int], int] = {}
         off = 24
         n = len(data)
         while off < n:
-            if off + 16 > n:
-                raise self._fail(f"truncated record header: {n - off} of 16 bytes", off)
-            ts_s, ts_sub, incl, _orig = rec.unpack_from(data, off)
-            if incl > limit:
-                raise self._fail(f"record captured length {incl} exceeds the limit {limit}", off)
-            if off + 16 + incl > n:
-                raise self._fail(f"truncated record: {incl} bytes announced, {n - off - 16} left", off)
-            frame = data[off + 16 : off + 16 + incl]
-            stamp_ns = ts_s * 1_000_000_000 + ts_sub * sub_ns
-            dgram = self._udp_of(frame, linktype, stamp_ns, off, fragments, frag_total)
+            off, dgram = self._record(data, off, hdr, fragments, frag_total)
             if dgram is not None:
                 yield dgram
-            off += 16 + incl
+        self._end(fragments)
+
+    def _end(self, fragments: _Fragments) -> None:
         for _ in fragments:
             self._skip("incomplete IPv4 fragments")
 
@@ -114,7 +127,7 @@ class PcapReader:
         linktype: int,
         stamp_ns: int,
         off: int,
-        fragments: dict[tuple[bytes, bytes, int], dict[int, bytes]],
+        fragments: _Fragments,
         frag_total: dict[tuple[bytes, bytes, int], int],
     ) -> UdpDatagram | None:
         if linktype == LINKTYPE_ETHERNET:

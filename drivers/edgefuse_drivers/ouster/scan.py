@@ -31,6 +31,7 @@ import numpy.typing as npt
 from edgefuse.errors import DriverError
 from edgefuse.msgs import pointcloud_from_arrays
 from edgefuse.msgs.types import ImuBatch, PointCloud
+from edgefuse_drivers.ouster._fast import NEW_FRAME, PROFILE_CODES, PYTHON, assemble, walk_records, xyz_into
 from edgefuse_drivers.ouster.metadata import SensorInfo
 from edgefuse_drivers.ouster.packets import (
     IMU_PACKET_BYTES,
@@ -104,12 +105,16 @@ class LidarScan:
 
     def xyz(self, lut: XYZLut) -> tuple[F64, npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
         """``(xyz (W*H, 3) metres, time (W*H,) int64 ns, has_return (W*H,))``, column by column."""
-        r_m = self.range_mm.astype(np.float64) * 1e-3
-        pts = r_m[..., None] * lut.direction + lut.offset
-        h = self.range_mm.shape[1]
-        t = np.repeat(self.timestamp_ns, h)
-        ok = (self.range_mm > 0) & self.column_valid[:, None]
-        return pts.reshape(-1, 3), t, ok.reshape(-1)
+        w, h = self.range_mm.shape
+        if lut.direction.shape != (w, h, 3) or lut.offset.shape != (w, h, 3):
+            raise DriverError(f"XYZ lookup table of shape {lut.direction.shape} does not fit a {w}x{h} frame")
+        pts = np.empty((w * h, 3), np.float64)
+        t = np.empty(w * h, np.int64)
+        ok = np.empty(w * h, np.bool_)
+        xyz_into(np.ascontiguousarray(self.range_mm), np.ascontiguousarray(self.timestamp_ns),
+                 np.ascontiguousarray(self.column_valid), np.ascontiguousarray(lut.direction, np.float64),
+                 np.ascontiguousarray(lut.offset, np.float64), pts, t, ok)
+        return pts, t, ok
 
     def to_pointcloud(self, lut: XYZLut, frame_id: str = "os_sensor") -> PointCloud:
         """The returns as an unorganized :class:`PointCloud` (x, y, z, intensity float32, t uint32 ns
@@ -148,7 +153,12 @@ class ScanAssembler:
             self._window = np.ones(w, dtype=bool)
             self._window[hi + 1 : lo] = False
         self._cur: LidarScan | None = None
-        self._seen = np.zeros(w, dtype=bool)
+
+    def _start(self, frame_id: int) -> LidarScan:
+        w, h = self.info.columns_per_frame, self.info.pixels_per_column
+        self._cur = LidarScan(frame_id, np.zeros(w, np.int64), np.zeros(w, bool), np.zeros((w, h), np.uint32),
+                              np.zeros((w, h), np.uint16), np.zeros((w, h), np.uint16))
+        return self._cur
 
     def add(self, pkt: LidarPacket) -> list[LidarScan]:
         """Add one packet; returns the frame it ended (if any)."""
@@ -156,18 +166,13 @@ class ScanAssembler:
         cur = self._cur
         if cur is None or pkt.frame_id != cur.frame_id:
             out = self.finish()
-            w, h = self.info.columns_per_frame, self.info.pixels_per_column
-            cur = self._cur = LidarScan(pkt.frame_id, np.zeros(w, np.int64), np.zeros(w, bool),
-                                        np.zeros((w, h), np.uint32), np.zeros((w, h), np.uint16),
-                                        np.zeros((w, h), np.uint16))
-            self._seen = np.zeros(w, dtype=bool)
+            cur = self._start(pkt.frame_id)
         m = pkt.measurement_id[pkt.valid]
         cur.timestamp_ns[m] = pkt.timestamp_ns[pkt.valid]
         cur.column_valid[m] = True
         cur.range_mm[m] = pkt.range_mm[pkt.valid]
         cur.reflectivity[m] = pkt.reflectivity[pkt.valid]
         cur.nir[m] = pkt.nir[pkt.valid]
-        self._seen[m] = True
         return out
 
     def finish(self) -> list[LidarScan]:
@@ -175,7 +180,7 @@ class ScanAssembler:
         cur, self._cur = self._cur, None
         if cur is None:
             return []
-        cur.complete = bool(np.all(self._seen[self._window]))
+        cur.complete = bool(np.all(cur.column_valid[self._window]))
         if cur.complete or not self.complete_only:
             self.frames += 1
             return [cur]
@@ -199,6 +204,12 @@ class OusterPcap:
         self.bad_packets = 0
         self._reader = PcapReader(self.path)
         self._lidar_bytes = lidar_packet_bytes(self.info)
+        self._kernel_args = _kernel_args(self.info)
+        self._state = np.zeros(3, np.int64)
+        w, h = self.info.columns_per_frame, self.info.pixels_per_column
+        # written only for IMU/bad packets before the first frame starts (never: the kernel returns first)
+        self._scratch = LidarScan(0, np.zeros(w, np.int64), np.zeros(w, bool), np.zeros((w, h), np.uint32),
+                                  np.zeros((w, h), np.uint16), np.zeros((w, h), np.uint16))
 
     @property
     def skipped(self) -> dict[str, int]:
@@ -224,12 +235,75 @@ class OusterPcap:
                 self.bad_packets += 1
 
     def scans(self, *, complete_only: bool = True) -> Iterator[LidarScan]:
-        """Frames in order; a frame ends when a packet of another frame id arrives."""
+        """Frames in order; a frame ends when a packet of another frame id arrives.
+
+        Same frames, checks and errors as feeding :meth:`packets` to a :class:`ScanAssembler`, decoded by
+        Numba kernels straight from the file's bytes (see :mod:`edgefuse_drivers.ouster._fast`).
+        """
         asm = ScanAssembler(self.info, complete_only=complete_only)
-        for _, pkt in self.packets():
-            if isinstance(pkt, LidarPacket):
-                yield from asm.add(pkt)
+        reader = self._reader
+        data = reader.path.read_bytes()
+        hdr = reader._header(data)
+        endian, sub_ns, limit, linktype = hdr
+        arr = np.frombuffer(data, np.uint8)
+        cap = min(max(len(data) // 44, 1), 4096)
+        offs, lens = np.empty(cap, np.int64), np.empty(cap, np.int64)
+        ports, stamps = np.empty(cap, np.int64), np.empty(cap, np.int64)
+        fragments: dict[tuple[bytes, bytes, int], dict[int, bytes]] = {}
+        frag_total: dict[tuple[bytes, bytes, int], int] = {}
+        off = 24
+        while off < len(data):
+            count, off, stop = walk_records(arr, off, endian == ">", sub_ns, limit, linktype,
+                                            offs, lens, ports, stamps)
+            yield from self._assemble(asm, arr, offs, lens, ports, stamps, count)
+            if stop:  # one record for the Python reader (fragment, VLAN, not UDP, or damaged: it raises)
+                off, dgram = reader._record(data, off, hdr, fragments, frag_total)
+                if dgram is not None:
+                    one = np.frombuffer(dgram.payload, np.uint8)
+                    yield from self._assemble(asm, one, np.zeros(1, np.int64), np.array([one.size], np.int64),
+                                              np.array([dgram.dst_port], np.int64),
+                                              np.array([dgram.capture_ns], np.int64), 1)
+        reader._end(fragments)
         yield from asm.finish()
+
+    def _assemble(  # noqa: PLR0917 (the kernel's buffers)
+        self, asm: ScanAssembler, buf: npt.NDArray[np.uint8], offs: npt.NDArray[np.int64],
+        lens: npt.NDArray[np.int64], ports: npt.NDArray[np.int64], stamps: npt.NDArray[np.int64], count: int,
+    ) -> Iterator[LidarScan]:
+        info = self.info
+        k = self._kernel_args
+        i = 0
+        while i < count:
+            cur = asm._cur
+            if cur is None:
+                self._state[0] = 0
+                cur = self._scratch
+            else:
+                self._state[:2] = (1, cur.frame_id)
+            i, event = assemble(buf, offs, lens, ports, i, count, info.udp_port_lidar, info.udp_port_imu,
+                                k[0], k[1], k[2], k[3], k[4], k[5], k[6], self._state, cur.timestamp_ns,
+                                cur.column_valid, cur.range_mm, cur.reflectivity, cur.nir)
+            if event == NEW_FRAME:
+                yield from asm.finish()
+                asm._start(int(self._state[2]))
+            elif event == PYTHON:
+                o, n = int(offs[i]), int(lens[i])
+                yield from self._python_packet(asm, bytes(buf[o : o + n]), int(ports[i]), int(stamps[i]))
+                i += 1
+
+    def _python_packet(self, asm: ScanAssembler, payload: bytes, port: int, capture_ns: int) -> list[LidarScan]:
+        """A datagram the kernel left to the Python parsers (one that fails a check: they raise the error)."""
+        info = self.info
+        is_lidar = port == info.udp_port_lidar or (port != info.udp_port_imu and len(payload) == self._lidar_bytes)
+        try:
+            if is_lidar:
+                return asm.add(parse_lidar_packet(payload, info))
+            parse_imu_packet(payload)
+        except DriverError as exc:
+            if self.strict:
+                raise DriverError(f"{exc.message} (packet captured at {capture_ns} ns)", file=self.path) from None
+            self.bad_packets += 1
+        return []
 
     def imu_batch(self, frame_id: str = "os_imu") -> ImuBatch:
         """All IMU samples, stamped with the gyroscope read time (sensor clock), in file order.
@@ -248,3 +322,17 @@ class OusterPcap:
             orientation=np.zeros((0, 4)),
             frame_id=frame_id,
         )
+
+
+def _kernel_args(info: SensorInfo) -> tuple[int, int, int, int, int, int, int]:
+    """``expected, prof, cpp, header, col_bytes, init_id, sn`` for :func:`assemble` (-1: no check)."""
+    expected = lidar_packet_bytes(info)
+    cpp = info.columns_per_packet
+    prof = PROFILE_CODES[info.udp_profile_lidar]
+    header = 0 if prof == 0 else 32
+    col_bytes = (expected - 2 * header) // cpp
+    init_id = info.initialization_id if info.initialization_id and prof != 0 else -1
+    sn = -1
+    if prof != 0 and info.prod_sn.isascii() and info.prod_sn.isdecimal():
+        sn = min(int(info.prod_sn), 1 << 41)  # > 40 bits: no packet matches, as in the parser
+    return expected, prof, cpp, header, col_bytes, init_id, sn

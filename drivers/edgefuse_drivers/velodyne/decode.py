@@ -104,9 +104,12 @@ def validate_packets(packets: npt.NDArray[np.uint8], model: VelodyneModel) -> Pa
     mode = packets[:, 1204]
     product = packets[:, 1205]
     stamp = packets[:, 1200:1204].copy().view("<u4")[:, 0]
-    known_mode = np.isin(mode, (RETURN_STRONGEST, RETURN_LAST, RETURN_DUAL)) | (
-        (mode == 0) & (model.name == "HDL32E"))
-    right_product = np.isin(product, model.product_ids)
+    known_mode = (mode == RETURN_STRONGEST) | (mode == RETURN_LAST) | (mode == RETURN_DUAL)
+    if model.name == "HDL32E":
+        known_mode |= mode == 0
+    right_product = np.zeros(len(product), bool)
+    for pid in model.product_ids:
+        right_product |= product == pid
     in_hour = stamp < 3_600_000_000
     rejected: dict[str, int] = {}
     for ok, reason in ((right_product, f"product id not {model.name}"), (known_mode, "unknown return mode"),
@@ -270,7 +273,7 @@ def _decode_kernel(  # type: ignore[no-untyped-def]  # noqa: PLR0912, PLR0915, P
                     if a < 0.0:
                         a += 36000.0
                     a = float(np.int64(np.floor(a + 0.5)) % 36000)  # C round(): halves away from 0
-                else:
+                elif a < 0.0 or a >= 36000.0:  # (the test spares the common case a division)
                     a = a % 36000.0
                 ia = np.int64(a)  # 0 <= a < 36000: table lookup (+ interpolation off the 0.01° grid)
                 fa = a - ia

@@ -29,11 +29,12 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
-from edgefuse.msgs.pointcloud import pointcloud_from_arrays
+from edgefuse._jit import njit
+from edgefuse.msgs.pointcloud import pointcloud_from_structured
 from edgefuse.msgs.types import PointCloud
 from edgefuse_drivers.velodyne.decode import PACKET_BYTES, DecodedPoints, Decoder, validate_packets
 from edgefuse_drivers.velodyne.models import VelodyneModel
@@ -164,15 +165,11 @@ class SweepAssembler:
         out: list[PointCloud] = []
         if len(pts) == 0:
             return out
-        phase = (pts.block_azimuth.astype(np.int64) - self._cut) % 36000
-        prev = np.empty_like(phase)
-        prev[0] = self._last_phase
-        prev[1:] = phase[:-1]
-        tprev = np.empty_like(pts.t_ns)
-        tprev[0] = self._last_ns if self._last_ns is not None else pts.t_ns[0]
-        tprev[1:] = pts.t_ns[:-1]
-        # a new sweep starts where the phase wraps (drops by more than half a turn) or after a long gap
-        cuts = np.flatnonzero(((prev >= 0) & (prev - phase > 18000)) | (pts.t_ns - tprev > MAX_GAP_NS))
+        cuts = np.empty(len(pts), np.int64)
+        ncuts, last_phase = _find_cuts(pts.block_azimuth, pts.t_ns, self._cut, self._last_phase,
+                                       self._last_ns if self._last_ns is not None else int(pts.t_ns[0]),
+                                       MAX_GAP_NS, cuts)
+        cuts = cuts[:ncuts]
         start = 0
         for c in cuts:
             if c > start:
@@ -182,22 +179,63 @@ class SweepAssembler:
                 out.append(sweep)
             start = int(c)
         self._pending.append(pts.take(slice(start, None)))
-        self._last_phase = int(phase[-1])
+        self._last_phase = int(last_phase)
         self._last_ns = int(pts.t_ns[-1])
         return out
 
     def _emit(self) -> PointCloud | None:
-        if not self._pending:
+        parts, self._pending = [p for p in self._pending if len(p)], []
+        if not parts:
             return None
-        pts = DecodedPoints.concat(self._pending)
-        self._pending = []
-        if len(pts) == 0:
-            return None
-        stamp = int(pts.t_ns.min())
+        stamp = min(int(p.t_ns.min()) for p in parts)
         self.sweeps_out += 1
-        return pointcloud_from_arrays(
-            stamp, self.frame_id, x=pts.x, y=pts.y, z=pts.z, intensity=pts.intensity.astype(np.float32),
-            ring=pts.ring, time=((pts.t_ns - stamp) * 1e-9).astype(np.float32), return_type=pts.return_type)
+        # the sweep's fields written straight from the decoded parts (no concatenation first)
+        points = np.empty(sum(len(p) for p in parts), _SWEEP_DTYPE)
+        start = 0
+        for p in parts:
+            _fill_sweep(points, start, p.x, p.y, p.z, p.intensity, p.ring, p.t_ns, stamp, p.return_type)
+            start += len(p)
+        # x, y, z are products of finite table values and distances: always finite
+        return pointcloud_from_structured(stamp, self.frame_id, points, is_dense=True)
+
+
+_SWEEP_DTYPE = np.dtype([("x", np.float32), ("y", np.float32), ("z", np.float32), ("intensity", np.float32),
+                         ("ring", np.uint16), ("time", np.float32), ("return_type", np.uint8)])
+
+
+@njit()
+def _fill_sweep(  # noqa: PLR0917
+    points: Any, start: Any, x: Any, y: Any, z: Any, inten: Any, ring: Any, t_ns: Any, stamp: Any, rtype: Any,
+) -> Any:
+    """Rows ``start..`` of the sweep's structured array (``time`` = seconds since ``stamp``, as float32)."""
+    for i in range(x.shape[0]):
+        row = points[start + i]
+        row.x = x[i]
+        row.y = y[i]
+        row.z = z[i]
+        row.intensity = np.float32(inten[i])
+        row.ring = ring[i]
+        row.time = np.float32(np.float64(t_ns[i] - stamp) * 1e-9)
+        row.return_type = rtype[i]
+
+
+@njit()
+def _find_cuts(  # noqa: PLR0917
+    baz: Any, t_ns: Any, cut: Any, last_phase: Any, last_ns: Any, max_gap: Any, cuts: Any,
+) -> Any:
+    """Indices where a new sweep starts: the phase (block azimuth past ``cut``) drops by more than half a
+    turn, or the time jumps by more than ``max_gap``.  Returns ``(count, phase of the last point)``."""
+    n = 0
+    prev = last_phase
+    tprev = last_ns
+    for i in range(baz.shape[0]):
+        phase = (np.int64(baz[i]) - cut) % 36000
+        if (prev >= 0 and prev - phase > 18000) or t_ns[i] - tprev > max_gap:
+            cuts[n] = i
+            n += 1
+        prev = phase
+        tprev = t_ns[i]
+    return n, prev
 
 
 def _sensor_time(packets: np.ndarray, host_ns: np.ndarray) -> np.ndarray:
