@@ -244,8 +244,14 @@ class PillarsDecoder:
         self.n_nonfinite = int(n - np.count_nonzero(finite))
         keep = np.flatnonzero(finite)
         self.n_above = int(keep.shape[0])
+        k = self.max_candidates
+        if keep.shape[0] > k:  # the k best (ties at the cut: lowest anchor index) before the sort
+            score = self._score[keep]
+            kth = np.partition(score, score.shape[0] - k)[score.shape[0] - k]
+            above = keep[score > kth]
+            keep = np.concatenate([above, keep[score == kth][: k - above.shape[0]]])
         score, index = self._score[keep], self._index[keep]
-        order = keep[np.lexsort((index, -score))[: self.max_candidates]]
+        order = keep[np.lexsort((index, -score))[:k]]
         out = np.zeros(order.shape[0], DET3D_DTYPE)
         b = self._box[order]
         for k, key in enumerate(("x", "y", "z", "l", "w", "h", "yaw")):

@@ -2,14 +2,14 @@
 
 Self-supervision: in every sample a random 30 % of the projected LiDAR returns are removed from the
 input and used as targets (L1 in metres on those held-out pixels, plus 0.1 x L1 on the kept input
-points so the net does not blur them).  Augmentation: random 256 x 80 crops, horizontal flips,
+points so the net does not blur them).  Augmentation: random 128 x 64 crops, horizontal flips,
 brightness/contrast jitter, random input-density thinning (keep 25-100 % of the input returns, so one
 net serves 16- to 64-beam LiDARs), and for the fused modes *modality drop-out*: the image is blanked
 (all zeros, as a dead or blinded camera delivers) with probability 0.3.
 
 Usage::
 
-    .venv/bin/python -m models.depth_completion.train --mode gated --seconds 240
+    .venv/bin/python -m models.depth_completion.train --mode gated --steps 600
 
 Writes ``models/depth_completion/checkpoints/<mode>.pt`` (not committed; the ONNX export is).
 """
@@ -28,7 +28,7 @@ from models.depth_completion.data import TRAIN_RECORDINGS, Frame, load
 from models.depth_completion.net import DepthCompletionNet, n_params
 
 HERE = Path(__file__).resolve().parent
-CROP_W, CROP_H = 256, 80
+CROP_W, CROP_H = 128, 64
 HOLDOUT = 0.3
 BLANK_P = 0.3
 
@@ -67,8 +67,8 @@ def batch(frames: list[Frame], rng: np.random.Generator, fused: bool, n: int) ->
     return tuple(torch.from_numpy(np.stack(k)) for k in zip(*items, strict=True))
 
 
-def train(mode: str, seconds: float, seed: int = 0, batch_size: int = 8) -> dict[str, object]:
-    torch.set_num_threads(2)
+def train(mode: str, steps: int, seed: int = 0, batch_size: int = 8, threads: int = 2) -> dict[str, object]:
+    torch.set_num_threads(threads)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     frames = load(TRAIN_RECORDINGS)
@@ -77,8 +77,8 @@ def train(mode: str, seconds: float, seed: int = 0, batch_size: int = 8) -> dict
     fused = mode != "lidar"
     start = time.perf_counter()
     step, losses = 0, []
-    while time.perf_counter() - start < seconds:
-        frac = (time.perf_counter() - start) / seconds
+    while step < steps:
+        frac = step / steps
         for g in opt.param_groups:
             g["lr"] = 2e-3 * 0.5 * (1 + np.cos(np.pi * min(frac, 1.0)))
         img, inp, tgt = batch(frames, rng, fused, batch_size)
@@ -91,14 +91,14 @@ def train(mode: str, seconds: float, seed: int = 0, batch_size: int = 8) -> dict
         opt.step()
         losses.append(float(loss.detach()))
         step += 1
-        if step % 100 == 0:
-            print(f"{mode} step {step} loss {np.mean(losses[-100:]):.3f} t={time.perf_counter() - start:.0f}s",
+        if step % 50 == 0:
+            print(f"{mode} step {step} loss {np.mean(losses[-50:]):.3f} t={time.perf_counter() - start:.0f}s",
                   flush=True)
     out = HERE / "checkpoints"
     out.mkdir(exist_ok=True)
     torch.save(model.state_dict(), out / f"{mode}.pt")
     info = {"mode": mode, "steps": step, "seconds": round(time.perf_counter() - start, 1), "batch": batch_size,
-            "params": n_params(model), "final_loss": float(np.mean(losses[-100:])), "seed": seed,
+            "params": n_params(model), "threads": threads, "final_loss": float(np.mean(losses[-100:])), "seed": seed,
             "train_recordings": list(TRAIN_RECORDINGS), "train_frames": len(frames)}
     (out / f"{mode}.json").write_text(json.dumps(info, indent=1))
     return info
@@ -107,10 +107,11 @@ def train(mode: str, seconds: float, seed: int = 0, batch_size: int = 8) -> dict
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--mode", choices=("concat", "gated", "lidar"), required=True)
-    ap.add_argument("--seconds", type=float, default=240.0)
+    ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
-    print(train(a.mode, a.seconds, a.seed))
+    print(train(a.mode, a.steps, a.seed, threads=a.threads))
 
 
 if __name__ == "__main__":

@@ -175,3 +175,16 @@ def test_custom_head_geometry() -> None:
     assert len(det) == ref_box.shape[0] > 0
     np.testing.assert_allclose(det.array7(), ref_box, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(det.boxes["score"], ref_score, rtol=1e-6)
+
+
+def test_ties_at_the_cut_keep_the_lowest_anchor_indices() -> None:
+    cls = np.full((1, NY, NX, A * C), -20.0, np.float32)
+    box = np.zeros((1, NY, NX, A * 7), np.float32)
+    dirs = np.zeros((1, NY, NX, A * 2), np.float32)
+    cls[0, 5, :, 0] = 1.0  # 216 Car anchors (rotation 0) tied, in row y = 5
+    cls[0, 7, 3, 0] = 2.0  # one better
+    det = PillarsDecoder(max_candidates=11).decode(cls, box, dirs)
+    assert len(det) == 11
+    xs = np.linspace(0.0, 69.12, NX)
+    np.testing.assert_allclose(det.boxes["x"], np.r_[xs[3], xs[:10]], atol=1e-4)
+    assert np.all(det.boxes["score"][1:] == det.boxes["score"][1])
