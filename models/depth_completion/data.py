@@ -90,11 +90,20 @@ def make_frame(  # noqa: PLR0917 (a frame's camera parameters in the projector's
     return Frame(recording, name, rgb, depth)
 
 
+def imread(path: Path) -> np.ndarray:
+    """``cv2.imread`` that fails loudly on a missing or unreadable file."""
+    img = cv2.imread(str(path))
+    if img is None:
+        raise FileNotFoundError(f"cannot read image {path}")
+    return img
+
+
 def _pcd_xyz(path: Path) -> np.ndarray:
     from edgefuse_calibration.spatial.pcd import pcd_xyz
 
     xyz = pcd_xyz(path)
-    return xyz[np.all(np.isfinite(xyz), axis=1)]
+    out: np.ndarray = xyz[np.all(np.isfinite(xyz), axis=1)]
+    return out
 
 
 def load_acfr() -> list[Frame]:
@@ -114,7 +123,7 @@ def load_acfr() -> list[Frame]:
     T[:3, 3] = -R.T @ t
     frames = []
     for i in range(1, 12):
-        bgr = cv2.imread(str(sess / "images" / f"pose{i}.png"))
+        bgr = imread(sess / "images" / f"pose{i}.png")
         xyz = _pcd_xyz(sess / "pcd" / f"pose{i}_full.pcd")
         frames.append(make_frame("acfr_ouster", f"pose{i}", bgr, xyz, EQUIDISTANT, K, D, T))
     return frames
@@ -140,7 +149,7 @@ def load_opencalib_auto() -> list[Frame]:
         d = root / str(i)
         img = d / "calib.jpg" if (d / "calib.jpg").exists() else d / "calib.png"
         K, D, T = _txt_calib(d / "calib.txt")
-        frames.append(make_frame("opencalib_auto", str(i), cv2.imread(str(img)), _pcd_xyz(d / "calib.pcd"),
+        frames.append(make_frame("opencalib_auto", str(i), imread(img), _pcd_xyz(d / "calib.pcd"),
                                  PLUMB_BOB, K, D, T))
     return frames
 
@@ -154,7 +163,7 @@ def load_opencalib_manual() -> list[Frame]:
     dist = np.array(intr["cam_dist"]["data"], dtype=np.float64).reshape(-1)
     D[: dist.size] = dist
     T = np.array(ext["top_center_lidar-to-center_camera-extrinsic"]["param"]["sensor_calib"]["data"], np.float64)
-    return [make_frame("opencalib_manual", "0", cv2.imread(str(d / "0.png")), _pcd_xyz(d / "0.pcd"),
+    return [make_frame("opencalib_manual", "0", imread(d / "0.png"), _pcd_xyz(d / "0.pcd"),
                        PLUMB_BOB, K, D, T)]
 
 
@@ -181,7 +190,7 @@ def load_radiate() -> list[Frame]:
         if abs(cams[cf] - ts) > 0.04:
             continue
         xyz = np.loadtxt(seq / "velo_lidar" / f"{lf:06d}.csv", delimiter=",")[:, :3]
-        bgr = cv2.imread(str(seq / "zed_left" / f"{cf:06d}.png"))
+        bgr = imread(seq / "zed_left" / f"{cf:06d}.png")
         frames.append(make_frame("radiate_fog", f"lidar{lf}_cam{cf}", bgr, xyz, model_id, np.asarray(K),
                                  np.asarray(D), T))
     return frames
@@ -191,7 +200,7 @@ def load_kitti() -> list[Frame]:
     root = DATA / "kitti_object_3frames" / "training"
     frames = []
     for i in range(3):
-        bgr = cv2.imread(str(root / "image_2" / f"{i:06d}.png"))
+        bgr = imread(root / "image_2" / f"{i:06d}.png")
         rig = from_kitti_object(root / "calib" / f"{i:06d}.txt", image_size=(bgr.shape[1], bgr.shape[0]))
         cam = rig.camera("cam2")
         model_id, K, D = cam.kernel_params()
@@ -211,7 +220,7 @@ def load_nuscenes() -> list[Frame]:
     img = next(root.glob("*__CAM_FRONT__*.jpg"))
     pts = next(root.glob("*LIDAR_TOP*.pcd.bin"))
     xyz = np.fromfile(pts, dtype=np.float32).reshape(-1, 5)[:, :3].astype(np.float64)
-    return [make_frame("nuscenes", "CAM_FRONT", cv2.imread(str(img)), xyz, model_id, np.asarray(K),
+    return [make_frame("nuscenes", "CAM_FRONT", imread(img), xyz, model_id, np.asarray(K),
                        np.asarray(D), T)]
 
 

@@ -44,7 +44,8 @@ def nearest(inp: np.ndarray) -> np.ndarray:
     if not np.any(inp > 0):
         return np.zeros_like(inp)
     _, (ri, ci) = ndimage.distance_transform_edt(inp <= 0, return_indices=True)
-    return inp[ri, ci]
+    out: np.ndarray = inp[ri, ci]
+    return out
 
 
 def session(path: Path) -> ort.InferenceSession:
@@ -87,10 +88,12 @@ def main() -> None:
         dep = np.ascontiguousarray(inp[None, None], np.float32)
         for name, sess in sessions.items():
             t0 = time.perf_counter()
-            out = sess.run(["depth"], {"image": img, "sparse_depth": dep})[0][0, 0]
+            has_image = any(i.name == "image" for i in sess.get_inputs())  # LiDAR-only: no image input
+            feeds = {"image": img, "sparse_depth": dep} if has_image else {"sparse_depth": dep}
+            out = sess.run(["depth"], feeds)[0][0, 0]
             times.setdefault(name, []).append(time.perf_counter() - t0)
             record(name, f.recording, out, tgt)
-            if not name.startswith("lidar_only"):
+            if has_image:
                 out = sess.run(["depth"], {"image": blank, "sparse_depth": dep})[0][0, 0]
                 record(name + " (camera blanked)", f.recording, out, tgt)
 
