@@ -21,7 +21,9 @@ DIST = {"cv2": "opencv-python-headless", "ruamel": "ruamel.yaml", "serial": "pys
 NEW_STDLIB = {"compression"}
 #: imports that only optional features use (imported lazily, refused with the extra's name when missing)
 OPTIONAL = {"open3d": "calib", "matplotlib": "calib", "zenoh": "zenoh", "xxhash": "zenoh", "rclpy": "ros2",
-            "distributed": "bench", "onnx": "quantize"}
+            "distributed": "bench", "onnx": "quantize", "torch": "train"}
+#: the optional ``train`` extra is for the scripts in models/ only: the runtime packages never import it
+TRAIN_ONLY = {"torch"}
 
 
 def _requirement_names(reqs: list[str]) -> set[str]:
@@ -36,7 +38,7 @@ def _requirement_names(reqs: list[str]) -> set[str]:
 
 def _third_party_imports() -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
-    for base in ("edgefuse", "drivers/edgefuse_drivers", "calibration/edgefuse_calibration"):
+    for base in ("edgefuse", "drivers/edgefuse_drivers", "calibration/edgefuse_calibration", "models"):
         for path in (ROOT / base).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
                 names: list[str] = []
@@ -46,7 +48,8 @@ def _third_party_imports() -> dict[str, set[str]]:
                     names = [node.module]
                 for n in names:
                     top = n.split(".")[0]
-                    if top not in sys.stdlib_module_names and top not in NEW_STDLIB and not top.startswith("edgefuse"):
+                    if (top not in sys.stdlib_module_names and top not in NEW_STDLIB and not top.startswith("edgefuse")
+                            and top != "models"):
                         found.setdefault(top, set()).add(str(path.relative_to(ROOT)))
     return found
 
@@ -64,6 +67,12 @@ def test_every_import_is_declared() -> None:
         elif dist not in core:
             missing.append(f"{module} used in {sorted(where)[:3]}")
     assert missing == []
+
+
+def test_runtime_packages_never_import_the_training_stack() -> None:
+    bad = {m: sorted(w for w in where if not w.startswith("models/"))
+           for m, where in _third_party_imports().items() if m in TRAIN_ONLY}
+    assert {m: w for m, w in bad.items() if w} == {}
 
 
 def test_plots_without_matplotlib_name_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
