@@ -564,9 +564,49 @@ def calibrate_board_recording(images: Sequence[npt.ArrayLike], scans: Sequence[n
     out.metrics["used_poses"] = kept
     out.metrics["camera_pnp_rms_px"] = [float(c.info["pnp_rms_px"]) for c in cams]
     out.metrics["lidar_edge_rms_m"] = [float(li.info["edge_rms_m"]) for li in lids]
-    if rejected:
-        out.reasons[:0] = [f"{k} left out: {v}" for k, v in rejected.items()] if not out.ok else []
+    if rejected and not out.ok:
+        out.reasons[:0] = [f"{k} left out: {v}" for k, v in rejected.items()]
     return out
+
+
+def board_overlay(image: npt.ArrayLike, scan: npt.ArrayLike, camera: CameraModel, board: BoardGeometry,
+                  T_cam_from_lidar: Transform, *, title: str = "") -> npt.NDArray[np.uint8]:
+    """BGR overlay: the whole scan projected with ``T_cam_from_lidar`` (coloured by range), the
+    segmented LiDAR board points (green), the LiDAR board outline (red) and the camera's board outline
+    (blue).  Aligned outlines and board points on the chessboard mean the extrinsic is right."""
+    img = np.asarray(image)
+    base = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR) if img.ndim == 2 else img.copy()
+    base = (base * 0.6).astype(np.uint8)
+    pts = np.asarray(scan, dtype=np.float64).reshape(-1, 3)
+    pts = pts[np.isfinite(pts).all(axis=1) & (np.linalg.norm(pts, axis=1) > 0.5)]
+    pc = T_cam_from_lidar.apply(pts)
+    uv, valid = camera.project(pc)
+    ok = valid & camera.in_image(np.where(valid[:, None], uv, -10.0))
+    if ok.any():
+        rng = np.linalg.norm(pc[ok], axis=1)
+        hue = np.clip((rng - rng.min()) / (np.ptp(rng) + 1e-9) * 150, 0, 150).astype(np.uint8)
+        colours = cv2.cvtColor(np.stack([hue, np.full_like(hue, 255), np.full_like(hue, 255)], axis=1)[None],
+                               cv2.COLOR_HSV2BGR)[0]
+        for (u, v), col in zip(uv[ok], colours, strict=True):
+            cv2.circle(base, (round(u), round(v)), 1, tuple(int(c) for c in col), -1)
+
+    def outline(corners_cam: F64, col: tuple[int, int, int]) -> None:
+        q, val = camera.project(corners_cam)
+        if val.all():
+            cv2.polylines(base, [np.round(q).astype(np.int32).reshape(-1, 1, 2)], True, col, 2)
+
+    cf, _ = camera_board_features(img, camera, board)
+    if cf is not None:
+        outline(cf.corners, (255, 128, 0))
+    lf, _ = segment_board_organized(scan, board)
+    if lf is not None and lf.points is not None:
+        q, val = camera.project(T_cam_from_lidar.apply(lf.points))
+        for u, v in q[val]:
+            cv2.circle(base, (round(u), round(v)), 3, (0, 255, 0), -1)
+        outline(T_cam_from_lidar.apply(lf.corners), (0, 0, 255))
+    cv2.putText(base, title + "  blue: camera board, red: LiDAR board, green: LiDAR board points", (10, 30),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2)
+    return np.asarray(base, dtype=np.uint8)
 
 
 # -- file formats -----------------------------------------------------------------------------------
