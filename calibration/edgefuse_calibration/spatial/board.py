@@ -419,7 +419,8 @@ def _solve(cam: Sequence[BoardFeatures], lid: Sequence[BoardFeatures], opt: Boar
            x0: F64 | None = None) -> tuple[F64, Any, list[BoardFeatures]]:
     x = _initial(cam, lid) if x0 is None else x0.copy()
     lid_m = list(lid)
-    for _ in range(3):  # re-match corners after each solve (the order may change once the pose is known)
+    for _ in range(3 if x0 is None else 1):  # re-match corners after each solve (the order may change once
+        # the pose is known); from a given start (the jackknife) once is enough
         if opt.use_corners:
             R, t = exp_so3(x[:3]), x[3:]
             lid_m = [_match_corners(c, li, R, t) for c, li in zip(cam, lid, strict=True)]
