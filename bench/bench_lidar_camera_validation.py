@@ -59,6 +59,13 @@ FISHEYE = CameraModel(name="sekonix", frame_id="cam", width=1920, height=1208,
                       D=np.array([-0.097824, 0.141429, -0.148385, 0.055918]), model="equidistant")
 
 
+def _imread(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path))
+    if img is None:
+        raise SystemExit(f"cannot read image {path} (is ../shared/data present?)")
+    return np.asarray(img)
+
+
 def _diff(T: Transform | None, Tref: Transform) -> dict[str, float | None]:
     if T is None:
         return {"rot_deg": None, "trans_cm": None}
@@ -70,7 +77,7 @@ def board_rows() -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     s = OUSTER / "session_2022-11-09_00-54-42"
     Tpub, _ = read_acfr_calibration(s / "calibration_2022-11-09_01-02-13.csv")
-    images = [cv2.imread(str(s / "images" / f"pose{i}.png")) for i in range(1, 12)]
+    images = [_imread(s / "images" / f"pose{i}.png") for i in range(1, 12)]
     scans = [pcd_organized_xyz(s / "pcd" / f"pose{i}_full.pcd") for i in range(1, 12)]
     board = BoardGeometry((5, 7), 0.095, (0.61, 0.85), (0.002, 0.0))
     t = time.perf_counter()
@@ -115,7 +122,7 @@ def opencalib(i: int) -> tuple[LidarCameraFrame, Transform]:
     f = OCAL / str(i)
     vals = {ln.split(":")[0]: np.array(ln.split(":")[1].split(), float)
             for ln in (f / "calib.txt").read_text().splitlines() if ":" in ln}
-    img = cv2.imread(str(next(f.glob("calib.[jp][pn]g"))))
+    img = _imread(next(f.glob("calib.[jp][pn]g")))
     D = vals["D"]
     D = np.r_[D, np.zeros(5 - len(D))] if len(D) < 5 else D
     cam = CameraModel(name="cam", frame_id="cam", width=img.shape[1], height=img.shape[0], K=vals["K"].reshape(3, 3),
@@ -128,7 +135,7 @@ def opencalib(i: int) -> tuple[LidarCameraFrame, Transform]:
 
 def kitti(i: str) -> tuple[LidarCameraFrame, Transform]:
     rig = from_kitti_object(KITTI / "calib" / f"{i}.txt")
-    img = cv2.imread(str(KITTI / "image_2" / f"{i}.png"))
+    img = _imread(KITTI / "image_2" / f"{i}.png")
     pts = np.fromfile(KITTI / "velodyne" / f"{i}.bin", dtype=np.float32).reshape(-1, 4)[:, :3]
     c = rig.camera("cam2")
     cam = CameraModel(name="cam2", frame_id="cam2", width=img.shape[1], height=img.shape[0], K=c.K, D=c.D)
@@ -140,7 +147,7 @@ def targetless(name: str, frames: list[LidarCameraFrame], Tref: Transform, trial
     assert cam is not None
     To, s0, s1 = local_optimum(frames, cam, Tref)
     rng = np.random.default_rng(0)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for _ in range(trials):
         dr, dt = random_perturbation(rng, 3.0, 0.2)
         T0 = perturb(Tref, dr, dt)

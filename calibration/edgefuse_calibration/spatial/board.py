@@ -26,7 +26,7 @@ The same solver re-solves features recorded by other tools (:func:`read_acfr_pos
 
 Conventions: every result is ``T_cam_from_lidar`` (``q_cam = R·p_lidar + t``).  ACFR's published
 ``roll, pitch, yaw, x, y, z`` is the inverse direction (camera → LiDAR) with
-``R = Rz(yaw)·Ry(pitch)·Rx(roll)``: :func:`acfr_to_T_cam_from_lidar` converts it.
+``R = Rz(yaw)·Ry(pitch)·Rx(roll)``: :func:`acfr_to_cam_from_lidar` converts it.
 """
 
 from __future__ import annotations
@@ -79,13 +79,15 @@ class BoardGeometry:
         """Board centre in the board (pattern) frame: the grid's centre minus the pattern offset."""
         cols, rows = self.pattern
         g = np.array([(cols - 1) * self.square_m / 2, (rows - 1) * self.square_m / 2, 0.0])
-        return g - np.array([self.pattern_offset_m[0], self.pattern_offset_m[1], 0.0])
+        out: F64 = g - np.array([self.pattern_offset_m[0], self.pattern_offset_m[1], 0.0])
+        return out
 
     def outline_board(self) -> F64:
         """The four outer corners (4, 3) in the board frame, going round."""
         c = self.centre_board
         w, h = self.size_m[0] / 2, self.size_m[1] / 2
-        return c + np.array([[-w, -h, 0.0], [w, -h, 0.0], [w, h, 0.0], [-w, h, 0.0]])
+        out: F64 = c + np.array([[-w, -h, 0.0], [w, -h, 0.0], [w, h, 0.0], [-w, h, 0.0]])
+        return out
 
 
 @dataclass
@@ -271,7 +273,7 @@ def lidar_board_features(points: npt.ArrayLike, rows: npt.ArrayLike, board: Boar
     outside = float(np.mean((np.abs(local[:, 0]) > w + 0.05) | (np.abs(local[:, 1]) > h + 0.05)))
     plane_rms = float(np.sqrt(np.mean(((q - c) @ n) ** 2)))
     info = {"edge_rms_m": rms, "plane_rms_m": plane_rms, "n_points": len(q), "outside_fraction": outside,
-            "rows": int(len(np.unique(rw)))}
+            "rows": len(np.unique(rw))}
     return BoardFeatures(n, float(n @ centre), centre, corners, points=q, info=info), ""
 
 
@@ -412,7 +414,8 @@ def _match_corners(cam: BoardFeatures, lid: BoardFeatures, R: F64, t: F64) -> Bo
 def _initial(cam: Sequence[BoardFeatures], lid: Sequence[BoardFeatures]) -> F64:
     R = kabsch(np.array([li.normal for li in lid]), np.array([c.normal for c in cam]))
     t = np.mean([c.centre - R @ li.centre for c, li in zip(cam, lid, strict=True)], axis=0)
-    return np.r_[log_so3(R), t]
+    out: F64 = np.r_[log_so3(R), t]
+    return out
 
 
 def _solve(cam: Sequence[BoardFeatures], lid: Sequence[BoardFeatures], opt: BoardSolveOptions,
@@ -425,9 +428,9 @@ def _solve(cam: Sequence[BoardFeatures], lid: Sequence[BoardFeatures], opt: Boar
             R, t = exp_so3(x[:3]), x[3:]
             lid_m = [_match_corners(c, li, R, t) for c, li in zip(cam, lid, strict=True)]
 
-        def f(y: F64, lm: list[BoardFeatures] = lid_m) -> F64:
+        def f(y: F64, lm: list[BoardFeatures] = lid_m, xc: F64 = x) -> F64:
             # parametrise around the current x so that the rotation vector stays small
-            R0 = exp_so3(x[:3])
+            R0 = exp_so3(xc[:3])
             z = np.r_[log_so3(exp_so3(y[:3]) @ R0), y[3:]]
             return np.concatenate(_residual_groups(z, cam, lm, opt))
         r = least_squares(f, np.r_[np.zeros(3), x[3:]], loss="soft_l1", f_scale=opt.robust_scale)
@@ -435,7 +438,7 @@ def _solve(cam: Sequence[BoardFeatures], lid: Sequence[BoardFeatures], opt: Boar
     return x, r, lid_m
 
 
-def _T(x: F64) -> Transform:
+def _to_transform(x: F64) -> Transform:
     return Transform.from_rt(exp_so3(x[:3]), x[3:], normalize=True)
 
 
@@ -492,13 +495,13 @@ def solve_board_features(cam: Sequence[BoardFeatures], lid: Sequence[BoardFeatur
     cr = np.array([p["centre_m"] for p in per_pose])
     res.metrics.update(centre_residual_mean_m=float(cr.mean()), centre_residual_max_m=float(cr.max()),
                        normal_residual_mean_deg=float(np.mean([p["normal_deg"] for p in per_pose])))
-    T = _T(x)
+    T = _to_transform(x)
     if opt.jackknife and m > opt.min_poses:
         loo = []
         for k in range(m):
             keep = [i for i in range(m) if i != k]
             xk, _, _ = _solve([cam[i] for i in keep], [lid[i] for i in keep], opt, x0=x)
-            Tk = _T(xk)
+            Tk = _to_transform(xk)
             loo.append(np.r_[log_so3(Tk.R @ T.R.T), Tk.t - T.t])
         L = np.asarray(loo)
         dev = L - L.mean(axis=0)
@@ -611,9 +614,12 @@ def board_overlay(image: npt.ArrayLike, scan: npt.ArrayLike, camera: CameraModel
 
 
 # -- file formats -----------------------------------------------------------------------------------
-def acfr_to_T_cam_from_lidar(roll: float, pitch: float, yaw: float, x: float, y: float, z: float) -> Transform:
-    """ACFR cam_lidar_calibration result (``p_L = Rz(yaw)Ry(pitch)Rx(roll)·p_C + t``, radians, metres)
-    as ``T_cam_from_lidar``."""
+def acfr_to_cam_from_lidar(values: Sequence[float]) -> Transform:
+    """ACFR cam_lidar_calibration result ``(roll, pitch, yaw, x, y, z)`` (``p_L = Rz(yaw)Ry(pitch)Rx(roll)·p_C
+    + t``, radians, metres) as ``T_cam_from_lidar``."""
+    if len(values) != 6:
+        raise CalibrationError(f"an ACFR result has 6 values (roll, pitch, yaw, x, y, z), got {len(values)}")
+    roll, pitch, yaw, x, y, z = (float(v) for v in values)
     def rz(a: float) -> F64:
         return np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1.0]])
 
@@ -637,7 +643,7 @@ def read_acfr_calibration(path: str | Path) -> tuple[Transform, F64]:
         raise CalibrationError(f"cannot read the ACFR calibration: {exc}", file=p) from None
     if a.shape[1] != 6 or len(a) == 0:
         raise CalibrationError(f"expected rows of roll,pitch,yaw,x,y,z, got {a.shape}", file=p)
-    Ts = [acfr_to_T_cam_from_lidar(*row) for row in a]
+    Ts = [acfr_to_cam_from_lidar(row) for row in a]
     R0 = Ts[0].R
     w = np.mean([log_so3(T.R @ R0.T) for T in Ts], axis=0)
     R = exp_so3(w) @ R0
@@ -658,7 +664,8 @@ def read_acfr_poses(path: str | Path) -> tuple[list[BoardFeatures], list[BoardFe
     if a.shape[1] != 3 or len(a) % 19 or len(a) == 0:
         raise CalibrationError(f"expected 19 rows of 3 values per sample, got {a.shape}", file=p)
     s = a.reshape(-1, 19, 3)
-    cams, lids = [], []
+    cams: list[BoardFeatures] = []
+    lids: list[BoardFeatures] = []
     for k in s:
         for off, out in ((0, cams), (6, lids)):
             centre = k[off] / 1000.0

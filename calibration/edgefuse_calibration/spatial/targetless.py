@@ -430,7 +430,7 @@ def refine_lidar_camera(  # noqa: PLR0915 (one linear procedure, easier to read 
                     z = y * _UNIT
                 if np.linalg.norm(z[:3]) > rmax or np.linalg.norm(z[3:]) > opt.max_trans_m:
                     return 1.0  # outside the trust region: worse than any score
-                return -cost(z, g)  # noqa: B023 (cost is descend's own argument)
+                return -cost(z, g)
             if level == opt.rotation_only_levels and opt.refine_translation and opt.trans_grid_m > 0:
                 # translation grid with the rotation found so far, then the joint descent
                 ax = np.arange(-opt.trans_grid_m, opt.trans_grid_m + 1e-9, opt.trans_grid_step_m)
@@ -563,7 +563,7 @@ def _frame_agreement(data: Sequence[_FrameData], T0: Transform, x: F64, opt: Tar
     mean the joint optimum is a compromise the data do not support.  Returns the refusal reasons."""
     fine = len(opt.gammas) - 1
     reasons: list[str] = []
-    rows = []
+    rows: list[dict[str, Any]] = []
     T_joint = EdgeAlignmentCost.transform_of(x, T0)
     n = 6 if opt.refine_translation else 3
     for k, d in enumerate(data):
