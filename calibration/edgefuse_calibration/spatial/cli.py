@@ -1,6 +1,7 @@
 """``edgefuse calibrate`` sub-commands for spatial calibration.
 
-:func:`add_spatial_parsers` adds ``intrinsics``, ``lidar-camera``, ``register`` and ``imu-camera`` to the
+:func:`add_spatial_parsers` adds ``intrinsics``, ``lidar-camera`` (targetless), ``lidar-camera-board`` (chessboard
+poses: images + organized scans, or recorded features), ``register`` and ``imu-camera`` to the
 ``calibrate`` sub-parsers; each parser gets ``func=<handler(args) -> int>`` as its default.  Every command
 writes a JSON report (``--report``), a PNG (``--plot``) where it has one, and merges its result into
 ``--rig`` **only when the verdict is ok**.  Exit status: 0 ok, 4 refused or no improvement (nothing written).
