@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import numpy as np
 import pytest
 from edgefuse_calibration.spatial import pose_error
 from edgefuse_calibration.spatial.board import (
+    BoardFeatures,
     BoardGeometry,
     BoardSolveOptions,
     acfr_to_cam_from_lidar,
@@ -61,6 +63,20 @@ def _scan(i: int) -> np.ndarray:
     return np.load(EX / f"pose{i}_scan.npz")["xyz"].astype(np.float64)  # type: ignore[no-any-return]
 
 
+@functools.cache
+def _features() -> tuple[list[BoardFeatures], list[BoardFeatures]]:
+    """Camera and LiDAR features of the excerpt's poses (computed once for the module)."""
+    cams, lids = [], []
+    for i in POSES:
+        c, why = camera_board_features(_image(i), CAM, BOARD)
+        assert c is not None, why
+        li, why = segment_board_organized(_scan(i), BOARD)
+        assert li is not None, why
+        cams.append(c)
+        lids.append(li)
+    return cams, lids
+
+
 def _published() -> Transform:
     T, _ = read_acfr_calibration(EX / "calibration_2022-11-09_01-02-13.csv")
     return T
@@ -85,9 +101,7 @@ def test_acfr_convention_maps_camera_centres_onto_lidar_centres() -> None:
 # -- camera side ------------------------------------------------------------------------------------
 def test_camera_features_on_real_fisheye_images_match_the_tool() -> None:
     acams, _ = read_acfr_poses(EX / "poses.csv")
-    for i in POSES:
-        f, why = camera_board_features(_image(i), CAM, BOARD)
-        assert f is not None, why
+    for i, f in zip(POSES, _features()[0], strict=True):
         assert f.info["pnp_rms_px"] < 0.5
         # the tool's camera-frame centre of the same pose (its sample i): same board, same intrinsics
         assert np.linalg.norm(f.centre - acams[i - 1].centre) < 0.005
@@ -131,9 +145,7 @@ def test_destagger_aligns_the_rows() -> None:
 def test_segmentation_recovers_the_tools_board_points() -> None:
     """Our segmentation (no prior extrinsic, no region) against the tool's own segmented points (oracle)."""
     _, alids = read_acfr_poses(EX / "poses.csv")
-    for i in POSES:
-        f, why = segment_board_organized(_scan(i), BOARD)
-        assert f is not None, why
+    for i, f in zip(POSES, _features()[1], strict=True):
         assert f.points is not None
         oracle = pcd_xyz(EX / f"pose{i}_target.pcd")
         d_or, _ = cKDTree(f.points).query(oracle)
@@ -170,7 +182,7 @@ def test_excerpt_end_to_end_close_to_published() -> None:
     assert all(p["centre_m"] < 0.03 and p["plane_rms_m"] < 0.03 for p in res.metrics["per_pose"])
     assert res.metrics["jackknife_rot_std_deg"] > 0 and len(res.metrics["leave_one_out"]) == 4
     # with the default limits, 4 poses are too few to trust: refused, with the spread named
-    strict = calibrate_board_recording(images, scans, CAM, BOARD)
+    strict = solve_board_features(*_features())
     assert strict.verdict == "refused" and "too uncertain" in strict.reasons[-1]
 
 
