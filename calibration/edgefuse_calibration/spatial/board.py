@@ -566,11 +566,27 @@ def calibrate_board_recording(images: Sequence[npt.ArrayLike], scans: Sequence[n
                                pose_names=kept)
     out.metrics["rejected_poses"] = rejected
     out.metrics["used_poses"] = kept
+    out.metrics["features"] = [{"pose": n, "camera": _feature_dict(c), "lidar": _feature_dict(li)}
+                               for n, c, li in zip(kept, cams, lids, strict=True)]
     out.metrics["camera_pnp_rms_px"] = [float(c.info["pnp_rms_px"]) for c in cams]
     out.metrics["lidar_edge_rms_m"] = [float(li.info["edge_rms_m"]) for li in lids]
     if rejected and not out.ok:
         out.reasons[:0] = [f"{k} left out: {v}" for k, v in rejected.items()]
     return out
+
+
+def _feature_dict(f: BoardFeatures) -> dict[str, Any]:
+    return {"centre": f.centre.tolist(), "normal": f.normal.tolist(), "corners": np.asarray(f.corners).tolist()}
+
+
+def features_from_metrics(rows: Sequence[dict[str, Any]]) -> tuple[list[BoardFeatures], list[BoardFeatures], list[str]]:
+    """The per-pose features :func:`calibrate_board_recording` reports (``metrics["features"]``) as
+    (camera features, LiDAR features, pose names)."""
+    def one(d: dict[str, Any]) -> BoardFeatures:
+        c = np.asarray(d["centre"], np.float64)
+        n = np.asarray(d["normal"], np.float64)
+        return BoardFeatures(n, float(n @ c), c, np.asarray(d["corners"], np.float64))
+    return [one(r["camera"]) for r in rows], [one(r["lidar"]) for r in rows], [str(r["pose"]) for r in rows]
 
 
 def board_overlay(image: npt.ArrayLike, scan: npt.ArrayLike, camera: CameraModel, board: BoardGeometry,
@@ -673,3 +689,54 @@ def read_acfr_poses(path: str | Path) -> tuple[list[BoardFeatures], list[BoardFe
             n = _towards_sensor(n, centre)
             out.append(BoardFeatures(n, float(n @ centre), centre, k[off + 2:off + 6] / 1000.0))
     return cams, lids
+
+
+#: header of the plain feature CSV (:func:`write_board_features_csv` / :func:`read_board_features_csv`)
+FEATURE_COLUMNS = ("pose", "sensor", "centre_x", "centre_y", "centre_z", "normal_x", "normal_y", "normal_z",
+                   *(f"corner{k}_{a}" for k in range(1, 5) for a in "xyz"))
+
+
+def write_board_features_csv(path: str | Path, cams: Sequence[BoardFeatures], lids: Sequence[BoardFeatures],
+                             names: Sequence[str] | None = None) -> None:
+    """Board features as a plain CSV (metres; one ``camera`` and one ``lidar`` row per pose; corners going
+    round the board), re-solvable with :func:`read_board_features_csv` and any tool that reads CSV."""
+    if len(cams) != len(lids):
+        raise CalibrationError(f"{len(cams)} camera observations but {len(lids)} LiDAR observations")
+    nm = list(names) if names is not None else [f"pose{i + 1}" for i in range(len(cams))]
+    lines = [",".join(FEATURE_COLUMNS)]
+    for n, c, li in zip(nm, cams, lids, strict=True):
+        for sensor, f in (("camera", c), ("lidar", li)):
+            vals = [*f.centre, *f.normal, *np.asarray(f.corners).ravel()]
+            lines.append(",".join([n, sensor, *(f"{v:.6f}" for v in vals)]))
+    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def read_board_features_csv(path: str | Path) -> tuple[list[BoardFeatures], list[BoardFeatures], list[str]]:
+    """Read the plain feature CSV (header :data:`FEATURE_COLUMNS`, any row order): (camera features, LiDAR
+    features, pose names), poses in order of first appearance.  A pose without both rows is an error."""
+    p = Path(path)
+    try:
+        rows = [ln.split(",") for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CalibrationError(f"cannot read the feature CSV: {exc}", file=p) from None
+    if not rows or tuple(h.strip() for h in rows[0]) != FEATURE_COLUMNS:
+        raise CalibrationError("feature CSV header must be " + ",".join(FEATURE_COLUMNS), file=p)
+    seen: dict[str, dict[str, BoardFeatures]] = {}
+    for ln, r in enumerate(rows[1:], start=2):
+        if len(r) != len(FEATURE_COLUMNS) or r[1].strip() not in ("camera", "lidar"):
+            raise CalibrationError(f"expected {len(FEATURE_COLUMNS)} values with sensor camera|lidar", file=p, line=ln)
+        try:
+            v = np.array([float(x) for x in r[2:]])
+        except ValueError:
+            raise CalibrationError("non-numeric feature value", file=p, line=ln) from None
+        if not np.isfinite(v).all() or not np.linalg.norm(v[3:6]) > 0:
+            raise CalibrationError("non-finite value or zero normal", file=p, line=ln)
+        centre = v[:3]
+        n = _towards_sensor(v[3:6] / np.linalg.norm(v[3:6]), centre)
+        seen.setdefault(r[0].strip(), {})[r[1].strip()] = BoardFeatures(n, float(n @ centre), centre,
+                                                                         v[6:].reshape(4, 3))
+    missing = [k for k, d in seen.items() if len(d) != 2]
+    if missing:
+        raise CalibrationError(f"poses without both a camera and a lidar row: {', '.join(missing)}", file=p)
+    names = list(seen)
+    return [seen[k]["camera"] for k in names], [seen[k]["lidar"] for k in names], names

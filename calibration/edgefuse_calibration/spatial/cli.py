@@ -192,21 +192,30 @@ def _cmd_lidar_camera_board(args: argparse.Namespace) -> int:
         BoardSolveOptions,
         board_overlay,
         calibrate_board_recording,
+        features_from_metrics,
         read_acfr_poses,
+        read_board_features_csv,
         solve_board_features,
+        write_board_features_csv,
     )
 
     rig = load_rig(args.rig)
     opt = BoardSolveOptions(min_poses=args.min_poses, max_rot_std_deg=args.max_rot_std_deg,
                             max_trans_std_m=args.max_trans_std_m)
     if args.features:
-        cams, lids = read_acfr_poses(args.features)
+        head = Path(args.features).read_text(encoding="utf-8", errors="replace")[:200] \
+            if Path(args.features).is_file() else ""
+        if head.startswith("pose,sensor,"):
+            cams, lids, fnames = read_board_features_csv(args.features)
+        else:
+            cams, lids = read_acfr_poses(args.features)
+            fnames = [f"sample{i + 1}" for i in range(len(cams))]
         cam_frame = rig.camera(args.camera).frame_id if args.camera else args.camera_frame
         if not cam_frame:
             raise CalibrationError("give --camera (a rig camera) or --camera-frame with --features")
         opt.use_points = False
         res = solve_board_features(cams, lids, options=opt, camera_frame=cam_frame, lidar_frame=args.lidar_frame,
-                                   pose_names=[f"sample{i + 1}" for i in range(len(cams))])
+                                   pose_names=fnames)
         return _finish(res, args, rig)
     if not args.camera or not args.pattern or args.square is None or not args.board_size:
         raise CalibrationError("give --camera, --pattern, --square and --board-size (or --features)")
@@ -221,6 +230,8 @@ def _cmd_lidar_camera_board(args: argparse.Namespace) -> int:
         names = [f"pose{i + 1}" for i in range(len(images))]
     res = calibrate_board_recording(images, scans, cam, board, options=opt, camera_frame=cam.frame_id,
                                     lidar_frame=args.lidar_frame, pose_names=names)
+    if args.save_features:
+        write_board_features_csv(args.save_features, *features_from_metrics(res.metrics.get("features", [])))
     if args.plot and images and scans and len(images) == len(scans):
         T = res.T if res.T is not None else rig.transform(cam.frame_id, args.lidar_frame)
         k = 0
@@ -344,7 +355,9 @@ def add_spatial_parsers(sub: Any) -> None:
     p.add_argument("--image", action="append", help="image of one board pose (repeat, in pose order)")
     p.add_argument("--cloud", action="append",
                    help="organized scan of the same pose: .pcd (organized) or .npy/.npz (rows, cols, 3) (repeat)")
-    p.add_argument("--features", help="instead of images/scans: recorded board features (ACFR poses.csv)")
+    p.add_argument("--features", help="instead of images/scans: recorded board features, the plain CSV of"
+                   " --save-features (header pose,sensor,centre_x,...) or ACFR's poses.csv")
+    p.add_argument("--save-features", help="write the features found in the images/scans as a plain CSV")
     p.add_argument("--pattern", help="inner corners COLSxROWS, e.g. 5x7")
     p.add_argument("--square", type=float, help="square size in metres")
     p.add_argument("--board-size", help="outer board size WIDTHxHEIGHT in metres (along cols x rows)")

@@ -27,6 +27,7 @@ from edgefuse_calibration.spatial.board import (
     destagger,
     read_acfr_calibration,
     read_acfr_poses,
+    read_board_features_csv,
     segment_board_organized,
     solve_board_features,
 )
@@ -276,6 +277,20 @@ def test_cli_writes_rig_only_when_ok_and_draws_the_overlay(tmp_path: Path) -> No
     overlay = cv2.imread(str(tmp_path / "o.png"))
     assert overlay is not None and overlay.shape == (1208, 1920, 3)
     assert np.count_nonzero((overlay[..., 1] == 255) & (overlay[..., 0] == 0)) > 500  # board points drawn
+    # the features the images/scans gave, saved as a plain CSV and re-solved: the same result
+    feats = tmp_path / "features.csv"
+    assert _cli([*common, "--max-rot-std-deg", "1.0", "--save-features", str(feats)]) == 0
+    cams, lids, names = read_board_features_csv(feats)
+    assert names == [f"pose{i}_gray" for i in POSES] and len(cams) == len(lids) == 4
+    assert _cli(["lidar-camera-board", "--rig", str(rp), "--camera-frame", "cam", "--lidar-frame", "os_sensor",
+                 "--features", str(feats), "--max-rot-std-deg", "1.0", "--report", str(tmp_path / "f.json")]) == 0
+    resolved = np.asarray(json.loads((tmp_path / "f.json").read_text())["result"]["matrix"])
+    rot, tr = pose_error(Transform(resolved, normalize=True), T)
+    assert rot < 0.05 and tr < 0.003  # the CSV keeps no LiDAR points: the plane term uses the centre only
+    bad = tmp_path / "bad.csv"
+    bad.write_text(feats.read_text().splitlines()[0] + "\npose1,camera,1,2\n")
+    with pytest.raises(CalibrationError, match="expected 20 values"):
+        read_board_features_csv(bad)
     # recorded features (VLP-16 samples) through the same command
     assert _cli(["lidar-camera-board", "--rig", str(rp), "--camera-frame", "cam", "--lidar-frame", "os_sensor",
                  "--features", str(VLP / "poses.csv"), "--report", str(tmp_path / "v.json")]) == 0
