@@ -36,7 +36,6 @@ from edgefuse_calibration.spatial import (
 )
 from edgefuse_calibration.spatial.board import (
     BoardGeometry,
-    BoardSolveOptions,
     calibrate_board_recording,
     read_acfr_calibration,
     read_acfr_poses,
@@ -98,11 +97,19 @@ def board_rows() -> list[dict[str, Any]]:
                  "per_pose": m.get("per_pose"), "rejected_poses": m.get("rejected_poses"),
                  "other_sessions": others, "seconds": el,
                  "T_cam_from_lidar": res.T.matrix.tolist() if res.T is not None else None})
-    ac, al = read_acfr_poses(s / "poses.csv")  # the tool's features (its camera corners are all equal: unused)
-    r2 = solve_board_features(ac, al, options=BoardSolveOptions(use_corners=False))
-    rows.append({"set": "acfr_ouster_chessboard, the tool's own features (no corners)", "verdict": r2.verdict,
-                 "vs_published": _diff(r2.T, Tpub), "jackknife_rot_std_deg": r2.metrics.get("jackknife_rot_std_deg"),
-                 "jackknife_trans_std_cm": (r2.metrics.get("jackknife_trans_std_m") or 0) * 100})
+    # the tool's own features of each session (its camera corners are one repeated point: left out), re-solved
+    sessions = [("2022-11-09_00-54-42", s / "poses.csv", s / "calibration_2022-11-09_01-02-13.csv")]
+    for f in sorted((OUSTER / "other_sessions_results").glob("*__poses.csv")):
+        sid = f.name.split("__")[0]
+        sessions.append((sid, f, next((OUSTER / "other_sessions_results").glob(f"{sid}__calibration_*.csv"))))
+    for sid, poses, calib in sessions:
+        ac, al = read_acfr_poses(poses)
+        Ts, _ = read_acfr_calibration(calib)
+        r2 = solve_board_features(ac, al)
+        rows.append({"set": f"acfr_ouster session {sid}: the tool's own features ({len(ac)} poses)",
+                     "verdict": r2.verdict, "reasons": r2.reasons, "vs_published": _diff(r2.T, Ts),
+                     "jackknife_rot_std_deg": r2.metrics.get("jackknife_rot_std_deg"),
+                     "jackknife_trans_std_cm": (r2.metrics.get("jackknife_trans_std_m") or 0) * 100})
     cams, lids = read_acfr_poses(VLP / "poses.csv")
     Tq, _ = read_acfr_calibration(VLP / "calibration_quickstart.csv")
     r3 = solve_board_features(cams, lids)

@@ -387,9 +387,9 @@ def _residual_groups(x: F64, cam: Sequence[BoardFeatures], lid: Sequence[BoardFe
             parts.append(w * ((pts @ R.T + t) @ c.normal - c.offset) / opt.sigma_plane_m)
         else:
             parts.append(np.atleast_1d(((R @ li.centre + t) @ c.normal - c.offset) / opt.sigma_plane_m))
-        if opt.use_corners:
+        if opt.use_corners and _has_corners(c) and _has_corners(li):
             parts.append(((li.corners @ R.T + t) - c.corners).ravel() / opt.sigma_corner_m)
-        if opt.use_edges:
+        if opt.use_edges and _has_corners(li):
             d = li.corners - li.centre
             d /= np.linalg.norm(d, axis=1, keepdims=True)
             parts.append((d @ R.T @ c.normal) / opt.sigma_edge)
@@ -397,8 +397,15 @@ def _residual_groups(x: F64, cam: Sequence[BoardFeatures], lid: Sequence[BoardFe
     return out
 
 
+def _has_corners(f: BoardFeatures) -> bool:
+    """Whether ``f`` carries four usable corners (recorded features may lack them: NaN)."""
+    return bool(np.isfinite(f.corners).all())
+
+
 def _match_corners(cam: BoardFeatures, lid: BoardFeatures, R: F64, t: F64) -> BoardFeatures:
     """``lid`` with its corners reordered to match the camera's (best cyclic shift / reflection)."""
+    if not (_has_corners(cam) and _has_corners(lid)):
+        return lid
     mapped = lid.corners @ R.T + t
     best, best_k = np.inf, lid.corners
     for flip in (False, True):
@@ -486,7 +493,8 @@ def solve_board_features(cam: Sequence[BoardFeatures], lid: Sequence[BoardFeatur
             "pose": name,
             "centre_m": float(np.linalg.norm(R @ li.centre + t - c.centre)),
             "normal_deg": float(np.degrees(np.arccos(np.clip((R @ li.normal) @ c.normal, -1, 1)))),
-            "corner_rms_m": float(np.sqrt(np.mean(np.sum((li.corners @ R.T + t - c.corners) ** 2, axis=1)))),
+            "corner_rms_m": float(np.sqrt(np.mean(np.sum((li.corners @ R.T + t - c.corners) ** 2, axis=1))))
+            if _has_corners(c) and _has_corners(li) else None,
         }
         if li.points is not None and len(li.points):
             row["plane_rms_m"] = float(np.sqrt(np.mean(((li.points @ R.T + t) @ c.normal - c.offset) ** 2)))
@@ -671,7 +679,8 @@ def read_acfr_calibration(path: str | Path) -> tuple[Transform, F64]:
 def read_acfr_poses(path: str | Path) -> tuple[list[BoardFeatures], list[BoardFeatures]]:
     """ACFR ``poses.csv``: 19 rows of 3 values per sample (camera-frame centre [mm], normal, 4 corners
     [mm]; LiDAR-frame centre, normal, 4 corners; then board statistics).  Returns (camera features,
-    LiDAR features) in metres, normals pointing to each sensor."""
+    LiDAR features) in metres, normals pointing to each sensor.  Corners written as one repeated point
+    (the Ouster session's camera corners) are returned as NaN: the solver then leaves them out."""
     p = Path(path)
     try:
         a = np.loadtxt(p, delimiter=",", ndmin=2)
@@ -687,7 +696,10 @@ def read_acfr_poses(path: str | Path) -> tuple[list[BoardFeatures], list[BoardFe
             centre = k[off] / 1000.0
             n = k[off + 1] / np.linalg.norm(k[off + 1])
             n = _towards_sensor(n, centre)
-            out.append(BoardFeatures(n, float(n @ centre), centre, k[off + 2:off + 6] / 1000.0))
+            corners = k[off + 2:off + 6] / 1000.0
+            if np.ptp(corners, axis=0).max() < 1e-3:  # some versions of the tool wrote one point four times
+                corners = np.full((4, 3), np.nan)
+            out.append(BoardFeatures(n, float(n @ centre), centre, corners))
     return cams, lids
 
 
@@ -729,8 +741,8 @@ def read_board_features_csv(path: str | Path) -> tuple[list[BoardFeatures], list
             v = np.array([float(x) for x in r[2:]])
         except ValueError:
             raise CalibrationError("non-numeric feature value", file=p, line=ln) from None
-        if not np.isfinite(v).all() or not np.linalg.norm(v[3:6]) > 0:
-            raise CalibrationError("non-finite value or zero normal", file=p, line=ln)
+        if not np.isfinite(v[:6]).all() or not np.linalg.norm(v[3:6]) > 0:  # corners may be nan (unknown)
+            raise CalibrationError("non-finite centre or normal, or a zero normal", file=p, line=ln)
         centre = v[:3]
         n = _towards_sensor(v[3:6] / np.linalg.norm(v[3:6]), centre)
         seen.setdefault(r[0].strip(), {})[r[1].strip()] = BoardFeatures(n, float(n @ centre), centre,

@@ -100,6 +100,18 @@ def test_acfr_convention_maps_camera_centres_onto_lidar_centres() -> None:
 
 
 # -- camera side ------------------------------------------------------------------------------------
+def test_acfr_features_without_camera_corners_are_solved_without_them() -> None:
+    """The Ouster session's poses.csv repeats one point as the four camera corners: read as unknown (NaN),
+    left out of the solve, which still lands near the session's published result."""
+    cams, lids = read_acfr_poses(EX / "poses.csv")
+    assert all(np.isnan(c.corners).all() for c in cams) and all(np.isfinite(li.corners).all() for li in lids)
+    res = solve_board_features(cams, lids)
+    assert res.verdict == "ok" and res.T is not None
+    rot, tr = pose_error(res.T, _published())
+    assert rot < 0.3 and tr < 0.02  # measured 0.23 deg, 1.6 cm
+    assert all(p["corner_rms_m"] is None for p in res.metrics["per_pose"])
+
+
 def test_camera_features_on_real_fisheye_images_match_the_tool() -> None:
     acams, _ = read_acfr_poses(EX / "poses.csv")
     for i, f in zip(POSES, _features()[0], strict=True):
