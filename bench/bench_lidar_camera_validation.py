@@ -37,6 +37,7 @@ from edgefuse_calibration.spatial import (
 from edgefuse_calibration.spatial.board import (
     BoardGeometry,
     calibrate_board_recording,
+    cam_from_lidar_to_acfr,
     read_acfr_calibration,
     read_acfr_poses,
     solve_board_features,
@@ -96,7 +97,8 @@ def board_rows() -> list[dict[str, Any]]:
                  "centre_residual_mean_mm": m.get("centre_residual_mean_m", 0) * 1000,
                  "per_pose": m.get("per_pose"), "rejected_poses": m.get("rejected_poses"),
                  "other_sessions": others, "seconds": el,
-                 "T_cam_from_lidar": res.T.matrix.tolist() if res.T is not None else None})
+                 "T_cam_from_lidar": res.T.matrix.tolist() if res.T is not None else None,
+                 "ours_acfr_rpy_xyz": cam_from_lidar_to_acfr(res.T).tolist() if res.T is not None else None})
     # the tool's own features of each session (its camera corners are one repeated point: left out), re-solved
     sessions = [("2022-11-09_00-54-42", s / "poses.csv", s / "calibration_2022-11-09_01-02-13.csv")]
     for f in sorted((OUSTER / "other_sessions_results").glob("*__poses.csv")):
@@ -121,7 +123,8 @@ def board_rows() -> list[dict[str, Any]]:
                  "leave_one_out_max_rot_deg": r3.metrics.get("leave_one_out_max_rot_deg"),
                  "leave_one_out_max_trans_cm": (r3.metrics.get("leave_one_out_max_trans_m") or 0) * 100,
                  "centre_residual_mean_mm": r3.metrics.get("centre_residual_mean_m", 0) * 1000,
-                 "published_centre_residual_mean_mm": pub_c * 1000})
+                 "published_centre_residual_mean_mm": pub_c * 1000,
+                 "ours_acfr_rpy_xyz": cam_from_lidar_to_acfr(r3.T).tolist() if r3.T is not None else None})
     return rows
 
 

@@ -162,7 +162,7 @@ def destagger(grid: npt.ArrayLike) -> tuple[F64, npt.NDArray[np.int64]]:
         az = np.arctan2(g[..., 1], g[..., 0])
         ok = np.isfinite(az) & (np.linalg.norm(g, axis=2) > 0.1)
     step = 2 * np.pi / W
-    # per row: azimuth relative to the column's nominal one; the circular median gives the shift
+    # per row: azimuth relative to the column's nominal one; its circular mean gives the shift
     col = np.arange(W)
     ref = np.zeros(H)
     for r in range(H):
@@ -273,7 +273,7 @@ def lidar_board_features(points: npt.ArrayLike, rows: npt.ArrayLike, board: Boar
     outside = float(np.mean((np.abs(local[:, 0]) > w + 0.05) | (np.abs(local[:, 1]) > h + 0.05)))
     plane_rms = float(np.sqrt(np.mean(((q - c) @ n) ** 2)))
     info = {"edge_rms_m": rms, "plane_rms_m": plane_rms, "n_points": len(q), "outside_fraction": outside,
-            "rows": len(np.unique(rw))}
+            "rows": len(np.unique(rw)), "indices": np.nonzero(mask)[0][order]}
     return BoardFeatures(n, float(n @ centre), centre, corners, points=q, info=info), ""
 
 
@@ -335,8 +335,7 @@ def segment_board_organized(grid: npt.ArrayLike, board: BoardGeometry, *, jump_m
         inf = feats.info
         if inf["edge_rms_m"] > max_edge_rms_m or inf["outside_fraction"] > max_outside_fraction or inf["rows"] < 4:
             continue
-        keep = m[np.isin(flat[m], feats.points).all(axis=1)] if feats.points is not None else m
-        cands.append((float(inf["edge_rms_m"]), feats, keep))
+        cands.append((float(inf["edge_rms_m"]), feats, m[inf.pop("indices")]))
     if not cands:
         return None, (f"no board-sized plane found in the scan ({tried} free-standing patches of"
                       f" {0.5 * diag:.2f}-{2.5 * diag:.2f} m examined, none fits the"
@@ -655,6 +654,15 @@ def acfr_to_cam_from_lidar(values: Sequence[float]) -> Transform:
 
     T_l_c = Transform.from_rt(rz(yaw) @ ry(pitch) @ rx(roll), [x, y, z], normalize=True)
     return T_l_c.inverse()
+
+
+def cam_from_lidar_to_acfr(T_cam_from_lidar: Transform) -> F64:
+    """Inverse of :func:`acfr_to_cam_from_lidar`: ``(roll, pitch, yaw, x, y, z)`` of ``p_L = Rz Ry Rx·p_C + t``."""
+    T = T_cam_from_lidar.inverse()
+    R = T.R
+    out: F64 = np.array([np.arctan2(R[2, 1], R[2, 2]), np.arctan2(-R[2, 0], np.hypot(R[2, 1], R[2, 2])),
+                         np.arctan2(R[1, 0], R[0, 0]), *T.t])
+    return out
 
 
 def read_acfr_calibration(path: str | Path) -> tuple[Transform, F64]:

@@ -23,6 +23,7 @@ from edgefuse_calibration.spatial.board import (
     BoardSolveOptions,
     acfr_to_cam_from_lidar,
     calibrate_board_recording,
+    cam_from_lidar_to_acfr,
     camera_board_features,
     destagger,
     read_acfr_calibration,
@@ -94,6 +95,8 @@ def test_acfr_convention_maps_camera_centres_onto_lidar_centres() -> None:
     err = [float(np.linalg.norm(T.apply(li.centre[None])[0] - c.centre)) for c, li in zip(cams, lids, strict=True)]
     assert 0.009 < np.mean(err) < 0.0125 and max(err) < 0.03
     # the wrong direction (not inverted) is far off: the test would catch a convention slip
+    back = cam_from_lidar_to_acfr(acfr_to_cam_from_lidar(rows[0]))
+    assert np.allclose(back, rows[0], atol=1e-9)  # the two conversions are inverses
     wrong = acfr_to_cam_from_lidar(rows.mean(axis=0)).inverse()
     assert np.mean([np.linalg.norm(wrong.apply(li.centre[None])[0] - c.centre) for c, li in zip(cams, lids,
                                                                                               strict=True)]) > 0.5
