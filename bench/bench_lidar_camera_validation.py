@@ -68,9 +68,11 @@ def _imread(path: Path) -> np.ndarray:
 
 def _diff(T: Transform | None, Tref: Transform) -> dict[str, float | None]:
     if T is None:
-        return {"rot_deg": None, "trans_cm": None}
+        return {"rot_deg": None, "trans_cm": None, "camera_position_cm": None}
     r, t = pose_error(T, Tref)
-    return {"rot_deg": r, "trans_cm": t * 100}
+    # also the camera's position in the LiDAR frame (the translation ACFR publishes)
+    tc = float(np.linalg.norm(T.inverse().t - Tref.inverse().t))
+    return {"rot_deg": r, "trans_cm": t * 100, "camera_position_cm": tc * 100}
 
 
 def board_rows() -> list[dict[str, Any]]:
