@@ -197,6 +197,15 @@ def test_excerpt_end_to_end_close_to_published() -> None:
     assert len(res.metrics["per_pose"]) == 4
     assert all(p["centre_m"] < 0.03 and p["plane_rms_m"] < 0.03 for p in res.metrics["per_pose"])
     assert res.metrics["jackknife_rot_std_deg"] > 0 and len(res.metrics["leave_one_out"]) == 4
+    # the convention check the overlay shows: LiDAR board points, projected with the result, fall on the
+    # board the camera sees (inside its outline in the image)
+    for c, li in zip(*_features(), strict=True):
+        assert li.points is not None
+        uv, ok = CAM.project(res.T.apply(li.points))
+        outline, _ = CAM.project(c.corners)
+        poly = outline.astype(np.float32).reshape(-1, 1, 2)
+        inside = [cv2.pointPolygonTest(poly, (float(u), float(v)), True) > -3.0 for u, v in uv[ok]]
+        assert ok.all() and np.mean(inside) > 0.95
     # with the default limits, 4 poses are too few to trust: refused, with the spread named
     strict = solve_board_features(*_features())
     assert strict.verdict == "refused" and "too uncertain" in strict.reasons[-1]
