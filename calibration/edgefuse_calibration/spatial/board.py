@@ -230,9 +230,14 @@ def lidar_board_features(points: npt.ArrayLike, rows: npt.ArrayLike, board: Boar
                          h_step: npt.ArrayLike | None = None, plane_threshold_m: float = 0.03,
                          seed: int = 0) -> tuple[BoardFeatures | None, str]:
     """Board features from its LiDAR points (N, 3) and their scan rows (N,): RANSAC plane, then the
-    known board rectangle fitted to the rows' end points in the plane.  ``h_step`` is each point's
-    spacing to its row neighbour (m; default from the data).  ``info``: fitted size error, end-point
-    RMS, plane RMS, inlier count."""
+    known board rectangle fitted to the rows' end points in the plane (each moved outward by half the
+    point spacing ``h_step``, m; default: range × 2π/1024).  ``info``: ``edge_rms_m`` (end points to the
+    fitted outline), ``plane_rms_m``, ``n_points`` (plane inliers), ``outside_fraction`` (points beyond
+    the outline by > 5 cm), ``rows``.
+
+    The rows' ends fix all three in-plane parameters when the board is turned (e.g. by 45°, as ACFR
+    recommends); a board held with its sides along the scan lines leaves its position along them to the
+    points' spread, up to half a beam spacing."""
     from edgefuse_calibration.spatial.target import fit_plane_ransac
 
     p = np.asarray(points, dtype=np.float64)
