@@ -18,6 +18,16 @@ from edgefuse_calibration.spatial._common import (
     write_report,
     write_result_to_rig,
 )
+from edgefuse_calibration.spatial.board import (
+    BoardFeatures,
+    BoardGeometry,
+    BoardSolveOptions,
+    calibrate_board_recording,
+    read_acfr_calibration,
+    read_acfr_poses,
+    segment_board_organized,
+    solve_board_features,
+)
 from edgefuse_calibration.spatial.imu_camera import rotation_from_rates
 from edgefuse_calibration.spatial.intrinsics import IntrinsicsResult, calibrate_intrinsics
 from edgefuse_calibration.spatial.pcd import pcd_xyz, read_pcd
@@ -41,11 +51,15 @@ __all__ = [
     "NO_IMPROVEMENT",
     "OK",
     "REFUSED",
+    "BoardFeatures",
+    "BoardGeometry",
     "BoardObservation",
+    "BoardSolveOptions",
     "IntrinsicsResult",
     "LidarCameraFrame",
     "SpatialResult",
     "TargetlessOptions",
+    "calibrate_board_recording",
     "calibrate_intrinsics",
     "fit_plane_ransac",
     "image_edge_map",
@@ -55,11 +69,15 @@ __all__ = [
     "perturb",
     "pose_error",
     "random_perturbation",
+    "read_acfr_calibration",
+    "read_acfr_poses",
     "read_pcd",
     "refine_lidar_camera",
     "register_clouds",
     "rotation_from_rates",
     "scan_lines",
+    "segment_board_organized",
+    "solve_board_features",
     "solve_plane_to_plane",
     "write_report",
     "write_result_to_rig",

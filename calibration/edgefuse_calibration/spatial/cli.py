@@ -1,6 +1,7 @@
 """``edgefuse calibrate`` sub-commands for spatial calibration.
 
-:func:`add_spatial_parsers` adds ``intrinsics``, ``lidar-camera``, ``register`` and ``imu-camera`` to the
+:func:`add_spatial_parsers` adds ``intrinsics``, ``lidar-camera`` (targetless), ``lidar-camera-board`` (chessboard
+poses: images + organized scans, or recorded features), ``register`` and ``imu-camera`` to the
 ``calibrate`` sub-parsers; each parser gets ``func=<handler(args) -> int>`` as its default.  Every command
 writes a JSON report (``--report``), a PNG (``--plot``) where it has one, and merges its result into
 ``--rig`` **only when the verdict is ok**.  Exit status: 0 ok, 4 refused or no improvement (nothing written).
@@ -154,6 +155,94 @@ def _cmd_lidar_camera(args: argparse.Namespace) -> int:
     return _finish(res, args, rig)
 
 
+def _pair_floats(text: str, what: str) -> tuple[float, float]:
+    try:
+        a, b = (float(v) for v in text.lower().replace(",", "x").split("x"))
+    except ValueError:
+        raise CalibrationError(f"{what} must be two numbers AxB, got {text!r}") from None
+    return a, b
+
+
+def _load_scan(path: str) -> npt.NDArray[np.float64]:
+    """An organized scan (rows, cols, 3): an organized ``.pcd`` or a ``.npy``/``.npz`` (key ``xyz``) array."""
+    from edgefuse_calibration.spatial.pcd import pcd_organized_xyz
+
+    p = Path(path)
+    if not p.is_file():
+        raise CalibrationError("scan file not found", file=p)
+    if p.suffix == ".pcd":
+        return pcd_organized_xyz(p)
+    try:
+        a = np.load(p, allow_pickle=False)
+        if p.suffix == ".npz":
+            if "xyz" not in a:
+                raise CalibrationError("the .npz scan has no 'xyz' array", file=p)
+            a = a["xyz"]
+    except (OSError, ValueError, EOFError) as exc:
+        raise CalibrationError(f"cannot read the scan: {exc}", file=p) from None
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim != 3 or a.shape[2] < 3:
+        raise CalibrationError(f"an organized scan must have shape (rows, cols, 3), got {a.shape}", file=p)
+    return a[..., :3]
+
+
+def _cmd_lidar_camera_board(args: argparse.Namespace) -> int:
+    from edgefuse_calibration.spatial.board import (
+        BoardGeometry,
+        BoardSolveOptions,
+        board_overlay,
+        calibrate_board_recording,
+        features_from_metrics,
+        read_acfr_poses,
+        read_board_features_csv,
+        solve_board_features,
+        write_board_features_csv,
+    )
+
+    rig = load_rig(args.rig)
+    opt = BoardSolveOptions(min_poses=args.min_poses, max_rot_std_deg=args.max_rot_std_deg,
+                            max_trans_std_m=args.max_trans_std_m)
+    if args.features:
+        head = Path(args.features).read_text(encoding="utf-8", errors="replace")[:200] \
+            if Path(args.features).is_file() else ""
+        if head.startswith("pose,sensor,"):
+            cams, lids, fnames = read_board_features_csv(args.features)
+        else:
+            cams, lids = read_acfr_poses(args.features)
+            fnames = [f"sample{i + 1}" for i in range(len(cams))]
+        cam_frame = rig.camera(args.camera).frame_id if args.camera else args.camera_frame
+        if not cam_frame:
+            raise CalibrationError("give --camera (a rig camera) or --camera-frame with --features")
+        opt.use_points = False
+        res = solve_board_features(cams, lids, options=opt, camera_frame=cam_frame, lidar_frame=args.lidar_frame,
+                                   pose_names=fnames)
+        return _finish(res, args, rig)
+    if not args.camera or not args.pattern or args.square is None or not args.board_size:
+        raise CalibrationError("give --camera, --pattern, --square and --board-size (or --features)")
+    cam = rig.camera(args.camera)
+    cols, rows = (int(v) for v in _pair_floats(args.pattern, "--pattern"))
+    board = BoardGeometry((cols, rows), args.square, _pair_floats(args.board_size, "--board-size"),
+                          _pair_floats(args.pattern_offset, "--pattern-offset"))
+    images = [_load_image(i) for i in args.image or []]
+    scans = [_load_scan(c) for c in args.cloud or []]
+    names = [Path(i).stem for i in args.image or []]
+    if len(names) != len(scans):
+        names = [f"pose{i + 1}" for i in range(len(images))]
+    res = calibrate_board_recording(images, scans, cam, board, options=opt, camera_frame=cam.frame_id,
+                                    lidar_frame=args.lidar_frame, pose_names=names)
+    if args.save_features:
+        write_board_features_csv(args.save_features, *features_from_metrics(res.metrics.get("features", [])))
+    if args.plot and images and scans and len(images) == len(scans):
+        T = res.T if res.T is not None else rig.transform(cam.frame_id, args.lidar_frame)
+        k = 0
+        used = res.metrics.get("used_poses") or []
+        if used:
+            k = names.index(used[0])
+        cv2.imwrite(args.plot, board_overlay(images[k], scans[k], cam, board, T,
+                                             title=f"{res.verdict}: {names[k]}"))
+    return _finish(res, args, rig)
+
+
 def _cmd_register(args: argparse.Namespace) -> int:
     from edgefuse_calibration.spatial.registration import RegistrationChecks, register_clouds
 
@@ -258,6 +347,26 @@ def add_spatial_parsers(sub: Any) -> None:
     p.add_argument("--rotation-only", action="store_true", help="keep the translation of the guess")
     _common(p)
     p.set_defaults(func=_cmd_lidar_camera)
+
+    p = sub.add_parser("lidar-camera-board", help="target-based LiDAR->camera extrinsics from chessboard poses")
+    p.add_argument("--camera", help="camera name in the rig (its intrinsics and frame)")
+    p.add_argument("--camera-frame", help="with --features and no --camera: the camera frame")
+    p.add_argument("--lidar-frame", required=True)
+    p.add_argument("--image", action="append", help="image of one board pose (repeat, in pose order)")
+    p.add_argument("--cloud", action="append",
+                   help="organized scan of the same pose: .pcd (organized) or .npy/.npz (rows, cols, 3) (repeat)")
+    p.add_argument("--features", help="instead of images/scans: recorded board features, the plain CSV of"
+                   " --save-features (header pose,sensor,centre_x,...) or ACFR's poses.csv")
+    p.add_argument("--save-features", help="write the features found in the images/scans as a plain CSV")
+    p.add_argument("--pattern", help="inner corners COLSxROWS, e.g. 5x7")
+    p.add_argument("--square", type=float, help="square size in metres")
+    p.add_argument("--board-size", help="outer board size WIDTHxHEIGHT in metres (along cols x rows)")
+    p.add_argument("--pattern-offset", default="0x0", help="grid centre minus board centre, metres (e.g. 0.002x0)")
+    p.add_argument("--min-poses", type=int, default=3)
+    p.add_argument("--max-rot-std-deg", type=float, default=0.5, help="refuse above this jackknife rotation spread")
+    p.add_argument("--max-trans-std-m", type=float, default=0.05, help="refuse above this jackknife translation spread")
+    _common(p)
+    p.set_defaults(func=_cmd_lidar_camera_board)
 
     p = sub.add_parser("register", help="LiDAR-LiDAR / radar-LiDAR extrinsics by ICP")
     p.add_argument("source")

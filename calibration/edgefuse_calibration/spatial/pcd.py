@@ -139,3 +139,26 @@ def pcd_xyz(path: str | Path) -> npt.NDArray[np.float64]:
     if a.dtype.names is None or not {"x", "y", "z"} <= set(a.dtype.names):
         raise CalibrationError("PCD file has no x, y, z fields", file=path)
     return np.stack([a["x"], a["y"], a["z"]], axis=1).astype(np.float64)
+
+
+def pcd_organized_xyz(path: str | Path) -> npt.NDArray[np.float64]:
+    """x, y, z of an organized PCD file as (HEIGHT, WIDTH, 3) float64 (e.g. an Ouster scan: 64 x 1024)."""
+    p = Path(path)
+    height = width = 0
+    with p.open("rb") as fh:
+        for _ in range(64):
+            line = fh.readline().decode("ascii", errors="replace").split()
+            if not line:
+                continue
+            if line[0].upper() == "WIDTH":
+                width = int(line[1])
+            elif line[0].upper() == "HEIGHT":
+                height = int(line[1])
+            elif line[0].upper() == "DATA":
+                break
+    if height < 2 or width < 2:
+        raise CalibrationError(f"PCD file is not organized (WIDTH {width}, HEIGHT {height})", file=p)
+    xyz = pcd_xyz(p)
+    if len(xyz) != height * width:
+        raise CalibrationError(f"PCD has {len(xyz)} points, header says {height} x {width}", file=p)
+    return xyz.reshape(height, width, 3)

@@ -271,11 +271,16 @@ class TargetlessOptions:
     max_trans_spread_m: float = 0.10
     min_rot_curvature: float = 0.05      # relative score drop for ±1° (per rotation axis)
     min_trans_curvature: float = 0.005   # relative score drop for ±10 cm (per translation axis)
+    min_joint_curvature: float = 0.005   # ... along the weakest combined direction (0: check off)
     min_improvement: float = 1e-4        # relative
     max_rot_deg: float = 6.0             # trust region around the guess
     max_trans_m: float = 0.5
     margin_px: float = 60.0
     seed: int = 0
+    # several frames (sharing one extrinsic): each frame's own optimum, reached by a local descent from the
+    # joint solution, must lie this close to it, and no frame may score worse there than at the guess
+    max_frame_disagreement_deg: float = 0.5
+    max_frame_disagreement_m: float = 0.10
 
 
 def _prepare(frames: Sequence[LidarCameraFrame], camera0: CameraModel, T0: Transform,
@@ -323,6 +328,30 @@ def _curvature(cost: EdgeAlignmentCost, x: F64, gamma: int, c: float) -> F64:
         h[i] = _UNIT[i]
         out[i] = (2 * c - cost(x + h, gamma) - cost(x - h, gamma)) / (2 * c) if c > 0 else 0.0
     return out
+
+
+def _joint_curvature(cost: EdgeAlignmentCost, x: F64, level: int, c: float, n: int) -> tuple[F64, F64]:
+    """Eigen-decomposition of the relative score drop ``−½·vᵀHv / J(x)`` over the first ``n`` parameters
+    (units 1° / 10 cm; finite differences of the score).  The smallest eigenvalue is the drop along the
+    *least* determined combined direction: a rotation error that a translation error compensates (far
+    scenes) shows up here even when every single axis looks well curved.  Returns (eigenvalues
+    ascending, eigenvectors as columns)."""
+    h = _UNIT[:n]
+    H = np.zeros((n, n))
+    for i in range(n):
+        for j in range(i, n):
+            def at(si: float, sj: float, i: int = i, j: int = j) -> float:
+                z = x.copy()
+                z[i] += si * h[i]
+                z[j] += sj * h[j]
+                return cost(z, level)
+            if i == j:
+                H[i, i] = at(1.0, 0.0) + at(-1.0, 0.0) - 2 * c
+            else:
+                H[i, j] = H[j, i] = (at(1.0, 1.0) - at(1.0, -1.0) - at(-1.0, 1.0) + at(-1.0, -1.0)) / 4
+    drop = -H / (2 * c) if c > 0 else np.zeros((n, n))
+    w, V = np.linalg.eigh(drop)
+    return w, V
 
 
 def _grid_starts(cost: EdgeAlignmentCost, opt: TargetlessOptions, evals_out: list[int]) -> list[F64]:
@@ -385,7 +414,7 @@ def refine_lidar_camera(  # noqa: PLR0915 (one linear procedure, easier to read 
     rmax = float(np.deg2rad(opt.max_rot_deg))
     evals = 0
 
-    def descend(x_start: F64) -> F64:
+    def descend(x_start: F64, cost: EdgeAlignmentCost = cost) -> F64:
         nonlocal evals
         x = x_start.copy()
         for level in range(len(opt.gammas)):
@@ -477,6 +506,17 @@ def refine_lidar_camera(  # noqa: PLR0915 (one linear procedure, easier to read 
                for m in independent):
             independent.append(k)
     res.metrics["n_agreeing_starts"] = len(independent)
+    if opt.min_joint_curvature > 0:
+        nj = 6 if opt.refine_translation and not kept else 3
+        w, V = _joint_curvature(cost, x, fine, c1, nj)
+        weakest = V[:, 0]
+        res.metrics.update(joint_curvature_min=float(w[0]), joint_curvature_weakest_direction=weakest.tolist())
+        if w[0] < opt.min_joint_curvature:
+            names = ["rx", "ry", "rz", "tx", "ty", "tz"][:nj]
+            mix = ", ".join(f"{nm} {v:+.2f}" for nm, v in zip(names, weakest, strict=True) if abs(v) > 0.2)
+            res.reasons.append(f"pose not determined: the edge score is flat along a combined direction ({mix};"
+                               f" relative curvature {w[0]:.4f} < {opt.min_joint_curvature} per 1 deg / 10 cm):"
+                               " a rotation and a translation error compensate each other")
     if dr > opt.boundary_fraction * opt.max_rot_deg or dt > opt.boundary_fraction * opt.max_trans_m:
         res.reasons.append(f"the best solution lies at the edge of the search region ({dr:.2f} deg,"
                            f" {dt * 100:.1f} cm from the guess; region {opt.max_rot_deg} deg,"
@@ -492,11 +532,69 @@ def refine_lidar_camera(  # noqa: PLR0915 (one linear procedure, easier to read 
         res.reasons.append(f"translation not determined: {len(ties)} starts reach equally good scores up to"
                            f" {tr_spread * 100:.1f} cm apart (tolerance {opt.max_trans_spread_m * 100:.1f} cm;"
                            " try refine_translation=False or more frames)")
+    if len(data) > 1:
+        res.reasons.extend(_frame_agreement(data, T0, x, opt, res.metrics))
+        # each frame alone, searched from the same starts as the joint score: it must find the joint pose
+        for k, d in enumerate(data):
+            if not len(d.w):
+                continue
+            ck = EdgeAlignmentCost([d], T0)
+            own = [descend(s0, ck) for s0 in starts]
+            xo = own[int(np.argmax([ck(y, fine) for y in own]))]
+            odr, odt = pose_error(EdgeAlignmentCost.transform_of(xo, T0), T_ref)
+            res.metrics["per_frame"][k].update(alone_rot_deg=odr, alone_trans_m=odt)
+            if odr > opt.max_frame_disagreement_deg or (opt.refine_translation and odt > opt.max_frame_disagreement_m):
+                res.reasons.append(f"frames disagree: frame {k} searched alone ends {odr:.2f} deg / {odt * 100:.1f} cm"
+                                   f" from the joint solution (tolerance {opt.max_frame_disagreement_deg} deg /"
+                                   f" {opt.max_frame_disagreement_m * 100:.0f} cm)")
     if res.reasons:
         return res
     res.verdict = OK
     res.T = T_ref
     return res
+
+
+def _frame_agreement(data: Sequence[_FrameData], T0: Transform, x: F64, opt: TargetlessOptions,
+                     metrics: dict[str, Any]) -> list[str]:
+    """Multi-frame check: every frame, scored alone, must improve on the guess at the joint solution
+    ``x``, and its own optimum (one local descent from ``x`` at the finest level, in a ±2° / ±30 cm box)
+    must lie within ``max_frame_disagreement_deg`` / ``_m`` of ``x``.  Frames that pull to different
+    poses (a wrong pairing, a calibration that is not shared, or a score biased differently per scene)
+    mean the joint optimum is a compromise the data do not support.  Returns the refusal reasons."""
+    fine = len(opt.gammas) - 1
+    reasons: list[str] = []
+    rows: list[dict[str, Any]] = []
+    T_joint = EdgeAlignmentCost.transform_of(x, T0)
+    n = 6 if opt.refine_translation else 3
+    for k, d in enumerate(data):
+        if not len(d.w):
+            rows.append({"frame": k, "edge_points": 0})
+            reasons.append(f"frame {k}: no LiDAR depth edges in view; it cannot corroborate the joint solution")
+            continue
+        ck = EdgeAlignmentCost([d], T0)
+        s0, s1 = ck(np.zeros(6), fine), ck(x, fine)
+
+        def f(y: F64, ck: EdgeAlignmentCost = ck) -> float:
+            z = x.copy()
+            z[:n] = x[:n] + y * _UNIT[:n]
+            if np.linalg.norm(z[:3] - x[:3]) > np.deg2rad(2.0) or np.linalg.norm(z[3:] - x[3:]) > 0.3:
+                return 1.0
+            return -ck(z, fine)
+        y, _, _ = _nelder_mead(f, np.zeros(n), 0.3)
+        z = x.copy()
+        z[:n] = x[:n] + y * _UNIT[:n]
+        dr, dt = pose_error(EdgeAlignmentCost.transform_of(z, T0), T_joint)
+        rows.append({"frame": k, "edge_points": len(d.w), "score_initial": s0, "score_joint": s1,
+                     "own_optimum_rot_deg": dr, "own_optimum_trans_m": dt})
+        if not s1 > s0:
+            reasons.append(f"frame {k}: its own edge score is worse at the joint solution ({s1:.5f}) than at the"
+                           f" guess ({s0:.5f}); the frames do not agree on one extrinsic")
+        elif dr > opt.max_frame_disagreement_deg or (opt.refine_translation and dt > opt.max_frame_disagreement_m):
+            reasons.append(f"frames disagree: frame {k} alone prefers a pose {dr:.2f} deg / {dt * 100:.1f} cm from"
+                           f" the joint solution (tolerance {opt.max_frame_disagreement_deg} deg /"
+                           f" {opt.max_frame_disagreement_m * 100:.0f} cm)")
+    metrics["per_frame"] = rows
+    return reasons
 
 
 def local_optimum(frames: Sequence[LidarCameraFrame], camera: CameraModel, T_start: Transform, *,
