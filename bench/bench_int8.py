@@ -35,7 +35,18 @@ from _env import environment
 
 from edgefuse.infer.quantize import QuantizeOptions, quantize_model
 
-DATA = Path(__file__).resolve().parents[1].parent.parent / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent.parent / "shared" / "data"
+#: real photographs and scans of text (OpenCV's sample data, copied with SOURCE.md into tests/data)
+TEXT = ROOT / "tests" / "data" / "opencv_samples"
+REAL_CALIBRATION = ["text_imageTextN.png", "text_sudoku.png", "text_box.png"]
+REAL_HELDOUT = ["text_imageTextR.png", "text_box_in_scene.png", "text_licenseplate_motion.jpg", "text_messi5.jpg",
+                "text_left.jpg", "text_right.jpg"]
+#: sign, plate and label strings rendered onto street frames (cv2.putText), disjoint between the two sets
+WORDS_CALIBRATION = ["STOP", "EXIT 12", "Main St", "KL 4821", "PARKING", "No Entry", "Bus Only", "30", "Hotel",
+                     "B-RX 207", "Pharmacy", "Open 24h", "Loading Bay", "Gate 3", "SLOW", "Taxi"]
+WORDS_HELDOUT = ["YIELD", "Market Rd", "ONE WAY", "NX 73 KPD", "Cafe", "Bakery", "Platform 2", "50", "Toll",
+                 "Depot", "ZONE C", "Keep Left", "M4 3QT", "Pizza", "Bank", "Car Wash"]
 SIZE = (480, 640)  # H, W (multiples of 32, as the detector needs)
 VARIANTS: dict[str, dict[str, Any]] = {
     "qdq": {}, "qdq_rr": {"reduce_range": True}, "qoperator": {"fmt": "qoperator"},
@@ -60,12 +71,67 @@ def _frames(patterns: list[str], limit: int) -> list[Path]:
     return out
 
 
-def _tensor(path: Path) -> dict[str, np.ndarray]:
+def _image(path: Path) -> np.ndarray:
+    """A frame as BGR uint8 at the detector's input size (RapidOCR reads BGR too)."""
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     assert img is not None, path
-    img = cv2.resize(img, (SIZE[1], SIZE[0]), interpolation=cv2.INTER_LINEAR).astype(np.float32)
-    x = (img / 255.0 - 0.5) / 0.5
+    return cv2.resize(img, (SIZE[1], SIZE[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def render_text(img: np.ndarray, words: list[str], rng: np.random.Generator, n: int = 5) -> np.ndarray:
+    """``n`` sign-like strings drawn with cv2.putText on a copy of a real frame (plates, plain text, outlines)."""
+    out = img.copy()
+    fonts = [cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX, cv2.FONT_HERSHEY_TRIPLEX,
+             cv2.FONT_HERSHEY_PLAIN]
+    for _ in range(n):
+        word = str(rng.choice(words))
+        font = int(rng.choice(fonts))
+        scale = float(rng.uniform(0.6, 2.0)) * (1.8 if font == cv2.FONT_HERSHEY_PLAIN else 1.0)
+        thick = int(rng.integers(1, 4))
+        (w, h), base = cv2.getTextSize(word, font, scale, thick)
+        if w >= SIZE[1] - 20 or h >= SIZE[0] - 20:
+            continue
+        x, y = int(rng.integers(5, SIZE[1] - w - 5)), int(rng.integers(h + 5, SIZE[0] - base - 5))
+        style = int(rng.integers(0, 3))
+        ink = tuple(int(c) for c in rng.integers(0, 60, 3)) if rng.random() < 0.5 else \
+            tuple(int(c) for c in rng.integers(200, 256, 3))
+        if style == 0:  # plate: text on a contrasting filled rectangle
+            plate = tuple(255 - c for c in ink)
+            cv2.rectangle(out, (x - 4, y - h - 4), (x + w + 4, y + base + 4), plate, -1)
+        elif style == 1:  # outlined text, readable on any background
+            cv2.putText(out, word, (x, y), font, scale, tuple(255 - c for c in ink), thick + 3, cv2.LINE_AA)
+        cv2.putText(out, word, (x, y), font, scale, ink, thick, cv2.LINE_AA)
+    return out
+
+
+def _tensor(img: np.ndarray | Path) -> dict[str, np.ndarray]:
+    """RapidOCR's detector pre-processing: BGR, [0, 1] scaled, mean 0.5, std 0.5, NCHW float32."""
+    if isinstance(img, Path):
+        img = _image(img)
+    x = (img.astype(np.float32) / 255.0 - 0.5) / 0.5
     return {"x": np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32)}
+
+
+def datasets(calibration_frames: int = 10, seed: int = 13) -> tuple[list[tuple[str, np.ndarray]],
+                                                                      list[tuple[str, np.ndarray]]]:
+    """(calibration, held-out) lists of (name, BGR image): disjoint recordings, images and words.
+
+    Calibration: 3 real text photos/scans + text rendered on RADIATE ZED-left and EuRoC frames.  Held-out:
+    6 other real text photos + text rendered on nuScenes, KITTI, OpenCalib and ACFR frames + the real street
+    frame of RADIATE ZED-right whose shop signs the FP32 detector finds (names: ``real:`` / ``rendered:``).
+    """
+    rng = np.random.default_rng(seed)
+    calib = [(f"real:{n}", _image(TEXT / n)) for n in REAL_CALIBRATION]
+    for p in _frames(["radiate_tiny_foggy/data/radiate/tiny_foggy/zed_left/*.png"], 50)[::5][:calibration_frames] + \
+            _frames(["euroc_v101_micro/MicroEurocDataset/mav0/cam0/data/*.png"], 95)[::9][:calibration_frames]:
+        calib.append((f"rendered:{p.relative_to(DATA)}", render_text(_image(p), WORDS_CALIBRATION, rng)))
+    held = [(f"real:{n}", _image(TEXT / n)) for n in REAL_HELDOUT]
+    held.append(("real:radiate_tiny_foggy/zed_right/000002.png",
+                 _image(DATA / "radiate_tiny_foggy/data/radiate/tiny_foggy/zed_right/000002.png")))
+    for p in _frames(["nuscenes_demo_sample/*.jpg", "kitti_object_3frames/training/image_2/*.png",
+                      "opencalib_*/**/*.png", "opencalib_*/**/*.jpg", "acfr_vlp16_quickstart/images/*"], 12):
+        held.append((f"rendered:{p.relative_to(DATA)}", render_text(_image(p), WORDS_HELDOUT, rng)))
+    return calib, held
 
 
 def boxes(prob: np.ndarray, thresh: float = 0.3, box_thresh: float = 0.5) -> list[tuple[int, int, int, int]]:
