@@ -211,7 +211,8 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
 
     opts = QuantizeOptions(method=args.method, fmt=args.format, per_channel=not args.per_tensor,
                            reduce_range=args.reduce_range, activations=args.activations, metric=args.metric,
-                           metric_threshold=args.metric_threshold, tolerance=args.tolerance)
+                           metric_threshold=args.metric_threshold, tolerance=args.tolerance,
+                           exclude=tuple(e.strip() for e in (args.exclude or "").split(",") if e.strip()))
     report = quantize_from_bag(args.model, resolve_pipeline(args.pipeline), args.bag, args.stage, args.out,
                                heldout_bag=args.heldout_bag, heldout_fraction=args.heldout_fraction, options=opts,
                                report_path=args.report, rig=args.rig, overwrite=args.overwrite)
@@ -290,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", default="cosine", help="cosine | argmax_agreement | mask_f1 (against FP32)")
     p.add_argument("--metric-threshold", type=float, default=0.5, help="mask_f1's threshold")
     p.add_argument("--tolerance", type=float, default=0.01, help="largest relative metric drop accepted")
+    p.add_argument("--exclude", help="comma-separated node names or operator types kept in float (e.g. "
+                                     "'ConvTranspose,Sigmoid' for a segmentation head); an entry matching no "
+                                     "node is an error")
     p.add_argument("--report", help="write the accuracy report (JSON) here")
     p.add_argument("--rig", help="use this rig file instead of the pipeline's")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")

@@ -85,7 +85,10 @@ class QuantizeOptions:
     ``metric_threshold`` (mask_f1); ``tolerance``: largest relative drop of the metric accepted;
     ``threads``: thread counts the latency is measured at; ``latency_runs`` per model and thread count;
     ``op_types``: quantize only these operator types (None: every type ONNX Runtime can), e.g. ``("Conv",)``
-    to keep a sensitive head (ConvTranspose, Sigmoid) in float.
+    to keep a sensitive head (ConvTranspose, Sigmoid) in float; ``exclude``: node names or operator types kept
+    in float (ONNX Runtime's ``nodes_to_exclude``), matched against the pre-processed model: an entry that
+    matches no node there is an error, not a silent no-op (pre-processing may fuse or rename nodes; the report's
+    ``excluded`` lists the nodes actually kept in float).
     """
 
     method: Literal["minmax", "entropy", "percentile"] = "minmax"
@@ -101,6 +104,7 @@ class QuantizeOptions:
     percentile: float = 99.999
     min_calibration: int = MIN_CALIBRATION_SETS
     op_types: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] = ()
 
 
 @dataclass
@@ -119,6 +123,7 @@ class QuantizeReport:
     metric: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, dict[str, float]] = field(default_factory=dict)
     latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)
+    excluded: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data."""
@@ -173,6 +178,40 @@ def prepare_model(model: Path, workdir: Path, steps: list[str]) -> Path:
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
         steps.append(f"quant_pre_process without symbolic shape inference ({str(exc).splitlines()[0][:120]})")
     return pre
+
+
+def excluded_nodes(model: Path, exclude: Sequence[str]) -> list[str]:
+    """Names of the nodes of ``model`` that ``exclude`` (node names or operator types) selects, in graph order.
+
+    Selected nodes without a name are named (``edgefuse_unnamed_<op>_<index>``) and ``model`` is saved again,
+    since ONNX Runtime's quantizer matches nodes by name.  Raises :class:`ModelError` naming the entries that
+    match no node (and the operator types present).
+    """
+    if not exclude:
+        return []
+    onnx = _need_onnx()
+    proto = onnx.load(str(model))
+    graph = proto.graph
+    renamed = False
+    wanted = set(exclude)
+    hit: set[str] = set()
+    names = []
+    for i, node in enumerate(graph.node):
+        match = wanted & {node.name, node.op_type}
+        if match:
+            if not node.name:
+                node.name = f"edgefuse_unnamed_{node.op_type}_{i}"
+                renamed = True
+            names.append(node.name)
+            hit |= match
+    missing = sorted(wanted - hit)
+    if missing:
+        ops = sorted({n.op_type for n in graph.node})
+        raise ModelError(f"{model.name}: exclude entries match no node or operator type after pre-processing: "
+                         f"{', '.join(missing)} (operator types present: {', '.join(ops)})", file=model)
+    if renamed:
+        onnx.save(proto, str(model))
+    return names
 
 
 def _session(model: Path | bytes, threads: int) -> Any:
@@ -237,6 +276,9 @@ def quantize_model(model: str | Path, calibration: Sequence[Feeds], heldout: Seq
     with tempfile.TemporaryDirectory(prefix="edgefuse-quant-") as tmp:
         work = Path(tmp)
         pre = prepare_model(model, work, report.steps)
+        report.excluded = excluded_nodes(pre, opts.exclude)
+        if report.excluded:
+            report.steps.append(f"{len(report.excluded)} node(s) kept in float (exclude: {', '.join(opts.exclude)})")
         q_tmp = work / "int8.onnx"
         try:
             quantize_static(
@@ -246,6 +288,7 @@ def quantize_model(model: str | Path, calibration: Sequence[Feeds], heldout: Seq
                 activation_type=QuantType.QUInt8 if opts.activations == "uint8" else QuantType.QInt8,
                 weight_type=QuantType.QInt8, calibrate_method=method, extra_options=extra,
                 op_types_to_quantize=list(opts.op_types) if opts.op_types else None,
+                nodes_to_exclude=report.excluded or None,
             )
         except Exception as exc:
             raise ModelError(f"{model}: quantization failed: {str(exc).splitlines()[0] if str(exc) else exc}",

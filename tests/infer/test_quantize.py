@@ -111,3 +111,50 @@ def test_cli_quantize_refuses_a_file_that_is_not_onnx(demo: tuple[Path, Path, li
     err = capsys.readouterr().err
     assert code == 2 and "is not an ONNX model" in err and "Traceback" not in err
     assert not (tmp_path / "q.onnx").exists()
+
+
+def _float_convs(path: Path) -> int:
+    """Conv nodes of a QDQ model whose weight is a plain float initializer (not dequantized)."""
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    inits = {i.name for i in graph.initializer}
+    return sum(1 for n in graph.node if n.op_type == "Conv" and n.input[1] in inits)
+
+
+def test_excluded_operator_types_stay_float(demo: tuple[Path, Path, list[Any]], tmp_path: Path) -> None:
+    model, _, sets = demo
+    plain = quantize_model(model, sets[:-8], sets[-8:], tmp_path / "all.onnx", options=QuantizeOptions(**FAST))
+    assert plain.written and plain.excluded == [] and _float_convs(tmp_path / "all.onnx") == 0
+    rep = quantize_model(model, sets[:-8], sets[-8:], tmp_path / "ex.onnx",
+                         options=QuantizeOptions(exclude=("Conv",), **FAST))
+    # the tiny model's nodes have no names: they are named so the quantizer can match them
+    assert rep.written and len(rep.excluded) == 2 and all(n.startswith("edgefuse_unnamed_Conv_") for n in rep.excluded)
+    assert _float_convs(tmp_path / "ex.onnx") == 2 and "2 node(s) kept in float (exclude: Conv)" in rep.steps
+    # no quantized conv: the INT8 model computes what FP32 does far more closely
+    assert rep.outputs["prob"]["max_abs_diff"] < plain.outputs["prob"]["max_abs_diff"]
+
+
+def test_exclude_entry_matching_nothing_is_an_error(demo: tuple[Path, Path, list[Any]], tmp_path: Path) -> None:
+    model, _, sets = demo
+    with pytest.raises(ModelError, match=r"exclude entries match no node or operator type after pre-processing: "
+                                         r"NoSuchNode \(operator types present: Conv, Relu, Sigmoid\)"):
+        quantize_model(model, sets[:-8], sets[-8:], tmp_path / "q.onnx",
+                       options=QuantizeOptions(exclude=("Conv", "NoSuchNode"), **FAST))
+    assert not (tmp_path / "q.onnx").exists()
+
+
+def test_cli_quantize_exclude(demo: tuple[Path, Path, list[Any]], tmp_path: Path,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from edgefuse.cli import main
+
+    model, pipe, _ = demo
+    out = tmp_path / "q.onnx"
+    code = main(["quantize", str(model), "--pipeline", str(pipe), "--bag", str(DEMO), "--stage", "net",
+                 "--out", str(out), "--exclude", "Sigmoid, Conv"])
+    captured = capsys.readouterr()
+    rep = json.loads(captured.out)
+    assert code == 0 and out.is_file() and rep["options"]["exclude"] == ["Sigmoid", "Conv"]
+    assert len(rep["excluded"]) == 3 and _float_convs(out) == 2
