@@ -3,14 +3,12 @@ child process, read back and compared with the sentences sent; stopped by durati
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,18 +30,6 @@ def bursts() -> list[bytes]:
             out.append(b"")
         out[-1] += line + b"\r\n"
     return out
-
-
-@pytest.fixture
-def pty() -> Iterator[tuple[int, str]]:
-    master, slave = os.openpty()
-    name = os.ttyname(slave)
-    os.close(slave)
-    try:
-        yield master, name
-    finally:
-        with contextlib.suppress(OSError):
-            os.close(master)
 
 
 def start(args: list[str]) -> subprocess.Popen[str]:

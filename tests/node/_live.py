@@ -75,3 +75,30 @@ def start_node(tmp: Path, pipeline: str, port: int, *extra: str, name: str = "no
 
 def zenoh_client_options(port: int) -> dict[str, Any]:
     return {"connect": [f"tcp/127.0.0.1:{port}"], "multicast_scouting": False}
+
+
+DEMO_INPUTS = {"lidar": "/velodyne_points", "camera": "/zed_left/image_raw/compressed",
+               "radar": "/radar/polar/compressed"}
+
+
+def check_demo_live_equals_replay(tmp: Path) -> dict[str, Any]:
+    """The node's report (``tmp/node.json``) after ``play`` (``tmp/play.json``) of the demo: every played input
+    message received and fed, none dropped, and the outputs' digests equal to ``edgefuse replay``'s."""
+    import json
+
+    from edgefuse.replay import replay
+
+    report: dict[str, Any] = json.loads((tmp / "node.json").read_text())
+    played = json.loads((tmp / "play.json").read_text())
+    assert played["errors"] == {}, played["first_errors"]
+    for name, topic in DEMO_INPUTS.items():
+        live = report["inputs_live"][name]
+        assert live["received"] == played["published"][topic] == report["inputs_fed"][name], live
+        assert live["dropped"] == {}
+        assert live["decode_errors"] == 0
+    replayed = replay(ROOT / "edgefuse" / "data" / "pipelines" / "radiate_demo.yaml",
+                      max_speed=True).report["output_digests"]
+    assert set(report["output_digests"]) >= {"/edgefuse/zed_left/depth", "/edgefuse/lidar/colored",
+                                             "/edgefuse/radar/points", "/edgefuse/radar/colored"}
+    assert report["output_digests"] == {t: replayed[t] for t in report["output_digests"]}
+    return report

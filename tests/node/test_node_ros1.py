@@ -7,7 +7,6 @@ rospy subscriber (Debian's python3) receives the node's /diagnostics.
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.node._live import cli, process, stop, wait_for
+from tests.node._live import check_demo_live_equals_replay, cli, process, stop, wait_for
 from tests.transport.test_ros1 import _peer_env, _start_master, _stop, _why_skip
 
 DEMO_BAG = Path(__file__).resolve().parents[2] / "edgefuse" / "data" / "demo" / "demo.mcap"
@@ -59,18 +58,7 @@ def test_demo_live_over_ros1_equals_replay(tmp_path: Path) -> None:
             assert stop(node, signal.SIGTERM) == 0, log.read_text()
     finally:
         _stop(master)
-    report = json.loads((tmp_path / "node.json").read_text())
-    played = json.loads((tmp_path / "play.json").read_text())
-    assert played["errors"] == {}, played["first_errors"]
-    for name, topic in {"lidar": "/velodyne_points", "camera": "/zed_left/image_raw/compressed",
-                        "radar": "/radar/polar/compressed"}.items():
-        live = report["inputs_live"][name]
-        assert live["received"] == played["published"][topic] == report["inputs_fed"][name], live
-        assert live["dropped"] == {}
-    from edgefuse.replay import replay
-
-    replayed = replay("edgefuse/data/pipelines/radiate_demo.yaml", max_speed=True).report["output_digests"]
-    assert report["output_digests"] == {t: replayed[t] for t in report["output_digests"]}
+    report = check_demo_live_equals_replay(tmp_path)
     assert len(report["output_digests"]) == 4
     count, names = echo_out.strip().split(" ", 1)
     assert int(count) >= 1, echo_out

@@ -3,7 +3,6 @@ outputs equal ``edgefuse replay``'s, and a plain rclpy subscriber process receiv
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.node._live import cli, env, process, stop, wait_for
+from tests.node._live import check_demo_live_equals_replay, cli, env, process, stop, wait_for
 
 pytest.importorskip("rclpy", reason="rclpy is not installed (pip install 'edgefuse[ros2]', x86_64 Linux only)")
 
@@ -56,18 +55,7 @@ def test_demo_live_over_ros2_equals_replay(tmp_path: Path, monkeypatch: pytest.M
                 echo.kill()
         time.sleep(1.5)
         assert stop(node, signal.SIGTERM) == 0, log.read_text()
-    report = json.loads((tmp_path / "node.json").read_text())
-    played = json.loads((tmp_path / "play.json").read_text())
-    assert played["errors"] == {}, played["first_errors"]
-    for name, topic in {"lidar": "/velodyne_points", "camera": "/zed_left/image_raw/compressed",
-                        "radar": "/radar/polar/compressed"}.items():
-        live = report["inputs_live"][name]
-        assert live["received"] == played["published"][topic] == report["inputs_fed"][name], live
-        assert live["dropped"] == {}
-    from edgefuse.replay import replay
-
-    replayed = replay("edgefuse/data/pipelines/radiate_demo.yaml", max_speed=True).report["output_digests"]
-    assert report["output_digests"] == {t: replayed[t] for t in report["output_digests"]}
+    report = check_demo_live_equals_replay(tmp_path)
     assert len(report["output_digests"]) == 4
     count, names = echo_out.strip().splitlines()[-1].split(" ", 1)
     assert int(count) >= 2, echo_out

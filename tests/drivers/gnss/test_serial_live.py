@@ -3,12 +3,10 @@ vanishes (bounded reconnects) and one that comes back under the same name."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import queue
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,18 +34,6 @@ def epoch_now() -> tuple[bytes, datetime]:
     gga = sentence(f"GPGGA,{hms},4404.1306,N,12118.8515,W,1,10,0.98,1127.7,M,-19.6,M,,")
     rmc = sentence(f"GPRMC,{hms},A,4404.1306,N,12118.8515,W,1.50,90.0,{date},,,A")
     return gga + rmc, now
-
-
-@pytest.fixture
-def pty() -> Iterator[tuple[int, str]]:
-    master, slave = os.openpty()
-    name = os.ttyname(slave)
-    os.close(slave)
-    try:
-        yield master, name
-    finally:
-        with contextlib.suppress(OSError):
-            os.close(master)
 
 
 def reader(src: NmeaSerialSource) -> tuple[queue.Queue[Envelope | BaseException | None], threading.Thread]:

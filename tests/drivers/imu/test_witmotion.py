@@ -3,13 +3,11 @@ the module's int16 words), garbage between them, live over a real pty, fuzzed.""
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import queue
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -127,18 +125,6 @@ def test_roundtrip_through_ros_message() -> None:
     back = to_payload(deserialize(raw, "sensor_msgs/msg/Imu"))
     assert np.allclose(back.angular_velocity, out[0].angular_velocity)
     assert np.allclose(back.orientation, out[0].orientation)
-
-
-@pytest.fixture
-def pty() -> Iterator[tuple[int, str]]:
-    master, slave = os.openpty()
-    name = os.ttyname(slave)
-    os.close(slave)
-    try:
-        yield master, name
-    finally:
-        with contextlib.suppress(OSError):
-            os.close(master)
 
 
 def test_live_over_pty_with_garbage(pty: tuple[int, str]) -> None:
