@@ -145,8 +145,11 @@ class OnnxModelStage(Stage):
             if isinstance(conv, ImageToTensor):
                 from edgefuse.msgs.types import ImageData
 
-                enc = {1: "mono8", 3: "bgr8"}[conv.channels]
-                conv(ImageData(0, "", enc, np.zeros((8, 8, conv.channels) if conv.channels > 1 else (8, 8), np.uint8)))
+                if conv.channels == 1:  # 8-bit and float (depth) sources
+                    conv(ImageData(0, "", "mono8", np.zeros((8, 8), np.uint8)))
+                    conv(ImageData(0, "", "32FC1", np.zeros((8, 8), np.float32)))
+                else:
+                    conv(ImageData(0, "", "bgr8", np.zeros((8, 8, conv.channels), np.uint8)))
 
     def process(self, inputs: Mapping[str, Any], stamp_ns: int) -> dict[str, Any]:
         feeds, frame = self._feeds(inputs)
