@@ -393,7 +393,8 @@ class ModelRuntime:
             if isinstance(d, int):
                 return d
             fixed = card_dims.get(name, ())
-            return fixed[k] if k < len(fixed) and isinstance(fixed[k], int) else 1
+            want = fixed[k] if k < len(fixed) else 1
+            return want if isinstance(want, int) else 1
 
         return {i.name: np.zeros(tuple(dim(i.name, k, d) for k, d in enumerate(i.shape)), dtype=i.np_dtype)
                 for i in self.inputs}

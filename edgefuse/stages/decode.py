@@ -103,7 +103,8 @@ class ResizeImage(Stage):
                 raise PipelineError(f"stage '{name}': camera '{p.camera}' not in the rig")
             self.size = (int(cam.height), int(cam.width))
         else:
-            assert p.height is not None and p.width is not None  # check() ensures both
+            assert p.height is not None  # check() ensures both
+            assert p.width is not None
             self.size = (p.height, p.width)
         self._buf = np.zeros((*self.size, 1), dtype=np.float32)
         self._cast: dict[str, npt.NDArray[Any]] = {}
