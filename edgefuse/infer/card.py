@@ -50,7 +50,8 @@ Dim = int | str
 class Preprocess:
     """What the ``onnx_model`` stage does to an image before the model: resize to ``resize`` (H, W) with
     ``interpolation`` (``sparse_min``, for sparse depth images: the smallest positive value in each output
-    pixel's source footprint, 0 where there is none, so no return is lost by downscaling), then ``(value * scale - mean[c]) / std[c]`` per channel, in the card's layout."""
+    pixel's source footprint, 0 where there is none, so no return is lost by downscaling), then
+    ``(value * scale - mean[c]) / std[c]`` per channel, in the card's layout."""
 
     resize: tuple[int, int] | None = None
     interpolation: Literal["bilinear", "nearest", "sparse_min"] = "bilinear"

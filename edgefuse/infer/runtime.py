@@ -317,8 +317,8 @@ class ModelRuntime:
 
     def start(self, warmup_feeds: dict[str, npt.NDArray[Any]] | None = None) -> None:
         """Create the session on the first provider that initializes, then run once (``warmup_feeds``, or
-        zeros of the inputs' shapes with symbolic dimensions set to the card's fixed value or 1 — a failure of that guess is logged,
-        not raised)."""
+        zeros of the inputs' shapes with symbolic dimensions set to the card's fixed value or 1 — a failure of
+        that guess is logged, not raised)."""
         if self.session is not None:
             return
         chain, self.skipped = resolve_providers(self.requested)

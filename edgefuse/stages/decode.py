@@ -57,21 +57,23 @@ class ResizeImageParams(StageParams):
     camera: str | None = param(None, min_len=1, doc="rig camera whose resolution is the output size")
     width: int | None = param(None, unit="px", ge=1, le=16_384, doc="output width (with height, without camera)")
     height: int | None = param(None, unit="px", ge=1, le=16_384, doc="output height (with width, without camera)")
+    scale: float = param(1.0, gt=0.0, le=64.0, doc="without camera or width/height: the input's size times this")
     interpolation: Literal["nearest", "bilinear"] = param(
         "nearest", doc="nearest (depth: no mixed depths at edges) or bilinear (OpenCV INTER_LINEAR geometry)")
 
     def check(self) -> list[str]:
-        """Either a camera or both width and height."""
+        """Both width and height or neither; not with camera."""
         if (self.width is None) != (self.height is None):
             return ["give both width and height (or neither)"]
-        if (self.camera is None) == (self.width is None):
-            return ["give either camera or width and height"]
+        if self.camera is not None and self.width is not None:
+            return ["give camera or width and height, not both"]
         return []
 
 
 @register_stage("resize_image")
 class ResizeImage(Stage):
-    """Resize an Image to a rig camera's resolution (or ``width`` x ``height``), keeping its encoding and frame.
+    """Resize an Image to a rig camera's resolution (or ``width`` x ``height``, or its own size times ``scale``),
+    keeping its encoding and frame.
 
     One Numba pass (:func:`edgefuse.infer._kernels._image_to_tensor`).  Float images (``32FC<C>``, e.g. a model's
     depth output) stay float32; 8-bit / 16-bit images are rounded back to their type.  The output buffer is
@@ -101,12 +103,12 @@ class ResizeImage(Stage):
             cam = lookup_camera(rig, p.camera) if rig is not None else None
             if cam is None:
                 raise PipelineError(f"stage '{name}': camera '{p.camera}' not in the rig")
-            self.size = (int(cam.height), int(cam.width))
-        else:
-            assert p.height is not None  # check() ensures both
-            assert p.width is not None
+            self.size: tuple[int, int] | None = (int(cam.height), int(cam.width))
+        elif p.height is not None and p.width is not None:
             self.size = (p.height, p.width)
-        self._buf = np.zeros((*self.size, 1), dtype=np.float32)
+        else:
+            self.size = None  # the input's size times scale
+        self._buf = np.zeros((1, 1, 1), dtype=np.float32)
         self._cast: dict[str, npt.NDArray[Any]] = {}
 
     def start(self) -> None:
@@ -116,8 +118,12 @@ class ResizeImage(Stage):
 
     def _resize(self, data: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
         c = int(data.shape[2])
-        if self._buf.shape[2] != c:
-            self._buf = np.zeros((*self.size, c), dtype=np.float32)
+        size = self.size
+        if size is None:
+            s = self.params.scale
+            size = (max(1, round(data.shape[0] * s)), max(1, round(data.shape[1] * s)))
+        if self._buf.shape != (*size, c):
+            self._buf = np.zeros((*size, c), dtype=np.float32)
         _image_to_tensor(data, self._buf, np.arange(c, dtype=np.int64), 1.0, np.zeros(c), np.ones(c), False,
                          self.params.interpolation == "bilinear")
         return self._buf

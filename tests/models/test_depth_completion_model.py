@@ -10,9 +10,9 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from edgefuse.fusion.densify import DepthCompleter
 from edgefuse.infer.card import card_path_for, check_sha256, load_card
 from edgefuse.infer.runtime import card_problems, describe_model
-from edgefuse.fusion.densify import DepthCompleter
 from edgefuse.rig import load_rig
 from models.depth_completion.data import imread, make_frame, split_points
 from models.depth_completion.evaluate import nearest

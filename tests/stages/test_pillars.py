@@ -40,7 +40,8 @@ def contract_model(path: Path) -> Path:
     w_cls[0] = 0.1
     b_cls = np.full(A * C, -20.0, np.float32)
     b_cls[0] = -5.0
-    consts = {"i2": np.array(2, np.int64), "i3": np.array(3, np.int64), "two": np.array(2, np.int32),
+    consts: dict[str, np.ndarray] = {
+              "i2": np.array(2, np.int64), "i3": np.array(3, np.int64), "two": np.array(2, np.int32),
               "nx": np.array(NX, np.int32), "canvas": np.zeros(NY * NX, np.float32),
               "shape": np.array([1, NY, NX, 1], np.int64), "w_cls": w_cls, "b_cls": b_cls,
               "z_box": np.zeros(A * 7, np.float32), "z_dir": np.zeros(A * B, np.float32)}
@@ -83,7 +84,7 @@ CARD = """edgefuse_model_card: 1
 name: pointpillars_contract_fixture
 model: {model}
 sha256: {sha}
-description: test fixture with the OpenPCDet / CUDA-PointPillars PointPillars contract (see models/pointpillars/README.md)
+description: test fixture with the OpenPCDet PointPillars contract (see models/pointpillars/README.md)
 inputs:
   - {{name: voxels, edge: Tensor, shape: [N, 32, 4], dtype: float32}}
   - {{name: voxel_num, edge: Tensor, shape: [N], dtype: int32}}
@@ -157,12 +158,13 @@ def _expected_counts(cloud: PointCloud) -> np.ndarray:
     iz = np.floor((z - f32(RANGE[2])) / f32(4.0)).astype(np.int64)
     ok = (ix >= 0) & (ix < 432) & (iy >= 0) & (iy < 496) & (iz == 0)
     per_pillar = np.bincount(iy[ok] * 432 + ix[ok], minlength=496 * 432).reshape(496, 432)
-    capped = np.minimum(per_pillar, 32)
-    return capped.reshape(NY, 2, NX, 2).sum(axis=(1, 3))
+    capped: np.ndarray = np.minimum(per_pillar, 32)
+    out: np.ndarray = capped.reshape(NY, 2, NX, 2).sum(axis=(1, 3))
+    return out
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, list[tuple[str, int, Any]], list[PointCloud]]:
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], list[Any], list[PointCloud]]:
     tmp = tmp_path_factory.mktemp("pp")
     model = contract_model(tmp / "pp.onnx")
     (tmp / "pp.yaml").write_text(CARD.format(model=model.name, sha=sha256_of(model)))
@@ -177,7 +179,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, list[tuple[str,
     return runner.report(), sink.items, clouds
 
 
-def test_every_stage_ran_without_errors(run: tuple[dict, list, list]) -> None:
+def test_every_stage_ran_without_errors(run: tuple[dict[str, Any], list[Any], list[Any]]) -> None:
     report, items, _ = run
     for name in ("pillars", "net", "decode", "fuse"):
         assert report["stages"][name]["count"] == 2, name
@@ -188,7 +190,7 @@ def test_every_stage_ran_without_errors(run: tuple[dict, list, list]) -> None:
     assert sorted({t for t, _, _ in items}) == ["/objects", "/objects/raw"]
 
 
-def test_decoded_boxes_are_the_anchors_of_the_dense_cells(run: tuple[dict, list, list]) -> None:
+def test_decoded_boxes_are_the_anchors_of_the_dense_cells(run: tuple[dict[str, Any], list[Any], list[Any]]) -> None:
     _, items, clouds = run
     raw = [p for t, _, p in items if t == "/objects/raw"]
     for dets, cloud in zip(raw, clouds, strict=True):
@@ -211,7 +213,7 @@ def test_decoded_boxes_are_the_anchors_of_the_dense_cells(run: tuple[dict, list,
         assert (np.diff(boxes["score"]) <= 0).all()  # sorted by score
 
 
-def test_wbf_merges_the_overlapping_anchors(run: tuple[dict, list, list]) -> None:
+def test_wbf_merges_the_overlapping_anchors(run: tuple[dict[str, Any], list[Any], list[Any]]) -> None:
     _, items, _ = run
     raw = [p for t, _, p in items if t == "/objects/raw"]
     fused = [p for t, _, p in items if t == "/objects"]
