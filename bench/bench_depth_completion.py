@@ -35,7 +35,7 @@ from edgefuse.fusion.densify import DepthCompleter  # noqa: E402
 from edgefuse.fusion.projection import Projector  # noqa: E402
 from edgefuse.rig import load_rig  # noqa: E402
 
-MODELS = ROOT / "models" / "depth_completion"
+MODELS = ROOT / "edgefuse" / "data" / "models" / "depth_completion"
 
 
 def _frames() -> list[tuple[np.ndarray, np.ndarray]]:

@@ -69,6 +69,44 @@ def _image_to_tensor(src: Any, out: Any, perm: Any, scale: float, mean: Any, inv
 
 
 @njit()
+def _sparse_min_to_tensor(src: Any, out: Any, perm: Any, scale: float, mean: Any, inv_std: Any,  # noqa: PLR0917
+                          chw: bool) -> None:  # pragma: no cover - compiled
+    """Resize a sparse image (0 = no value, e.g. a projected LiDAR depth image) like ``_image_to_tensor``.
+
+    Output pixel ``(y, x)`` covers source rows ``floor(y * H / H2)`` up to (not including)
+    ``floor((y + 1) * H / H2)`` (at least one row), likewise columns; it takes the smallest finite value
+    ``> 0`` there (for depth: the nearest return wins, as in a z-buffer), 0 where there is none, then
+    ``(v * scale - mean[k]) * inv_std[k]``.  Upscaling repeats pixels (nearest).
+    """
+    h, w = src.shape[0], src.shape[1]
+    nc = perm.shape[0]
+    if chw:
+        h2, w2 = out.shape[1], out.shape[2]
+    else:
+        h2, w2 = out.shape[0], out.shape[1]
+    for y in range(h2):
+        ya = min(y * h // h2, h - 1)
+        yb = min(max((y + 1) * h // h2, ya + 1), h)
+        for x in range(w2):
+            xa = min(x * w // w2, w - 1)
+            xb = min(max((x + 1) * w // w2, xa + 1), w)
+            for k in range(nc):
+                c = perm[k]
+                best = np.inf
+                for yy in range(ya, yb):
+                    for xx in range(xa, xb):
+                        v = float(src[yy, xx, c])
+                        if v > 0.0 and v < best:
+                            best = v
+                v = best if best < np.inf else 0.0
+                v = (v * scale - mean[k]) * inv_std[k]
+                if chw:
+                    out[k, y, x] = v
+                else:
+                    out[y, x, k] = v
+
+
+@njit()
 def _count_nonfinite(flat: Any) -> int:  # pragma: no cover - compiled
     """How many elements of a 1-D float array are NaN or ±inf."""
     n = 0

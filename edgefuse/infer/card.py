@@ -49,10 +49,12 @@ Dim = int | str
 @dataclass(frozen=True)
 class Preprocess:
     """What the ``onnx_model`` stage does to an image before the model: resize to ``resize`` (H, W) with
-    ``interpolation``, then ``(value * scale - mean[c]) / std[c]`` per channel, in the card's layout."""
+    ``interpolation`` (``sparse_min``, for sparse depth images: the smallest positive value in each output
+    pixel's source footprint, 0 where there is none, so no return is lost by downscaling), then
+    ``(value * scale - mean[c]) / std[c]`` per channel, in the card's layout."""
 
     resize: tuple[int, int] | None = None
-    interpolation: Literal["bilinear", "nearest"] = "bilinear"
+    interpolation: Literal["bilinear", "nearest", "sparse_min"] = "bilinear"
     scale: float = 1.0
     mean: tuple[float, ...] = ()
     std: tuple[float, ...] = ()
@@ -186,8 +188,9 @@ def _check_pre(raw: Any, c: Collector, where: str) -> Preprocess:
         else:
             resize = (int(dims[0]), int(dims[1]))
     interp = raw.get("interpolation", "bilinear")
-    if interp not in ("bilinear", "nearest"):
-        c.add(f"{where}.preprocess.interpolation must be bilinear or nearest, got {interp!r}", raw, "interpolation")
+    if interp not in ("bilinear", "nearest", "sparse_min"):
+        c.add(f"{where}.preprocess.interpolation must be bilinear, nearest or sparse_min, got {interp!r}", raw,
+              "interpolation")
         interp = "bilinear"
     scale = raw.get("scale", 1.0)
     if isinstance(scale, bool) or not isinstance(scale, int | float) or not math.isfinite(scale) or scale == 0:

@@ -2,7 +2,8 @@
 
 - :class:`ImageToTensor`: an :class:`~edgefuse.msgs.types.ImageData` (any channel order the card's encoding
   can be reached from: ``bgr8`` ↔ ``rgb8``, ``bgra8``/``rgba8`` drop alpha) → resized, scaled and normalized
-  ``float32`` tensor in the card's layout, in one Numba pass (:func:`edgefuse.infer._kernels._image_to_tensor`)
+  ``float32`` tensor in the card's layout, in one Numba pass (:func:`edgefuse.infer._kernels._image_to_tensor`;
+  ``sparse_min`` resizing of sparse depth images: :func:`edgefuse.infer._kernels._sparse_min_to_tensor`)
   into a buffer owned by the converter.
 - :class:`CloudToTensor`: a :class:`~edgefuse.msgs.types.PointCloud` → ``(N, F)`` (or ``(1, N, F)``) float32
   of the card's fields, padded with zeros / truncated to N (whole-column copies, no per-point Python).
@@ -18,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edgefuse.errors import InputDataError
-from edgefuse.infer._kernels import _image_to_tensor
+from edgefuse.infer._kernels import _image_to_tensor, _sparse_min_to_tensor
 from edgefuse.infer.card import ENCODINGS, CardInput, CardOutput
 from edgefuse.msgs.image import encoding_layout
 from edgefuse.msgs.types import ImageData, PointCloud
@@ -56,6 +57,7 @@ class ImageToTensor:
         self.channels = ENCODINGS[spec.encoding]
         pre = spec.preprocess
         self.bilinear = pre.interpolation == "bilinear"
+        self.sparse_min = pre.interpolation == "sparse_min"
         self.scale = float(pre.scale)
         self.mean = np.zeros(self.channels, dtype=np.float64)
         self.inv_std = np.ones(self.channels, dtype=np.float64)
@@ -96,7 +98,10 @@ class ImageToTensor:
             shape = (h, w, 1)
         if self._buf is None or self._buf.shape != shape:
             self._buf = np.empty(shape, dtype=np.float32)
-        _image_to_tensor(data, self._buf, perm, self.scale, self.mean, self.inv_std, self.chw, self.bilinear)
+        if self.sparse_min:
+            _sparse_min_to_tensor(data, self._buf, perm, self.scale, self.mean, self.inv_std, self.chw)
+        else:
+            _image_to_tensor(data, self._buf, perm, self.scale, self.mean, self.inv_std, self.chw, self.bilinear)
         out = self._buf[:, :, 0] if self.spec.layout == "HW" else self._buf
         return out[None] if self.batched else out
 

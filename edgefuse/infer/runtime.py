@@ -317,8 +317,8 @@ class ModelRuntime:
 
     def start(self, warmup_feeds: dict[str, npt.NDArray[Any]] | None = None) -> None:
         """Create the session on the first provider that initializes, then run once (``warmup_feeds``, or
-        zeros of the inputs' shapes with symbolic dimensions set to 1 — a failure of that guess is logged,
-        not raised)."""
+        zeros of the inputs' shapes with symbolic dimensions set to the card's fixed value or 1 — a failure of
+        that guess is logged, not raised)."""
         if self.session is not None:
             return
         chain, self.skipped = resolve_providers(self.requested)
@@ -386,7 +386,17 @@ class ModelRuntime:
         self.warmup_ms = (time.perf_counter() - t1) * 1e3
 
     def _zeros(self) -> dict[str, npt.NDArray[Any]]:
-        return {i.name: np.zeros(tuple(d if isinstance(d, int) else 1 for d in i.shape), dtype=i.np_dtype)
+        """Zeros of each input's shape: a symbolic dimension takes the card's fixed value, else 1."""
+        card_dims = {c.name: c.shape for c in self.card.inputs} if self.card is not None else {}
+
+        def dim(name: str, k: int, d: Any) -> int:
+            if isinstance(d, int):
+                return d
+            fixed = card_dims.get(name, ())
+            want = fixed[k] if k < len(fixed) else 1
+            return want if isinstance(want, int) else 1
+
+        return {i.name: np.zeros(tuple(dim(i.name, k, d) for k, d in enumerate(i.shape)), dtype=i.np_dtype)
                 for i in self.inputs}
 
     # -- run -------------------------------------------------------------------------------------

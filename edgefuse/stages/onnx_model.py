@@ -14,6 +14,7 @@ card (names, ranks, fixed dimensions, dtypes), the edges wired to it (edge types
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,9 @@ from edgefuse.stages.base import Stage, register_stage
 from edgefuse.stages.params import StageParams, param
 
 __all__ = ["OnnxModelParams", "OnnxModelStage"]
+
+#: calls whose pre/post-processing and model times the report summarises (the most recent ones)
+TIMING_WINDOW = 4096
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -124,6 +128,8 @@ class OnnxModelStage(Stage):
                 self.converters[spec.name] = ImageToTensor(spec)
             elif spec.edge == "PointCloud":
                 self.converters[spec.name] = CloudToTensor(spec)
+        self._timing = np.zeros((2, TIMING_WINDOW), dtype=np.float64)  # seconds: pre+post, model
+        self._n_timed = 0
         #: called with each set's model inputs (name → array, copies) before the model runs
         self.tap: Callable[[dict[str, npt.NDArray[Any]]], None] | None = None
 
@@ -145,14 +151,20 @@ class OnnxModelStage(Stage):
             if isinstance(conv, ImageToTensor):
                 from edgefuse.msgs.types import ImageData
 
-                enc = {1: "mono8", 3: "bgr8"}[conv.channels]
-                conv(ImageData(0, "", enc, np.zeros((8, 8, conv.channels) if conv.channels > 1 else (8, 8), np.uint8)))
+                if conv.channels == 1:  # 8-bit and float (depth) sources
+                    conv(ImageData(0, "", "mono8", np.zeros((8, 8), np.uint8)))
+                    conv(ImageData(0, "", "32FC1", np.zeros((8, 8), np.float32)))
+                else:
+                    conv(ImageData(0, "", "bgr8", np.zeros((8, 8, conv.channels), np.uint8)))
 
     def process(self, inputs: Mapping[str, Any], stamp_ns: int) -> dict[str, Any]:
+        t0 = time.perf_counter()
         feeds, frame = self._feeds(inputs)
         if self.tap is not None:
             self.tap({k: np.array(v, copy=True) for k, v in feeds.items()})
+        t1 = time.perf_counter()
         outs = self.runtime.run(feeds)
+        t2 = time.perf_counter()
         result: dict[str, Any] = {}
         for spec in self.card.outputs:
             frame_id = spec.frame or frame
@@ -160,10 +172,29 @@ class OnnxModelStage(Stage):
                 result[spec.name] = tensor_to_image(spec, outs[spec.name], stamp_ns, frame_id)
             else:
                 result[spec.name] = TensorData(stamp_ns, frame_id, outs[spec.name])
+        i = self._n_timed % TIMING_WINDOW
+        self._timing[0, i] = (t1 - t0) + (time.perf_counter() - t2)
+        self._timing[1, i] = t2 - t1
+        self._n_timed += 1
         return result
+
+    def timing(self) -> dict[str, float] | None:
+        """p50/p99 [ms] of pre+post-processing (card conversions, output images) and of the model run, over the
+        last :data:`TIMING_WINDOW` calls, and the ratio of the p50s (None before the first call)."""
+        n = min(self._n_timed, TIMING_WINDOW)
+        if n == 0:
+            return None
+        pre, model = self._timing[0, :n] * 1e3, self._timing[1, :n] * 1e3
+        out = {"pre_post_p50_ms": float(np.percentile(pre, 50)), "pre_post_p99_ms": float(np.percentile(pre, 99)),
+               "model_p50_ms": float(np.percentile(model, 50)), "model_p99_ms": float(np.percentile(model, 99))}
+        out["pre_post_over_model_p50"] = out["pre_post_p50_ms"] / max(out["model_p50_ms"], 1e-9)
+        return {k: round(v, 4) for k, v in out.items()}
 
     def report(self) -> dict[str, Any] | None:
         out = self.runtime.report()
+        timing = self.timing()
+        if timing is not None:
+            out["timing"] = timing
         truncated = {n: c.truncated for n, c in self.converters.items() if isinstance(c, CloudToTensor)}
         if truncated:
             out["clouds_truncated"] = truncated

@@ -9,7 +9,8 @@ PyTorch on one frame::
     .venv/bin/python -m models.depth_completion.export [--modes gated concat lidar]
 
 Writes ``models/depth_completion/build/<mode>.onnx`` / ``<mode>.int8.onnx``; the shipped model is copied
-to ``models/depth_completion/depth_completion_concat.onnx`` by ``--ship concat`` (the default).
+to ``edgefuse/data/models/depth_completion/depth_completion_concat.onnx`` (package data, beside its card; run
+``python -m models.depth_completion.make_card`` after) by ``--ship concat`` (the default).
 """
 
 from __future__ import annotations
@@ -100,8 +101,9 @@ def main() -> None:
     info = {m: export(m, calib) for m in a.modes}
     (BUILD / "export.json").write_text(json.dumps(info, indent=1))
     if a.ship:
-        shutil.copyfile(BUILD / f"{a.ship}.onnx", HERE / f"depth_completion_{a.ship}.onnx")
-        shutil.copyfile(BUILD / f"{a.ship}.int8.onnx", HERE / f"depth_completion_{a.ship}.int8.onnx")
+        ship = HERE.parents[1] / "edgefuse" / "data" / "models" / "depth_completion"
+        shutil.copyfile(BUILD / f"{a.ship}.onnx", ship / f"depth_completion_{a.ship}.onnx")
+        shutil.copyfile(BUILD / f"{a.ship}.int8.onnx", ship / f"depth_completion_{a.ship}.int8.onnx")
     print(json.dumps(info, indent=1))
 
 

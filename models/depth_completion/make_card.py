@@ -1,7 +1,12 @@
-"""Write ``card.yaml`` from the shipped files (sha256, size) and the figures of ``results.json`` and
-``bench/results/depth_completion.json``, so that the card never disagrees with them::
+"""Write the model cards (models/CARD.md format) of the shipped depth-completion model, FP32 and INT8, from
+the shipped files (sha256) and the figures of ``results.json`` and ``bench/results/depth_completion.json``,
+so that the cards never disagree with them::
 
     .venv/bin/python -m models.depth_completion.make_card
+
+The shipped files live in the package data, ``edgefuse/data/models/depth_completion/`` (the bundled pipeline
+``radiate_depth_completion`` runs them), each with its card: ``depth_completion_concat.yaml`` and
+``depth_completion_concat.int8.yaml``.
 """
 
 from __future__ import annotations
@@ -13,68 +18,86 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 SHIP = "concat"
+#: where the shipped ONNX files and their cards live (package data)
+SHIP_DIR = ROOT / "edgefuse" / "data" / "models" / "depth_completion"
+#: the network's input size for the demo camera (672 x 376 → width 336, height 184: a multiple of 8)
+HEIGHT, WIDTH = 184, 336
 
 TEMPLATE = """\
-# Model card (draft; the lead aligns the format with models/CARD.md). Written by make_card.py.
-name: depth_completion_{ship}
-task: camera + LiDAR depth completion (dense metric depth in the camera image from a sparse LiDAR projection)
-architecture: >-
-  Feature-level fusion network ({params} parameters, models/depth_completion/net.py): an RGB encoder and a
-  sparse-depth encoder of the same shape (1, 1/2, 1/4, 1/8 scales), fused at every scale by concatenation and
-  a 1x1 conv + BN + ReLU (the gated fusion was trained and evaluated beside it and did no better), U-Net
-  decoder; the head blends in-graph candidates
-  (normalised-convolution local means over 3/5/9/17 px, a nearest-surface fill, a free-form depth) with
-  per-pixel softmax weights and adds a residual of at most +-2 m.
+# Written by python -m models.depth_completion.make_card (format: models/CARD.md). Do not edit by hand.
+edgefuse_model_card: 1
+name: depth_completion_{ship}{suffix_name}
+model: depth_completion_{ship}{suffix}.onnx
+sha256: {sha}
+opset: 17
+description: >-
+  Camera + LiDAR depth completion: dense metric depth (metres along the camera z axis) in the camera image,
+  from the image and the sparse depth image of a LiDAR sweep projected into it. Feature-level fusion network
+  ({params} parameters, models/depth_completion/net.py): RGB and sparse-depth encoders (1, 1/2, 1/4, 1/8
+  scales) fused at every scale by concatenation + 1x1 conv, U-Net decoder, a head that blends in-graph
+  candidates (normalised-convolution local means, nearest-surface fill, free-form depth) with per-pixel
+  softmax weights plus a residual of at most 2 m. H, W are dynamic in the graph (multiples of 8); trained at
+  width 336, so this card fixes {h} x {w} (the demo's 672 x 376 ZED camera halved, height rounded to a multiple
+  of 8). A dead or blinded camera: an all-zero image (trained with modality drop-out 0.3). Output range
+  0.1..80 m; no post-processing.{int8_note}
 inputs:
-  image: {{shape: [1, 3, H, W], dtype: float32, layout: NCHW, channels: RGB, range: "0..1 (8-bit / 255)",
-    frame: camera image, normalisation: "inside the graph: (x - 0.45) / 0.25"}}
-  sparse_depth: {{shape: [1, 1, H, W], dtype: float32, unit: metres (camera z), missing: 0,
-    frame: "the same camera image (LiDAR projected with the camera model, z-buffered, nearest return wins)"}}
-  dims: "H, W dynamic, multiples of 8; trained and evaluated at width 336 (demo: 184 x 336)"
+  - name: image
+    edge: Image
+    shape: [1, 3, {h}, {w}]
+    dtype: float32
+    layout: NCHW
+    encoding: rgb8                  # the graph normalises inside: (x - 0.45) / 0.25
+    preprocess: {{resize: [{h}, {w}], interpolation: bilinear, scale: 0.00392156862745098}}
+  - name: sparse_depth
+    edge: Image
+    shape: [1, 1, {h}, {w}]
+    dtype: float32
+    layout: NCHW
+    encoding: 32FC1                 # metres (camera z), 0 where no return: lidar_camera_projection's depth
+    preprocess: {{resize: [{h}, {w}], interpolation: sparse_min}}
 outputs:
-  depth: {{shape: [1, 1, H, W], dtype: float32, unit: metres (camera z), range: "0.1..80", frame: camera image}}
-pre_processing: >-
-  Downscale the camera image to width 336 with cv2.INTER_AREA (height by the aspect, the top rows cropped to a
-  multiple of 8), BGR->RGB, /255, HWC->CHW. Scale the intrinsics to that image (f' = s f,
-  c' = s (c + 0.5) - 0.5, minus the cropped rows) and project the LiDAR sweep with
-  edgefuse.fusion.projection.Projector (min 0.5 m, max 80 m) into it: one return per pixel, 0 where none.
-  A dead / blinded camera: feed an all-zero image (the net was trained with that, modality drop-out 0.3).
-post_processing: none (the output is the depth image)
-training_data:
-  recordings: "{train}"
-  frames: {train_frames}
-  licence: Apache-2.0 (acfr_ouster_chessboard, opencalib_autocalib_v2, opencalib_radar_lidar_camera
-    lidar2camera; see each SOURCE.md in ../shared/data). RADIATE, KITTI and nuScenes are NOT used for training
-    (RADIATE's dataset terms are unverified; KITTI and nuScenes are non-commercial) — only for evaluation.
+  - name: depth
+    edge: Image
+    shape: [1, 1, {h}, {w}]
+    dtype: float32
+    layout: NCHW
+    encoding: 32FC1
+training:
+  data: "{train} ({train_frames} frames; see each SOURCE.md in ../shared/data)"
+  licence: >-
+    Apache-2.0 data (acfr_ouster_chessboard, opencalib_autocalib_v2, opencalib_radar_lidar_camera
+    lidar2camera); weights Apache-2.0 (trained here). RADIATE, KITTI and nuScenes are used for evaluation
+    only (RADIATE's terms unverified; KITTI and nuScenes non-commercial).
   method: >-
     self-supervised: 30 % of each crop's LiDAR returns are held out of the input and are the L1 targets
     (plus 0.1 x L1 on the kept inputs); 128 x 64 crops, flips, brightness/contrast jitter, input thinning to
-    25-100 %, camera blanked with probability 0.3 (modality drop-out); AdamW 2e-3 cosine, batch 8, {steps} steps,
-    1 CPU thread, seed 0 (python -m models.depth_completion.train --mode {ship} --steps {steps}).
+    25-100 %, camera blanked with probability 0.3; AdamW 2e-3 cosine, batch 8, {steps} steps, 1 CPU thread,
+    seed 0 (python -m models.depth_completion.train --mode {ship} --steps {steps}).
 metric:
+  name: MAE
+  unit: m
+  fp32: {mae_fp32}
+  int8: {mae_int8}
   protocol: >-
-    held-out recordings (RADIATE fog 34 frames, KITTI 3, nuScenes 1 — none seen in training); per frame a seeded
-    20 % of the projected LiDAR returns are held out, the rest is the input; MAE / RMSE in metres on the held-out
-    points, pooled (models/depth_completion/evaluate.py -> results.json, full table there).
-  all_recordings_mae_rmse_m:
+    held-out recordings (RADIATE fog 34 frames, KITTI 3, nuScenes 1, none seen in training); per frame a seeded
+    20 % of the projected LiDAR returns are held out, the rest is the input; MAE / RMSE in metres on the
+    held-out points, pooled over all recordings (models/depth_completion/evaluate.py -> results.json).
+  mae_rmse_m:
 {table}
-quantization: >-
-  INT8: ONNX Runtime static quantization, QDQ, convolutions only (the in-graph candidate depths and the blend stay
-  float), per-channel int8 weights, uint8 activations, MinMax calibration on
-  16 frames of the training recordings (python -m models.depth_completion.export).
-latency_2_threads:
-{latency}
-stage_budget: >-
-  p99 at most 100 ms per frame on 2 cores; the stage runs once per LiDAR sweep and a 10 Hz LiDAR (the demo's HDL-32E)
-  delivers one every 100 ms, so a slower stage falls behind and drops sweeps. Pre-processing <= 20 % of the model.
-files:
-  fp32: {{file: depth_completion_{ship}.onnx, bytes: {fp32_bytes}, sha256: {fp32_sha}, opset: 17}}
-  int8: {{file: depth_completion_{ship}.int8.onnx, bytes: {int8_bytes}, sha256: {int8_sha}, opset: 17}}
-licence_of_weights: Apache-2.0 (trained here on Apache-2.0 data)
+figures:
+{figures}
+quantization:
+  method: ONNX Runtime static quantization, QDQ, convolutions only (the candidate depths and the blend stay float)
+  weights: per-channel int8
+  activations: uint8
+  calibration: MinMax, 16 frames of the training recordings (python -m models.depth_completion.export)
+  fp32: {{file: depth_completion_{ship}.onnx, sha256: {fp32_sha}}}
+  int8: {{file: depth_completion_{ship}.int8.onnx, sha256: {int8_sha}}}
 """
 
 
-def main() -> None:
+def cards() -> dict[str, str]:
+    """Card file name → text, for the FP32 and the INT8 model."""
     res = json.loads((HERE / "results.json").read_text())
     bench_path = ROOT / "bench" / "results" / "depth_completion.json"
     bench = json.loads(bench_path.read_text()) if bench_path.exists() else {}
@@ -83,24 +106,38 @@ def main() -> None:
     for method, per in res["table"].items():
         a = per["all"]
         rows.append(f"    \"{method}\": [{a['mae_m']}, {a['rmse_m']}]")
-    lat = []
-    for key in ("pre", "model_fp32", "model_int8", "ip_basic_same_resolution"):
+    figs = []
+    for key in ("pre", "model_fp32", "model_int8"):
         if key in bench:
-            lat.append(f"    {key}: {{p50_ms: {bench[key]['p50_ms']}, p99_ms: {bench[key]['p99_ms']}}}")
+            figs.append(f"  {key}_p50_ms: {bench[key]['p50_ms']}")
+            figs.append(f"  {key}_p99_ms: {bench[key]['p99_ms']}")
     if bench:
-        lat.append(f"    pre_over_model_fp32_p50: {bench['pre_over_model_fp32_p50']}")
-        lat.append(f"    load_average_1min_during_run: {bench.get('load_average_1min')}")
-        lat.append(f"    measured_by: \"python bench/bench_depth_completion.py on {bench['environment']['cpu']}\"")
-    fp32 = HERE / f"depth_completion_{SHIP}.onnx"
-    int8 = HERE / f"depth_completion_{SHIP}.int8.onnx"
-    text = TEMPLATE.format(
-        ship=SHIP, params=train["params"], train=", ".join(train["train_recordings"]),
-        train_frames=train["train_frames"], steps=train["steps"], table="\n".join(rows),
-        latency="\n".join(lat) or "    not measured", fp32_bytes=fp32.stat().st_size,
-        fp32_sha=hashlib.sha256(fp32.read_bytes()).hexdigest(), int8_bytes=int8.stat().st_size,
-        int8_sha=hashlib.sha256(int8.read_bytes()).hexdigest())
-    (HERE / "card.yaml").write_text(text)
-    print(text)
+        figs.append(f"  threads: {bench.get('threads', 2)}")
+        figs.append(f"  cpu: \"{bench['environment']['cpu']}\"")
+        figs.append(f"  load_average_1min: {bench.get('load_average_1min')}")
+        figs.append("  measured_by: python bench/bench_depth_completion.py")
+    table = res["table"]
+    fp32 = SHIP_DIR / f"depth_completion_{SHIP}.onnx"
+    int8 = SHIP_DIR / f"depth_completion_{SHIP}.int8.onnx"
+    shas = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (fp32, int8)}
+    common = dict(ship=SHIP, params=train["params"], train=", ".join(train["train_recordings"]),
+                  train_frames=train["train_frames"], steps=train["steps"], table="\n".join(rows),
+                  figures="\n".join(figs) or "  not_measured: true", h=HEIGHT, w=WIDTH,
+                  mae_fp32=table[f"fused_{SHIP}"]["all"]["mae_m"], mae_int8=table[f"fused_{SHIP} INT8"]["all"]["mae_m"],
+                  fp32_sha=shas[fp32], int8_sha=shas[int8])
+    return {
+        f"depth_completion_{SHIP}.yaml": TEMPLATE.format(suffix="", suffix_name="", sha=shas[fp32], int8_note="",
+                                                        **common),
+        f"depth_completion_{SHIP}.int8.yaml": TEMPLATE.format(
+            suffix=".int8", suffix_name="_int8", sha=shas[int8],
+            int8_note=" This is the INT8 build of the FP32 model (quantization below).", **common),
+    }
+
+
+def main() -> None:
+    for name, text in cards().items():
+        (SHIP_DIR / name).write_text(text)
+        print(f"wrote {SHIP_DIR / name}")
 
 
 if __name__ == "__main__":

@@ -63,3 +63,22 @@ def test_tensor_to_image_layouts() -> None:
     assert img.encoding == "32FC2" and img.data.shape == (3, 4, 2) and img.data[1, 2, 1] == x[0, 1, 1, 2]
     one = tensor_to_image(CardOutput("o", "Image", (1, 1, 3, 4), "float32", "NCHW", encoding="32FC1"), x[:, :1], 5, "f")
     assert one.encoding == "32FC1" and one.data.shape == (3, 4)
+
+
+def test_sparse_min_keeps_every_return_and_the_nearest_wins() -> None:
+    """A projected LiDAR depth image halved: nearest would drop the returns on odd rows/columns; sparse_min keeps
+    each one (the smallest depth of each 2 x 2 footprint), 0 where the footprint has none."""
+    rng = np.random.default_rng(3)
+    src = np.zeros((376, 672), np.float32)
+    ys, xs = rng.integers(0, 376, 3000), rng.integers(0, 672, 3000)
+    src[ys, xs] = rng.uniform(0.5, 80.0, 3000).astype(np.float32)
+    spec = CardInput("sparse_depth", "Image", (1, 1, 188, 336), "float32", "NCHW", encoding="32FC1",
+                     preprocess=Preprocess(resize=(188, 336), interpolation="sparse_min"))
+    out = ImageToTensor(spec)(ImageData(0, "cam", "32FC1", src))[0, 0]
+    blocks = src.reshape(188, 2, 336, 2).transpose(0, 2, 1, 3).reshape(188, 336, 4)
+    want = np.where(blocks > 0, blocks, np.inf).min(axis=2)
+    want[~np.isfinite(want)] = 0.0
+    np.testing.assert_array_equal(out, want)
+    nearest = ImageToTensor(CardInput("d", "Image", (1, 1, 188, 336), "float32", "NCHW", encoding="32FC1",
+                                      preprocess=Preprocess(resize=(188, 336), interpolation="nearest")))
+    assert int((out > 0).sum()) > 2 * int((nearest(ImageData(0, "cam", "32FC1", src))[0, 0] > 0).sum())

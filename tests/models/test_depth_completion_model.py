@@ -10,14 +10,15 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from edgefuse._yaml import load_yaml
 from edgefuse.fusion.densify import DepthCompleter
+from edgefuse.infer.card import card_path_for, check_sha256, load_card
+from edgefuse.infer.runtime import card_problems, describe_model
 from edgefuse.rig import load_rig
 from models.depth_completion.data import imread, make_frame, split_points
 from models.depth_completion.evaluate import nearest
 
 ROOT = Path(__file__).resolve().parents[2]
-HERE = ROOT / "models" / "depth_completion"
+HERE = ROOT / "edgefuse" / "data" / "models" / "depth_completion"  # shipped as package data
 SEQ = ROOT / "tests" / "data" / "radiate_tiny_foggy" / "data" / "radiate" / "tiny_foggy"
 
 
@@ -40,13 +41,13 @@ def frame() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def test_contract_and_card_sha256() -> None:
-    card, problems = load_yaml(HERE / "card.yaml")
-    assert problems == []
-    for key, name in (("fp32", "depth_completion_concat.onnx"), ("int8", "depth_completion_concat.int8.onnx")):
-        entry = card["files"][key]
-        assert entry["file"] == name
-        assert hashlib.sha256((HERE / name).read_bytes()).hexdigest() == entry["sha256"]
+    for name in ("depth_completion_concat.onnx", "depth_completion_concat.int8.onnx"):
+        card = load_card(card_path_for(HERE / name))  # the CARD.md format, every key checked
+        assert card.model_path == HERE / name
+        assert check_sha256(card) == hashlib.sha256((HERE / name).read_bytes()).hexdigest()
+        assert card.extra["metric"]["name"] == "MAE" and card.extra["training"]["licence"]
         sess = _session(name)
+        assert card_problems(card, *describe_model(HERE / name)) == []
         ins = {i.name: (i.shape, i.type) for i in sess.get_inputs()}
         assert ins["image"][1] == ins["sparse_depth"][1] == "tensor(float)"
         assert ins["image"][0][:2] == [1, 3] and ins["sparse_depth"][0][:2] == [1, 1]
