@@ -765,3 +765,151 @@ def read_board_features_csv(path: str | Path) -> tuple[list[BoardFeatures], list
         raise CalibrationError(f"poses without both a camera and a lidar row: {', '.join(missing)}", file=p)
     names = list(seen)
     return [seen[k]["camera"] for k in names], [seen[k]["lidar"] for k in names], names
+
+
+# -- ACFR-equivalent estimator (for comparison with published cam_lidar_calibration results) -----------
+def _rpy_matrix(roll: float, pitch: float, yaw: float) -> F64:
+    cr, sr, cp, sp, cy, sy = np.cos(roll), np.sin(roll), np.cos(pitch), np.sin(pitch), np.cos(yaw), np.sin(yaw)
+    out: F64 = np.array([[cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr],
+                         [sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr],
+                         [-sp, cp * sr, cp * cr]])
+    return out
+
+
+def _matrix_rpy(R: F64) -> F64:
+    out: F64 = np.array([np.arctan2(R[2, 1], R[2, 2]), np.arctan2(-R[2, 0], np.hypot(R[2, 1], R[2, 2])),
+                         np.arctan2(R[1, 0], R[0, 0])])
+    return out
+
+
+def _cond_fro(A: F64) -> float:
+    return float(np.linalg.norm(A) * np.linalg.norm(np.linalg.inv(A)))
+
+
+def read_acfr_sample_stats(path: str | Path) -> tuple[F64, F64]:
+    """From ACFR ``poses.csv``: each sample's board-dimension error input and pixel size, as
+    (``widths_heights_m`` (N, 4): the two LiDAR-measured widths then the two heights, metres;
+    ``pixel_to_metre`` (N,)), the inputs of :func:`solve_board_features_acfr`'s set ranking and
+    reprojection term."""
+    p = Path(path)
+    try:
+        a = np.loadtxt(p, delimiter=",", ndmin=2)
+    except (OSError, ValueError) as exc:
+        raise CalibrationError(f"cannot read the ACFR poses: {exc}", file=p) from None
+    if a.shape[1] != 3 or len(a) % 19 or len(a) == 0:
+        raise CalibrationError(f"expected 19 rows of 3 values per sample, got {a.shape}", file=p)
+    s = a.reshape(-1, 19, 3)
+    wh: F64 = np.c_[s[:, 14, :2], s[:, 15, :2]] / 1000.0
+    p2m: F64 = s[:, 17, 0].copy()
+    return wh, p2m
+
+
+def solve_board_features_acfr(cam: Sequence[BoardFeatures], lid: Sequence[BoardFeatures], *,
+                              board_size_m: tuple[float, float] | None = None,
+                              widths_heights_m: npt.ArrayLike | None = None,
+                              camera: CameraModel | None = None, pixel_to_metre: npt.ArrayLike | None = None,
+                              n_sets: int = 50, camera_frame: str = "camera",
+                              lidar_frame: str = "lidar") -> SpatialResult:
+    """The estimator of ACFR's cam_lidar_calibration, re-expressed (deterministic, for comparing with
+    its published results): every 3-pose subset is ranked by its "variability of quality" (the larger
+    Frobenius condition number of the stacked camera / LiDAR normals plus the mean board-dimension
+    error, mm, of ``widths_heights_m`` against ``board_size_m``), and on each of the ``n_sets`` best
+    subsets, in the tool's camera→LiDAR direction (``p_L = Rz Ry Rx·p_C + t``):
+
+    1. rotation: minimise mean (LiDAR centre→first-corner direction · R·n_cam)² + mean |R·n_cam − n_lidar|,
+       started from the linear least-squares normal map;
+    2. rotation and translation: the same plus mean + standard deviation of the centre distances (m) plus,
+       with a ``camera`` and ``pixel_to_metre``, the largest distance between both centres projected
+       through the camera model as if LiDAR coordinates were camera coordinates (the tool's term), times
+       the sample's pixel size; started from the mean centre offset.  Leave ``camera`` out to reproduce
+       a run on imported samples (the quick-start): there the tool had received no camera_info, its
+       camera matrix was all zeros, so every projection fell on (0, 0) and the term was 0.
+
+    The tool searches each step with a genetic algorithm (random, stopped after 10 stalled generations);
+    here Nelder-Mead then Powell find the minimum itself.  The result is the per-parameter mean after
+    leaving out values beyond 2 standard deviations (the tool's ``visualise_results.py``), returned as
+    ``T_cam_from_lidar``; ``metrics``: ``sets`` (pose indices), ``set_solutions`` (roll, pitch, yaw, x,
+    y, z rows), ``plain_mean`` and ``param_std`` (per parameter, the tool's published uncertainty)."""
+    from scipy.optimize import minimize
+
+    if len(cam) != len(lid):
+        raise CalibrationError(f"{len(cam)} camera observations but {len(lid)} LiDAR observations")
+    res = SpatialResult("lidar_camera_board_acfr", REFUSED, camera_frame, lidar_frame)
+    m = len(cam)
+    if m < 3:
+        res.reasons.append(f"{m} usable board poses (need at least 3)")
+        return res
+    cc = np.array([c.centre for c in cam])
+    cn = np.array([c.normal for c in cam])
+    lc = np.array([li.centre for li in lid])
+    ln = np.array([li.normal for li in lid])
+    first = np.array([li.corners[0] for li in lid])
+    perp = lc - first
+    has_perp = np.isfinite(perp).all(axis=1)
+    perp = np.where(has_perp[:, None], perp, 0.0)
+    perp /= np.maximum(np.linalg.norm(perp, axis=1, keepdims=True), 1e-12)
+    dims = np.zeros(m)
+    if widths_heights_m is not None and board_size_m is not None:
+        wh = np.asarray(widths_heights_m, dtype=np.float64).reshape(m, 4)
+        ref = np.array([board_size_m[0], board_size_m[0], board_size_m[1], board_size_m[1]])
+        dims = np.abs(wh - ref).sum(axis=1) * 1000.0
+    p2m = None if pixel_to_metre is None or camera is None else np.asarray(pixel_to_metre, np.float64).reshape(m)
+    ranked: list[tuple[float, tuple[int, int, int]]] = []
+    for i in range(m):
+        for j in range(i + 1, m):
+            for k in range(j + 1, m):
+                s = [i, j, k]
+                try:
+                    v = max(_cond_fro(cn[s]), _cond_fro(ln[s])) + float(dims[s].mean())
+                except np.linalg.LinAlgError:
+                    continue
+                ranked.append((v, (i, j, k)))
+    ranked.sort(key=lambda r: r[0])
+    sets = [list(s) for _, s in ranked[:n_sets]]
+
+    def project(P: F64) -> F64:
+        assert camera is not None
+        pts = P.reshape(-1, 1, 3)
+        if camera.model == "equidistant":
+            uv, _ = cv2.fisheye.projectPoints(pts, np.zeros(3), np.zeros(3), camera.K, camera.D)
+        else:
+            D = camera.D if camera.model != "pinhole" else np.zeros(5)
+            uv, _ = cv2.projectPoints(pts, np.zeros(3), np.zeros(3), camera.K, D)
+        out: F64 = np.asarray(uv, np.float64).reshape(-1, 2)
+        return out
+
+    def rot_cost(e: F64, s: list[int]) -> float:
+        nl = cn[s] @ _rpy_matrix(*e).T
+        hp = has_perp[s]
+        pc = float(np.mean(np.sum(perp[s][hp] * nl[hp], axis=1) ** 2)) if hp.any() else 0.0
+        return pc + float(np.mean(np.linalg.norm(nl - ln[s], axis=1)))
+
+    def full_cost(x: F64, s: list[int]) -> float:
+        c = cc[s] @ _rpy_matrix(*x[:3]).T + x[3:]
+        d = np.linalg.norm(c - lc[s], axis=1)
+        v = rot_cost(x[:3], s) + float(d.mean() + d.std())
+        if p2m is not None:
+            v += float(np.max(np.linalg.norm(project(c) - project(lc[s]), axis=1) * p2m[s]))
+        return v
+
+    sols = []
+    for s in sets:
+        U = (np.linalg.inv(cn[s].T @ cn[s]) @ (cn[s].T @ ln[s])).T
+        r1 = minimize(rot_cost, _matrix_rpy(U), args=(s,), method="Nelder-Mead",
+                      options={"xatol": 1e-8, "fatol": 1e-14, "maxiter": 5000})
+        t0 = np.mean(lc[s] - cc[s] @ _rpy_matrix(*r1.x).T, axis=0)
+        r2 = minimize(full_cost, np.r_[r1.x, t0], args=(s,), method="Nelder-Mead",
+                      options={"xatol": 1e-8, "fatol": 1e-14, "maxiter": 20000, "adaptive": True})
+        r2 = minimize(full_cost, r2.x, args=(s,), method="Powell", options={"xtol": 1e-9, "ftol": 1e-15})
+        sols.append(r2.x)
+    A = np.asarray(sols)
+    sd = A.std(axis=0)
+    z = np.abs(A - A.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+    filt = np.array([A[z[:, q] < 2, q].mean() for q in range(6)])
+    T_l_c = Transform.from_rt(_rpy_matrix(*filt[:3]), filt[3:], normalize=True)
+    res.T = T_l_c.inverse()
+    res.verdict = OK
+    res.metrics.update(sets=sets, set_solutions=A.tolist(), plain_mean=A.mean(axis=0).tolist(),
+                       filtered_mean=filt.tolist(), param_std=np.std(A, axis=0, ddof=1).tolist(),
+                       voq_range=[ranked[0][0], ranked[len(sets) - 1][0]])
+    return res
