@@ -1,7 +1,9 @@
 """Message definitions (ROS 2 ``.msg`` syntax) that rosbags' built-in typestores lack.
 
 Written from the public interface definitions of the ROS 2 ``radar_msgs`` and ``vision_msgs``
-(Humble, 4.x) packages: field names, types and order only.
+(Humble, 4.x) packages: field names, types and order only.  ``RadarTrack``/``RadarTracks`` follow the ROS 2
+``radar_msgs`` 0.2.x layout (branch ``ros2``); the ROS 1 (noetic) ``radar_msgs/RadarTrack`` is a different,
+older message (``uint16 track_id``, ``string classification``, no covariances).
 """
 
 from __future__ import annotations
@@ -17,6 +19,25 @@ float32 amplitude
     "radar_msgs/msg/RadarScan": """\
 std_msgs/Header header
 radar_msgs/RadarReturn[] returns
+""",
+    "radar_msgs/msg/RadarTrack": """\
+uint16 NO_CLASSIFICATION=0
+uint16 STATIC=1
+uint16 DYNAMIC=2
+unique_identifier_msgs/UUID uuid
+geometry_msgs/Point position
+geometry_msgs/Vector3 velocity
+geometry_msgs/Vector3 acceleration
+geometry_msgs/Vector3 size
+uint16 classification
+float32[6] position_covariance
+float32[6] velocity_covariance
+float32[6] acceleration_covariance
+float32[6] size_covariance
+""",
+    "radar_msgs/msg/RadarTracks": """\
+std_msgs/Header header
+radar_msgs/RadarTrack[] tracks
 """,
     "vision_msgs/msg/Point2D": """\
 float64 x

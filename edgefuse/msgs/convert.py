@@ -11,6 +11,7 @@ Supported message types (ROS 1 names like ``sensor_msgs/Imu`` are accepted and n
 ``sensor_msgs/msg/CameraInfo``        :class:`CameraInfoData`
 ``nav_msgs/msg/Odometry``             :class:`OdometryData`
 ``radar_msgs/msg/RadarScan``          :class:`RadarScanData`
+``radar_msgs/msg/RadarTracks``        :class:`RadarTracksData`
 ``geometry_msgs/msg/TransformStamped``  :class:`TransformData`
 ``tf2_msgs/msg/TFMessage``            ``list[TransformData]``
 ====================================  ===========================================
@@ -51,6 +52,7 @@ from edgefuse.msgs._common import (
 )
 from edgefuse.msgs.types import (
     RADAR_RETURN_DTYPE,
+    RADAR_TRACK_DTYPE,
     CameraInfoData,
     CompressedImageData,
     ImageData,
@@ -60,6 +62,7 @@ from edgefuse.msgs.types import (
     OdometryData,
     PointCloud,
     RadarScanData,
+    RadarTracksData,
     TransformData,
 )
 from edgefuse.msgs.typestore import get_typestore, normalize_msgtype
@@ -152,6 +155,18 @@ def _radar_scan(msg: Any) -> RadarScanData:
     for i, ret in enumerate(msg.returns):
         returns[i] = (ret.range, ret.azimuth, ret.elevation, ret.doppler_velocity, ret.amplitude)
     return RadarScanData(stamp_ns=header_stamp_ns(msg), frame_id=str(msg.header.frame_id), returns=returns)
+
+
+def _radar_tracks(msg: Any) -> RadarTracksData:
+    tracks = np.zeros(len(msg.tracks), dtype=RADAR_TRACK_DTYPE)
+    for i, t in enumerate(msg.tracks):
+        tracks[i]["uuid"] = as_f64(t.uuid.uuid, (16,), "RadarTrack uuid").astype(np.uint8)
+        for name in ("position", "velocity", "acceleration", "size"):
+            tracks[i][name] = xyz_of(getattr(t, name))
+        tracks[i]["classification"] = int(t.classification)
+        for name in ("position_covariance", "velocity_covariance", "acceleration_covariance", "size_covariance"):
+            tracks[i][name] = as_f64(getattr(t, name), (6,), f"RadarTrack {name}")
+    return RadarTracksData(stamp_ns=header_stamp_ns(msg), frame_id=str(msg.header.frame_id), tracks=tracks)
 
 
 def _transform(msg: Any, where: str = "TransformStamped") -> TransformData:
@@ -302,6 +317,33 @@ def _msg_radar_scan(ts: Typestore, p: RadarScanData) -> Any:
     )
 
 
+def _msg_radar_tracks(ts: Typestore, p: RadarTracksData) -> Any:
+    tracks = np.asarray(p.tracks).reshape(-1)
+    missing = [n for n in RADAR_TRACK_DTYPE.names or () if n not in (tracks.dtype.names or ())]
+    if missing:
+        raise MessageError(f"RadarTracks tracks lack field(s) {missing}")
+    items = []
+    for t in tracks:
+        uuid = np.asarray(t["uuid"]).reshape(-1)
+        if uuid.shape != (16,):
+            raise MessageError(f"RadarTrack uuid must have 16 bytes, not {uuid.size}")
+        items.append(make_msg(
+            ts,
+            "radar_msgs/msg/RadarTrack",
+            uuid=make_msg(ts, "unique_identifier_msgs/msg/UUID", uuid=uuid.astype(np.uint8)),
+            position=_vec3(ts, "geometry_msgs/msg/Point", t["position"], "RadarTrack position"),
+            velocity=_vec3(ts, "geometry_msgs/msg/Vector3", t["velocity"], "RadarTrack velocity"),
+            acceleration=_vec3(ts, "geometry_msgs/msg/Vector3", t["acceleration"], "RadarTrack acceleration"),
+            size=_vec3(ts, "geometry_msgs/msg/Vector3", t["size"], "RadarTrack size"),
+            classification=int(t["classification"]),
+            **{name: np.asarray(t[name], np.float32).reshape(6) for name in (
+                "position_covariance", "velocity_covariance", "acceleration_covariance", "size_covariance")},
+        ))
+    return make_msg(
+        ts, "radar_msgs/msg/RadarTracks", header=make_header(ts, p.stamp_ns, p.frame_id), tracks=items
+    )
+
+
 def _msg_transform(ts: Typestore, p: TransformData) -> Any:
     transform = make_msg(
         ts,
@@ -335,6 +377,7 @@ _TO: dict[str, Callable[[Any], Any]] = {
     "sensor_msgs/msg/CameraInfo": _camera_info,
     "nav_msgs/msg/Odometry": _odometry,
     "radar_msgs/msg/RadarScan": _radar_scan,
+    "radar_msgs/msg/RadarTracks": _radar_tracks,
     "geometry_msgs/msg/TransformStamped": _transform,
     "tf2_msgs/msg/TFMessage": _tf_message,
     "tf/msg/tfMessage": _tf_message,  # ROS 1 tf (same layout as tf2_msgs/TFMessage)
@@ -349,6 +392,7 @@ _FROM: dict[str, Callable[[Typestore, Any], Any]] = {
     "sensor_msgs/msg/CameraInfo": _msg_camera_info,
     "nav_msgs/msg/Odometry": _msg_odometry,
     "radar_msgs/msg/RadarScan": _msg_radar_scan,
+    "radar_msgs/msg/RadarTracks": _msg_radar_tracks,
     "geometry_msgs/msg/TransformStamped": _msg_transform,
     "tf2_msgs/msg/TFMessage": _msg_tf,
 }
@@ -362,6 +406,7 @@ _MSGTYPE_OF_PAYLOAD: dict[type, str] = {
     CameraInfoData: "sensor_msgs/msg/CameraInfo",
     OdometryData: "nav_msgs/msg/Odometry",
     RadarScanData: "radar_msgs/msg/RadarScan",
+    RadarTracksData: "radar_msgs/msg/RadarTracks",
     TransformData: "geometry_msgs/msg/TransformStamped",
 }
 

@@ -154,6 +154,7 @@ for _name, _payload, _msgtype in (
     ("CameraInfo", payloads.CameraInfoData, "sensor_msgs/msg/CameraInfo"),
     ("Odometry", payloads.OdometryData, "nav_msgs/msg/Odometry"),
     ("RadarScan", payloads.RadarScanData, "radar_msgs/msg/RadarScan"),
+    ("RadarTracks", payloads.RadarTracksData, "radar_msgs/msg/RadarTracks"),
     ("Transform", payloads.TransformData, None),
     ("Tensor", payloads.TensorData, None),
 ):

@@ -162,6 +162,36 @@ class RadarScanData:
     returns: npt.NDArray[np.void]
 
 
+#: one ``radar_msgs/RadarTrack`` (ROS 2): ``uuid`` 16 bytes, position/velocity/acceleration/size (x, y, z) in
+#: the radar's frame [m, m/s, m/s², m], ``classification`` (0 none, 1 static, 2 dynamic, ≥ 32000 vendor
+#: classes), covariances as upper triangles (xx, xy, xz, yy, yz, zz)
+RADAR_TRACK_DTYPE = np.dtype(
+    [
+        ("uuid", np.uint8, (16,)),
+        ("position", np.float64, (3,)),
+        ("velocity", np.float64, (3,)),
+        ("acceleration", np.float64, (3,)),
+        ("size", np.float64, (3,)),
+        ("classification", np.uint16),
+        ("position_covariance", np.float32, (6,)),
+        ("velocity_covariance", np.float32, (6,)),
+        ("acceleration_covariance", np.float32, (6,)),
+        ("size_covariance", np.float32, (6,)),
+    ]
+)
+#: ``radar_msgs/RadarTrack`` classification constants
+RADAR_TRACK_NO_CLASSIFICATION, RADAR_TRACK_STATIC, RADAR_TRACK_DYNAMIC = 0, 1, 2
+
+
+@dataclass(slots=True)
+class RadarTracksData:
+    """``radar_msgs/RadarTracks``: tracked objects as a structured array of :data:`RADAR_TRACK_DTYPE`."""
+
+    stamp_ns: int
+    frame_id: str
+    tracks: npt.NDArray[np.void]
+
+
 @dataclass(slots=True)
 class TransformData:
     """One ``geometry_msgs/TransformStamped``: ``T_parent_from_child`` as translation + quaternion xyzw."""

@@ -100,11 +100,12 @@ def _check_ars548(envs: list[Envelope], expect: list[Any]) -> None:
     dets = [e for e in envs if e.topic == "/ars548/detections"]
     objs = [e for e in envs if e.topic == "/ars548/objects"]
     ref_dets = [p for p in expect if hasattr(p, "returns")]
-    ref_objs = [p for p in expect if hasattr(p, "objects")]
+    ref_objs = [p for p in expect if hasattr(p, "tracks")]
     assert len(dets) == len(ref_dets) == 1 and len(objs) == len(ref_objs) == 1
     assert np.array_equal(dets[0].payload.returns, ref_dets[0].returns)
     assert dets[0].payload.stamp_ns == ref_dets[0].stamp_ns
-    assert np.array_equal(objs[0].payload.objects, ref_objs[0].objects)
+    assert np.array_equal(objs[0].payload.tracks, ref_objs[0].tracks) and len(ref_objs[0].tracks) == 50
+    assert objs[0].msgtype == "radar_msgs/msg/RadarTracks"
 
 
 @pytest.mark.parametrize("multicast", [False, True])

@@ -10,9 +10,10 @@ For a packet topic ``T`` it yields, per decoded list:
   a :class:`~edgefuse.msgs.types.RadarScanData` (``radar_msgs/msg/RadarScan``: range, azimuth, elevation
   (SRR520: 0, it measures none), doppler_velocity = range rate, amplitude = RCS), with every decoded field
   in ``meta["detections"]`` (the decoder's structured array) and the whole list in ``meta["list"]``;
-- ``T/objects``: the decoded object list itself (:class:`~edgefuse_drivers.continental.ars548.Ars548ObjectList`
-  / :class:`~edgefuse_drivers.continental.srr520.Srr520ObjectList`, objects as a structured array), no ROS
-  message type (``msgtype`` ``""``).
+- ``T/objects``: a :class:`~edgefuse.msgs.types.RadarTracksData` (``radar_msgs/msg/RadarTracks``; mapping in
+  :mod:`edgefuse_drivers.continental.tracks`), with the decoded objects in ``meta["objects"]`` and the whole
+  list (:class:`~edgefuse_drivers.continental.ars548.Ars548ObjectList` /
+  :class:`~edgefuse_drivers.continental.srr520.Srr520ObjectList`) in ``meta["list"]``.
 
 Stamps: ``stamp="sensor"`` (default): ``stamp_ns`` is the sensor's own time of the measurement from the
 packet (PTP-synchronised when ``meta["sync_status"]`` is 1); ``stamp="receive"``: the host receive time of
@@ -36,7 +37,7 @@ import numpy as np
 
 from edgefuse.envelope import Envelope
 from edgefuse.errors import SourceError
-from edgefuse.msgs.types import RADAR_RETURN_DTYPE, RadarScanData
+from edgefuse.msgs.types import RADAR_RETURN_DTYPE, RadarScanData, RadarTracksData
 from edgefuse.sources.base import RecvClock, SourceTopic, StampClock, TimeOffsets
 from edgefuse_drivers.continental.ars548 import Ars548DetectionList, Ars548ObjectList, decode_ars548
 from edgefuse_drivers.continental.srr520 import (
@@ -45,12 +46,14 @@ from edgefuse_drivers.continental.srr520 import (
     Srr520ObjectList,
     decode_srr520_frame,
 )
+from edgefuse_drivers.continental.tracks import ars548_tracks, srr520_tracks
 from edgefuse_drivers.packet_bag import Packet, PacketCounters, PacketError, read_packets
 
 __all__ = ["ContinentalPacketSource", "StampStats", "open_ars548", "open_srr520"]
 
 Driver = Literal["ars548", "srr520"]
 _RADAR_SCAN = "radar_msgs/msg/RadarScan"
+_RADAR_TRACKS = "radar_msgs/msg/RadarTracks"
 _DetList = Ars548DetectionList | Srr520DetectionList
 _Decoded = Ars548DetectionList | Ars548ObjectList | Srr520DetectionList | Srr520ObjectList
 
@@ -87,6 +90,13 @@ def _returns(det: _DetList) -> np.ndarray:
     out["doppler_velocity"] = d["range_rate"]
     out["amplitude"] = d["rcs"]
     return out
+
+
+def tracks_of(objects: Ars548ObjectList | Srr520ObjectList) -> np.ndarray:
+    """An object list's objects as ``radar_msgs/RadarTrack`` rows (see :mod:`edgefuse_drivers.continental.tracks`)."""
+    if isinstance(objects, Ars548ObjectList):
+        return ars548_tracks(objects.objects)
+    return srr520_tracks(objects.objects)
 
 
 class ContinentalPacketSource:
@@ -129,7 +139,7 @@ class ContinentalPacketSource:
             for t in packet_topics:
                 for s in suffixes:
                     name = f"{t}/{s}"
-                    self._topics[name] = SourceTopic(name, _RADAR_SCAN if s.endswith("detections") else "")
+                    self._topics[name] = SourceTopic(name, _RADAR_SCAN if s.endswith("detections") else _RADAR_TRACKS)
         return self
 
     def close(self) -> None:
@@ -199,8 +209,10 @@ class ContinentalPacketSource:
             meta: dict[str, Any] = {"sensor_stamp_ns": sensor_ns, "receive_ns": pkt.recv_ns,
                                     "sync_status": out.sync_status, "index": pkt.index}
             if isinstance(out, Ars548ObjectList | Srr520ObjectList):
-                meta["frame_id"] = frame
-                env = Envelope(topic, stamp_ns, pkt.record_ns, out, "", meta)
+                meta["objects"] = out.objects
+                meta["list"] = out
+                env = Envelope(topic, stamp_ns, pkt.record_ns, RadarTracksData(stamp_ns, frame, tracks_of(out)),
+                               _RADAR_TRACKS, meta)
             else:
                 meta["detections"] = out.detections
                 meta["list"] = out

@@ -10,8 +10,9 @@ UDP datagram (IP-fragmented on the wire; the kernel and the capture reader reass
 
 Topics (``topic`` prefix, default ``/ars548``): ``/ars548/detections`` (``radar_msgs/msg/RadarScan``, as
 the nebula bag source: range, azimuth, elevation, doppler = range rate, amplitude = RCS, every decoded field
-in ``meta["detections"]``) and ``/ars548/objects`` (the decoded
-:class:`~edgefuse_drivers.continental.ars548.Ars548ObjectList`, no ROS type).
+in ``meta["detections"]``) and ``/ars548/objects`` (``radar_msgs/msg/RadarTracks``, mapping in
+:mod:`edgefuse_drivers.continental.tracks`; the decoded objects in ``meta["objects"]``, the
+:class:`~edgefuse_drivers.continental.ars548.Ars548ObjectList` in ``meta["list"]``).
 
 Clocks: ``stamp="sensor"`` (default, ``stamp_clock == "header"``): the list's own timestamp (the sensor
 clock, PTP-synchronised when ``meta["sync_status"]`` is 1); ``stamp="host"``: the host wall-clock receive
@@ -26,16 +27,17 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from edgefuse.envelope import Envelope
-from edgefuse.msgs.types import RadarScanData
+from edgefuse.msgs.types import RadarScanData, RadarTracksData
 from edgefuse.sources.base import SourceTopic
 from edgefuse_drivers.continental.ars548 import Ars548ObjectList, decode_ars548
-from edgefuse_drivers.continental.source import _returns
+from edgefuse_drivers.continental.source import _returns, tracks_of
 from edgefuse_drivers.packet_bag import PacketError
 from edgefuse_drivers.udp_source import UdpSensorSource
 
 __all__ = ["Ars548UdpSource", "open_ars548_udp"]
 
 RADAR_SCAN = "radar_msgs/msg/RadarScan"
+RADAR_TRACKS = "radar_msgs/msg/RadarTracks"
 DEFAULT_MULTICAST = "224.0.2.2"
 
 
@@ -59,7 +61,7 @@ class Ars548UdpSource(UdpSensorSource):
 
     def topics(self) -> Mapping[str, SourceTopic]:
         return {self.detections_topic: SourceTopic(self.detections_topic, RADAR_SCAN),
-                self.objects_topic: SourceTopic(self.objects_topic, "")}
+                self.objects_topic: SourceTopic(self.objects_topic, RADAR_TRACKS)}
 
     def _envelopes(self, wanted: set[str]) -> Iterator[Envelope]:
         self.status_packets = 0
@@ -82,8 +84,10 @@ class Ars548UdpSource(UdpSensorSource):
                                     "sync_status": out.sync_status}
             if isinstance(out, Ars548ObjectList):
                 if self.objects_topic in wanted:
-                    meta["frame_id"] = self.frame_id
-                    yield Envelope(self.objects_topic, stamp_ns, pkt.recv_ns, out, "", meta)
+                    meta["objects"] = out.objects
+                    meta["list"] = out
+                    yield Envelope(self.objects_topic, stamp_ns, pkt.recv_ns,
+                                   RadarTracksData(stamp_ns, self.frame_id, tracks_of(out)), RADAR_TRACKS, meta)
             elif self.detections_topic in wanted:
                 meta["detections"] = out.detections
                 meta["list"] = out

@@ -36,7 +36,7 @@ import numpy as np
 from edgefuse._jit import njit
 from edgefuse.msgs.pointcloud import pointcloud_from_structured
 from edgefuse.msgs.types import PointCloud
-from edgefuse_drivers.velodyne.decode import PACKET_BYTES, DecodedPoints, Decoder, validate_packets
+from edgefuse_drivers.velodyne.decode import PACKET_BYTES, Compat, DecodedPoints, Decoder, validate_packets
 from edgefuse_drivers.velodyne.models import VelodyneModel
 
 __all__ = ["ClockStats", "StampClock", "SweepAssembler"]
@@ -79,6 +79,8 @@ class SweepAssembler:
     min_range: float = 0.3
     max_range: float = 300.0
     vertical_offsets: bool = True
+    #: reproduce another decoder's azimuth model (see :mod:`edgefuse_drivers.velodyne.decode`)
+    compat: Compat | None = None
     #: packets decoded per kernel call
     batch: int = 64
     packets_in: int = 0
@@ -89,7 +91,7 @@ class SweepAssembler:
 
     def __post_init__(self) -> None:
         self.decoder = Decoder(self.model, min_range=self.min_range, max_range=self.max_range,
-                               vertical_offsets=self.vertical_offsets)
+                               vertical_offsets=self.vertical_offsets, compat=self.compat)
         self._cut = round(self.cut_deg * 100) % 36000
         self._pending: list[DecodedPoints] = []
         self._last_phase = -1

@@ -14,7 +14,7 @@ from edgefuse_drivers.packet_bag import packet_typestore, read_packets
 
 from edgefuse.bag import BagWriter
 from edgefuse.errors import SourceError
-from edgefuse.msgs.types import RadarScanData
+from edgefuse.msgs.types import RadarScanData, RadarTracksData
 from edgefuse.sources.base import Source, open_source
 
 DATA = Path(__file__).resolve().parents[2] / "data"
@@ -47,7 +47,9 @@ def test_open_source_ars548_scheme() -> None:
     assert det.meta["receive_ns"] == 1_708_578_204_202_447_652
     assert det.recv_ns == 1_709_877_048_998_351_210  # bag record time
     obj = by_topic[f"{ARS_TOPIC}/objects"]
-    assert isinstance(obj.payload, Ars548ObjectList) and len(obj.payload.objects) == 50
+    assert isinstance(obj.payload, RadarTracksData) and len(obj.payload.tracks) == 50
+    assert obj.msgtype == "radar_msgs/msg/RadarTracks" and obj.payload.frame_id == "front_center/radar_link"
+    assert isinstance(obj.meta["list"], Ars548ObjectList) and len(obj.meta["objects"]) == 50
     report = src.stamp_report()
     assert report[f"{ARS_TOPIC}/detections"]["mean_ns"] == 246_687_652
     assert src.counters.as_dict()["rejected"] == {}
@@ -66,7 +68,7 @@ def test_open_source_srr520_scheme() -> None:
         envs = {e.topic: e for e in src.envelopes()}
     assert len(envs[f"{SRR_TOPIC}/near_detections"].payload.returns) == 194
     assert len(envs[f"{SRR_TOPIC}/hrr_detections"].payload.returns) == 32
-    assert len(envs[f"{SRR_TOPIC}/objects"].payload.objects) == 40
+    assert len(envs[f"{SRR_TOPIC}/objects"].payload.tracks) == 40
     near = envs[f"{SRR_TOPIC}/near_detections"]
     assert near.stamp_ns == 1_708_578_209_045_566_935
     assert np.all(near.payload.returns["elevation"] == 0)
