@@ -183,7 +183,7 @@ def gpu_identity(device_id: int = 0) -> str | None:
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.]+", "_", text).strip("_")[:60]
+    return re.sub(r"[^A-Za-z0-9.-]+", "_", text).strip("_")[:60]
 
 
 def trt_precision(precision: str, qdq: bool) -> tuple[bool, bool]:
