@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from edgefuse.errors import ModelError
 
@@ -194,7 +194,7 @@ def trt_precision(precision: str, qdq: bool) -> tuple[bool, bool]:
     return precision != "fp32", qdq
 
 
-def trt_cache_folder(root: Path, sha256: str, fp16: bool, int8: bool, device_id: int = 0,
+def trt_cache_folder(root: Path, sha256: str, fp16: bool, int8: bool, *, device_id: int = 0,
                      ort_version: str | None = None, gpu: str | None = None) -> Path:
     """The TensorRT engine cache folder of one model build: ``root/trt/<sha256[:20]>-ort<version>-<gpu>-<flags>``
     (``gpu`` default: :func:`gpu_identity`, ``unknown-gpu`` when the driver cannot be asked)."""
@@ -224,7 +224,7 @@ def provider_options(provider: str, settings: ProviderSettings, *, qdq: bool, sh
         if settings.trt_workspace_mb is not None:
             opts["trt_max_workspace_size"] = str(settings.trt_workspace_mb * 1024 * 1024)
         if settings.trt_engine_cache and cache_root is not None:
-            folder = trt_cache_folder(cache_root, sha256, fp16, int8, settings.device_id)
+            folder = trt_cache_folder(cache_root, sha256, fp16, int8, device_id=settings.device_id)
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError:

@@ -66,8 +66,8 @@ def test_tensorrt_options_cache_keyed_by_model_ort_gpu_and_precision(tmp_path: P
                                  cache_root=tmp_path)
     assert other_gpu["device_id"] == "1" and other_gpu["trt_engine_cache_path"] != q["trt_engine_cache_path"]
     assert trt_cache_folder(tmp_path, sha, True, False, gpu="Orin").name.endswith("-Orin-fp16")
-    nocache = provider_options("TensorrtExecutionProvider", ProviderSettings(trt_engine_cache=False, trt_workspace_mb=512),
-                               qdq=False, sha256=sha, cache_root=tmp_path)
+    no_cache = ProviderSettings(trt_engine_cache=False, trt_workspace_mb=512)
+    nocache = provider_options("TensorrtExecutionProvider", no_cache, qdq=False, sha256=sha, cache_root=tmp_path)
     assert "trt_engine_cache_enable" not in nocache and nocache["trt_max_workspace_size"] == str(512 << 20)
     cuda = provider_options("CUDAExecutionProvider", ProviderSettings(
         device_id=2, cudnn_conv_algo_search="exhaustive", gpu_mem_limit_mb=1024,
