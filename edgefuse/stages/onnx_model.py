@@ -53,10 +53,10 @@ class OnnxModelParams(StageParams):
     device_id: int = param(0, ge=0, le=64, doc="CUDA device of the TensorRT / CUDA providers")
     cudnn_conv_algo_search: Literal["exhaustive", "heuristic", "default"] = param(
         "heuristic", doc="how cuDNN picks convolution algorithms (CUDA provider)")
-    gpu_mem_limit_mb: int | None = param(None, ge=1, unit="MiB", doc="CUDA arena limit (default: none)")
+    gpu_mem_limit_mb: int | None = param(None, ge=1, le=1 << 22, unit="MiB", doc="CUDA arena limit (default: none)")
     arena_extend_strategy: Literal["next_power_of_two", "same_as_requested"] = param(
         "next_power_of_two", doc="how the CUDA arena grows")
-    trt_workspace_mb: int | None = param(None, ge=1, unit="MiB", doc="TensorRT builder workspace (default: ORT's)")
+    trt_workspace_mb: int | None = param(None, ge=1, le=1 << 22, unit="MiB", doc="TensorRT builder workspace (default: ORT's)")
     node_report: bool = param(True, doc="profile the warm-up run to report which provider ran each node")
 
 
