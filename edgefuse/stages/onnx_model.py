@@ -56,7 +56,8 @@ class OnnxModelParams(StageParams):
     gpu_mem_limit_mb: int | None = param(None, ge=1, le=1 << 22, unit="MiB", doc="CUDA arena limit (default: none)")
     arena_extend_strategy: Literal["next_power_of_two", "same_as_requested"] = param(
         "next_power_of_two", doc="how the CUDA arena grows")
-    trt_workspace_mb: int | None = param(None, ge=1, le=1 << 22, unit="MiB", doc="TensorRT builder workspace (default: ORT's)")
+    trt_workspace_mb: int | None = param(None, ge=1, le=1 << 22, unit="MiB",
+                                         doc="TensorRT builder workspace (default: ORT's)")
     node_report: bool = param(True, doc="profile the warm-up run to report which provider ran each node")
 
 
