@@ -233,37 +233,51 @@ def models(report: dict[str, Any], repeats: int) -> None:
     found = sorted((ROOT / "models").rglob("*.onnx"))
     if not found:
         report["models"]["note"] = "no .onnx model under models/ (none ships yet)"
+    from edgefuse.infer.providers import ProviderSettings, is_qdq, model_op_types
+    from edgefuse.infer.runtime import ModelRuntime
+
+    # the runtime's own option builder: engine + timing cache under <cache>/trt/<model-ort-gpu-precision>
     cache = Path(os.environ.get("EDGEFUSE_TRT_CACHE", ROOT / ".trt-cache"))
     for path in found:
-        for name, providers in (
-            ("tensorrt_fp16", [("TensorrtExecutionProvider", {"trt_fp16_enable": True, "trt_engine_cache_enable": True,
-                                                              "trt_engine_cache_path": str(cache)}),
-                               "CUDAExecutionProvider", "CPUExecutionProvider"]),
-            ("tensorrt_int8", [("TensorrtExecutionProvider", {"trt_int8_enable": True, "trt_engine_cache_enable": True,
-                                                              "trt_engine_cache_path": str(cache)}),
-                               "CUDAExecutionProvider", "CPUExecutionProvider"]),
-            ("cuda", ["CUDAExecutionProvider", "CPUExecutionProvider"]),
-            ("cpu", ["CPUExecutionProvider"]),
-        ):
+        qdq = is_qdq(model_op_types(path))
+        variants: list[tuple[str, list[str], str]] = [("tensorrt_fp16", ["tensorrt", "cuda", "cpu"], "fp16")]
+        if qdq:  # INT8 from the model's Q/DQ scales; a float model has none
+            variants.append(("tensorrt_int8", ["tensorrt", "cuda", "cpu"], "int8"))
+        variants += [("cuda", ["cuda", "cpu"], "auto"), ("cpu", ["cpu"], "auto")]
+        for name, providers, precision in variants:
             key = f"{path.relative_to(ROOT)}.{name}"
 
-            def one(path: Path = path, providers: list[Any] = providers, key: str = key) -> None:
-                sess = ort.InferenceSession(str(path), providers=providers)
+            def one(path: Path = path, providers: list[str] = providers, precision: str = precision,
+                    key: str = key) -> None:
+                rt = ModelRuntime(path, providers=providers, cache_folder=cache,
+                                  settings=ProviderSettings(precision=precision))  # type: ignore[arg-type]
                 feeds = {}
-                for inp in sess.get_inputs():
-                    shape = [d if isinstance(d, int) else 1 for d in inp.shape]
+                with_dims = None
+                import onnxruntime as ort
+
+                so = ort.SessionOptions()
+                so.log_severity_level = 3
+                for inp in ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"]).get_inputs():
+                    # symbolic dimensions: 1 for the batch, 64 for the others (the image models want H, W % 8 == 0)
+                    shape = [d if isinstance(d, int) else (1 if i == 0 else 64) for i, d in enumerate(inp.shape)]
                     dtype = np.float32 if "float" in inp.type else np.int64
                     feeds[inp.name] = np.zeros(shape, dtype=dtype)
+                    with_dims = shape
+                rt.start(feeds)
                 walls = []
-                sess.run(None, feeds)
                 for _ in range(repeats):
                     t = time.perf_counter()
-                    sess.run(None, feeds)
+                    rt.run(feeds)
                     walls.append(time.perf_counter() - t)
-                ran = sess.get_providers()
-                if ran[0] != (providers[0] if isinstance(providers[0], str) else providers[0][0]):
-                    log(f"{key}: asked for {providers[0]}, ran on {ran[0]} (fell back)")
-                report["models"][key] = {"providers": ran, **percentiles(walls)}
+                rep = rt.report()
+                if rep["skipped_providers"]:
+                    log(f"{key}: asked for {providers[0]}, ran on {rt.provider} (fell back: "
+                        f"{'; '.join(s['provider'] + ': ' + s['reason'] for s in rep['skipped_providers'])})")
+                report["models"][key] = {"providers": rt.session.get_providers(), "provider": rt.provider,
+                                         "skipped": rep["skipped_providers"], "qdq": qdq,
+                                         "trt_flags": rep["trt_flags"], "trt_engine_cache": rep["trt_engine_cache"],
+                                         "nodes": rep["nodes"], "input_shape": with_dims, "load_ms": rep["load_ms"],
+                                         **percentiles(walls)}
 
             step(report, f"model.{key}", one)
 

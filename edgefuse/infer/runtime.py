@@ -8,6 +8,13 @@ start is faster (keyed by model sha256, ONNX Runtime version and provider), warm
 IO binding on GPU providers (outputs kept in preallocated buffers), and checks every input at the
 boundary (names, shapes, dtypes, NaN/inf) before running.
 
+GPU providers get their options from :mod:`edgefuse.infer.providers` (TensorRT engine + timing cache keyed by
+model, ONNX Runtime version, GPU and precision; FP16/INT8 flags; CUDA device and allocator).  A provider that
+fails when its session is created or at its first run (an engine build failure, a CUDA driver/runtime
+mismatch) is skipped with one log line and a report entry, and the next one is tried.  The warm-up runs with
+ONNX Runtime's profiler on, so the report says which provider ran each node; profiling is then ended and
+its file removed (steady-state runs are not profiled).
+
 File problems are told apart before ONNX Runtime sees the file (:func:`inspect_model`): not an ONNX model,
 a truncated file, an opset ONNX Runtime does not support.
 """
@@ -16,6 +23,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +37,16 @@ from edgefuse import config as runtime_config
 from edgefuse.errors import InputDataError, ModelError
 from edgefuse.infer._kernels import _count_nonfinite
 from edgefuse.infer.card import DTYPES, ModelCard, check_sha256, sha256_of
+from edgefuse.infer.providers import (
+    GPU_PROVIDERS,
+    ProviderSettings,
+    is_qdq,
+    model_op_types,
+    node_providers,
+    options_digest,
+    provider_options,
+    trt_precision,
+)
 
 __all__ = [
     "DEFAULT_PROVIDERS",
@@ -229,15 +248,26 @@ class ModelRuntime:
         cache: cache the optimized graph (in :func:`cache_dir`, or ``cache_folder``).
         io_binding: ``"auto"`` (on for GPU providers), ``"on"`` or ``"off"``.
         check_finite: refuse inputs with NaN/inf (float inputs).
+        settings: GPU provider options (:class:`~edgefuse.infer.providers.ProviderSettings`; None: defaults).
+        profile_warmup: profile the warm-up run to report which provider ran each node.
     """
 
     def __init__(self, model: str | Path, card: ModelCard | None = None, *,
                  providers: list[str] | tuple[str, ...] | None = None, threads: int | None = None,
                  cache: bool = True, cache_folder: str | Path | None = None, io_binding: str = "auto",
-                 check_finite: bool = True) -> None:
+                 check_finite: bool = True, settings: ProviderSettings | None = None,
+                 profile_warmup: bool = True) -> None:
         self.path = Path(model)
         self.card = card
-        self.info = inspect_model(self.path)
+        data = self.path.read_bytes() if self.path.is_file() else None
+        self.info = inspect_model(self.path, data)
+        self.settings = settings or ProviderSettings()
+        try:
+            self.qdq = is_qdq(model_op_types(data if data is not None else self.path))
+        except ModelError:
+            self.qdq = False  # a graph this reader cannot walk: ONNX Runtime will say what is wrong
+        trt_precision(self.settings.precision, self.qdq)  # int8 on a float model: refused here
+        self.profile_warmup = profile_warmup
         self.sha256 = check_sha256(card) if card is not None else sha256_of(self.path)
         self.requested = list(providers) if providers else None
         self.threads = threads
@@ -251,6 +281,10 @@ class ModelRuntime:
         self.provider: str | None = None
         self.provider_reason = ""
         self.skipped: list[dict[str, str]] = []
+        self.options: dict[str, str] = {}
+        self.nodes: dict[str, str] = {}
+        self._chain: list[str] = []
+        self._proven = False
         self.cache_file: Path | None = None
         self.cache_hit = False
         self.load_ms = 0.0
@@ -262,10 +296,13 @@ class ModelRuntime:
         self._stats = _Stats()
 
     # -- start -----------------------------------------------------------------------------------
-    def _options(self, optimized_to: Path | None, from_cache: bool) -> Any:
+    def _options(self, optimized_to: Path | None, from_cache: bool, profile_dir: str | None = None) -> Any:
         import onnxruntime as ort
 
         so = ort.SessionOptions()
+        if profile_dir is not None:
+            so.enable_profiling = True
+            so.profile_file_prefix = os.path.join(profile_dir, "ort_profile")
         so.log_severity_level = 3  # ORT's own warnings are turned into our messages
         threads = self.threads if self.threads is not None else runtime_config.CONFIG.ort_threads
         so.intra_op_num_threads = int(threads)
@@ -279,13 +316,18 @@ class ModelRuntime:
                 so.optimized_model_filepath = str(optimized_to)
         return so
 
-    def _cache_path(self, provider: str) -> Path | None:
-        import onnxruntime as ort
-
+    def _cache_root(self) -> Path | None:
         if not self.cache:
             return None
-        folder = self.cache_folder or cache_dir()
-        if folder is None:
+        return self.cache_folder or cache_dir()
+
+    def _cache_path(self, provider: str, options: dict[str, str]) -> Path | None:
+        import onnxruntime as ort
+
+        folder = self._cache_root()
+        # TensorRT compiles the graph into engines (cached by the provider itself); ONNX Runtime cannot
+        # serialize a graph with compiled nodes
+        if folder is None or provider == "TensorrtExecutionProvider":
             return None
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -293,65 +335,91 @@ class ModelRuntime:
             return None
         threads = self.threads if self.threads is not None else runtime_config.CONFIG.ort_threads
         short = provider.replace("ExecutionProvider", "").lower()
+        if options:
+            short += f"-{options_digest(options)}"
         return folder / f"{self.sha256[:20]}.ort{ort.__version__}.{short}.t{threads}.onnx"
 
-    def _session(self, provider: str) -> Any:
+    def _session(self, provider: str, profile_dir: str | None) -> Any:
         import onnxruntime as ort
 
-        providers = [provider] if provider == "CPUExecutionProvider" else [provider, "CPUExecutionProvider"]
-        cached = self._cache_path(provider)
+        options = provider_options(provider, self.settings, qdq=self.qdq, sha256=self.sha256,
+                                   cache_root=self._cache_root())
+        first: Any = (provider, options) if options else provider
+        providers = [first] if provider == "CPUExecutionProvider" else [first, "CPUExecutionProvider"]
+        self.options = options
+        self.cache_hit, self.cache_file = False, None
+        cached = self._cache_path(provider, options)
         if cached is not None and cached.is_file():
             try:
-                sess = ort.InferenceSession(str(cached), self._options(None, True), providers=providers)
+                sess = ort.InferenceSession(str(cached), self._options(None, True, profile_dir), providers=providers)
                 self.cache_hit, self.cache_file = True, cached
                 return sess
             except Exception as exc:  # a stale or damaged cache file: rebuilt below
                 log.warning("graph cache %s unusable (%s); rebuilding it", cached, str(exc).splitlines()[0])
                 cached.unlink(missing_ok=True)
         tmp = None if cached is None else cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
-        sess = ort.InferenceSession(str(self.path), self._options(tmp, False), providers=providers)
+        sess = ort.InferenceSession(str(self.path), self._options(tmp, False, profile_dir), providers=providers)
         if tmp is not None and cached is not None and tmp.is_file():
             os.replace(tmp, cached)
             self.cache_file = cached
         return sess
 
     def start(self, warmup_feeds: dict[str, npt.NDArray[Any]] | None = None) -> None:
-        """Create the session on the first provider that initializes, then run once (``warmup_feeds``, or
-        zeros of the inputs' shapes with symbolic dimensions set to the card's fixed value or 1 — a failure of
-        that guess is logged, not raised)."""
+        """Create the session on the first provider that initializes and runs, then warm it up once
+        (``warmup_feeds``, or zeros of the inputs' shapes with symbolic dimensions set to the card's fixed value or
+        1 — a failure of that guess is logged, not raised).  A GPU provider that fails to create its session, or
+        fails its warm-up run on exact shapes, is skipped (one log line, a ``skipped_providers`` entry) for the
+        next one."""
         if self.session is not None:
             return
-        chain, self.skipped = resolve_providers(self.requested)
+        self._chain, self.skipped = resolve_providers(self.requested)
         for s in self.skipped:
             log.warning("%s: %s skipped: %s", self.path.name, s["provider"], s["reason"])
+        self._open(0, warmup_feeds)
+
+    def _skip(self, provider: str, when: str, error: str) -> None:
+        self.skipped.append({"provider": provider, "reason": f"failed {when}: {error}", "error": error})
+        log.warning("%s: %s failed %s (%s); falling back to the next provider", self.path.name, provider, when,
+                    error)
+
+    def _open(self, first: int, warmup_feeds: dict[str, npt.NDArray[Any]] | None) -> None:
+        """Open the session on ``self._chain[first:]``'s first provider that works, and warm it up."""
         t0 = time.perf_counter()
         last_error = ""
-        for provider in chain:
+        self.session = None
+        for provider in self._chain[first:]:
+            profile_dir = tempfile.mkdtemp(prefix="edgefuse-ort-profile-") if self.profile_warmup else None
             try:
-                sess = self._session(provider)
-            except Exception as exc:
-                last_error = _ort_message(exc)
-                if "opset" in str(exc).lower():
-                    raise ModelError(f"{self.path}: unsupported opset {self.info.opsets} for ONNX Runtime: "
-                                     f"{last_error}", file=self.path) from None
-                if provider == "CPUExecutionProvider":
-                    raise ModelError(f"{self.path}: ONNX Runtime cannot load the model: {last_error}",
-                                     file=self.path) from None
-                self.skipped.append({"provider": provider, "reason": f"failed to initialize: {last_error}"})
-                log.warning("%s: %s failed to initialize (%s); trying the next provider", self.path.name, provider,
-                            last_error)
-                continue
-            actual = sess.get_providers()[0]
-            if actual != provider:
-                reason = f"failed to initialize (ONNX Runtime fell back to {actual})"
-                self.skipped.append({"provider": provider, "reason": reason})
-                log.warning("%s: %s %s", self.path.name, provider, reason)
-                continue
-            self.session, self.provider = sess, provider
-            break
+                try:
+                    sess = self._session(provider, profile_dir)
+                except Exception as exc:
+                    last_error = _ort_message(exc)
+                    if "opset" in str(exc).lower():
+                        raise ModelError(f"{self.path}: unsupported opset {self.info.opsets} for ONNX Runtime: "
+                                         f"{last_error}", file=self.path) from None
+                    if provider == "CPUExecutionProvider":
+                        raise ModelError(f"{self.path}: ONNX Runtime cannot load the model: {last_error}",
+                                         file=self.path) from None
+                    self._skip(provider, "to initialize", last_error)
+                    continue
+                actual = sess.get_providers()[0]
+                if actual != provider:
+                    reason = f"failed to initialize (ONNX Runtime fell back to {actual})"
+                    self.skipped.append({"provider": provider, "reason": reason, "error": reason})
+                    log.warning("%s: %s %s", self.path.name, provider, reason)
+                    continue
+                self.session, self.provider, self._proven = sess, provider, False
+                self.load_ms = (time.perf_counter() - t0) * 1e3
+                self._describe()
+                if self._warmup(warmup_feeds, profile_dir):
+                    break
+                last_error = self.skipped[-1]["error"]
+                self.session = None
+            finally:
+                if profile_dir is not None:
+                    shutil.rmtree(profile_dir, ignore_errors=True)
         if self.session is None:
             raise ModelError(f"{self.path}: no execution provider could run the model ({last_error})", file=self.path)
-        self.load_ms = (time.perf_counter() - t0) * 1e3
         if self.requested:
             self.provider_reason = f"first of the requested {self.requested} that initialized"
         else:
@@ -360,6 +428,12 @@ class ModelRuntime:
             self.provider_reason += " (skipped: " + "; ".join(f"{s['provider']}: {s['reason']}"
                                                             for s in self.skipped) + ")"
         log.info("%s runs on %s: %s", self.path.name, self.provider, self.provider_reason)
+        off = sorted(n for n, p in self.nodes.items() if p != self.provider)
+        if off and self.provider in GPU_PROVIDERS:
+            log.info("%s: %d of %d nodes run outside %s: %s", self.path.name, len(off), len(self.nodes),
+                     self.provider, ", ".join(off[:10]) + (" …" if len(off) > 10 else ""))
+
+    def _describe(self) -> None:
         self.inputs = [TensorSpec(i.name, tuple(i.shape), _CARD_DTYPE.get(i.type, i.type))
                        for i in self.session.get_inputs()]
         self.outputs = [TensorSpec(o.name, tuple(o.shape), _CARD_DTYPE.get(o.type, o.type))
@@ -372,18 +446,36 @@ class ModelRuntime:
                                  file=self.card.path)
         self.io_binding = self.io_binding_mode == "on" or (
             self.io_binding_mode == "auto" and self.provider != "CPUExecutionProvider")
-        if self.io_binding:
-            self._binding = self.session.io_binding()
+        self._binding = self.session.io_binding() if self.io_binding else None
+
+    def _warmup(self, warmup_feeds: dict[str, npt.NDArray[Any]] | None, profile_dir: str | None) -> bool:
+        """Run once (profiled when ``profile_dir``); False when a GPU provider failed on exact shapes (then
+        skipped and reported)."""
         feeds = warmup_feeds if warmup_feeds is not None else self._zeros()
+        exact = warmup_feeds is not None or all(isinstance(d, int) for i in self.inputs for d in i.shape)
         t1 = time.perf_counter()
+        ok = True
         try:
             self._run(feeds)
+            self._proven = True
         except Exception as exc:
-            if warmup_feeds is not None:
+            if self.provider != "CPUExecutionProvider" and exact:
+                self._skip(str(self.provider), "at its first run", _ort_message(exc))
+                ok = False
+            elif warmup_feeds is not None:
                 raise
-            log.warning("%s: warm-up with guessed shapes failed (%s); the first frame pays for it",
-                        self.path.name, _ort_message(exc))
+            else:
+                log.warning("%s: warm-up with guessed shapes failed (%s); the first frame pays for it",
+                            self.path.name, _ort_message(exc))
         self.warmup_ms = (time.perf_counter() - t1) * 1e3
+        if profile_dir is not None:
+            try:
+                profile = self.session.end_profiling()
+                self.nodes = node_providers(profile) if profile else {}
+            except Exception as exc:  # the summary is information, never a reason to stop
+                log.warning("%s: no per-node provider summary (%s)", self.path.name, _ort_message(exc))
+                self.nodes = {}
+        return ok
 
     def _zeros(self) -> dict[str, npt.NDArray[Any]]:
         """Zeros of each input's shape: a symbolic dimension takes the card's fixed value, else 1."""
@@ -436,26 +528,51 @@ class ModelRuntime:
         if self.session is None:
             self.start()
         self.check_inputs(feeds)
-        return self._run(feeds)
+        if self._proven or self.provider == "CPUExecutionProvider":
+            return self._run(feeds)
+        # a GPU provider whose warm-up could not tell (guessed shapes): its first run decides
+        try:
+            out = self._run(feeds)
+        except Exception as exc:
+            failed = str(self.provider)
+            self._skip(failed, "at its first run", _ort_message(exc))
+            self._open(self._chain.index(failed) + 1, feeds)
+            return self._run(feeds)
+        self._proven = True
+        return out
 
     def _run(self, feeds: dict[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
-        self._stats.runs += 1
         names = [o.name for o in self.outputs]
         if not self.io_binding:
-            return dict(zip(names, self.session.run(names, feeds), strict=True))
+            out = dict(zip(names, self.session.run(names, feeds), strict=True))
+            self._stats.runs += 1
+            return out
         b = self._binding
         b.clear_binding_inputs()
         b.clear_binding_outputs()
         for name, x in feeds.items():
             b.bind_cpu_input(name, np.ascontiguousarray(x))
-        device = "cuda" if self.provider in ("CUDAExecutionProvider", "TensorrtExecutionProvider") else "cpu"
+        device = "cuda" if self.provider in GPU_PROVIDERS else "cpu"
         for name in names:
             b.bind_output(name, device)
         self.session.run_with_iobinding(b)
-        return dict(zip(names, b.copy_outputs_to_cpu(), strict=True))
+        out = dict(zip(names, b.copy_outputs_to_cpu(), strict=True))
+        self._stats.runs += 1
+        return out
+
+    def node_summary(self) -> dict[str, Any]:
+        """Which provider ran each node of the profiled warm-up: ``profiled`` (node count), ``by_provider``
+        (counts) and ``outside_provider`` (names of the nodes not on the chosen provider, at most 50)."""
+        by: dict[str, int] = {}
+        for p in self.nodes.values():
+            by[p] = by.get(p, 0) + 1
+        off = sorted(n for n, p in self.nodes.items() if p != self.provider)
+        return {"profiled": len(self.nodes), "by_provider": by, "outside_provider": off[:50]}
 
     def report(self) -> dict[str, Any]:
-        """Provider and why, skipped providers with reasons, threads, cache, load/warm-up times, counters."""
+        """Provider and why, skipped providers with reasons, provider options and precision, nodes per
+        provider, threads, cache, load/warm-up times, counters."""
+        fp16, int8 = trt_precision(self.settings.precision, self.qdq)
         return {
             "model": str(self.path), "sha256": self.sha256, "provider": self.provider,
             "provider_reason": self.provider_reason, "skipped_providers": list(self.skipped),
@@ -464,6 +581,10 @@ class ModelRuntime:
             "load_ms": round(self.load_ms, 3), "warmup_ms": round(self.warmup_ms, 3), "io_binding": self.io_binding,
             "runs": self._stats.runs, "rejected_inputs": dict(self._stats.rejected),
             "first_rejections": list(self._stats.first_rejections),
+            "precision": self.settings.precision, "qdq": self.qdq,
+            "trt_flags": {"fp16": fp16, "int8": int8}, "provider_options": dict(self.options),
+            "trt_engine_cache": self.options.get("trt_engine_cache_path"),
+            "nodes": self.node_summary() if self.profile_warmup else None,
         }
 
 

@@ -26,6 +26,7 @@ import numpy.typing as npt
 from edgefuse.errors import EdgefuseError, PipelineError
 from edgefuse.infer.card import ModelCard, card_path_for, load_card
 from edgefuse.infer.preprocess import CloudToTensor, ImageToTensor, tensor_to_image
+from edgefuse.infer.providers import ProviderSettings
 from edgefuse.infer.runtime import ModelRuntime, card_problems, describe_model
 from edgefuse.msgs.types import TensorData
 from edgefuse.stages.base import Stage, register_stage
@@ -49,7 +50,19 @@ class OnnxModelParams(StageParams):
     threads: int | None = param(None, ge=0, le=1024, doc="ONNX Runtime threads (default: runtime.ort_threads)")
     io_binding: Literal["auto", "on", "off"] = param("auto", doc="IO binding (auto: on for GPU providers)")
     check_finite: bool = param(True, doc="refuse input tensors with NaN/inf")
-    graph_cache: bool = param(True, doc="cache the optimized graph for a faster second start")
+    graph_cache: bool = param(True, doc="cache the optimized graph (and TensorRT engines) for a faster second start")
+    precision: Literal["auto", "fp32", "fp16", "int8"] = param(
+        "auto", doc="TensorRT precision: auto (FP16; INT8 too for a QDQ model), fp32, fp16, int8 (QDQ models only: "
+                    "INT8 from the model's Q/DQ scales)")
+    device_id: int = param(0, ge=0, le=64, doc="CUDA device of the TensorRT / CUDA providers")
+    cudnn_conv_algo_search: Literal["exhaustive", "heuristic", "default"] = param(
+        "heuristic", doc="how cuDNN picks convolution algorithms (CUDA provider)")
+    gpu_mem_limit_mb: int | None = param(None, ge=1, le=1 << 22, unit="MiB", doc="CUDA arena limit (default: none)")
+    arena_extend_strategy: Literal["next_power_of_two", "same_as_requested"] = param(
+        "next_power_of_two", doc="how the CUDA arena grows")
+    trt_workspace_mb: int | None = param(None, ge=1, le=1 << 22, unit="MiB",
+                                         doc="TensorRT builder workspace (default: ORT's)")
+    node_report: bool = param(True, doc="profile the warm-up run to report which provider ran each node")
 
 
 def _card_of(params: OnnxModelParams) -> ModelCard:
@@ -114,8 +127,14 @@ class OnnxModelStage(Stage):
                 if spec.edge in ("Image", "PointCloud") and spec.dtype != "float32":
                     raise PipelineError(f"input '{spec.name}': {spec.edge} inputs are converted to float32, the card "
                                         f"says {spec.dtype}")
+            settings = ProviderSettings(precision=p.precision, device_id=p.device_id,
+                                        cudnn_conv_algo_search=p.cudnn_conv_algo_search,
+                                        gpu_mem_limit_mb=p.gpu_mem_limit_mb,
+                                        arena_extend_strategy=p.arena_extend_strategy,
+                                        trt_engine_cache=p.graph_cache, trt_workspace_mb=p.trt_workspace_mb)
             self.runtime = ModelRuntime(p.model, self.card, providers=p.providers, threads=p.threads,
-                                        cache=p.graph_cache, io_binding=p.io_binding, check_finite=p.check_finite)
+                                        cache=p.graph_cache, io_binding=p.io_binding, check_finite=p.check_finite,
+                                        settings=settings, profile_warmup=p.node_report)
             problems = card_problems(self.card, *describe_model(p.model))
         except EdgefuseError as exc:
             raise PipelineError(f"stage '{name}': {exc}") from None

@@ -134,3 +134,28 @@ def test_nan_image_from_upstream_is_counted_not_fatal(tmp_path: Path) -> None:
         stage.process({"image": ImageData(1, "zed_left", "32FC3", img)}, 1)
     details = stage.report()
     assert details is not None and details["rejected_inputs"] == {"nonfinite": 1}
+
+
+def test_provider_params_are_validated_and_reported(tmp_path: Path) -> None:
+    model = conv_model(tmp_path / "tiny.onnx")
+    write_card(model)
+    pipe = demo_pipeline(tmp_path, model, stage_params=", precision: int8")
+    problems = _problems(pipe)
+    assert len(problems) == 1 and "precision int8 needs a QDQ-quantized model" in problems[0].message
+    pipe = demo_pipeline(tmp_path, model, stage_params=", precision: fp64, cudnn_conv_algo_search: fastest")
+    messages = " ".join(p.message for p in _problems(pipe))
+    assert "precision" in messages and "fp64" in messages and "fastest" in messages
+    pipe = demo_pipeline(tmp_path, model, stage_params=", precision: fp32, device_id: 1, gpu_mem_limit_mb: 512, "
+                                                       "cudnn_conv_algo_search: exhaustive, threads: 1")
+    assert _problems(pipe) == []
+    stage = PipelineRunner(load_pipeline(pipe), []).stages[1]
+    from edgefuse.stages.onnx_model import OnnxModelStage
+
+    assert isinstance(stage, OnnxModelStage)
+    s = stage.runtime.settings
+    assert (s.precision, s.device_id, s.gpu_mem_limit_mb, s.cudnn_conv_algo_search) == ("fp32", 1, 512, "exhaustive")
+    stage.start()
+    details = stage.report()
+    assert details is not None and details["precision"] == "fp32"
+    assert details["trt_flags"] == {"fp16": False, "int8": False}
+    assert details["nodes"]["by_provider"] == {"CPUExecutionProvider": details["nodes"]["profiled"]}
