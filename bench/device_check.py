@@ -230,9 +230,10 @@ def models(report: dict[str, Any], repeats: int) -> None:
         report["models"]["error"] = f"onnxruntime missing: {exc}"
         return
     report["models"]["available_providers"] = ort.get_available_providers()
-    found = sorted((ROOT / "models").rglob("*.onnx"))
+    # shipped models live in edgefuse/data/models (packaged); models/ holds training scripts and exports
+    found = sorted({*(ROOT / "edgefuse" / "data" / "models").rglob("*.onnx"), *(ROOT / "models").rglob("*.onnx")})
     if not found:
-        report["models"]["note"] = "no .onnx model under models/ (none ships yet)"
+        report["models"]["note"] = "no .onnx model under edgefuse/data/models/ or models/"
     from edgefuse.infer.providers import ProviderSettings, is_qdq, model_op_types
     from edgefuse.infer.runtime import ModelRuntime
 

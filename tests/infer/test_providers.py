@@ -24,7 +24,7 @@ from edgefuse.infer.providers import ProviderSettings, is_qdq, model_op_types, p
 from tests.infer.models import conv_model, write_card
 
 ROOT = Path(__file__).resolve().parents[2]
-DEPTH = ROOT / "models" / "depth_completion"
+DEPTH = ROOT / "edgefuse" / "data" / "models" / "depth_completion"
 TRT_ERROR = ("[ONNXRuntimeError] : 1 : FAIL : TensorRT EP failed to create engine from network for fused node: "
              "TensorrtExecutionProvider_TRTKernel_graph_main_0\n[TensorRT] builder log follows")
 CUDA_ERROR = ("[ONNXRuntimeError] : 1 : FAIL : CUDA failure 35: CUDA driver version is insufficient for CUDA "
