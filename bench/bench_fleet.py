@@ -12,7 +12,8 @@ each bag gets a fresh pipeline run.  Per run:
 - ``start_s``: process/cluster start and warm-up; ``process_s``: the whole run as the user waits for it
   (Python start included), and ``total_ratio`` the same ratio over those;
 - ``cores_used``: CPU seconds of the replays (every thread of the replaying processes) / ``wall_s``, i.e.
-  how many cores the run actually got, and ``cpu_per_bag_s``.
+  how many cores the run actually got, and ``cpu_per_bag_s``; ``driver_cpu_s``: CPU time of the run's
+  own process (for the fleet: the scheduler, the client and the nannies; for one process: everything).
 
 Also checked: each bag's outputs (digests) and set count are the same in both runs, and the fleet's merged
 p50/p99/p99.9 equal those of one histogram holding every bag's samples (exact merge).
@@ -64,8 +65,10 @@ def one_run(mode: str, bag_dir: str, workers: int) -> dict[str, Any]:
     pipeline = str(bundled_pipelines()["radiate_demo"])
     bags = sorted(str(p) for p in Path(bag_dir).iterdir())
     load0 = os.getloadavg()
+    cpu0 = time.process_time()
     rec = run_fleet(pipeline, bags, repeats=1, max_speed=True, rate=None,
                     workers=workers if mode == "fleet" else None)
+    driver_cpu = time.process_time() - cpu0  # fleet: the scheduler, client and nannies (this process)
     f = rec["fleet"]
     exact = {}
     for name in ("end_to_end", "processing", "project"):
@@ -79,6 +82,7 @@ def one_run(mode: str, bag_dir: str, workers: int) -> dict[str, Any]:
         "start_s": f["start_s"], "wall_s": f["wall_s"], "total_s": f["total_s"],
         "warm_start_s": [w.get("start_s") for w in f["warm"]],
         "cpu_per_bag_s": statistics.median(cpu), "cores_used": sum(cpu) / f["wall_s"],
+        "driver_cpu_s": driver_cpu,
         "load_average_before_after": [load0, os.getloadavg()],
         "end_to_end_p50_p99_ms": [rec["series"]["end_to_end"]["summary"][k] for k in ("p50_ms", "p99_ms")],
         "merged_percentiles_exact": exact,

@@ -21,7 +21,7 @@ DIST = {"cv2": "opencv-python-headless", "ruamel": "ruamel.yaml", "serial": "pys
 NEW_STDLIB = {"compression"}
 #: imports that only optional features use (imported lazily, refused with the extra's name when missing)
 OPTIONAL = {"open3d": "calib", "matplotlib": "calib", "zenoh": "zenoh", "xxhash": "zenoh", "rclpy": "ros2",
-            "distributed": "bench", "onnx": "quantize"}
+            "distributed": "bench", "dask": "bench", "onnx": "quantize"}
 
 
 def _requirement_names(reqs: list[str]) -> set[str]:
