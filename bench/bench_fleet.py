@@ -21,7 +21,10 @@ p50/p99/p99.9 equal those of one histogram holding every bag's samples (exact me
 Under load from other programs, mind Linux's autogroup scheduling (``/proc/sys/kernel/sched_autogroup_enabled``):
 CPU time is shared fairly between sessions, not processes, so the fleet's workers (one session with this
 bench) share the one session's slice and cannot get more CPU than the one process did: ``cores_used``
-shows it.  The target needs the two cores free of other sessions' work.
+shows it.  The target needs the two cores free of other sessions' work.  ``cpu_efficiency`` (one process's
+CPU time / the fleet's, its scheduler, client, nannies and cluster start included) does not depend on the
+load; ``projected_ratio_with_free_cores`` = workers x efficiency is the ratio it implies where each worker
+gets a core and the one process one core (a projection, not a measurement).
 
     python bench/bench_fleet.py [--bags 50] [--span 3.4] [--workers 2] [--rounds 2] [--out DIR]
 
@@ -77,11 +80,12 @@ def one_run(mode: str, bag_dir: str, workers: int) -> dict[str, Any]:
         exact[name] = all(s["summary"][k] == whole.percentile_ms(q)
                           for k, q in (("p50_ms", 50), ("p99_ms", 99), ("p999_ms", 99.9)))
     cpu = rec["cpu_s"]
+    assert len(cpu) == len(bags)  # one replay per bag
     return {
         "mode": mode, "fleet_mode": f["mode"], "bags": len(bags), "failed": len(rec["failed"]),
         "start_s": f["start_s"], "wall_s": f["wall_s"], "total_s": f["total_s"],
         "warm_start_s": [w.get("start_s") for w in f["warm"]],
-        "cpu_per_bag_s": statistics.median(cpu), "cores_used": sum(cpu) / f["wall_s"],
+        "cpu_per_bag_s": statistics.median(cpu), "cpu_s": sum(cpu), "cores_used": sum(cpu) / f["wall_s"],
         "driver_cpu_s": driver_cpu,
         "load_average_before_after": [load0, os.getloadavg()],
         "end_to_end_p50_p99_ms": [rec["series"]["end_to_end"]["summary"][k] for k in ("p50_ms", "p99_ms")],
@@ -146,11 +150,17 @@ def main(argv: list[str] | None = None) -> int:
     ratios = [a["wall_s"] / b["wall_s"] for a, b in pairs]
     totals = [a["process_s"] / b["process_s"] for a, b in pairs]
     ratio = statistics.median(ratios)
+    # CPU cost of the fleet relative to one process (replays + the fleet's scheduler, client and nannies, its
+    # cluster start included), and what it implies where every worker gets a core of its own and the one
+    # process one core: workers x efficiency
+    efficiency = [a["cpu_s"] / (b["cpu_s"] + b["driver_cpu_s"]) for a, b in pairs]
     result = {
         "bench": "fleet", "environment": environment(), "bags": args.bags, "span_s": args.span,
         "workers": args.workers, "rounds": args.rounds, "make_bags_s": make_s,
         "sched_autogroup_enabled": _autogroup(),
         "throughput_ratio": ratio, "throughput_ratios": ratios, "total_ratios": totals,
+        "cpu_efficiency": efficiency,
+        "projected_ratio_with_free_cores": [args.workers * e for e in efficiency],
         "cores_used": {"one_process": [a["cores_used"] for a, _ in pairs],
                        "fleet": [b["cores_used"] for _, b in pairs]},
         "outputs_equal": all(r["outputs_equal_one_process"] for r in runs),
@@ -164,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"fleet: {args.bags} bags x {args.span:g} s, {args.rounds} round(s): throughput x"
           f"{' x'.join(f'{v:.2f}' for v in ratios)} (median x{ratio:.2f}; target >= {TARGET}: "
           f"{'met' if ratio >= TARGET else 'NOT met'}); whole runs x{' x'.join(f'{v:.2f}' for v in totals)}; "
+          f"CPU per bag fleet/one process x{' x'.join(f'{1 / e:.2f}' for e in efficiency)} (with {args.workers} "
+          f"free cores: x{' x'.join(f'{args.workers * e:.2f}' for e in efficiency)}); "
           f"outputs equal {result['outputs_equal']}; merged percentiles exact {result['merged_percentiles_exact']}; "
           f"written {out}")
     return 0
