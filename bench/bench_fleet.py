@@ -12,8 +12,8 @@ each bag gets a fresh pipeline run.  Per run:
 - ``start_s``: process/cluster start and warm-up; ``process_s``: the whole run as the user waits for it
   (Python start included), and ``total_ratio`` the same ratio over those;
 - ``cores_used``: CPU seconds of the replays (every thread of the replaying processes) / ``wall_s``, i.e.
-  how many cores the run actually got, and ``cpu_per_bag_s``; ``driver_cpu_s``: CPU time of the run's
-  own process (for the fleet: the scheduler, the client and the nannies; for one process: everything).
+  how many cores the run actually got, and ``cpu_per_bag_s``; ``driver_cpu_s`` (the fleet): CPU time of
+  the run's own process over ``wall_s`` (the scheduler, the client and the nannies).
 
 Also checked: each bag's outputs (digests) and set count are the same in both runs, and the fleet's merged
 p50/p99/p99.9 equal those of one histogram holding every bag's samples (exact merge).
@@ -22,7 +22,7 @@ Under load from other programs, mind Linux's autogroup scheduling (``/proc/sys/k
 CPU time is shared fairly between sessions, not processes, so the fleet's workers (one session with this
 bench) share the one session's slice and cannot get more CPU than the one process did: ``cores_used``
 shows it.  The target needs the two cores free of other sessions' work.  ``cpu_efficiency`` (one process's
-CPU time / the fleet's, its scheduler, client, nannies and cluster start included) does not depend on the
+CPU time over the bags / the fleet's, its scheduler, client and nannies included) does not depend on the
 load; ``projected_ratio_with_free_cores`` = workers x efficiency is the ratio it implies where each worker
 gets a core and the one process one core (a projection, not a measurement).
 
@@ -68,10 +68,8 @@ def one_run(mode: str, bag_dir: str, workers: int) -> dict[str, Any]:
     pipeline = str(bundled_pipelines()["radiate_demo"])
     bags = sorted(str(p) for p in Path(bag_dir).iterdir())
     load0 = os.getloadavg()
-    cpu0 = time.process_time()
     rec = run_fleet(pipeline, bags, repeats=1, max_speed=True, rate=None,
                     workers=workers if mode == "fleet" else None)
-    driver_cpu = time.process_time() - cpu0  # fleet: the scheduler, client and nannies (this process)
     f = rec["fleet"]
     exact = {}
     for name in ("end_to_end", "processing", "project"):
@@ -86,7 +84,7 @@ def one_run(mode: str, bag_dir: str, workers: int) -> dict[str, Any]:
         "start_s": f["start_s"], "wall_s": f["wall_s"], "total_s": f["total_s"],
         "warm_start_s": [w.get("start_s") for w in f["warm"]],
         "cpu_per_bag_s": statistics.median(cpu), "cpu_s": sum(cpu), "cores_used": sum(cpu) / f["wall_s"],
-        "driver_cpu_s": driver_cpu,
+        "driver_cpu_s": f["driver_cpu_s"] if mode == "fleet" else 0.0,
         "load_average_before_after": [load0, os.getloadavg()],
         "end_to_end_p50_p99_ms": [rec["series"]["end_to_end"]["summary"][k] for k in ("p50_ms", "p99_ms")],
         "merged_percentiles_exact": exact,
@@ -150,8 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     ratios = [a["wall_s"] / b["wall_s"] for a, b in pairs]
     totals = [a["process_s"] / b["process_s"] for a, b in pairs]
     ratio = statistics.median(ratios)
-    # CPU cost of the fleet relative to one process (replays + the fleet's scheduler, client and nannies, its
-    # cluster start included), and what it implies where every worker gets a core of its own and the one
+    # CPU cost of the fleet relative to one process over the warm bags (replays + the fleet's scheduler,
+    # client and nannies), and what it implies where every worker gets a core of its own and the one
     # process one core: workers x efficiency
     efficiency = [a["cpu_s"] / (b["cpu_s"] + b["driver_cpu_s"]) for a, b in pairs]
     result = {

@@ -150,7 +150,9 @@ def run_fleet(pipeline: str, bags: Sequence[str], *, repeats: int = 1, rate: flo
     """Bench every bag; returns the merged record (``per_bag``, ``failed``, ``outliers``; see
     :func:`edgefuse.bench.run.merge_records`) with ``fleet`` timing added: ``start_s`` (cluster start and,
     with ``warm``, every process's :func:`warm_pipeline`), ``wall_s`` (from the first bag submitted to the
-    last record in), ``total_s``, ``bags_per_s`` and ``recorded_s_per_wall_s`` (over ``wall_s``).
+    last record in), ``total_s``, ``bags_per_s`` and ``recorded_s_per_wall_s`` (over ``wall_s``);
+    ``driver_cpu_s``: this process's CPU time over ``wall_s`` (on Dask: the client, and the scheduler and
+    nannies of a local cluster; in-process: the replays themselves).
     ``on_record(index, record)`` is called for every bag's record as it arrives (to write per-bag reports);
     ``on_started(client)`` once the Dask client is up (tests use it to kill a worker)."""
     records: dict[int, dict[str, Any]] = {}
@@ -173,7 +175,7 @@ def run_fleet(pipeline: str, bags: Sequence[str], *, repeats: int = 1, rate: flo
     mode = "in-process"
     if workers is None and scheduler is None:
         timing["warm"] = [warm_pipeline(pipeline, bags[0] if bags else None)] if warm else []
-        timing["bags_from"] = time.perf_counter()
+        timing["bags_from"], timing["cpu_from"] = time.perf_counter(), time.process_time()
         for i, bag in enumerate(bags):
             done(i, bench_task(pipeline, bag, repeats, rate, max_speed))
     else:
@@ -182,9 +184,11 @@ def run_fleet(pipeline: str, bags: Sequence[str], *, repeats: int = 1, rate: flo
     t1 = time.perf_counter()
     start = timing["bags_from"] - t0
     wall = timing.get("bags_to", t1) - timing["bags_from"]
+    driver_cpu = timing.get("cpu_to", time.process_time()) - timing["cpu_from"]
     merged = merge_records([records[i] for i in sorted(records)], failed=failed)
     merged["fleet"] = {"mode": mode, "workers": workers, "scheduler": scheduler, "start_s": start, "wall_s": wall,
                        "total_s": t1 - t0, "warm": timing["warm"],
+                       "driver_cpu_s": driver_cpu,
                        "bags_per_s": len(bags) / wall if wall > 0 else None,
                        "recorded_s_per_wall_s": merged["recorded_span_s"] * merged["repeats"] / wall if wall else None}
     return merged
@@ -237,7 +241,7 @@ def _run_dask(pipeline: str, bags: Sequence[str], repeats: int, rate: float | No
                 client.register_plugin(_warm_plugin(distributed, pipeline, str(bags[0])))
             timing["warm"] = [r for r in client.run(_warm_result, on_error="return").values()
                               if isinstance(r, dict)]
-        timing["bags_from"] = time.perf_counter()
+        timing["bags_from"], timing["cpu_from"] = time.perf_counter(), time.process_time()
         index = {}
         futures = []
         for i, bag in enumerate(bags):
@@ -252,7 +256,7 @@ def _run_dask(pipeline: str, bags: Sequence[str], repeats: int, rate: float | No
             else:
                 err = fut.exception()
                 done(i, {"bag": bags[i], "error": f"{type(err).__name__}: {err}".splitlines()[0]})
-        timing["bags_to"] = time.perf_counter()
+        timing["bags_to"], timing["cpu_to"] = time.perf_counter(), time.process_time()
     finally:
         client.close(timeout=30)
         if cluster is not None:

@@ -87,6 +87,7 @@ def test_in_process_fleet_gives_the_same_record_shape(bags: list[str]) -> None:
     f = merged["fleet"]
     assert [w["pid"] for w in f["warm"]] == [os.getpid()]  # this process was warmed before the bags
     assert f["total_s"] >= f["start_s"] + f["wall_s"] and len(merged["cpu_s"]) == 2
+    assert f["driver_cpu_s"] >= sum(merged["cpu_s"]) > 0  # in-process: the replays are this process's work
 
 
 def test_warm_pipeline_starts_once_per_process() -> None:
