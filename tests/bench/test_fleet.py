@@ -104,10 +104,20 @@ def _stages() -> list[dict[str, Any]]:
     return [{"name": s.name} for s in load_pipeline(DEMO).stages]
 
 
+def _worker_settings() -> tuple[str | None, bool]:
+    import dask
+
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_"), bool(dask.config.get("distributed.worker.profile.enabled"))
+
+
 def test_warm_workers_give_the_results_of_a_fresh_process(bags: list[str], tmp_path: Path) -> None:
     """Every worker warms up once (its own pid, not cached before), and the bags it then replays give the
     outputs (digests) and set counts of the same bags replayed by a fresh process that never warmed up."""
-    merged = run_fleet(str(DEMO), bags[:3], repeats=1, max_speed=True, rate=None, workers=2)
+    settings: list[Any] = []
+    merged = run_fleet(str(DEMO), bags[:3], repeats=1, max_speed=True, rate=None, workers=2,
+                       on_started=lambda client: settings.extend(client.run(_worker_settings).values()))
+    # the workers run without Dask's sampling profiler and its 64 KiB malloc trim threshold
+    assert settings == [(None, False)] * 2
     warm = merged["fleet"]["warm"]
     assert len(warm) == 2 and len({w["pid"] for w in warm}) == 2 and os.getpid() not in {w["pid"] for w in warm}
     assert all(not w["cached"] and "error" not in w for w in warm)
