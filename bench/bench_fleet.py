@@ -11,6 +11,8 @@ each bag gets a fresh pipeline run.  Per run:
   ``bags / wall_s`` and ``throughput_ratio`` = one process's ``wall_s`` / the fleet's (the target);
 - ``start_s``: process/cluster start and warm-up; ``process_s``: the whole run as the user waits for it
   (Python start included), and ``total_ratio`` the same ratio over those;
+- ``other_programs_cores``: the CPU time other programs used during the run (machine-wide busy time from
+  /proc/stat less this run's processes), in cores: the contention the run saw;
 - ``cores_used``: CPU seconds of the replays (every thread of the replaying processes) / ``wall_s``, i.e.
   how many cores the run actually got, and ``cpu_per_bag_s``; ``driver_cpu_s`` (the fleet): CPU time of
   the run's own process over ``wall_s`` (the scheduler, the client and the nannies).
@@ -93,15 +95,32 @@ def one_run(mode: str, bag_dir: str, workers: int) -> dict[str, Any]:
     }
 
 
+def _busy_s() -> float | None:
+    """CPU seconds the whole machine has spent busy (all cores, from /proc/stat), None where unreadable."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except (OSError, IndexError):
+        return None
+    ticks = [int(v) for v in fields[:8]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+
+
 def _spawn(mode: str, bag_dir: Path, workers: int) -> dict[str, Any]:
+    import resource
+
+    busy0, kids0 = _busy_s(), resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, __file__, "--one", mode, "--bag-dir", str(bag_dir),
                            "--workers", str(workers)], capture_output=True, text=True, timeout=1800, check=False)
     took = time.perf_counter() - t0
+    busy1, kids1 = _busy_s(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    ours = (kids1.ru_utime - kids0.ru_utime) + (kids1.ru_stime - kids0.ru_stime)  # the run and its workers
     if proc.returncode != 0:
         sys.exit(f"bench_fleet: the {mode} run failed:\n{proc.stderr[-3000:]}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     out["process_s"] = took
+    # what other programs used meanwhile, in cores (the contention this run saw)
+    out["other_programs_cores"] = None if busy0 is None or busy1 is None else max(0.0, busy1 - busy0 - ours) / took
     return dict(out)
 
 
@@ -139,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{one['cores_used']:.2f} cores), {args.workers} workers {fleet['wall_s']:.1f} s "
                   f"(+{fleet['start_s']:.1f} s start, {fleet['cores_used']:.2f} cores) -> x{ratio:.2f} throughput, "
                   f"x{one['process_s'] / fleet['process_s']:.2f} whole runs; outputs equal {same}; load "
-                  f"{one['load_average_before_after'][0][0]:.1f}/{fleet['load_average_before_after'][0][0]:.1f}",
+                  f"{one['load_average_before_after'][0][0]:.1f}/{fleet['load_average_before_after'][0][0]:.1f}, "
+                  f"other programs {one['other_programs_cores']:.2f}/{fleet['other_programs_cores']:.2f} cores",
                   flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
