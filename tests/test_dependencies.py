@@ -21,7 +21,7 @@ DIST = {"cv2": "opencv-python-headless", "ruamel": "ruamel.yaml", "serial": "pys
 NEW_STDLIB = {"compression"}
 #: imports that only optional features use (imported lazily, refused with the extra's name when missing)
 OPTIONAL = {"open3d": "calib", "matplotlib": "calib", "zenoh": "zenoh", "xxhash": "zenoh", "rclpy": "ros2",
-            "distributed": "bench", "onnx": "quantize", "torch": "train"}
+            "distributed": "bench", "dask": "bench", "onnx": "quantize", "torch": "train"}
 #: the optional ``train`` extra is for the scripts in models/ only: the runtime packages never import it
 TRAIN_ONLY = {"torch"}
 

@@ -86,8 +86,8 @@ def _cmd_bench(args: argparse.Namespace, resolve_pipeline: Callable[[str], Path]
     print(format_summary(record))
     if "fleet" in record:
         f = record["fleet"]
-        print(f"fleet: {record['bags']} bag(s) in {f['wall_s']:.1f} s ({f['mode']}), "
-              f"{f['recorded_s_per_wall_s']:.1f} s recorded per s")
+        print(f"fleet: {record['bags']} bag(s) in {f['wall_s']:.1f} s after {f['start_s']:.1f} s start-up and "
+              f"warm-up ({f['mode']}), {f['recorded_s_per_wall_s']:.1f} s recorded per s")
     if out is not None:
         html_path = write_report(record, out)
         print(f"report: {out / 'report.json'}, {html_path}")

@@ -91,8 +91,19 @@ def _versions() -> dict[str, str]:
     return out
 
 
+#: :func:`commit` of this process, asked once (every bag's record carries it; two git calls per bag add up)
+_COMMIT: list[str | None] = []
+
+
 def commit() -> str | None:
-    """The git commit of the checkout edgefuse is imported from (None for an installed wheel)."""
+    """The git commit of the checkout edgefuse is imported from (None for an installed wheel), read once per
+    process."""
+    if not _COMMIT:
+        _COMMIT.append(_read_commit())
+    return _COMMIT[0]
+
+
+def _read_commit() -> str | None:
     root = Path(__file__).resolve().parents[2]
     if not (root / ".git").exists():
         return None

@@ -6,13 +6,15 @@ every repeat (the noise estimate ``bench compare`` uses); the budget checks summ
 timeline of every set of the last repeat (recorded time, end-to-end and processing latency, which deadline
 it missed); per-input message counts, messages never used by the synchronizer (by reason) and messages
 skipped as undecodable; start-up (JIT compile / model load) per stage and repeat, apart from the latency;
-and the device profile.
+the device profile; the wall and CPU time (this process, all its threads) of every repeat and the
+output digests of the last one.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -93,10 +95,13 @@ def bench_bag(pipeline: str | Path, bag: str | Path | None = None, *, repeats: i
     checks: list[list[dict[str, Any]]] = []
     startup: list[dict[str, Any]] = []
     walls: list[float] = []
+    cpus: list[float] = []
     digests: set[str] = set()
     last: ReplayResult | None = None
     for _ in range(repeats):
+        cpu0 = time.process_time()
         res = replay(pipeline, bag=bag, rate=rate, max_speed=max_speed)
+        cpus.append(time.process_time() - cpu0)
         for name, (kind, hist, deadline) in _series_of(res).items():
             kinds[name], deadlines[name] = kind, deadline
             hists[name] = hists.get(name, LatencyHistogram()).merge(hist)
@@ -116,6 +121,7 @@ def bench_bag(pipeline: str | Path, bag: str | Path | None = None, *, repeats: i
         "bag": rep["bag"], "mode": rep["mode"], "rate": rep["rate"], "repeats": repeats, "bags": 1,
         "sets": rep["sets"] * repeats, "sets_per_repeat": rep["sets"], "messages_per_repeat": rep["messages"],
         "recorded_span_s": rep["recorded_span_s"], "wall_s": walls,
+        "cpu_s": cpus,
         "series": {name: {"kind": kinds[name], "deadline_ms": deadlines[name], "histogram": hists[name].as_dict(),
                           "per_repeat": per_repeat[name]} for name in hists},
         "budget_checks": merge_checks(checks, hists),
@@ -123,6 +129,7 @@ def bench_bag(pipeline: str | Path, bag: str | Path | None = None, *, repeats: i
         "inputs": _inputs(rep),
         "startup": startup,
         "outputs_identical_across_repeats": len(digests) == 1,
+        "output_digests": dict(sorted(rep["output_digests"].items())),
         "device": device if device is not None else device_profile(),
     }
     finish(record)
@@ -203,7 +210,7 @@ def merge_records(records: Sequence[dict[str, Any]], *, failed: Sequence[dict[st
         entry["histogram"] = hists[name].as_dict()
     bags = [{"bag": r["bag"], "sets": r["sets"], "wall_s": sum(r["wall_s"]),
              "end_to_end_p99_ms": r["series"]["end_to_end"]["summary"]["p99_ms"],
-             "verdict": r["verdict"]} for r in records]
+             "verdict": r["verdict"], "output_digests": r.get("output_digests")} for r in records]
     p99s = [b["end_to_end_p99_ms"] for b in bags if b["end_to_end_p99_ms"] is not None]
     if len(p99s) >= 3:
         med = statistics.median(p99s)
@@ -217,6 +224,7 @@ def merge_records(records: Sequence[dict[str, Any]], *, failed: Sequence[dict[st
         "repeats": first["repeats"], "bags": len(records), "sets": sum(r["sets"] for r in records),
         "recorded_span_s": sum(r["recorded_span_s"] for r in records),
         "wall_s": [w for r in records for w in r["wall_s"]],
+        "cpu_s": [c for r in records for c in r.get("cpu_s", [])],
         "series": series,
         "budget_checks": merge_checks([r["budget_checks"] for r in records], hists),
         "timeline": None,

@@ -7,14 +7,15 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from edgefuse.bench.bags import retimed_copies
-from edgefuse.bench.fleet import expand_bags, run_fleet
+from edgefuse.bench.fleet import expand_bags, run_fleet, warm_pipeline
 from edgefuse.bench.html import write_report
 from edgefuse.cli import bundled_pipelines
 from edgefuse.pipeline.latency import LatencyHistogram
@@ -36,24 +37,24 @@ def test_fleet_survives_a_killed_worker_and_lists_a_bad_bag(bags: list[str], tmp
     all_bags = [*bags, str(bad)]
     killed: list[int] = []
     written: dict[int, dict[str, Any]] = {}
+    clients: list[Any] = []
 
-    def kill_one(client: Any) -> None:
-        pids = client.run(os.getpid, wait=True)
-        victim = next(iter(pids.values()))
-
-        def later() -> None:  # once the first tasks are running (worker start-up + a few sets)
-            client.wait_for_workers(2, timeout=60)
-            threading.Event().wait(3.0)
-            try:
-                os.kill(victim, signal.SIGKILL)
-                killed.append(victim)
-            except ProcessLookupError:
-                pass
-
-        threading.Thread(target=later, daemon=True).start()
+    def kill_busy(i: int, rec: dict[str, Any]) -> None:
+        """At the first record (workers warm, bags running): SIGKILL a worker that has a bag in hand."""
+        written[i] = rec
+        if killed:
+            return
+        client = clients[0]
+        busy = [addr for addr, keys in client.processing().items() if keys]
+        if not busy:
+            return
+        pid = client.run(os.getpid, workers=busy[:1], on_error="return").get(busy[0])
+        if isinstance(pid, int):
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
 
     merged = run_fleet(str(DEMO), all_bags, repeats=1, max_speed=True, rate=None, workers=2,
-                       on_started=kill_one, on_record=written.__setitem__)
+                       on_started=clients.append, on_record=kill_busy)
     assert killed, "the worker was not killed"
     with pytest.raises(ProcessLookupError):
         os.kill(killed[0], 0)
@@ -83,6 +84,51 @@ def test_in_process_fleet_gives_the_same_record_shape(bags: list[str]) -> None:
     merged = run_fleet(str(DEMO), bags[:2], repeats=1, max_speed=True, rate=None)
     assert merged["fleet"]["mode"] == "in-process" and merged["bags"] == 2 and not merged["failed"]
     assert [b["bag"] for b in merged["per_bag"]] == bags[:2]
+    f = merged["fleet"]
+    assert [w["pid"] for w in f["warm"]] == [os.getpid()]  # this process was warmed before the bags
+    assert f["total_s"] >= f["start_s"] + f["wall_s"] and len(merged["cpu_s"]) == 2
+    assert f["driver_cpu_s"] >= sum(merged["cpu_s"]) > 0  # in-process: the replays are this process's work
+
+
+def test_warm_pipeline_starts_once_per_process() -> None:
+    first = warm_pipeline(str(DEMO))
+    again = warm_pipeline(str(DEMO))
+    assert "error" not in first and set(first["stages_ms"]) == {s["name"] for s in _stages()}
+    assert again["cached"] and again["start_s"] == first["start_s"] and again["pid"] == os.getpid()
+    assert "error" in warm_pipeline(str(DEMO.parent / "no-such-pipeline.yaml"))
+
+
+def _stages() -> list[dict[str, Any]]:
+    from edgefuse.pipeline.config import load_pipeline
+
+    return [{"name": s.name} for s in load_pipeline(DEMO).stages]
+
+
+def _worker_settings() -> tuple[str | None, bool]:
+    import dask
+
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_"), bool(dask.config.get("distributed.worker.profile.enabled"))
+
+
+def test_warm_workers_give_the_results_of_a_fresh_process(bags: list[str], tmp_path: Path) -> None:
+    """Every worker warms up once (its own pid, not cached before), and the bags it then replays give the
+    outputs (digests) and set counts of the same bags replayed by a fresh process that never warmed up."""
+    settings: list[Any] = []
+    merged = run_fleet(str(DEMO), bags[:3], repeats=1, max_speed=True, rate=None, workers=2,
+                       on_started=lambda client: settings.extend(client.run(_worker_settings).values()))
+    # the workers run without Dask's sampling profiler and its 64 KiB malloc trim threshold
+    assert settings == [(None, False)] * 2
+    warm = merged["fleet"]["warm"]
+    assert len(warm) == 2 and len({w["pid"] for w in warm}) == 2 and os.getpid() not in {w["pid"] for w in warm}
+    assert all(not w["cached"] and "error" not in w for w in warm)
+    code = ("import json, sys\nfrom edgefuse.bench.run import bench_bag\n"
+            "print(json.dumps([{k: r[k] for k in ('bag', 'sets', 'output_digests')} for r in "
+            "(bench_bag(sys.argv[1], b, repeats=1, rate=None, max_speed=True) for b in sys.argv[2:])]))")
+    proc = subprocess.run([sys.executable, "-c", code, str(DEMO), *bags[:3]], capture_output=True, text=True,
+                          timeout=240, check=True)
+    fresh = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert [{k: b[k] for k in ("bag", "sets", "output_digests")} for b in merged["per_bag"]] == fresh
+    assert all(b["output_digests"] for b in fresh)
 
 
 def test_expand_bags(bags: list[str], tmp_path: Path) -> None:
