@@ -92,6 +92,12 @@ def _cmd_bench(args: argparse.Namespace, resolve_pipeline: Callable[[str], Path]
         html_path = write_report(record, out)
         print(f"report: {out / 'report.json'}, {html_path}")
     print(record["verdict"], flush=True)
+    if record.get("complete") is False:  # interrupted: the report of the repeats done is written, marked so
+        from edgefuse._cli_common import interrupted
+
+        raise interrupted(int(record["stopped_by_signal"]),
+                          f"bench {record['stopped_by']} after {record['repeats']} of {record['repeats_requested']} "
+                          "repeats; the report covers those (complete: false)")
     if record.get("failed"):
         return EXIT_INPUT
     return EXIT_BUDGET if args.check_budgets and record["budget_breaches"] else 0

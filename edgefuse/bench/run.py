@@ -98,9 +98,16 @@ def bench_bag(pipeline: str | Path, bag: str | Path | None = None, *, repeats: i
     cpus: list[float] = []
     digests: set[str] = set()
     last: ReplayResult | None = None
+    stopped: KeyboardInterrupt | None = None
     for _ in range(repeats):
         cpu0 = time.process_time()
-        res = replay(pipeline, bag=bag, rate=rate, max_speed=max_speed)
+        try:
+            res = replay(pipeline, bag=bag, rate=rate, max_speed=max_speed)
+        except KeyboardInterrupt as exc:  # SIGINT/SIGTERM: the repeats done so far are still a valid record
+            if last is None:
+                raise
+            stopped = exc
+            break
         cpus.append(time.process_time() - cpu0)
         for name, (kind, hist, deadline) in _series_of(res).items():
             kinds[name], deadlines[name] = kind, deadline
@@ -116,10 +123,11 @@ def bench_bag(pipeline: str | Path, bag: str | Path | None = None, *, repeats: i
         last = res
     assert last is not None
     rep = last.report
+    done = len(walls)
     record: dict[str, Any] = {
         "edgefuse_bench": REPORT_VERSION, "kind": "bag", "pipeline": rep["pipeline"], "pipeline_path": str(pipeline),
-        "bag": rep["bag"], "mode": rep["mode"], "rate": rep["rate"], "repeats": repeats, "bags": 1,
-        "sets": rep["sets"] * repeats, "sets_per_repeat": rep["sets"], "messages_per_repeat": rep["messages"],
+        "bag": rep["bag"], "mode": rep["mode"], "rate": rep["rate"], "repeats": done, "bags": 1,
+        "sets": rep["sets"] * done, "sets_per_repeat": rep["sets"], "messages_per_repeat": rep["messages"],
         "recorded_span_s": rep["recorded_span_s"], "wall_s": walls,
         "cpu_s": cpus,
         "series": {name: {"kind": kinds[name], "deadline_ms": deadlines[name], "histogram": hists[name].as_dict(),
@@ -132,6 +140,13 @@ def bench_bag(pipeline: str | Path, bag: str | Path | None = None, *, repeats: i
         "output_digests": dict(sorted(rep["output_digests"].items())),
         "device": device if device is not None else device_profile(),
     }
+    if stopped is not None:
+        from edgefuse._cli_common import interrupt_reason, interrupt_signal
+
+        record.update(complete=False, repeats_requested=repeats, stopped_by=interrupt_reason(stopped),
+                      stopped_by_signal=interrupt_signal(stopped))
+    else:
+        record["complete"] = True
     finish(record)
     return record
 

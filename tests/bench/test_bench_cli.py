@@ -132,3 +132,29 @@ def test_html_of_a_long_run_stays_small_and_fast() -> None:
     page, _ = render(rec)
     assert time.perf_counter() - t0 < 5.0  # generous on a shared machine; bench/bench_report.py measures
     assert len(page) < 1_000_000 and "1200 missed a deadline" in page
+
+
+def test_an_interrupted_bench_keeps_the_repeats_done_marked_incomplete(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM during the third repeat: the record covers the two done, says so, and names the signal."""
+    import signal
+
+    from edgefuse._cli_common import interrupted
+    from edgefuse.bench import run
+
+    from edgefuse.replay import replay as real
+
+    calls = []
+
+    def replay_once_then_stop(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 3:
+            raise interrupted(signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run, "replay", replay_once_then_stop)
+    record = bench_bag("edgefuse/data/pipelines/radiate_demo.yaml", repeats=5, max_speed=True, rate=None)
+    assert record["complete"] is False
+    assert (record["repeats"], record["repeats_requested"]) == (2, 5)
+    assert record["stopped_by"] == "interrupted by SIGTERM"
+    assert record["stopped_by_signal"] == signal.SIGTERM
+    assert record["sets"] == 2 * record["sets_per_repeat"]
