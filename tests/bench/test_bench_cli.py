@@ -140,7 +140,6 @@ def test_an_interrupted_bench_keeps_the_repeats_done_marked_incomplete(monkeypat
 
     from edgefuse._cli_common import interrupted
     from edgefuse.bench import run
-
     from edgefuse.replay import replay as real
 
     calls = []
