@@ -106,6 +106,9 @@ class EdgefuseNode(Lifecycle):
         self.discarded_at_stop = 0
         self.started_ms: float | None = None
         self.fatal: str | None = None
+        #: what report() gives once the runner and transport are released (after cleanup/shutdown)
+        self._final_report: dict[str, Any] | None = None
+        self._last_transport_stats: dict[str, Any] | None = None
         self.listeners.append(self._publish_transition)
 
     # -- clock -------------------------------------------------------------------------------------
@@ -126,10 +129,13 @@ class EdgefuseNode(Lifecycle):
 
         opts = self.options
         config = load_pipeline(self.pipeline, rig_override=opts.rig)
+        msgtypes = {}
         for name, spec in config.inputs.items():
-            if msgtype_of(spec.type) is None:
+            msgtype = msgtype_of(spec.type)
+            if msgtype is None:
                 raise NodeError(f"input '{name}' has edge type {spec.type}, which names no ROS message type: "
                                 "a live node must know what to subscribe to", file=self.pipeline)
+            msgtypes[name] = msgtype
         self.config = config
         self.offsets.set(config.time_offsets_ns())
         transport = self._given_transport or open_transport(
@@ -147,11 +153,11 @@ class EdgefuseNode(Lifecycle):
             self.started_ms = (time.perf_counter_ns() - t0) / 1e6
             self.runner = runner
             if opts.record is not None:
-                for spec in config.inputs.values():
-                    self.recorder.add_input_topic(spec.topic, _msgtype(spec.type))
+                for name, spec in config.inputs.items():
+                    self.recorder.add_input_topic(spec.topic, msgtypes[name])
             self.inputs = LiveInputs(opts.queue_depth)
             for name, spec in config.inputs.items():
-                self.inputs.add(name, spec.topic, opts.remap.get(spec.topic, spec.topic), _msgtype(spec.type))
+                self.inputs.add(name, spec.topic, opts.remap.get(spec.topic, spec.topic), msgtypes[name])
             self.diagnostics = Diagnostics(config.name, window_s=opts.diagnostics_window_s,
                                            stale_after_s=opts.stale_after_s, hardware_id=opts.node_name)
             self._diag_pub = transport.advertise(DIAGNOSTICS_TOPIC, DIAGNOSTICS_TYPE, RELIABLE)
@@ -382,8 +388,6 @@ class EdgefuseNode(Lifecycle):
             self._note_error(f"transition event: {exc}")
 
     # -- report ------------------------------------------------------------------------------------
-    _final_report: dict[str, Any] | None = None
-
     def report(self) -> dict[str, Any]:
         """The run's report: the replay report's sections (latency, sync, health, output digests) plus
         the live receive side (per input: received, dropped by reason, decode errors), the transport's
@@ -417,8 +421,6 @@ class EdgefuseNode(Lifecycle):
         )
         return base
 
-    _last_transport_stats: dict[str, Any] | None = None
-
     def _transport_stats(self, transport: Transport | None = None) -> dict[str, Any]:
         t = transport or self.transport
         if t is None:
@@ -427,15 +429,6 @@ class EdgefuseNode(Lifecycle):
             return dict(t.stats())
         except EdgefuseError as exc:
             return {"error": str(exc)}
-
-
-def _msgtype(edge: str) -> str:
-    from edgefuse.msgs.edges import msgtype_of
-
-    msgtype = msgtype_of(edge)
-    if msgtype is None:
-        raise NodeError(f"edge type {edge} names no ROS message type")
-    return msgtype
 
 
 def decode_received(msg: Received, typestore: Any = None) -> tuple[Any, int | None]:

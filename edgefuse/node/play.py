@@ -60,7 +60,8 @@ class Player:
         self.clock_published = 0
         self._late: list[int] = []
         self._stop = threading.Event()
-        self._bag_now: int | None = None
+        #: (wall clock at the pass's start, its first record time): what /clock is computed from
+        self._anchor: tuple[int, int] | None = None
         self._clock_pub: Publisher | None = None
         self._clock_lock = threading.Lock()
         self.wall_s = 0.0
@@ -143,9 +144,9 @@ class Player:
             if wait > 0 and self._stop.wait(wait / 1e9):
                 return
             self._late.append(max(0, time.perf_counter_ns() - due))
-            with self._clock_lock:
-                self._bag_now = raw.recv_ns
-                self._bag_wall0 = (wall0, first)
+            if self._anchor != (wall0, first):
+                with self._clock_lock:
+                    self._anchor = (wall0, first)
             if self.clock:
                 self._publish_clock(raw.recv_ns)
             try:
@@ -165,7 +166,7 @@ class Player:
         period = 1.0 / self.clock_hz
         while not self._stop.wait(period):
             with self._clock_lock:
-                anchor = getattr(self, "_bag_wall0", None)
+                anchor = self._anchor
             if anchor is None:
                 continue
             wall0, first = anchor
