@@ -37,7 +37,7 @@ from edgefuse.bag.integrity import BagIntegrityWarning, IntegrityProblem, summar
 from edgefuse.envelope import Envelope
 from edgefuse.errors import BagError, MessageError, ParameterError
 from edgefuse.msgs import fastpath
-from edgefuse.msgs.convert import can_convert, stamp_of, to_payload
+from edgefuse.msgs.convert import can_convert, decode_to_payload
 from edgefuse.msgs.serde import deserialize
 from edgefuse.msgs.typestore import get_typestore, normalize_msgtype
 
@@ -641,18 +641,10 @@ class BagReader:
         Raises:
             BagError: the message does not decode or convert.
         """
-        if self._use_fast(raw.msgtype):
-            try:
-                payload = fastpath.decode(raw.rawdata, raw.msgtype, self._fmt)
-            except MessageError:
-                pass  # the normal path below gives the verdict
-            else:
-                return payload, payload.stamp_ns, True
-        msg = self.decode(raw)
-        if not can_convert(raw.msgtype):
-            return msg, stamp_of(msg), False
         try:
-            payload = to_payload(msg, raw.msgtype)
+            return decode_to_payload(
+                raw.rawdata, raw.msgtype, self._fmt, fast=self._use_fast(raw.msgtype), decode=lambda: self.decode(raw)
+            )
         except MessageError as err:
             raise BagError(
                 f"message {raw.index} does not convert: {err.message}",
@@ -660,7 +652,6 @@ class BagReader:
                 topic=raw.topic,
                 stamp_ns=raw.recv_ns,
             ) from None
-        return payload, stamp_of(msg), True
 
     def _skip(self, topic: str) -> None:
         self.skipped += 1

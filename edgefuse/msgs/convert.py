@@ -34,7 +34,7 @@ that differ — or the message raises :class:`~edgefuse.errors.MessageError` nam
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -75,6 +75,7 @@ __all__ = [
     "QUATERNION_NORM_TOLERANCE",
     "SUPPORTED_MSGTYPES",
     "can_convert",
+    "decode_to_payload",
     "from_payload",
     "imu_batch",
     "to_payload",
@@ -527,3 +528,32 @@ def stamp_of(msg: Any) -> int | None:
     header = getattr(msg, "header", None)
     stamp = getattr(header, "stamp", None)
     return ns_from_ros(stamp) if stamp is not None else None
+
+
+def decode_to_payload(
+    data: bytes | memoryview, msgtype: str, fmt: Literal["ros1", "cdr"], *, fast: bool, decode: Callable[[], Any]
+) -> tuple[Any, int | None, bool]:
+    """``(payload, header stamp or None, converted)`` of one serialized message: the one decode path that bag
+    reading and live reception share.
+
+    ``fast``: try the fast decoder first (the caller knows whether its typestore allows it; a message it
+    rejects falls through, so the normal path gives the verdict).  ``decode()``: the caller's rosbags
+    deserialisation of the same bytes (its own typestore and error wording).  Types edgefuse does not convert
+    come back as the decoded rosbags message with ``converted`` False.
+
+    Raises:
+        MessageError: the message decodes but does not convert (``decode``'s own errors pass through).
+    """
+    if fast:
+        from edgefuse.msgs import fastpath
+
+        try:
+            payload = fastpath.decode(data, msgtype, fmt)
+        except MessageError:
+            pass
+        else:
+            return payload, payload.stamp_ns, True
+    msg = decode()
+    if not can_convert(msgtype):
+        return msg, stamp_of(msg), False
+    return to_payload(msg, msgtype), stamp_of(msg), True

@@ -440,19 +440,13 @@ def decode_received(msg: Received, typestore: Any = None) -> tuple[Any, int | No
         MessageError: the bytes do not decode or convert.
     """
     from edgefuse.msgs import fastpath
-    from edgefuse.msgs.convert import can_convert, stamp_of, to_payload
+    from edgefuse.msgs.convert import decode_to_payload
     from edgefuse.msgs.serde import deserialize
 
     data = bytes(msg.data) if isinstance(msg.data, memoryview) else msg.data
-    if typestore is None and fastpath.supports(msg.msgtype, fmt=msg.fmt):
-        try:
-            payload = fastpath.decode(data, msg.msgtype, msg.fmt)
-        except EdgefuseError:
-            pass
-        else:
-            return payload, payload.stamp_ns
-    decoded = deserialize(data, msg.msgtype, fmt=msg.fmt, typestore=typestore)
-    if not can_convert(msg.msgtype):
-        return decoded, stamp_of(decoded)
-    return to_payload(decoded, msg.msgtype), stamp_of(decoded)
+    payload, stamp, _ = decode_to_payload(
+        data, msg.msgtype, msg.fmt, fast=typestore is None and fastpath.supports(msg.msgtype, fmt=msg.fmt),
+        decode=lambda: deserialize(data, msg.msgtype, fmt=msg.fmt, typestore=typestore),
+    )
+    return payload, stamp
 
