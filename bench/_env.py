@@ -9,6 +9,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def shared_data() -> Path:
+    """The real recordings: ``$EDGEFUSE_DATA``, else ``shared/data`` beside the checkout (``../shared/data``) or
+    beside its parent (a git worktree one level deeper); the first that exists, else the first candidate."""
+    import os
+
+    if os.environ.get("EDGEFUSE_DATA"):
+        return Path(os.environ["EDGEFUSE_DATA"])
+    candidates = [p / "shared" / "data" for p in (ROOT.parent, ROOT.parents[1])]
+    return next((p for p in candidates if p.is_dir()), candidates[0])
+
+
 def commit(short: bool = False) -> str | None:
     """The checked-out commit of this repository (None outside a git checkout)."""
     args = ["git", "rev-parse", *(["--short"] if short else []), "HEAD"]

@@ -22,6 +22,7 @@ import argparse
 import itertools
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -41,8 +42,11 @@ from edgefuse_calibration.spatial.registration import RegistrationChecks
 
 from edgefuse.rig import CameraModel, Transform, from_kitti_object
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _env import shared_data
+
 HERE = Path(__file__).resolve().parent
-DATA = HERE.parent.parent / "shared" / "data"
+DATA = shared_data()
 KITTI = DATA / "kitti_object_3frames" / "training"
 NUSC = DATA / "nuscenes_demo_sample"
 OC = DATA / "opencalib_radar_lidar_camera"
