@@ -35,14 +35,15 @@ from edgefuse_calibration.spatial import (
     refine_lidar_camera,
 )
 from edgefuse_calibration.spatial.board import (
+    BoardFeatures,
     BoardGeometry,
     acfr_to_cam_from_lidar,
     calibrate_board_recording,
     cam_from_lidar_to_acfr,
+    lidar_board_features,
     read_acfr_calibration,
     read_acfr_poses,
     read_acfr_sample_stats,
-    lidar_board_features,
     solve_board_features,
     solve_board_features_acfr,
 )
@@ -90,7 +91,7 @@ def board_rows() -> list[dict[str, Any]]:
     res = calibrate_board_recording(images, scans, FISHEYE, board)
     el = time.perf_counter() - t
     m = res.metrics
-    diagnosis = _ouster_diagnosis(s, images, scans, board, res, Tpub)
+    diagnosis = _ouster_diagnosis(s, images, scans, board=board, res=res, Tpub=Tpub)
     others = {}
     for f in sorted((OUSTER / "other_sessions_results").glob("*__calibration_*.csv")):
         To, _ = read_acfr_calibration(f)
@@ -185,8 +186,8 @@ def _ouster_frame_check(scan: np.ndarray) -> dict[str, float]:
             "row_fit_rms_mm": float(max(rms) * 1000)}
 
 
-def _ouster_diagnosis(s: Path, images: list[np.ndarray], scans: list[np.ndarray], board: BoardGeometry, res: Any,
-                      Tpub: Transform) -> dict[str, Any]:
+def _ouster_diagnosis(s: Path, images: list[np.ndarray], scans: list[np.ndarray], *, board: BoardGeometry,
+                      res: Any, Tpub: Transform) -> dict[str, Any]:
     """Where the difference from the published mean comes from: the tool's own segmented board points
     (oracle) in place of our segmentation, the tool's own features, our pipeline without the intensity
     weighting, the recorded points' frame, the camera / LiDAR normal agreement."""
@@ -194,14 +195,17 @@ def _ouster_diagnosis(s: Path, images: list[np.ndarray], scans: list[np.ndarray]
     from scipy.spatial import cKDTree
 
     feats = res.metrics["features"]
-    cams = [camera_board_features(img, FISHEYE, board)[0] for img in images]
+    cams = [f for f in (camera_board_features(img, FISHEYE, board)[0] for img in images) if f is not None]
     ours_lids = [segment_board_organized(sc, board)[0] for sc in scans]
     out: dict[str, Any] = {"frame_check_pose1": _ouster_frame_check(scans[0])}
-    oracle, seg = [], []
-    for i, scan in enumerate(scans, start=1):
+    oracle: list[BoardFeatures] = []
+    seg = []
+    for i in range(1, len(scans) + 1):
         a = read_pcd(s / "pcd" / f"pose{i}_target.pcd")
         pts = np.stack([a["x"], a["y"], a["z"]], axis=1).astype(np.float64)
-        of, _ = lidar_board_features(pts, a["ring"].astype(int), board, intensity=np.asarray(a["intensity"], float))
+        of, why = lidar_board_features(pts, a["ring"].astype(int), board, intensity=np.asarray(a["intensity"], float))
+        if of is None:
+            raise SystemExit(f"pose{i}: the tool's board points give no board: {why}")
         oracle.append(of)
         ours = feats[i - 1]["lidar"]
         seg.append({"pose": f"pose{i}", "oracle_points": len(pts),

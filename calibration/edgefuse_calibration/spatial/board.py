@@ -103,7 +103,8 @@ class BoardFeatures:
     corners: F64
     points: F64 | None = None
     info: dict[str, Any] = field(default_factory=dict)
-    #: relative inverse-variance weight of each of ``points`` (mean 1), or None: all alike
+    #: relative weight of each of ``points`` in the plane (mean 1; 0: not on the plane, e.g. a mixed
+    #: pixel at the board's edge), or None: all alike
     point_weights: F64 | None = None
 
 
@@ -289,6 +290,19 @@ def _intensity_weighted_plane(q: F64, intensity: F64, n0: F64, *, bins: int = 4,
     return c, n, out_w, sig
 
 
+def _row_ends(q: F64, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """Mask of each scan row's first and last point (by azimuth) among ``q`` (rows of >= 3 points)."""
+    az = np.arctan2(q[:, 1], q[:, 0])
+    az = np.angle(np.exp(1j * (az - np.angle(np.mean(np.exp(1j * az))))))  # no wrap inside the patch
+    ends = np.zeros(len(q), dtype=bool)
+    for r in np.unique(rows):
+        m = np.nonzero(rows == r)[0]
+        if len(m) >= 3:
+            ends[m[np.argmin(az[m])]] = True
+            ends[m[np.argmax(az[m])]] = True
+    return ends
+
+
 def lidar_board_features(points: npt.ArrayLike, rows: npt.ArrayLike, board: BoardGeometry, *,
                          h_step: npt.ArrayLike | None = None, plane_threshold_m: float = 0.03,
                          intensity: npt.ArrayLike | None = None,
@@ -303,7 +317,9 @@ def lidar_board_features(points: npt.ArrayLike, rows: npt.ArrayLike, board: Boar
 
     The rows' ends fix all three in-plane parameters when the board is turned (e.g. by 45°, as ACFR
     recommends); a board held with its sides along the scan lines leaves its position along them to the
-    points' spread, up to half a beam spacing."""
+    points' spread, up to half a beam spacing.  The plane (normal, offset) leaves out each row's two end
+    points (mixed pixels at the board's edge; they still place the outline): ``point_weights`` is 0 for
+    them."""
     from edgefuse_calibration.spatial.target import fit_plane_ransac
 
     p = np.asarray(points, dtype=np.float64)
@@ -315,17 +331,25 @@ def lidar_board_features(points: npt.ArrayLike, rows: npt.ArrayLike, board: Boar
         return None, "no plane through the board candidate"
     _, mask = fit
     q, rw = p[mask], rw[mask]
-    c = q.mean(axis=0)
-    _, _, Vt = np.linalg.svd(q - c)
+    # the plane leaves out each row's two end points: their beam footprint can straddle the board's edge
+    # (mixed pixels: on the Ouster session their intensity is ~30 % below their neighbours')
+    interior = ~_row_ends(q, rw)
+    if interior.sum() < 20:
+        interior[:] = True
+    qi = q[interior]
+    c = qi.mean(axis=0)
+    _, _, Vt = np.linalg.svd(qi - c)
     n = _towards_sensor(Vt[2], c)
-    weights: F64 | None = None
+    weights: F64 = interior.astype(np.float64)
     noise: list[float] | None = None
     if intensity is not None:
         inten = np.asarray(intensity, dtype=np.float64)[mask]
         if np.isfinite(inten).all() and np.ptp(inten) > 0:
-            c, n, weights, sig = _intensity_weighted_plane(q, inten, n)
+            c, n, wi, sig = _intensity_weighted_plane(qi, inten[interior], n)
             n = _towards_sensor(n, c)
+            weights[interior] = wi
             noise = sig.tolist()
+    weights /= weights.mean()
     # in-plane basis: u roughly horizontal (perpendicular to the sensor's z axis), v = n x u
     u = np.cross([0.0, 0.0, 1.0], n)
     if np.linalg.norm(u) < 1e-6:
@@ -354,7 +378,7 @@ def lidar_board_features(points: npt.ArrayLike, rows: npt.ArrayLike, board: Boar
     info = {"edge_rms_m": rms, "plane_rms_m": plane_rms, "n_points": len(q), "outside_fraction": outside,
             "rows": len(np.unique(rw)), "indices": np.nonzero(mask)[0][order], "noise_by_intensity_m": noise}
     return BoardFeatures(n, float(n @ centre), centre, corners, points=q, info=info,
-                         point_weights=None if weights is None else weights[order]), ""
+                         point_weights=weights[order]), ""
 
 
 def segment_board_organized(grid: npt.ArrayLike, board: BoardGeometry, *, jump_m: float = 0.10,
