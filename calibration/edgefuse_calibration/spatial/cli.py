@@ -188,9 +188,10 @@ def _load_scan(path: str) -> npt.NDArray[np.float64]:
     except (OSError, ValueError, EOFError) as exc:
         raise CalibrationError(f"cannot read the scan: {exc}", file=p) from None
     a = np.asarray(a, dtype=np.float64)
-    if a.ndim != 3 or a.shape[2] < 3:
-        raise CalibrationError(f"an organized scan must have shape (rows, cols, 3), got {a.shape}", file=p)
-    return a[..., :4]
+    if a.ndim != 3 or a.shape[2] not in (3, 4):
+        raise CalibrationError(f"an organized scan must have shape (rows, cols, 3) or (rows, cols, 4) with the"
+                               f" intensity last, got {a.shape}", file=p)
+    return a
 
 
 def _cmd_lidar_camera_board(args: argparse.Namespace) -> int:
@@ -361,7 +362,8 @@ def add_spatial_parsers(sub: Any) -> None:
     p.add_argument("--lidar-frame", required=True)
     p.add_argument("--image", action="append", help="image of one board pose (repeat, in pose order)")
     p.add_argument("--cloud", action="append",
-                   help="organized scan of the same pose: .pcd (organized) or .npy/.npz (rows, cols, 3) (repeat)")
+                   help="organized scan of the same pose: .pcd (organized; its intensity field is used when present)"
+                        " or .npy (rows, cols, 3 or 4: intensity last) / .npz (xyz, optional intensity) (repeat)")
     p.add_argument("--features", help="instead of images/scans: recorded board features, the plain CSV of"
                    " --save-features (header pose,sensor,centre_x,...) or ACFR's poses.csv")
     p.add_argument("--save-features", help="write the features found in the images/scans as a plain CSV")

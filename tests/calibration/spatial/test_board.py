@@ -433,6 +433,25 @@ def test_cli_writes_rig_only_when_ok_and_draws_the_overlay(tmp_path: Path) -> No
         _cli(["lidar-camera-board", "--rig", str(rp), "--lidar-frame", "os_sensor", "--image", "x.png"])
 
 
+def test_scan_files_carry_the_intensity(tmp_path: Path) -> None:
+    """The CLI's scan loader: .npz with an intensity array, .npy with 3 or 4 channels; other shapes refused."""
+    from edgefuse_calibration.spatial.cli import _load_scan
+
+    z = np.load(EX / "pose6_scan.npz")
+    g = _load_scan(str(EX / "pose6_scan.npz"))
+    assert g.shape == (64, 1024, 4) and np.array_equal(g[..., 3], z["intensity"].astype(np.float64))
+    np.savez(tmp_path / "xyz_only.npz", xyz=z["xyz"])
+    assert _load_scan(str(tmp_path / "xyz_only.npz")).shape == (64, 1024, 3)
+    np.savez(tmp_path / "bad.npz", xyz=z["xyz"], intensity=z["intensity"][:10])
+    with pytest.raises(CalibrationError, match="intensity"):
+        _load_scan(str(tmp_path / "bad.npz"))
+    np.save(tmp_path / "five.npy", np.zeros((4, 8, 5)))
+    with pytest.raises(CalibrationError, match="intensity last"):
+        _load_scan(str(tmp_path / "five.npy"))
+    with pytest.raises(CalibrationError, match="3 or 4"):
+        segment_board_organized(np.zeros((4, 8, 5)), BOARD)
+
+
 def test_organized_pcd_reader(tmp_path: Path) -> None:
     p = tmp_path / "o.pcd"
     p.write_text("VERSION 0.7\nFIELDS x y z\nSIZE 4 4 4\nTYPE F F F\nCOUNT 1 1 1\nWIDTH 3\nHEIGHT 2\n"
