@@ -35,17 +35,19 @@ from edgefuse_calibration.spatial import (
     refine_lidar_camera,
 )
 from edgefuse_calibration.spatial.board import (
+    BoardFeatures,
     BoardGeometry,
     acfr_to_cam_from_lidar,
     calibrate_board_recording,
     cam_from_lidar_to_acfr,
+    lidar_board_features,
     read_acfr_calibration,
     read_acfr_poses,
     read_acfr_sample_stats,
     solve_board_features,
     solve_board_features_acfr,
 )
-from edgefuse_calibration.spatial.pcd import pcd_organized_xyz, read_pcd
+from edgefuse_calibration.spatial.pcd import pcd_organized_scan, read_pcd
 from edgefuse_calibration.spatial.targetless import local_optimum
 
 from edgefuse.rig import CameraModel, Transform, from_kitti_object
@@ -83,12 +85,13 @@ def board_rows() -> list[dict[str, Any]]:
     s = OUSTER / "session_2022-11-09_00-54-42"
     Tpub, _ = read_acfr_calibration(s / "calibration_2022-11-09_01-02-13.csv")
     images = [_imread(s / "images" / f"pose{i}.png") for i in range(1, 12)]
-    scans = [pcd_organized_xyz(s / "pcd" / f"pose{i}_full.pcd") for i in range(1, 12)]
+    scans = [pcd_organized_scan(s / "pcd" / f"pose{i}_full.pcd") for i in range(1, 12)]  # x, y, z, intensity
     board = BoardGeometry((5, 7), 0.095, (0.61, 0.85), (0.002, 0.0))
     t = time.perf_counter()
     res = calibrate_board_recording(images, scans, FISHEYE, board)
     el = time.perf_counter() - t
     m = res.metrics
+    diagnosis = _ouster_diagnosis(s, images, scans, board=board, res=res, Tpub=Tpub)
     others = {}
     for f in sorted((OUSTER / "other_sessions_results").glob("*__calibration_*.csv")):
         To, _ = read_acfr_calibration(f)
@@ -101,7 +104,7 @@ def board_rows() -> list[dict[str, Any]]:
                  "leave_one_out_max_trans_cm": (m.get("leave_one_out_max_trans_m") or 0) * 100,
                  "centre_residual_mean_mm": m.get("centre_residual_mean_m", 0) * 1000,
                  "per_pose": m.get("per_pose"), "rejected_poses": m.get("rejected_poses"),
-                 "other_sessions": others, "seconds": el,
+                 "other_sessions": others, "seconds": el, "diagnosis": diagnosis,
                  "T_cam_from_lidar": res.T.matrix.tolist() if res.T is not None else None,
                  "ours_acfr_rpy_xyz": cam_from_lidar_to_acfr(res.T).tolist() if res.T is not None else None})
     # the tool's own features of each session (its camera corners are one repeated point: left out), re-solved
@@ -159,6 +162,87 @@ def board_rows() -> list[dict[str, Any]]:
                  "end_to_end_vs_published_filtered_mean": _diff(res.T, acfr_to_cam_from_lidar(_filtered_mean(oa))),
                  "published_mean_sampling_p95": _bootstrap(oa, Tpub), "tool_param_std": r5.metrics["param_std"]})
     return rows
+
+
+def _ouster_frame_check(scan: np.ndarray) -> dict[str, float]:
+    """Which frame the recorded x, y, z are in: per beam (row), z against the horizontal distance is a
+    line whose intercept is the beam's origin height; across beams that intercept falls with the
+    beam's elevation by the beam-origin offset.  Ouster's lidar origin sits 36.18 mm above the
+    os_sensor origin and its beams start 15.8 mm off the axis (OS1 metadata)."""
+    icpt, slope, rms = [], [], []
+    for r in range(scan.shape[0]):
+        p = scan[r, :, :3]
+        p = p[np.isfinite(p).all(axis=1) & (np.linalg.norm(p, axis=1) > 1.0)]
+        if len(p) < 100:
+            continue
+        rho = np.hypot(p[:, 0], p[:, 1])
+        A = np.c_[np.ones_like(rho), rho]
+        coef = np.linalg.lstsq(A, p[:, 2], rcond=None)[0]
+        icpt.append(coef[0])
+        slope.append(coef[1])
+        rms.append(float(np.sqrt(np.mean((p[:, 2] - A @ coef) ** 2))))
+    z0, neg_n = np.linalg.lstsq(np.c_[np.ones(len(slope)), slope], np.asarray(icpt), rcond=None)[0]
+    return {"lidar_origin_z_mm": float(z0 * 1000), "beam_origin_offset_mm": float(-neg_n * 1000),
+            "row_fit_rms_mm": float(max(rms) * 1000)}
+
+
+def _ouster_diagnosis(s: Path, images: list[np.ndarray], scans: list[np.ndarray], *, board: BoardGeometry,
+                      res: Any, Tpub: Transform) -> dict[str, Any]:
+    """Where the difference from the published mean comes from: the tool's own segmented board points
+    (oracle) in place of our segmentation, the tool's own features, our pipeline without the intensity
+    weighting, the recorded points' frame, the camera / LiDAR normal agreement."""
+    from edgefuse_calibration.spatial.board import camera_board_features, segment_board_organized
+    from scipy.spatial import cKDTree
+
+    feats = res.metrics["features"]
+    cams = [f for f in (camera_board_features(img, FISHEYE, board)[0] for img in images) if f is not None]
+    ours_lids = [segment_board_organized(sc, board)[0] for sc in scans]
+    out: dict[str, Any] = {"frame_check_pose1": _ouster_frame_check(scans[0])}
+    oracle: list[BoardFeatures] = []
+    seg = []
+    for i in range(1, len(scans) + 1):
+        a = read_pcd(s / "pcd" / f"pose{i}_target.pcd")
+        pts = np.stack([a["x"], a["y"], a["z"]], axis=1).astype(np.float64)
+        of, why = lidar_board_features(pts, a["ring"].astype(int), board, intensity=np.asarray(a["intensity"], float))
+        if of is None:
+            raise SystemExit(f"pose{i}: the tool's board points give no board: {why}")
+        oracle.append(of)
+        ours = feats[i - 1]["lidar"]
+        seg.append({"pose": f"pose{i}", "oracle_points": len(pts),
+                    "centre_vs_oracle_mm": float(np.linalg.norm(np.asarray(ours["centre"]) - of.centre) * 1000),
+                    "normal_vs_oracle_deg": float(np.degrees(np.arccos(np.clip(np.asarray(ours["normal"]) @ of.normal,
+                                                                                -1, 1))))})
+    for row, li, i in zip(seg, ours_lids, range(1, 12), strict=True):
+        if li is not None and li.points is not None:
+            a = read_pcd(s / "pcd" / f"pose{i}_target.pcd")
+            pts = np.stack([a["x"], a["y"], a["z"]], axis=1).astype(np.float64)
+            row["our_points"] = len(li.points)
+            row["recall"] = float(np.mean(cKDTree(li.points).query(pts)[0] < 1e-4))
+            row["precision"] = float(np.mean(cKDTree(pts).query(li.points)[0] < 1e-4))
+    out["segmentation_vs_oracle"] = seg
+    r_or = solve_board_features(cams, oracle)
+    out["our_camera_features_oracle_points"] = {**_diff(r_or.T, Tpub), "jackknife_rot_std_deg":
+                                                r_or.metrics.get("jackknife_rot_std_deg"),
+                                                "jackknife_trans_std_cm": (r_or.metrics.get("jackknife_trans_std_m")
+                                                                           or 0) * 100}
+    out["acfr_equivalent_on_our_camera_features_oracle_points"] = _diff(solve_board_features_acfr(cams, oracle).T,
+                                                                       Tpub)
+    ac, al = read_acfr_poses(s / "poses.csv")
+    out["tools_features_our_solver"] = _diff(solve_board_features(ac, al).T, Tpub)
+    out["our_camera_features_tools_lidar_features"] = _diff(solve_board_features(cams, al).T, Tpub)
+    res_xyz = calibrate_board_recording(images, [sc[..., :3] for sc in scans], FISHEYE, board)
+    out["end_to_end_without_intensity_weighting"] = _diff(res_xyz.T, Tpub)
+    if res.T is not None:
+        tilt = []
+        for c, f in zip(cams, feats, strict=True):
+            ray = -c.centre / np.linalg.norm(c.centre)
+            nl = res.T.R @ np.asarray(f["lidar"]["normal"])
+            tilt.append(float(np.degrees(np.arccos(np.clip(c.normal @ ray, -1, 1))
+                                         - np.arccos(np.clip(nl @ ray, -1, 1)))))
+        out["board_tilt_camera_minus_lidar_deg"] = tilt
+    out["lidar_noise_by_intensity_quartile_mm"] = [None if v is None else [round(x * 1000, 1) for x in v]
+                                                   for v in res.metrics.get("lidar_noise_by_intensity_m", [])]
+    return out
 
 
 def _filtered_mean(a: np.ndarray) -> list[float]:

@@ -164,26 +164,34 @@ def _pair_floats(text: str, what: str) -> tuple[float, float]:
 
 
 def _load_scan(path: str) -> npt.NDArray[np.float64]:
-    """An organized scan (rows, cols, 3): an organized ``.pcd`` or a ``.npy``/``.npz`` (key ``xyz``) array."""
-    from edgefuse_calibration.spatial.pcd import pcd_organized_xyz
+    """An organized scan (rows, cols, 3), or (rows, cols, 4) with the intensity last when the file has it:
+    an organized ``.pcd`` (field ``intensity``), a ``.npy`` array or a ``.npz`` (keys ``xyz`` and, optional,
+    ``intensity`` (rows, cols))."""
+    from edgefuse_calibration.spatial.pcd import pcd_organized_scan
 
     p = Path(path)
     if not p.is_file():
         raise CalibrationError("scan file not found", file=p)
     if p.suffix == ".pcd":
-        return pcd_organized_xyz(p)
+        return pcd_organized_scan(p)
     try:
         a = np.load(p, allow_pickle=False)
         if p.suffix == ".npz":
             if "xyz" not in a:
                 raise CalibrationError("the .npz scan has no 'xyz' array", file=p)
-            a = a["xyz"]
+            inten = np.asarray(a["intensity"], np.float64) if "intensity" in a else None
+            a = np.asarray(a["xyz"], dtype=np.float64)
+            if inten is not None:
+                if inten.shape != a.shape[:2]:
+                    raise CalibrationError(f"the .npz intensity is {inten.shape}, its xyz {a.shape}", file=p)
+                a = np.concatenate([a[..., :3], inten[..., None]], axis=2)
     except (OSError, ValueError, EOFError) as exc:
         raise CalibrationError(f"cannot read the scan: {exc}", file=p) from None
     a = np.asarray(a, dtype=np.float64)
-    if a.ndim != 3 or a.shape[2] < 3:
-        raise CalibrationError(f"an organized scan must have shape (rows, cols, 3), got {a.shape}", file=p)
-    return a[..., :3]
+    if a.ndim != 3 or a.shape[2] not in (3, 4):
+        raise CalibrationError(f"an organized scan must have shape (rows, cols, 3) or (rows, cols, 4) with the"
+                               f" intensity last, got {a.shape}", file=p)
+    return a
 
 
 def _cmd_lidar_camera_board(args: argparse.Namespace) -> int:
@@ -354,7 +362,8 @@ def add_spatial_parsers(sub: Any) -> None:
     p.add_argument("--lidar-frame", required=True)
     p.add_argument("--image", action="append", help="image of one board pose (repeat, in pose order)")
     p.add_argument("--cloud", action="append",
-                   help="organized scan of the same pose: .pcd (organized) or .npy/.npz (rows, cols, 3) (repeat)")
+                   help="organized scan of the same pose: .pcd (organized; its intensity field is used when present)"
+                        " or .npy (rows, cols, 3 or 4: intensity last) / .npz (xyz, optional intensity) (repeat)")
     p.add_argument("--features", help="instead of images/scans: recorded board features, the plain CSV of"
                    " --save-features (header pose,sensor,centre_x,...) or ACFR's poses.csv")
     p.add_argument("--save-features", help="write the features found in the images/scans as a plain CSV")

@@ -143,6 +143,27 @@ def pcd_xyz(path: str | Path) -> npt.NDArray[np.float64]:
 
 def pcd_organized_xyz(path: str | Path) -> npt.NDArray[np.float64]:
     """x, y, z of an organized PCD file as (HEIGHT, WIDTH, 3) float64 (e.g. an Ouster scan: 64 x 1024)."""
+    height, width = _organized_shape(path)
+    xyz = pcd_xyz(path)
+    if len(xyz) != height * width:
+        raise CalibrationError(f"PCD has {len(xyz)} points, header says {height} x {width}", file=path)
+    return xyz.reshape(height, width, 3)
+
+
+def pcd_organized_scan(path: str | Path) -> npt.NDArray[np.float64]:
+    """An organized PCD scan as (HEIGHT, WIDTH, 4) float64, x, y, z and the returns' ``intensity``, or
+    (HEIGHT, WIDTH, 3) when the file has no intensity field."""
+    height, width = _organized_shape(path)
+    a = read_pcd(path)
+    if a.dtype.names is None or not {"x", "y", "z"} <= set(a.dtype.names):
+        raise CalibrationError("PCD file has no x, y, z fields", file=path)
+    if len(a) != height * width:
+        raise CalibrationError(f"PCD has {len(a)} points, header says {height} x {width}", file=path)
+    cols = ["x", "y", "z"] + (["intensity"] if "intensity" in a.dtype.names else [])
+    return np.stack([np.asarray(a[c], np.float64) for c in cols], axis=1).reshape(height, width, len(cols))
+
+
+def _organized_shape(path: str | Path) -> tuple[int, int]:
     p = Path(path)
     height = width = 0
     with p.open("rb") as fh:
@@ -158,7 +179,4 @@ def pcd_organized_xyz(path: str | Path) -> npt.NDArray[np.float64]:
                 break
     if height < 2 or width < 2:
         raise CalibrationError(f"PCD file is not organized (WIDTH {width}, HEIGHT {height})", file=p)
-    xyz = pcd_xyz(p)
-    if len(xyz) != height * width:
-        raise CalibrationError(f"PCD has {len(xyz)} points, header says {height} x {width}", file=p)
-    return xyz.reshape(height, width, 3)
+    return height, width
