@@ -102,13 +102,17 @@ def scan_lines(xyz: npt.ArrayLike, ring: npt.ArrayLike | None = None) -> npt.NDA
 def lidar_edge_points(
     xyz: npt.ArrayLike, ring: npt.ArrayLike | None = None, *, min_jump_m: float = 0.3,
     min_range_m: float = 1.0, max_azimuth_gap_deg: float = 0.6, clean_window: int = 3,
-    max_discontinuities: int = 2, relative_jump: float = 0.03,
+    max_discontinuities: int = 2, relative_jump: float = 0.03, min_run: int = 0,
 ) -> tuple[F64, F64]:
     """Points on the near side of depth discontinuities: ``(points (M, 3) f64, weights (M,) f64)``.
 
     Neighbours along a scan line (:func:`scan_lines`) more than ``max_azimuth_gap_deg`` apart are not
     linked.  With ``clean_window > 0``, points having more than ``max_discontinuities`` range jumps of
     more than ``relative_jump`` (relative) within ±``clean_window`` neighbours are dropped (clutter).
+    With ``min_run > 0`` an edge must separate two *surfaces*: the ``min_run`` points on its near side
+    (the edge point included) and the ``min_run`` points on its far side must each form a smooth run
+    (successive relative range changes within ``relative_jump``), which drops foliage and the sparse
+    returns of thin clutter (their "edges" have no image counterpart).
     Non-finite points and points closer than ``min_range_m`` are never edges.  Raises
     :class:`CalibrationError` for a cloud that is not (N, 3).
     """
@@ -132,6 +136,25 @@ def lidar_edge_points(
     jump[:-1] = np.maximum(jump[:-1], np.where(link, r[1:] - r[:-1], 0.0))  # next is farther
     jump[1:] = np.maximum(jump[1:], np.where(link, r[:-1] - r[1:], 0.0))    # previous is farther
     sel = ok & (jump >= min_jump_m)
+    if min_run > 1:
+        with np.errstate(invalid="ignore"):
+            smooth = link & (np.abs(r[1:] - r[:-1]) <= relative_jump * np.maximum(r[1:], r[:-1]))
+        n = len(p)
+        # back[i]: the min_run-1 links ending at i are smooth; fwd[i]: the min_run-1 links starting at i are
+        back = np.ones(n, dtype=bool)
+        fwd = np.ones(n, dtype=bool)
+        for m in range(1, min_run):
+            b = np.zeros(n, dtype=bool)
+            b[m:] = smooth[: n - m]          # link (i-m, i-m+1)
+            back &= b
+            f = np.zeros(n, dtype=bool)
+            f[: n - m] = smooth[m - 1:]      # link (i+m-1, i+m)
+            fwd &= f
+        to_next = np.zeros(n, dtype=bool)   # next point is farther: near side = backwards, far side = i+1 forwards
+        to_next[:-1] = link & (r[1:] - r[:-1] >= min_jump_m) & back[:-1] & fwd[1:]
+        to_prev = np.zeros(n, dtype=bool)   # previous point is farther
+        to_prev[1:] = link & (r[:-1] - r[1:] >= min_jump_m) & fwd[1:] & back[:-1]
+        sel &= to_next | to_prev
     if clean_window > 0:
         rel = np.zeros(len(p))
         big = np.where(link, np.abs(r[1:] - r[:-1]) > relative_jump * np.maximum(r[1:], r[:-1]), False)
@@ -217,13 +240,60 @@ def _bilinear(img: npt.NDArray[np.float32], uv: F64) -> tuple[F64, npt.NDArray[n
     return s.astype(np.float64), inside
 
 
-class EdgeAlignmentCost:
-    """``J(x)`` for a 6-vector ``x = [δr (rad), δt (m)]`` around ``T₀`` (higher is better, in [0, 1])."""
+def occlusion_mask(xyz: npt.ArrayLike, edge_pts: npt.ArrayLike, camera: CameraModel, T: Transform, *,
+                   radius_deg: float = 0.5, rel_depth: float = 0.05, abs_depth_m: float = 0.3) -> npt.NDArray[np.bool_]:
+    """(M,) True for the LiDAR edge points the camera cannot see at ``T``: some LiDAR point of the sweep
+    ``xyz`` projects within ``radius_deg`` (in pixels: ``fx·radius``) of the edge point and is nearer to the
+    camera by more than ``abs_depth_m + rel_depth·depth``.  A z-buffer of the whole sweep, min-filtered over
+    that radius: the LiDAR sits a few decimetres from the camera, so it sees edges through gaps that a nearer
+    object hides from the camera (parallax); such edges have no image counterpart at the right place."""
+    e = np.asarray(edge_pts, dtype=np.float64)
+    out = np.zeros(len(e), dtype=bool)
+    if not len(e):
+        return out
+    p = np.asarray(xyz, dtype=np.float64)
+    p = T.apply(p[np.isfinite(p).all(axis=1)])
+    p = p[p[:, 2] > 0.1]
+    uv, valid = camera.project(p)
+    cell = 2.0  # z-buffer cells of 2x2 px
+    W, H = int(np.ceil(camera.width / cell)), int(np.ceil(camera.height / cell))
+    with np.errstate(invalid="ignore"):
+        inside = valid & (uv[:, 0] >= 0) & (uv[:, 0] < camera.width) & (uv[:, 1] >= 0) & (uv[:, 1] < camera.height)
+    zbuf = np.full((H, W), np.inf, dtype=np.float32)
+    cu = (uv[inside, 0] / cell).astype(np.int64)
+    cv_ = (uv[inside, 1] / cell).astype(np.int64)
+    np.minimum.at(zbuf, (cv_, cu), p[inside, 2].astype(np.float32))
+    r = max(1, round(camera.fx * np.deg2rad(radius_deg) / cell))
+    zmin = cv2.erode(zbuf, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    ec = T.apply(e)
+    euv, ev = camera.project(ec)
+    with np.errstate(invalid="ignore"):
+        ein = ev & (euv[:, 0] >= 0) & (euv[:, 0] < camera.width) & (euv[:, 1] >= 0) & (euv[:, 1] < camera.height)
+    iu = (euv[ein, 0] / cell).astype(np.int64)
+    iv = (euv[ein, 1] / cell).astype(np.int64)
+    z = ec[ein, 2]
+    out[np.flatnonzero(ein)] = z > zmin[iv, iu] + abs_depth_m + rel_depth * z
+    return out
 
-    def __init__(self, frames: Sequence[_FrameData], T0: Transform) -> None:
+
+class EdgeAlignmentCost:
+    """``J(x)`` for a 6-vector ``x = [δr (rad), δt (m)]`` around ``T₀`` (higher is better, in [0, 1]).
+
+    ``frame_weighting="equal"``: ``J`` is the mean over frames of each frame's weighted mean edge value, so a
+    frame with many (possibly cluttered) edges does not outvote the others; ``"points"``: one weighted mean
+    over all edge points of all frames."""
+
+    def __init__(self, frames: Sequence[_FrameData], T0: Transform, frame_weighting: str = "equal") -> None:
+        if frame_weighting not in ("equal", "points"):
+            raise CalibrationError(f"frame_weighting must be 'equal' or 'points', got {frame_weighting!r}")
         self.frames = list(frames)
         self.T0 = T0
         self.total_w = float(sum(f.w.sum() for f in self.frames))
+        used = [f for f in self.frames if f.w.sum() > 0]
+        # per-frame factor on that frame's weighted sum
+        self._scale = [(1.0 / (len(used) * float(f.w.sum())) if f.w.sum() > 0 else 0.0)
+                       if frame_weighting == "equal" else (1.0 / self.total_w if self.total_w > 0 else 0.0)
+                       for f in self.frames]
         self._pc = [T0.apply(f.pts) for f in self.frames]  # edge points in the initial camera frame
 
     @staticmethod
@@ -235,13 +305,15 @@ class EdgeAlignmentCost:
     def __call__(self, x: npt.ArrayLike, level: int) -> float:
         x = np.asarray(x, dtype=np.float64)
         R = exp_so3(x[:3])
-        num = 0.0
-        for f, pc in zip(self.frames, self._pc, strict=True):
+        out = 0.0
+        for f, pc, k in zip(self.frames, self._pc, self._scale, strict=True):
+            if not len(pc):
+                continue
             uv, valid = f.camera.project(pc @ R.T + x[3:])
             uv[~valid] = -1.0
             s, inside = _bilinear(f.maps[level], uv)
-            num += float((f.w[inside] * s).sum())
-        return num / self.total_w if self.total_w > 0 else 0.0
+            out += k * float((f.w[inside] * s).sum())
+        return out
 
 
 @dataclass
@@ -254,6 +326,9 @@ class TargetlessOptions:
     rotation_only_levels: int = 2        # the first levels move rotation only
     min_jump_m: float = 0.3
     clean_window: int = 3
+    edge_min_run: int = 0                # >1: edges must separate two smooth surfaces (lidar_edge_points)
+    gamma_focal_px: float = 0.0          # >0: gammas are per pixel at this focal length; a camera with focal
+                                         # length f uses gamma**(gamma_focal_px / f), the same decay per degree
     min_edge_points: int = 200
     min_texture_fraction: float = 0.002
     refine_translation: bool = True
@@ -281,6 +356,9 @@ class TargetlessOptions:
     # joint solution, must lie this close to it, and no frame may score worse there than at the guess
     max_frame_disagreement_deg: float = 0.5
     max_frame_disagreement_m: float = 0.10
+    frame_weighting: str = "equal"       # "equal": every frame weighs the same; "points": by edge count
+    occlusion_deg: float = 0.0           # z-buffer: edges hidden behind a nearer point within this angle are
+                                         # dropped (0: off; see occlusion_mask)
 
 
 def _prepare(frames: Sequence[LidarCameraFrame], camera0: CameraModel, T0: Transform,
@@ -292,7 +370,8 @@ def _prepare(frames: Sequence[LidarCameraFrame], camera0: CameraModel, T0: Trans
         if img.shape[:2] != (camera.height, camera.width):
             raise CalibrationError(f"frame {i}: image is {img.shape[1]}x{img.shape[0]} but camera"
                                    f" {camera.name!r} is {camera.width}x{camera.height}")
-        pts, w = lidar_edge_points(fr.xyz, fr.ring, min_jump_m=opt.min_jump_m, clean_window=opt.clean_window)
+        pts, w = lidar_edge_points(fr.xyz, fr.ring, min_jump_m=opt.min_jump_m, clean_window=opt.clean_window,
+                                   min_run=opt.edge_min_run)
         if len(pts):
             uv, valid = camera.project(T0.apply(pts))
             m = opt.margin_px
@@ -300,11 +379,16 @@ def _prepare(frames: Sequence[LidarCameraFrame], camera0: CameraModel, T0: Trans
                 keep = valid & (uv[:, 0] > -m) & (uv[:, 0] < camera.width + m) \
                     & (uv[:, 1] > -m) & (uv[:, 1] < camera.height + m)
             pts, w = pts[keep], w[keep]
+            if opt.occlusion_deg > 0 and len(pts):
+                hidden = occlusion_mask(fr.xyz, pts, camera, T0, radius_deg=opt.occlusion_deg)
+                pts, w = pts[~hidden], w[~hidden]
         maps: dict[int, npt.NDArray[np.float32]] = {}
         texture = 0.0
         for level, g in enumerate(opt.gammas):
             last = level == len(opt.gammas) - 1
             kind = opt.fine_edge_map if last and opt.fine_edge_map else opt.edge_map
+            if opt.gamma_focal_px > 0:
+                g = float(g ** (opt.gamma_focal_px / camera.fx))
             maps[level], tex = image_edge_map(img, g, kind=kind)
             if level == 0 or last:
                 texture = tex if level == 0 else min(texture, tex)
@@ -410,7 +494,7 @@ def refine_lidar_camera(  # noqa: PLR0915 (one linear procedure, easier to read 
     if res.reasons:
         return res
 
-    cost = EdgeAlignmentCost(data, T0)
+    cost = EdgeAlignmentCost(data, T0, opt.frame_weighting)
     rmax = float(np.deg2rad(opt.max_rot_deg))
     evals = 0
 
@@ -608,7 +692,7 @@ def local_optimum(frames: Sequence[LidarCameraFrame], camera: CameraModel, T_sta
     opt = options or TargetlessOptions()
     if not frames:
         raise CalibrationError("local_optimum: no frames given")
-    cost = EdgeAlignmentCost(_prepare(frames, camera, T_start, opt), T_start)
+    cost = EdgeAlignmentCost(_prepare(frames, camera, T_start, opt), T_start, opt.frame_weighting)
     fine = len(opt.gammas) - 1
     rmax = float(np.deg2rad(max_rot_deg))
     n = 3 if rotation_only else 6
