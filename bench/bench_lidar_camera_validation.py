@@ -200,6 +200,21 @@ def kitti(i: str) -> tuple[LidarCameraFrame, Transform]:
     return LidarCameraFrame(pts.astype(np.float64), np.asarray(img), camera=cam), rig.transform("cam2", "velodyne")
 
 
+def acfr_ouster(poses: tuple[int, ...]) -> tuple[list[LidarCameraFrame], Transform]:
+    """ACFR session 2022-11-09_00-54-42: fisheye images + raw organized Ouster-64 scans of one static lab
+    scene (a chessboard moved between poses), all with the one published extrinsic; ring = scan row."""
+    s = OUSTER / "session_2022-11-09_00-54-42"
+    Tpub, _ = read_acfr_calibration(s / "calibration_2022-11-09_01-02-13.csv")
+    frames = []
+    for i in poses:
+        org = pcd_organized_xyz(s / "pcd" / f"pose{i}_full.pcd")
+        ring = np.repeat(np.arange(org.shape[0]), org.shape[1])
+        xyz = org.reshape(-1, 3)
+        ok = np.isfinite(xyz).all(axis=1) & (np.linalg.norm(xyz, axis=1) > 0.1)
+        frames.append(LidarCameraFrame(xyz[ok], _imread(s / "images" / f"pose{i}.png"), ring=ring[ok], camera=FISHEYE))
+    return frames, Tpub
+
+
 def targetless(name: str, frames: list[LidarCameraFrame], Tref: Transform, trials: int) -> dict[str, Any]:
     cam = frames[0].camera
     assert cam is not None

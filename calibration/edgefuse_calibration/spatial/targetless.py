@@ -175,10 +175,14 @@ def image_edge_map(image: npt.ArrayLike, gamma: float, *, alpha: float = 1.0 / 3
     gradient ramp is an "edge", so blurred or wide edges pull the optimum towards their brighter side);
     ``"nms"`` — ``E`` = Sobel gradient magnitude kept only on one-pixel-wide edge lines (Canny's
     non-maximum suppression and hysteresis, ``canny_thresholds`` on the blurred grey image), scaled by the
-    95th percentile of the kept magnitudes and capped at 1.  On KITTI the ``"nms"`` map moves the
+    95th percentile of the kept magnitudes and capped at 1; ``"nms_across"`` — the same lines weighted by
+    the horizontal gradient ``|∂g/∂x|`` only: depth discontinuities found along (near-horizontal) scan
+    lines are edges that *cross* the scan line, so horizontal image edges (lane markings at a shallow
+    angle, guard rails, roof lines, the horizon) cannot match them and only lure a wrong pitch or roll.
+    On KITTI the ``"nms"`` map moves the
     optimum of the score closer to the published calibration (bench/bench_extrinsics.py)."""
-    if kind not in ("maxdiff", "nms"):
-        raise CalibrationError(f"image edge map kind must be 'maxdiff' or 'nms', got {kind!r}")
+    if kind not in ("maxdiff", "nms", "nms_across"):
+        raise CalibrationError(f"image edge map kind must be 'maxdiff', 'nms' or 'nms_across', got {kind!r}")
     im = np.asarray(image)
     if im.ndim == 3:
         im = cv2.cvtColor(im, cv2.COLOR_BGR2GRAY)
@@ -190,9 +194,12 @@ def image_edge_map(image: npt.ArrayLike, gamma: float, *, alpha: float = 1.0 / 3
     if blur_px > 0:
         g = np.asarray(cv2.GaussianBlur(g, (0, 0), blur_px), dtype=np.float32)
     k = np.ones((3, 3), np.uint8)
-    if kind == "nms":
+    if kind in ("nms", "nms_across"):
         lines = cv2.Canny(np.clip(np.rint(g), 0, 255).astype(np.uint8), *canny_thresholds) > 0
-        mag = np.hypot(cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1))
+        gx = cv2.Sobel(g, cv2.CV_32F, 1, 0)
+        # "nms_across": only the gradient's component along the image rows, |gx| -- the part of an edge that
+        # crosses a (roughly horizontal) LiDAR scan line, the only edges a scan-line discontinuity can match
+        mag = np.abs(gx) if kind == "nms_across" else np.hypot(gx, cv2.Sobel(g, cv2.CV_32F, 0, 1))
         E = np.where(lines, mag, np.float32(0.0)).astype(np.float32)
         top = float(np.percentile(E[lines], 95.0)) if lines.any() else 0.0
         if not top > 0:
@@ -324,6 +331,7 @@ class TargetlessOptions:
     edge_map: str = "maxdiff"            # image edge map: "maxdiff" or "nms" (see image_edge_map) ...
     fine_edge_map: str | None = None     # ... and the one of the finest level (None: edge_map)
     rotation_only_levels: int = 2        # the first levels move rotation only
+    first_level: int = 0                 # descents start at this level (coarser levels: grid starts only)
     min_jump_m: float = 0.3
     clean_window: int = 3
     edge_min_run: int = 0                # >1: edges must separate two smooth surfaces (lidar_edge_points)
@@ -501,7 +509,7 @@ def refine_lidar_camera(  # noqa: PLR0915 (one linear procedure, easier to read 
     def descend(x_start: F64, cost: EdgeAlignmentCost = cost) -> F64:
         nonlocal evals
         x = x_start.copy()
-        for level in range(len(opt.gammas)):
+        for level in range(min(opt.first_level, len(opt.gammas) - 1), len(opt.gammas)):
             g = level
             rot_only = level < opt.rotation_only_levels or not opt.refine_translation
             step = max(1.0 * 0.6**level, 0.15)
