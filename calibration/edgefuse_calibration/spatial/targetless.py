@@ -331,6 +331,7 @@ class TargetlessOptions:
     edge_map: str = "maxdiff"            # image edge map: "maxdiff" or "nms" (see image_edge_map) ...
     fine_edge_map: str | None = None     # ... and the one of the finest level (None: edge_map)
     rotation_only_levels: int = 2        # the first levels move rotation only
+    nm_restarts: int = 0                 # Nelder-Mead restarts at each level while they improve (see _nelder_mead)
     first_level: int = 0                 # descents start at this level (coarser levels: grid starts only)
     min_jump_m: float = 0.3
     clean_window: int = 3
@@ -395,21 +396,28 @@ def _prepare(frames: Sequence[LidarCameraFrame], camera0: CameraModel, T0: Trans
         for level, g in enumerate(opt.gammas):
             last = level == len(opt.gammas) - 1
             kind = opt.fine_edge_map if last and opt.fine_edge_map else opt.edge_map
-            if opt.gamma_focal_px > 0:
-                g = float(g ** (opt.gamma_focal_px / camera.fx))
-            maps[level], tex = image_edge_map(img, g, kind=kind)
+            ge = float(g ** (opt.gamma_focal_px / camera.fx)) if opt.gamma_focal_px > 0 else g
+            maps[level], tex = image_edge_map(img, ge, kind=kind)
             if level == 0 or last:
                 texture = tex if level == 0 else min(texture, tex)
         out.append(_FrameData(pts, w, maps, texture, camera))
     return out
 
 
-def _nelder_mead(f: Callable[[F64], float], x0: F64, step: float) -> tuple[F64, float, int]:
+def _nelder_mead(f: Callable[[F64], float], x0: F64, step: float, restarts: int = 0) -> tuple[F64, float, int]:
+    """Nelder-Mead from ``x0`` (initial simplex edge ``step``); then up to ``restarts`` fresh simplices of the
+    same size at the result while they still improve it (a collapsed simplex stalls in 6-D)."""
     n = len(x0)
-    sim = np.vstack([x0, x0 + np.eye(n) * step])
-    r = minimize(f, x0, method="Nelder-Mead",
-                 options={"initial_simplex": sim, "xatol": 2e-3, "fatol": 1e-7, "maxfev": 400 * n})
-    return np.asarray(r.x, dtype=np.float64), float(r.fun), int(r.nfev)
+    x, fx, nfev = np.asarray(x0, dtype=np.float64), np.inf, 0
+    for k in range(restarts + 1):
+        sim = np.vstack([x, x + np.eye(n) * step])
+        r = minimize(f, x, method="Nelder-Mead",
+                     options={"initial_simplex": sim, "xatol": 2e-3, "fatol": 1e-7, "maxfev": 400 * n})
+        nfev += int(r.nfev)
+        if k and not float(r.fun) < fx - 1e-9:
+            break
+        x, fx = np.asarray(r.x, dtype=np.float64), float(r.fun)
+    return x, fx, nfev
 
 
 def _curvature(cost: EdgeAlignmentCost, x: F64, gamma: int, c: float) -> F64:
@@ -538,10 +546,10 @@ def refine_lidar_camera(  # noqa: PLR0915 (one linear procedure, easier to read 
                 evals += len(ax) ** 3
                 x[3:] = best_t
             if rot_only:
-                y, _, n = _nelder_mead(f, x[:3] / _UNIT[:3], step)
+                y, _, n = _nelder_mead(f, x[:3] / _UNIT[:3], step, opt.nm_restarts)
                 x[:3] = y * _UNIT[:3]
             else:
-                y, _, n = _nelder_mead(f, x / _UNIT, step)
+                y, _, n = _nelder_mead(f, x / _UNIT, step, opt.nm_restarts)
                 x = y * _UNIT
             evals += n
         return x
