@@ -331,6 +331,8 @@ class TargetlessOptions:
     edge_map: str = "maxdiff"            # image edge map: "maxdiff" or "nms" (see image_edge_map) ...
     fine_edge_map: str | None = None     # ... and the one of the finest level (None: edge_map)
     rotation_only_levels: int = 2        # the first levels move rotation only
+    random_starts: int = 0               # >0: starts are the best of this many 6-D samples (see _random_starts)
+    random_box: tuple[float, float] = (4.5, 0.3)  # ... drawn in +-4.5 deg per rotation axis, +-30 cm per axis
     nm_restarts: int = 0                 # Nelder-Mead restarts at each level while they improve (see _nelder_mead)
     first_level: int = 0                 # descents start at this level (coarser levels: grid starts only)
     min_jump_m: float = 0.3
@@ -454,6 +456,19 @@ def _joint_curvature(cost: EdgeAlignmentCost, x: F64, level: int, c: float, n: i
     return w, V
 
 
+def _random_starts(cost: EdgeAlignmentCost, opt: TargetlessOptions, evals_out: list[int]) -> list[F64]:
+    """Starts for scenes where translation matters (near objects: 20 cm moves a point 3 m away by ~4 deg):
+    ``opt.random_starts`` seeded uniform samples of all six parameters in the ``random_box`` around the guess,
+    scored at ``grid_level``; the ``n_starts`` best become starts (all six parameters move in their descents)."""
+    g = min(opt.grid_level, len(opt.gammas) - 1)
+    rng = np.random.default_rng(opt.seed)
+    box = np.r_[np.deg2rad([opt.random_box[0]] * 3), [opt.random_box[1]] * 3]
+    S = rng.uniform(-1.0, 1.0, (opt.random_starts, 6)) * box
+    v = np.array([cost(x, g) for x in S])
+    evals_out[0] += len(S)
+    return [S[i] for i in np.argsort(-v)[: opt.n_starts]]
+
+
 def _grid_starts(cost: EdgeAlignmentCost, opt: TargetlessOptions, evals_out: list[int]) -> list[F64]:
     """Rotation-only grid search (±``grid_rot_deg`` in ``grid_step_deg`` steps) at the grid level; the
     ``n_starts`` best local maxima of the grid (26-neighbourhood) become starting points."""
@@ -519,7 +534,7 @@ def refine_lidar_camera(  # noqa: PLR0915 (one linear procedure, easier to read 
         x = x_start.copy()
         for level in range(min(opt.first_level, len(opt.gammas) - 1), len(opt.gammas)):
             g = level
-            rot_only = level < opt.rotation_only_levels or not opt.refine_translation
+            rot_only = (level < opt.rotation_only_levels and opt.random_starts == 0) or not opt.refine_translation
             step = max(1.0 * 0.6**level, 0.15)
 
             def f(y: F64, g: int = g, rot_only: bool = rot_only, x: F64 = x) -> float:
@@ -554,7 +569,8 @@ def refine_lidar_camera(  # noqa: PLR0915 (one linear procedure, easier to read 
             evals += n
         return x
 
-    starts = [np.zeros(6), *_grid_starts(cost, opt, evals_out := [0])]
+    pick = _random_starts if opt.random_starts > 0 else _grid_starts
+    starts = [np.zeros(6), *pick(cost, opt, evals_out := [0])]
     evals += evals_out[0]
     fine = len(opt.gammas) - 1
     sols = [descend(s0) for s0 in starts]

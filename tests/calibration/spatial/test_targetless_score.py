@@ -14,6 +14,7 @@ from edgefuse_calibration.spatial.targetless import (
     EdgeAlignmentCost,
     _FrameData,
     _prepare,
+    _random_starts,
     image_edge_map,
     occlusion_mask,
 )
@@ -106,3 +107,23 @@ def test_gamma_per_degree_scales_with_the_focal_length() -> None:
     ref, _ = image_edge_map(img, 0.8 ** 0.5)
     assert np.array_equal(m1, ref) and not np.array_equal(m0, ref)
     assert m1[50, 80] > m0[50, 80]
+
+
+def test_random_starts_sample_all_six_parameters_and_keep_the_best() -> None:
+    """One edge point 1 m ahead and an edge blob 5 px right of where the guess puts it: the best of the
+    6-D samples (rotation AND translation, inside the box) project the point onto the blob."""
+    yy, xx = np.mgrid[0:100, 0:200]
+    blob = np.exp(-((xx - 105.0) ** 2 + (yy - 50.0) ** 2) / 8.0).astype(np.float32)
+    fd = _FrameData(np.array([[0.0, 0.0, 1.0]]), np.ones(1), {0: blob}, 0.1, CAM)
+    cost = EdgeAlignmentCost([fd], Transform.identity())
+    opt = TargetlessOptions(gammas=(0.9,), random_starts=4000, n_starts=3, random_box=(4.0, 0.1))
+    n = [0]
+    starts = _random_starts(cost, opt, n)
+    assert n[0] == 4000 and len(starts) == 3
+    scores = [cost(x, 0) for x in starts]
+    assert scores == sorted(scores, reverse=True) and scores[0] > 0.8
+    for x in starts:
+        assert np.all(np.abs(np.degrees(x[:3])) <= 4.0) and np.all(np.abs(x[3:]) <= 0.1)
+    uv, _ = CAM.project(EdgeAlignmentCost.transform_of(starts[0], Transform.identity()).apply(fd.pts))
+    assert abs(uv[0, 0] - 105.0) < 2.0 and abs(uv[0, 1] - 50.0) < 2.0
+    assert not np.allclose(starts[0][3:], 0.0)  # translation is sampled too, not only rotation
