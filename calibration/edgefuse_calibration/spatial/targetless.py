@@ -15,8 +15,14 @@ code is our own):
   neighbours (of the lightly blurred image), scaled to [0, 1]; the map is Levinson's inverse distance
   transform ``D = α·E + (1 − α)·max_q E(q)·γ^{‖p − q‖∞}``.  ``γ`` close to 1 gives a wide, smooth basin,
   smaller ``γ`` a sharp optimum: the search goes coarse to fine over ``options.gammas``.
-- **Cost**: ``J(T) = Σ_frames Σ_i w_i·D(π(T·p_i)) / Σ w_i`` (higher is better, in [0, 1]); the edge
-  set is fixed at the initial guess (points in view, with a margin), so the denominator never changes.
+- **Cost**: ``J(T) = mean_frames Σ_i w_i·D(π(T·p_i)) / Σ_i w_i`` (higher is better, in [0, 1]): every
+  frame weighs the same (``frame_weighting="equal"``; ``"points"``: one mean over all edges of all frames,
+  which lets a cluttered frame outvote the others); the edge set is fixed at the initial guess (points in
+  view, with a margin), so the denominators never change.  Optional, measured in
+  bench/bench_targetless_landscape.py: a z-buffer occlusion mask (``occlusion_deg``, :func:`occlusion_mask`),
+  edges that must separate two smooth surfaces (``edge_min_run``), image edges crossing the scan lines only
+  (``edge_map="nms_across"``), decay per degree rather than per pixel (``gamma_focal_px``), 6-D random
+  starts (``random_starts``) and Nelder-Mead restarts (``nm_restarts``).
 - **Search**: ``T = exp(δr)·(I, δt)·T₀`` (perturbation in the camera frame).  Nelder-Mead, in units of
   1° and 10 cm: rotation only at the coarse levels (a translation error of decimetres moves far points
   by a few pixels only, so it would just absorb rotation error), then all six parameters at the finer
