@@ -15,8 +15,14 @@ code is our own):
   neighbours (of the lightly blurred image), scaled to [0, 1]; the map is Levinson's inverse distance
   transform ``D = α·E + (1 − α)·max_q E(q)·γ^{‖p − q‖∞}``.  ``γ`` close to 1 gives a wide, smooth basin,
   smaller ``γ`` a sharp optimum: the search goes coarse to fine over ``options.gammas``.
-- **Cost**: ``J(T) = Σ_frames Σ_i w_i·D(π(T·p_i)) / Σ w_i`` (higher is better, in [0, 1]); the edge
-  set is fixed at the initial guess (points in view, with a margin), so the denominator never changes.
+- **Cost**: ``J(T) = mean_frames Σ_i w_i·D(π(T·p_i)) / Σ_i w_i`` (higher is better, in [0, 1]): every
+  frame weighs the same (``frame_weighting="equal"``; ``"points"``: one mean over all edges of all frames,
+  which lets a cluttered frame outvote the others); the edge set is fixed at the initial guess (points in
+  view, with a margin), so the denominators never change.  Optional, measured in
+  bench/bench_targetless_landscape.py: a z-buffer occlusion mask (``occlusion_deg``, :func:`occlusion_mask`),
+  edges that must separate two smooth surfaces (``edge_min_run``), image edges crossing the scan lines only
+  (``edge_map="nms_across"``), decay per degree rather than per pixel (``gamma_focal_px``), 6-D random
+  starts (``random_starts``) and Nelder-Mead restarts (``nm_restarts``).
 - **Search**: ``T = exp(δr)·(I, δt)·T₀`` (perturbation in the camera frame).  Nelder-Mead, in units of
   1° and 10 cm: rotation only at the coarse levels (a translation error of decimetres moves far points
   by a few pixels only, so it would just absorb rotation error), then all six parameters at the finer
@@ -102,13 +108,17 @@ def scan_lines(xyz: npt.ArrayLike, ring: npt.ArrayLike | None = None) -> npt.NDA
 def lidar_edge_points(
     xyz: npt.ArrayLike, ring: npt.ArrayLike | None = None, *, min_jump_m: float = 0.3,
     min_range_m: float = 1.0, max_azimuth_gap_deg: float = 0.6, clean_window: int = 3,
-    max_discontinuities: int = 2, relative_jump: float = 0.03,
+    max_discontinuities: int = 2, relative_jump: float = 0.03, min_run: int = 0,
 ) -> tuple[F64, F64]:
     """Points on the near side of depth discontinuities: ``(points (M, 3) f64, weights (M,) f64)``.
 
     Neighbours along a scan line (:func:`scan_lines`) more than ``max_azimuth_gap_deg`` apart are not
     linked.  With ``clean_window > 0``, points having more than ``max_discontinuities`` range jumps of
     more than ``relative_jump`` (relative) within ±``clean_window`` neighbours are dropped (clutter).
+    With ``min_run > 0`` an edge must separate two *surfaces*: the ``min_run`` points on its near side
+    (the edge point included) and the ``min_run`` points on its far side must each form a smooth run
+    (successive relative range changes within ``relative_jump``), which drops foliage and the sparse
+    returns of thin clutter (their "edges" have no image counterpart).
     Non-finite points and points closer than ``min_range_m`` are never edges.  Raises
     :class:`CalibrationError` for a cloud that is not (N, 3).
     """
@@ -132,6 +142,25 @@ def lidar_edge_points(
     jump[:-1] = np.maximum(jump[:-1], np.where(link, r[1:] - r[:-1], 0.0))  # next is farther
     jump[1:] = np.maximum(jump[1:], np.where(link, r[:-1] - r[1:], 0.0))    # previous is farther
     sel = ok & (jump >= min_jump_m)
+    if min_run > 1:
+        with np.errstate(invalid="ignore"):
+            smooth = link & (np.abs(r[1:] - r[:-1]) <= relative_jump * np.maximum(r[1:], r[:-1]))
+        n = len(p)
+        # back[i]: the min_run-1 links ending at i are smooth; fwd[i]: the min_run-1 links starting at i are
+        back = np.ones(n, dtype=bool)
+        fwd = np.ones(n, dtype=bool)
+        for m in range(1, min_run):
+            b = np.zeros(n, dtype=bool)
+            b[m:] = smooth[: n - m]          # link (i-m, i-m+1)
+            back &= b
+            f = np.zeros(n, dtype=bool)
+            f[: n - m] = smooth[m - 1:]      # link (i+m-1, i+m)
+            fwd &= f
+        to_next = np.zeros(n, dtype=bool)   # next point is farther: near side = backwards, far side = i+1 forwards
+        to_next[:-1] = link & (r[1:] - r[:-1] >= min_jump_m) & back[:-1] & fwd[1:]
+        to_prev = np.zeros(n, dtype=bool)   # previous point is farther
+        to_prev[1:] = link & (r[:-1] - r[1:] >= min_jump_m) & fwd[1:] & back[:-1]
+        sel &= to_next | to_prev
     if clean_window > 0:
         rel = np.zeros(len(p))
         big = np.where(link, np.abs(r[1:] - r[:-1]) > relative_jump * np.maximum(r[1:], r[:-1]), False)
@@ -152,10 +181,14 @@ def image_edge_map(image: npt.ArrayLike, gamma: float, *, alpha: float = 1.0 / 3
     gradient ramp is an "edge", so blurred or wide edges pull the optimum towards their brighter side);
     ``"nms"`` — ``E`` = Sobel gradient magnitude kept only on one-pixel-wide edge lines (Canny's
     non-maximum suppression and hysteresis, ``canny_thresholds`` on the blurred grey image), scaled by the
-    95th percentile of the kept magnitudes and capped at 1.  On KITTI the ``"nms"`` map moves the
+    95th percentile of the kept magnitudes and capped at 1; ``"nms_across"`` — the same lines weighted by
+    the horizontal gradient ``|∂g/∂x|`` only: depth discontinuities found along (near-horizontal) scan
+    lines are edges that *cross* the scan line, so horizontal image edges (lane markings at a shallow
+    angle, guard rails, roof lines, the horizon) cannot match them and only lure a wrong pitch or roll.
+    On KITTI the ``"nms"`` map moves the
     optimum of the score closer to the published calibration (bench/bench_extrinsics.py)."""
-    if kind not in ("maxdiff", "nms"):
-        raise CalibrationError(f"image edge map kind must be 'maxdiff' or 'nms', got {kind!r}")
+    if kind not in ("maxdiff", "nms", "nms_across"):
+        raise CalibrationError(f"image edge map kind must be 'maxdiff', 'nms' or 'nms_across', got {kind!r}")
     im = np.asarray(image)
     if im.ndim == 3:
         im = cv2.cvtColor(im, cv2.COLOR_BGR2GRAY)
@@ -167,9 +200,12 @@ def image_edge_map(image: npt.ArrayLike, gamma: float, *, alpha: float = 1.0 / 3
     if blur_px > 0:
         g = np.asarray(cv2.GaussianBlur(g, (0, 0), blur_px), dtype=np.float32)
     k = np.ones((3, 3), np.uint8)
-    if kind == "nms":
+    if kind in ("nms", "nms_across"):
         lines = cv2.Canny(np.clip(np.rint(g), 0, 255).astype(np.uint8), *canny_thresholds) > 0
-        mag = np.hypot(cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1))
+        gx = cv2.Sobel(g, cv2.CV_32F, 1, 0)
+        # "nms_across": only the gradient's component along the image rows, |gx| -- the part of an edge that
+        # crosses a (roughly horizontal) LiDAR scan line, the only edges a scan-line discontinuity can match
+        mag = np.abs(gx) if kind == "nms_across" else np.hypot(gx, cv2.Sobel(g, cv2.CV_32F, 0, 1))
         E = np.where(lines, mag, np.float32(0.0)).astype(np.float32)
         top = float(np.percentile(E[lines], 95.0)) if lines.any() else 0.0
         if not top > 0:
@@ -217,13 +253,60 @@ def _bilinear(img: npt.NDArray[np.float32], uv: F64) -> tuple[F64, npt.NDArray[n
     return s.astype(np.float64), inside
 
 
-class EdgeAlignmentCost:
-    """``J(x)`` for a 6-vector ``x = [δr (rad), δt (m)]`` around ``T₀`` (higher is better, in [0, 1])."""
+def occlusion_mask(xyz: npt.ArrayLike, edge_pts: npt.ArrayLike, camera: CameraModel, T: Transform, *,
+                   radius_deg: float = 0.5, rel_depth: float = 0.05, abs_depth_m: float = 0.3) -> npt.NDArray[np.bool_]:
+    """(M,) True for the LiDAR edge points the camera cannot see at ``T``: some LiDAR point of the sweep
+    ``xyz`` projects within ``radius_deg`` (in pixels: ``fx·radius``) of the edge point and is nearer to the
+    camera by more than ``abs_depth_m + rel_depth·depth``.  A z-buffer of the whole sweep, min-filtered over
+    that radius: the LiDAR sits a few decimetres from the camera, so it sees edges through gaps that a nearer
+    object hides from the camera (parallax); such edges have no image counterpart at the right place."""
+    e = np.asarray(edge_pts, dtype=np.float64)
+    out = np.zeros(len(e), dtype=bool)
+    if not len(e):
+        return out
+    p = np.asarray(xyz, dtype=np.float64)
+    p = T.apply(p[np.isfinite(p).all(axis=1)])
+    p = p[p[:, 2] > 0.1]
+    uv, valid = camera.project(p)
+    cell = 2.0  # z-buffer cells of 2x2 px
+    W, H = int(np.ceil(camera.width / cell)), int(np.ceil(camera.height / cell))
+    with np.errstate(invalid="ignore"):
+        inside = valid & (uv[:, 0] >= 0) & (uv[:, 0] < camera.width) & (uv[:, 1] >= 0) & (uv[:, 1] < camera.height)
+    zbuf = np.full((H, W), np.inf, dtype=np.float32)
+    cu = (uv[inside, 0] / cell).astype(np.int64)
+    cv_ = (uv[inside, 1] / cell).astype(np.int64)
+    np.minimum.at(zbuf, (cv_, cu), p[inside, 2].astype(np.float32))
+    r = max(1, round(camera.fx * np.deg2rad(radius_deg) / cell))
+    zmin = cv2.erode(zbuf, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    ec = T.apply(e)
+    euv, ev = camera.project(ec)
+    with np.errstate(invalid="ignore"):
+        ein = ev & (euv[:, 0] >= 0) & (euv[:, 0] < camera.width) & (euv[:, 1] >= 0) & (euv[:, 1] < camera.height)
+    iu = (euv[ein, 0] / cell).astype(np.int64)
+    iv = (euv[ein, 1] / cell).astype(np.int64)
+    z = ec[ein, 2]
+    out[np.flatnonzero(ein)] = z > zmin[iv, iu] + abs_depth_m + rel_depth * z
+    return out
 
-    def __init__(self, frames: Sequence[_FrameData], T0: Transform) -> None:
+
+class EdgeAlignmentCost:
+    """``J(x)`` for a 6-vector ``x = [δr (rad), δt (m)]`` around ``T₀`` (higher is better, in [0, 1]).
+
+    ``frame_weighting="equal"``: ``J`` is the mean over frames of each frame's weighted mean edge value, so a
+    frame with many (possibly cluttered) edges does not outvote the others; ``"points"``: one weighted mean
+    over all edge points of all frames."""
+
+    def __init__(self, frames: Sequence[_FrameData], T0: Transform, frame_weighting: str = "equal") -> None:
+        if frame_weighting not in ("equal", "points"):
+            raise CalibrationError(f"frame_weighting must be 'equal' or 'points', got {frame_weighting!r}")
         self.frames = list(frames)
         self.T0 = T0
         self.total_w = float(sum(f.w.sum() for f in self.frames))
+        used = [f for f in self.frames if f.w.sum() > 0]
+        # per-frame factor on that frame's weighted sum
+        self._scale = [(1.0 / (len(used) * float(f.w.sum())) if f.w.sum() > 0 else 0.0)
+                       if frame_weighting == "equal" else (1.0 / self.total_w if self.total_w > 0 else 0.0)
+                       for f in self.frames]
         self._pc = [T0.apply(f.pts) for f in self.frames]  # edge points in the initial camera frame
 
     @staticmethod
@@ -235,13 +318,15 @@ class EdgeAlignmentCost:
     def __call__(self, x: npt.ArrayLike, level: int) -> float:
         x = np.asarray(x, dtype=np.float64)
         R = exp_so3(x[:3])
-        num = 0.0
-        for f, pc in zip(self.frames, self._pc, strict=True):
+        out = 0.0
+        for f, pc, k in zip(self.frames, self._pc, self._scale, strict=True):
+            if not len(pc):
+                continue
             uv, valid = f.camera.project(pc @ R.T + x[3:])
             uv[~valid] = -1.0
             s, inside = _bilinear(f.maps[level], uv)
-            num += float((f.w[inside] * s).sum())
-        return num / self.total_w if self.total_w > 0 else 0.0
+            out += k * float((f.w[inside] * s).sum())
+        return out
 
 
 @dataclass
@@ -252,8 +337,15 @@ class TargetlessOptions:
     edge_map: str = "maxdiff"            # image edge map: "maxdiff" or "nms" (see image_edge_map) ...
     fine_edge_map: str | None = None     # ... and the one of the finest level (None: edge_map)
     rotation_only_levels: int = 2        # the first levels move rotation only
+    random_starts: int = 0               # >0: starts are the best of this many 6-D samples (see _random_starts)
+    random_box: tuple[float, float] = (4.5, 0.3)  # ... drawn in +-4.5 deg per rotation axis, +-30 cm per axis
+    nm_restarts: int = 0                 # Nelder-Mead restarts at each level while they improve (see _nelder_mead)
+    first_level: int = 0                 # descents start at this level (coarser levels: grid starts only)
     min_jump_m: float = 0.3
     clean_window: int = 3
+    edge_min_run: int = 0                # >1: edges must separate two smooth surfaces (lidar_edge_points)
+    gamma_focal_px: float = 0.0          # >0: gammas are per pixel at this focal length; a camera with focal
+                                         # length f uses gamma**(gamma_focal_px / f), the same decay per degree
     min_edge_points: int = 200
     min_texture_fraction: float = 0.002
     refine_translation: bool = True
@@ -281,6 +373,9 @@ class TargetlessOptions:
     # joint solution, must lie this close to it, and no frame may score worse there than at the guess
     max_frame_disagreement_deg: float = 0.5
     max_frame_disagreement_m: float = 0.10
+    frame_weighting: str = "equal"       # "equal": every frame weighs the same; "points": by edge count
+    occlusion_deg: float = 0.0           # z-buffer: edges hidden behind a nearer point within this angle are
+                                         # dropped (0: off; see occlusion_mask)
 
 
 def _prepare(frames: Sequence[LidarCameraFrame], camera0: CameraModel, T0: Transform,
@@ -292,7 +387,8 @@ def _prepare(frames: Sequence[LidarCameraFrame], camera0: CameraModel, T0: Trans
         if img.shape[:2] != (camera.height, camera.width):
             raise CalibrationError(f"frame {i}: image is {img.shape[1]}x{img.shape[0]} but camera"
                                    f" {camera.name!r} is {camera.width}x{camera.height}")
-        pts, w = lidar_edge_points(fr.xyz, fr.ring, min_jump_m=opt.min_jump_m, clean_window=opt.clean_window)
+        pts, w = lidar_edge_points(fr.xyz, fr.ring, min_jump_m=opt.min_jump_m, clean_window=opt.clean_window,
+                                   min_run=opt.edge_min_run)
         if len(pts):
             uv, valid = camera.project(T0.apply(pts))
             m = opt.margin_px
@@ -300,24 +396,36 @@ def _prepare(frames: Sequence[LidarCameraFrame], camera0: CameraModel, T0: Trans
                 keep = valid & (uv[:, 0] > -m) & (uv[:, 0] < camera.width + m) \
                     & (uv[:, 1] > -m) & (uv[:, 1] < camera.height + m)
             pts, w = pts[keep], w[keep]
+            if opt.occlusion_deg > 0 and len(pts):
+                hidden = occlusion_mask(fr.xyz, pts, camera, T0, radius_deg=opt.occlusion_deg)
+                pts, w = pts[~hidden], w[~hidden]
         maps: dict[int, npt.NDArray[np.float32]] = {}
         texture = 0.0
         for level, g in enumerate(opt.gammas):
             last = level == len(opt.gammas) - 1
             kind = opt.fine_edge_map if last and opt.fine_edge_map else opt.edge_map
-            maps[level], tex = image_edge_map(img, g, kind=kind)
+            ge = float(g ** (opt.gamma_focal_px / camera.fx)) if opt.gamma_focal_px > 0 else g
+            maps[level], tex = image_edge_map(img, ge, kind=kind)
             if level == 0 or last:
                 texture = tex if level == 0 else min(texture, tex)
         out.append(_FrameData(pts, w, maps, texture, camera))
     return out
 
 
-def _nelder_mead(f: Callable[[F64], float], x0: F64, step: float) -> tuple[F64, float, int]:
+def _nelder_mead(f: Callable[[F64], float], x0: F64, step: float, restarts: int = 0) -> tuple[F64, float, int]:
+    """Nelder-Mead from ``x0`` (initial simplex edge ``step``); then up to ``restarts`` fresh simplices of the
+    same size at the result while they still improve it (a collapsed simplex stalls in 6-D)."""
     n = len(x0)
-    sim = np.vstack([x0, x0 + np.eye(n) * step])
-    r = minimize(f, x0, method="Nelder-Mead",
-                 options={"initial_simplex": sim, "xatol": 2e-3, "fatol": 1e-7, "maxfev": 400 * n})
-    return np.asarray(r.x, dtype=np.float64), float(r.fun), int(r.nfev)
+    x, fx, nfev = np.asarray(x0, dtype=np.float64), np.inf, 0
+    for k in range(restarts + 1):
+        sim = np.vstack([x, x + np.eye(n) * step])
+        r = minimize(f, x, method="Nelder-Mead",
+                     options={"initial_simplex": sim, "xatol": 2e-3, "fatol": 1e-7, "maxfev": 400 * n})
+        nfev += int(r.nfev)
+        if k and not float(r.fun) < fx - 1e-9:
+            break
+        x, fx = np.asarray(r.x, dtype=np.float64), float(r.fun)
+    return x, fx, nfev
 
 
 def _curvature(cost: EdgeAlignmentCost, x: F64, gamma: int, c: float) -> F64:
@@ -352,6 +460,19 @@ def _joint_curvature(cost: EdgeAlignmentCost, x: F64, level: int, c: float, n: i
     drop = -H / (2 * c) if c > 0 else np.zeros((n, n))
     w, V = np.linalg.eigh(drop)
     return w, V
+
+
+def _random_starts(cost: EdgeAlignmentCost, opt: TargetlessOptions, evals_out: list[int]) -> list[F64]:
+    """Starts for scenes where translation matters (near objects: 20 cm moves a point 3 m away by ~4 deg):
+    ``opt.random_starts`` seeded uniform samples of all six parameters in the ``random_box`` around the guess,
+    scored at ``grid_level``; the ``n_starts`` best become starts (all six parameters move in their descents)."""
+    g = min(opt.grid_level, len(opt.gammas) - 1)
+    rng = np.random.default_rng(opt.seed)
+    box = np.r_[np.deg2rad([opt.random_box[0]] * 3), [opt.random_box[1]] * 3]
+    S = rng.uniform(-1.0, 1.0, (opt.random_starts, 6)) * box
+    v = np.array([cost(x, g) for x in S])
+    evals_out[0] += len(S)
+    return [S[i] for i in np.argsort(-v)[: opt.n_starts]]
 
 
 def _grid_starts(cost: EdgeAlignmentCost, opt: TargetlessOptions, evals_out: list[int]) -> list[F64]:
@@ -410,16 +531,16 @@ def refine_lidar_camera(  # noqa: PLR0915 (one linear procedure, easier to read 
     if res.reasons:
         return res
 
-    cost = EdgeAlignmentCost(data, T0)
+    cost = EdgeAlignmentCost(data, T0, opt.frame_weighting)
     rmax = float(np.deg2rad(opt.max_rot_deg))
     evals = 0
 
     def descend(x_start: F64, cost: EdgeAlignmentCost = cost) -> F64:
         nonlocal evals
         x = x_start.copy()
-        for level in range(len(opt.gammas)):
+        for level in range(min(opt.first_level, len(opt.gammas) - 1), len(opt.gammas)):
             g = level
-            rot_only = level < opt.rotation_only_levels or not opt.refine_translation
+            rot_only = (level < opt.rotation_only_levels and opt.random_starts == 0) or not opt.refine_translation
             step = max(1.0 * 0.6**level, 0.15)
 
             def f(y: F64, g: int = g, rot_only: bool = rot_only, x: F64 = x) -> float:
@@ -446,15 +567,16 @@ def refine_lidar_camera(  # noqa: PLR0915 (one linear procedure, easier to read 
                 evals += len(ax) ** 3
                 x[3:] = best_t
             if rot_only:
-                y, _, n = _nelder_mead(f, x[:3] / _UNIT[:3], step)
+                y, _, n = _nelder_mead(f, x[:3] / _UNIT[:3], step, opt.nm_restarts)
                 x[:3] = y * _UNIT[:3]
             else:
-                y, _, n = _nelder_mead(f, x / _UNIT, step)
+                y, _, n = _nelder_mead(f, x / _UNIT, step, opt.nm_restarts)
                 x = y * _UNIT
             evals += n
         return x
 
-    starts = [np.zeros(6), *_grid_starts(cost, opt, evals_out := [0])]
+    pick = _random_starts if opt.random_starts > 0 else _grid_starts
+    starts = [np.zeros(6), *pick(cost, opt, evals_out := [0])]
     evals += evals_out[0]
     fine = len(opt.gammas) - 1
     sols = [descend(s0) for s0 in starts]
@@ -608,7 +730,7 @@ def local_optimum(frames: Sequence[LidarCameraFrame], camera: CameraModel, T_sta
     opt = options or TargetlessOptions()
     if not frames:
         raise CalibrationError("local_optimum: no frames given")
-    cost = EdgeAlignmentCost(_prepare(frames, camera, T_start, opt), T_start)
+    cost = EdgeAlignmentCost(_prepare(frames, camera, T_start, opt), T_start, opt.frame_weighting)
     fine = len(opt.gammas) - 1
     rmax = float(np.deg2rad(max_rot_deg))
     n = 3 if rotation_only else 6
