@@ -51,7 +51,7 @@ from edgefuse_calibration.spatial.board import (
     solve_board_features,
     solve_board_features_acfr,
 )
-from edgefuse_calibration.spatial.pcd import pcd_organized_scan, read_pcd
+from edgefuse_calibration.spatial.pcd import pcd_organized_scan, pcd_organized_xyz, read_pcd
 from edgefuse_calibration.spatial.targetless import local_optimum
 
 from edgefuse.rig import CameraModel, Transform, from_kitti_object
