@@ -31,22 +31,23 @@ model: depth_completion_{ship}{suffix}.onnx
 sha256: {sha}
 opset: 17
 description: >-
-  Camera + LiDAR depth completion: dense metric depth (metres along the camera z axis) in the camera image,
-  from the image and the sparse depth image of a LiDAR sweep projected into it. Feature-level fusion network
-  ({params} parameters, models/depth_completion/net.py): RGB and sparse-depth encoders (1, 1/2, 1/4, 1/8
-  scales) fused at every scale by concatenation + 1x1 conv, U-Net decoder, a head that blends in-graph
-  candidates (normalised-convolution local means, nearest-surface fill, free-form depth) with per-pixel
-  softmax weights plus a residual of at most 2 m. H, W are dynamic in the graph (multiples of 8); trained at
+  Camera + LiDAR depth completion: dense metric depth (metres along the camera z axis) in the camera image, from
+  the image and the sparse depth image of a LiDAR sweep projected into it. Feature-level fusion network
+  ({params} parameters, models/depth_completion/net.py): RGB and sparse-depth encoders (1/2, 1/4, 1/8 scales, no
+  learned layer at full resolution) fused at every scale by concatenation + 1x1 conv, U-Net decoder to 1/2, a
+  pixel-shuffle head that blends in-graph candidates (normalised-convolution local means over 1x3, 3x3, 7x7 and
+  15x15 windows, nearest and farthest return in 3x3, free-form depth) with per-pixel masked exponential
+  (softmax) weights, plus a residual of at most 2 m. H, W are dynamic in the graph (multiples of 8); trained at
   width 336, so this card fixes {h} x {w} (the demo's 672 x 376 ZED camera halved, height rounded to a multiple
-  of 8). A dead or blinded camera: an all-zero image (trained with modality drop-out 0.3). Output range
-  0.1..80 m; no post-processing.{int8_note}
+  of 8). A dead or blinded camera: an all-zero image (trained with modality drop-out 0.3). Output range 0.1..80
+  m; no post-processing.{int8_note}
 inputs:
   - name: image
     edge: Image
     shape: [1, 3, {h}, {w}]
     dtype: float32
     layout: NCHW
-    encoding: rgb8                  # the graph normalises inside: (x - 0.45) / 0.25
+    encoding: rgb8                  # RGB in [0, 1] (no normalisation: the first BatchNorm absorbs it)
     preprocess: {{resize: [{h}, {w}], interpolation: bilinear, scale: 0.00392156862745098}}
   - name: sparse_depth
     edge: Image
@@ -71,8 +72,9 @@ training:
   method: >-
     self-supervised: 30 % of each crop's LiDAR returns are held out of the input and are the L1 targets
     (plus 0.1 x L1 on the kept inputs); 128 x 64 crops, flips, brightness/contrast jitter, input thinning to
-    25-100 %, camera blanked with probability 0.3; AdamW 2e-3 cosine, batch 8, {steps} steps, 1 CPU thread,
-    seed 0 (python -m models.depth_completion.train --mode {ship} --steps {steps}).
+    25-100 %, camera blanked with probability 0.3; the head starts at the cascade "smallest window with a
+    return" (zero weights, prior logits as bias); AdamW 2e-3 cosine, batch 8, {steps} steps, 1 CPU thread,
+    seed 0 (python -m models.depth_completion.train --mode {ship} --steps {steps} --threads 1).
 metric:
   name: MAE
   unit: m
@@ -87,7 +89,10 @@ metric:
 figures:
 {figures}
 quantization:
-  method: ONNX Runtime static quantization, QDQ, convolutions only (the candidate depths and the blend stay float)
+  method: >-
+    ONNX Runtime static quantization, QDQ, the learned layers only (Conv with its ReLU, the decoder's nearest
+    Resize; concatenations of quantized tensors run as QLinearConcat, the head's pixel shuffle on uint8); the
+    candidate depths and the blend stay float
   weights: per-channel int8
   activations: uint8
   calibration: MinMax, 16 frames of the training recordings (python -m models.depth_completion.export)
@@ -111,10 +116,20 @@ def cards() -> dict[str, str]:
         if key in bench:
             figs.append(f"  {key}_p50_ms: {bench[key]['p50_ms']}")
             figs.append(f"  {key}_p99_ms: {bench[key]['p99_ms']}")
+    for threads, row in bench.get("by_threads", {}).items():
+        for key in ("model_fp32", "model_int8"):
+            figs.append(f"  {key}_{threads}_threads_p50_ms: {row[key]['p50_ms']}")
+            figs.append(f"  {key}_{threads}_threads_p99_ms: {row[key]['p99_ms']}")
+        figs.append(f"  speedup_int8_{threads}_threads_p50: {row['speedup_int8_p50']}")
+    if "cpu_time_1_thread" in bench:
+        figs.append(f"  speedup_int8_cpu_time_1_thread_p50: {bench['cpu_time_1_thread']['speedup_int8_p50']}")
     if bench:
         figs.append(f"  threads: {bench.get('threads', 2)}")
         figs.append(f"  cpu: \"{bench['environment']['cpu']}\"")
         figs.append(f"  load_average_1min: {bench.get('load_average_1min')}")
+        if "load_average_before" in bench:
+            figs.append(f"  load_average_before_after: [{bench['load_average_before'][0]}, "
+                        f"{bench['load_average_after'][0]}]")
         figs.append("  measured_by: python bench/bench_depth_completion.py")
     table = res["table"]
     fp32 = SHIP_DIR / f"depth_completion_{SHIP}.onnx"

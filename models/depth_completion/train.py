@@ -87,7 +87,7 @@ def train(mode: str, steps: int, seed: int = 0, batch_size: int = 8, threads: in
         loss = (torch.abs(pred - tgt) * m_t).sum() / m_t.sum().clamp(min=1) \
             + 0.1 * (torch.abs(pred - inp) * m_i).sum() / m_i.sum().clamp(min=1)
         opt.zero_grad()
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
         losses.append(float(loss.detach()))
         step += 1
