@@ -48,6 +48,8 @@ class OnnxModelParams(StageParams):
                                               doc="execution providers in order (tensorrt, cuda, cpu or full "
                                                   "names); default: TensorRT → CUDA → CPU, as installed")
     threads: int | None = param(None, ge=0, le=1024, doc="ONNX Runtime threads (default: runtime.ort_threads)")
+    thread_spinning: bool = param(True, doc="idle ONNX Runtime threads spin between runs (ORT's default); off: they "
+                                            "sleep, which is faster where the cores are shared with other work")
     io_binding: Literal["auto", "on", "off"] = param("auto", doc="IO binding (auto: on for GPU providers)")
     check_finite: bool = param(True, doc="refuse input tensors with NaN/inf")
     graph_cache: bool = param(True, doc="cache the optimized graph (and TensorRT engines) for a faster second start")
@@ -133,7 +135,8 @@ class OnnxModelStage(Stage):
                                         arena_extend_strategy=p.arena_extend_strategy,
                                         trt_engine_cache=p.graph_cache, trt_workspace_mb=p.trt_workspace_mb)
             self.runtime = ModelRuntime(p.model, self.card, providers=p.providers, threads=p.threads,
-                                        cache=p.graph_cache, io_binding=p.io_binding, check_finite=p.check_finite,
+                                        spinning=p.thread_spinning, cache=p.graph_cache, io_binding=p.io_binding,
+                                        check_finite=p.check_finite,
                                         settings=settings, profile_warmup=p.node_report)
             problems = card_problems(self.card, *describe_model(p.model))
         except EdgefuseError as exc:

@@ -113,3 +113,14 @@ def test_bad_inputs_at_run_time_are_refused_and_counted(tmp_path: Path, model: P
     rep = rt.report()
     assert rep["rejected_inputs"] == {"shape": 1, "dtype": 1, "names": 1, "nonfinite": 1}
     assert rep["runs"] == 1  # only the warm-up ran
+
+
+@pytest.mark.parametrize("spinning", [True, False])
+def test_thread_spinning_reaches_the_session(tmp_path: Path, model: Path, spinning: bool) -> None:
+    rt = _runtime(model, tmp_path, threads=2, spinning=spinning)
+    rt.start()
+    opts = rt.session.get_session_options()
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == ("1" if spinning else "0")
+    assert opts.intra_op_num_threads == 2 and rt.report()["thread_spinning"] is spinning
+    x = np.random.default_rng(3).standard_normal((1, 3, 64, 96)).astype(np.float32)
+    assert rt.run({"image": x})["prob"].shape[0] == 1
