@@ -212,7 +212,8 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     opts = QuantizeOptions(method=args.method, fmt=args.format, per_channel=not args.per_tensor,
                            reduce_range=args.reduce_range, activations=args.activations, metric=args.metric,
                            metric_threshold=args.metric_threshold, tolerance=args.tolerance,
-                           exclude=tuple(e.strip() for e in (args.exclude or "").split(",") if e.strip()))
+                           exclude=tuple(e.strip() for e in (args.exclude or "").split(",") if e.strip()),
+                           auto_exclude=args.auto_exclude, auto_max_float=args.auto_max_float)
     report = quantize_from_bag(args.model, resolve_pipeline(args.pipeline), args.bag, args.stage, args.out,
                                heldout_bag=args.heldout_bag, heldout_fraction=args.heldout_fraction, options=opts,
                                report_path=args.report, rig=args.rig, overwrite=args.overwrite)
@@ -294,6 +295,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exclude", help="comma-separated node names or operator types kept in float (e.g. "
                                      "'ConvTranspose,Sigmoid' for a segmentation head); an entry matching no "
                                      "node is an error")
+    p.add_argument("--auto-exclude", action="store_true",
+                   help="mixed precision: when the all-INT8 model misses --tolerance, keep its most sensitive "
+                        "blocks (conv + activation...) in float, the fewest that bring the held-out metric within it")
+    p.add_argument("--auto-max-float", type=float, default=0.25,
+                   help="most blocks --auto-exclude may keep in float, a fraction (default 0.25); beyond it the "
+                        "model is refused")
     p.add_argument("--report", help="write the accuracy report (JSON) here")
     p.add_argument("--rig", help="use this rig file instead of the pipeline's")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")

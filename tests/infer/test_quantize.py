@@ -215,3 +215,20 @@ def test_task_metric_judges_int8_against_fp32s_own_score(demo: tuple[Path, Path,
         (m["fp32"] - m["int8"]) / m["fp32"])
     assert m["agreement"]["name"] == "cosine" and m["agreement"]["int8_vs_fp32"] > 0.99
     assert rep.verdict.startswith("written: task drop")
+
+
+def test_cli_quantize_auto_exclude(demo: tuple[Path, Path, list[Any]], tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from edgefuse.cli import main
+
+    model, pipe, _ = demo
+    out = tmp_path / "q.onnx"
+    code = main(["quantize", str(model), "--pipeline", str(pipe), "--bag", str(DEMO), "--stage", "net",
+                 "--out", str(out), "--tolerance", "0", "--auto-exclude", "--auto-max-float", "0.5"])
+    captured = capsys.readouterr()
+    rep = json.loads(captured.out)
+    assert code == 2 and not out.exists() and rep["options"]["auto_exclude"] is True
+    assert rep["auto"]["blocks"] == 2 and len(rep["auto"]["trials"]) == 2
+    assert "even with 1 block(s) in float" in captured.err and "Traceback" not in captured.err
