@@ -475,7 +475,7 @@ def main() -> int:
         "fp32_boxes": {"all": sum(len(boxes(r)) for r in ref), "real": sum(len(boxes(ref[i])) for i in real)},
         "goal": "hmean (GT) within 1 % relative of FP32 and speedup >= 1.3 at 1 and 2 threads",
         "metric_floor": floor, "environment": environment(), "ort": ort.__version__,
-        "loadavg_start": list(os.getloadavg()), "variants": {}}
+        "loadavg_start": list(os.getloadavg()), "complete": False, "variants": {}}
     out_dir = Path(args.out).parent
     for name in args.variants.split(","):
         spec = dict(VARIANTS[name])
@@ -509,6 +509,7 @@ def main() -> int:
         g = entry["gt"]["all"]
         entry["goal_met"] = bool(g["rel_change"] >= -0.01 and min(v["speedup"] for v in lat.values()) >= 1.3)
         result["variants"][name] = entry
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")  # survives a cut-off run
         ci = entry["gt"]["bootstrap"]["rel_change_ci95"]
         speed = "  ".join(f"{k[8:]}t {v['speedup']:.2f}x ({v['fp32']:.1f} -> {v['int8']:.1f} ms)"
                           for k, v in lat.items())
@@ -517,6 +518,7 @@ def main() -> int:
               f"{entry['agreement']['mask_f1']:.4f}  float nodes {len(rep.excluded)}  {speed}  "
               f"goal {'met' if entry['goal_met'] else 'not met'}", flush=True)
     result["loadavg_end"] = list(os.getloadavg())
+    result["complete"] = True
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return 0
 
