@@ -13,7 +13,8 @@ agreement metric is still reported.
 
 Mixed precision (``QuantizeOptions.auto_exclude``): when the all-INT8 model misses the tolerance, each block
 (a weighted node — Conv, ConvTranspose, Gemm, MatMul — with the element-wise nodes that follow it) is kept in
-float one at a time and the output error on calibration sets it removes is its sensitivity; the most sensitive
+float one at a time and the loss of agreement with FP32 (``metric``, then the output mean squared error
+as tie-break) it removes on calibration sets is its sensitivity; the most sensitive
 blocks are then kept in float, 1, 2, 4, ... of them (then bisected to the fewest), until the held-out metric is
 within the tolerance or ``auto_max_float`` of the blocks are float (then the model is refused).  Calibration
 runs once (ONNX Runtime's calibration cache) for all the trial models.
@@ -447,12 +448,18 @@ def _auto_exclude(quantizer: _Quantizer, pre: Path, fp32: Any, judge: Callable[[
     units = blocks(pre, user)
     sens_sets = list(quantizer.calibration[: max(1, opts.sensitivity_sets)])
     sens_ref = _run_all(fp32, sens_sets)
-    base = _output_error(sens_ref, _run_all(_session(work / "int8.onnx", 0), sens_sets))
-    sensitivity = []
-    for unit in units:  # float-one-at-a-time: the output error each block's quantization causes
-        path = quantizer(work / "trial.onnx", user + unit)
-        sensitivity.append(base - _output_error(sens_ref, _run_all(_session(path, 0), sens_sets)))
-    order = sorted(range(len(units)), key=lambda i: -sensitivity[i])
+    metric = METRICS[opts.metric]
+
+    def errors(path: Path) -> tuple[float, float]:
+        got = _run_all(_session(path, 0), sens_sets)
+        return 1.0 - metric(sens_ref, got, opts.metric_threshold), _output_error(sens_ref, got)
+
+    base = errors(work / "int8.onnx")
+    gains: list[tuple[float, float]] = []
+    for unit in units:  # float-one-at-a-time: the agreement loss (then output error) each block's INT8 causes
+        e = errors(quantizer(work / "trial.onnx", user + unit))
+        gains.append((base[0] - e[0], base[1] - e[1]))
+    order = sorted(range(len(units)), key=lambda i: (-gains[i][0], -gains[i][1]))
     limit = max(1, math.ceil(opts.auto_max_float * len(units)))
     trials: dict[int, Judged] = {0: all_int8}
     paths: dict[int, Path] = {0: work / "int8.onnx"}
@@ -478,8 +485,9 @@ def _auto_exclude(quantizer: _Quantizer, pre: Path, fp32: Any, judge: Callable[[
     report.excluded = user + [n for i in order[:chosen] for n in units[i]]
     report.auto = {
         "blocks": len(units), "max_float_blocks": limit, "sensitivity_sets": len(sens_sets),
-        "all_int8_output_mse": base,
-        "sensitivity": [{"block": units[i][0], "nodes": len(units[i]), "mse_removed": sensitivity[i]}
+        "all_int8": {f"{opts.metric}_loss": base[0], "output_mse": base[1]},
+        "sensitivity": [{"block": units[i][0], "nodes": len(units[i]), f"{opts.metric}_loss_removed": gains[i][0],
+                         "mse_removed": gains[i][1]}
                         for i in order],
         "trials": [{"float_blocks": k2, "int8": trials[k2][2], "relative_drop": trials[k2][3]}
                    for k2 in sorted(trials)],

@@ -177,7 +177,8 @@ def test_auto_exclude_keeps_the_most_sensitive_blocks_float_until_within_toleran
     auto = rep.auto
     # two blocks (conv3x3 + relu, conv1x1 + sigmoid), each measured, the most sensitive first
     assert auto["blocks"] == 2 and len(auto["sensitivity"]) == 2
-    assert auto["sensitivity"][0]["mse_removed"] >= auto["sensitivity"][1]["mse_removed"]
+    first, second = ((b["cosine_loss_removed"], b["mse_removed"]) for b in auto["sensitivity"])
+    assert first >= second and first[1] > 0
     assert auto["trials"][0] == {"float_blocks": 0, "int8": plain.metric["int8"],
                                  "relative_drop": plain.metric["relative_drop"]}
     assert 1 <= len(auto["float_blocks"]) <= 2 and auto["float_blocks"][0] == auto["sensitivity"][0]["block"]
