@@ -1,36 +1,55 @@
 """INT8 vs FP32 on a real third-party conv net: the PP-OCRv4 text detector shipped in rapidocr-onnxruntime.
 
-Method: the detector (``ch_PP-OCRv4_det_infer.onnx``, Apache-2.0, from the ``rapidocr-onnxruntime`` wheel;
-``pip install 'edgefuse[int8bench]'``) is quantized with :func:`edgefuse.infer.quantize.quantize_model` and
-judged against its own FP32 output on frames that contain text (street frames alone hold almost none, which
-made earlier figures meaningless).  Calibration: 3 real photos/scans of text from OpenCV's sample data
-(tests/data/opencv_samples/text_*, see SOURCE.md) + sign/plate strings rendered with ``cv2.putText`` onto
-RADIATE ZED-left and EuRoC frames.  Held-out: 6 *other* real text photos (the real subset), the RADIATE
-ZED-right frame with shop signs, and other strings rendered onto nuScenes, KITTI, OpenCalib and ACFR frames.
-Every frame is resized to 480x640 and pre-processed as RapidOCR's ``DetPreProcess`` does (BGR, x/255, mean
-0.5, std 0.5, NCHW) for calibration and evaluation alike.
+Model: ``ch_PP-OCRv4_det_infer.onnx`` (Apache-2.0, from the ``rapidocr-onnxruntime`` wheel; ``pip install
+'edgefuse[int8bench]'``), quantized with :func:`edgefuse.infer.quantize.quantize_model`.  Every frame is
+resized to 480x640 and pre-processed as RapidOCR's ``DetPreProcess`` does (BGR, x/255, mean 0.5, std 0.5, NCHW).
 
-Metrics, INT8 against FP32, at PP-OCR's DB threshold 0.3: the probability-mask F1 (all held-out frames and
-the real subset) and text-box F1 (contours of the thresholded map, box score > 0.5, min side 3 px, matched at
-IoU >= 0.5).  The metric's own floor is recorded too: FP32 against FP32 (must be 1) and FP32 against FP32 on
-imperceptibly changed inputs (1 grey level of Gaussian noise; JPEG quality 95).  Latency: median of ``--runs``
-batch-1 runs at 1 and 2 ONNX Runtime threads, FP32 and INT8 in the same process.  ``goal_met``: speedup >= 1.3
-at both thread counts and mask F1 >= 0.99.
+Data.  Calibration: 3 real photos/scans of text from OpenCV's sample data (tests/data/opencv_samples/text_*,
+see SOURCE.md) + sign/label/plate strings rendered with ``cv2.putText`` onto RADIATE ZED-left and every 9th
+EuRoC frame.  Held-out, disjoint in frames *and* strings (own word list, plates from another alphabet): strings
+rendered onto other RADIATE ZED-right and EuRoC frames, nuScenes, KITTI, OpenCalib, ACFR frames and OpenCV's
+chessboard photos (3 renders of up to 9 strings per frame, five Hershey faces upright or italic, cap heights
+~9-45 px, dark or light ink, plain, outlined or on a plate), plus 6 other real text photos and the RADIATE
+ZED-right frame with shop signs (no ground truth).
+
+Task metric (primary): text detection against ground truth, ICDAR-style.  The ground-truth box of a rendered
+string is the tight box of its ink; detections are RapidOCR's DB post-processing (map > 0.3, box score > 0.5,
+min side 3 px, unclip ratio 1.6, axis-aligned); precision / recall / hmean at IoU >= 0.5 with one-to-one
+matching (pairs by decreasing IoU); detections mostly (> 50 %) inside a don't-care box are dropped, don't-care
+being what FP32 finds on the frame before the strings were drawn, away from every string (background lettering
+that is not annotated).  Spread: a paired bootstrap over frames (2000 resamples) of the relative hmean change
+gives its 95 % interval, so the reader sees whether a 1 % change is resolvable.  The mixed-precision search
+(``*_auto``) is judged on every other rendered frame (``select_half``); ``test_half`` is the change on the
+frames it never saw.  Secondary: agreement with FP32 (probability-mask F1 on all held-out frames and on the
+real photos, box F1 against FP32's boxes) and max/mean absolute output difference.  The metrics' floor: FP32
+against FP32 (must be exact), FP32 on inputs changed imperceptibly (1 grey level of Gaussian noise; JPEG q95).
+
+Latency: median of ``--runs`` batch-1 runs at 1 and 2 ONNX Runtime threads, FP32 and INT8 sessions in the same
+process with runs alternating (FP32, INT8, then INT8, FP32, ...) so load changes on the shared machine hit both;
+``os.getloadavg()`` is recorded.  ``goal_met``: hmean (GT, all held-out frames) within 1 % relative of FP32 and
+speedup >= 1.3 at 1 and 2 threads.
 
 Variants (``--variants``): ``qdq`` (QDQ, per-channel int8 weights, uint8 activations = U8S8, MinMax),
-``qdq_rr`` (+ reduce_range), ``qoperator`` (QLinearConv), ``qdq_tensor`` (per-tensor weights),
-``qdq_s8s8`` (int8 activations), ``qdq_entropy`` / ``qdq_percentile`` (calibration method), ``qdq_conv``
-(only Conv quantized), ``qdq_nohead`` (``exclude``: the upsampling head's ConvTranspose, BatchNormalization,
-Sigmoid stay float), ``qdq_nofirst_nohead`` (+ the first conv), ``qdq_float_act`` (hard-swish Clip/Div float).
+``qdq_rr`` (+ reduce_range), ``qoperator`` (QLinearConv), ``qdq_tensor`` (per-tensor weights), ``qdq_s8s8``
+(int8 activations), ``qdq_entropy`` / ``qdq_percentile`` (calibration method), ``qdq_act_sym`` /
+``qdq_range_sym`` / ``qdq_weight_asym`` (ORT's ActivationSymmetric / CalibTensorRangeSymmetric /
+WeightSymmetric=False), ``qdq_conv`` (only Conv quantized), ``qdq_nohead`` (the head's ConvTranspose,
+BatchNormalization, Sigmoid float), ``qdq_nofirst_nohead`` (+ the first conv), ``qdq_float_stem`` (the first
+three convs float), ``qdq_float_act`` (hard-swish Clip/Div float), ``qdq_auto`` / ``qdq_percentile_auto``
+(mixed precision: ``QuantizeOptions.auto_exclude``, the most sensitive blocks kept float until the hmean drop
+on the selection half is within ``--tolerance``).
 
-    .venv/bin/python bench/bench_int8.py [--runs 10] [--variants qdq,qdq_nohead] [--out bench/results/int8.json]
+    .venv/bin/python bench/bench_int8.py [--runs 30] [--variants qdq,qdq_auto] [--out bench/results/int8.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,12 +68,19 @@ TEXT = ROOT / "tests" / "data" / "opencv_samples"
 REAL_CALIBRATION = ["text_imageTextN.png", "text_sudoku.png", "text_box.png"]
 REAL_HELDOUT = ["text_imageTextR.png", "text_box_in_scene.png", "text_licenseplate_motion.jpg", "text_messi5.jpg",
                 "text_left.jpg", "text_right.jpg"]
-#: sign, plate and label strings rendered onto street frames (cv2.putText), disjoint between the two sets
-WORDS_CALIBRATION = ["STOP", "EXIT 12", "Main St", "KL 4821", "PARKING", "No Entry", "Bus Only", "30", "Hotel",
-                     "B-RX 207", "Pharmacy", "Open 24h", "Loading Bay", "Gate 3", "SLOW", "Taxi"]
-WORDS_HELDOUT = ["YIELD", "Market Rd", "ONE WAY", "NX 73 KPD", "Cafe", "Bakery", "Platform 2", "50", "Toll",
-                 "Depot", "ZONE C", "Keep Left", "M4 3QT", "Pizza", "Bank", "Car Wash"]
+#: sign, label and plate strings rendered onto real frames (cv2.putText): words disjoint between the sets, plates
+#: drawn from disjoint alphabets, so no held-out string was seen in calibration
+WORDS_CALIBRATION = ["STOP", "EXIT 12", "Main St", "PARKING", "No Entry", "Bus Only", "30", "Hotel", "Pharmacy",
+                     "Open 24h", "Loading Bay", "Gate 3", "SLOW", "Taxi", "Library", "Station Rd", "Museum", "Lane 2",
+                     "Garage", "Hospital", "Police", "North 7", "Airport", "Ticket Office"]
+WORDS_HELDOUT = ["YIELD", "Market Rd", "ONE WAY", "Cafe", "Bakery", "Platform 2", "50", "Toll", "Depot", "ZONE C",
+                 "Keep Left", "Pizza", "Bank", "Car Wash", "Post Office", "Harbour", "Dock 14", "Warehouse",
+                 "Exit Only", "Stadium", "Fuel", "Pier 9", "Bridge St", "Customs", "Level 3", "Hardware",
+                 "Cinema", "Do Not Enter", "Bicycle Path", "Bay 21", "Clinic", "School", "Tram Stop", "80"]
+PLATE_LETTERS = {"calibration": "ABCDEFGHJK", "heldout": "LMNPRSTVWXYZ"}
 SIZE = (480, 640)  # H, W (multiples of 32, as the detector needs)
+#: RapidOCR's DB post-processing: probability threshold, box score threshold, unclip ratio, min box side
+DB_THRESH, BOX_THRESH, UNCLIP, MIN_SIDE = 0.3, 0.5, 1.6, 3
 VARIANTS: dict[str, dict[str, Any]] = {
     "qdq": {}, "qdq_rr": {"reduce_range": True}, "qoperator": {"fmt": "qoperator"},
     "qdq_tensor": {"per_channel": False}, "qdq_s8s8": {"activations": "int8"},
@@ -63,7 +89,27 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "qdq_nohead": {"exclude": ("ConvTranspose", "BatchNormalization", "Sigmoid")},
     "qdq_nofirst_nohead": {"exclude": ("p2o.Conv.0", "ConvTranspose", "BatchNormalization", "Sigmoid")},
     "qdq_float_act": {"exclude": ("Clip", "Div")},
+    "qdq_float_stem": {"exclude": ("p2o.Conv.0", "p2o.Conv.1", "p2o.Conv.2")},
+    "qdq_act_sym": {"extra": (("ActivationSymmetric", True),)},
+    "qdq_range_sym": {"extra": (("CalibTensorRangeSymmetric", True),)},
+    "qdq_weight_asym": {"extra": (("WeightSymmetric", False),)},
+    "qdq_auto": {"auto_exclude": True},
+    "qdq_percentile_auto": {"method": "percentile", "auto_exclude": True},
 }
+
+Box = tuple[int, int, int, int]  # x, y, w, h
+
+
+@dataclass
+class Frame:
+    """One evaluation frame: BGR image, its ground-truth text boxes (None: a real photo without annotation) and
+    the don't-care boxes (text-like things the FP32 detector finds on the frame before strings were drawn)."""
+
+    name: str
+    image: np.ndarray
+    gt: list[Box] | None = None
+    dontcare: list[Box] = field(default_factory=list)
+    clean: np.ndarray | None = None  # the frame before strings were drawn
 
 
 def detector_path() -> Path:
@@ -74,10 +120,10 @@ def detector_path() -> Path:
     return Path(rapidocr_onnxruntime.__file__).parent / "models" / "ch_PP-OCRv4_det_infer.onnx"
 
 
-def _frames(patterns: list[str], limit: int) -> list[Path]:
+def _frames(patterns: list[str], limit: int, step: int = 1, start: int = 0) -> list[Path]:
     out: list[Path] = []
     for pattern in patterns:
-        out += sorted(DATA.glob(pattern))[:limit]
+        out += sorted(DATA.glob(pattern))[start:limit:step]
     return out
 
 
@@ -88,30 +134,54 @@ def _image(path: Path) -> np.ndarray:
     return cv2.resize(img, (SIZE[1], SIZE[0]), interpolation=cv2.INTER_LINEAR)
 
 
-def render_text(img: np.ndarray, words: list[str], rng: np.random.Generator, n: int = 5) -> np.ndarray:
-    """``n`` sign-like strings drawn with cv2.putText on a copy of a real frame (plates, plain text, outlines)."""
+def _strings(kind: str, rng: np.random.Generator) -> str:
+    words = WORDS_CALIBRATION if kind == "calibration" else WORDS_HELDOUT
+    if rng.random() < 0.25:  # a number plate: letters of this set's own alphabet, digits
+        letters = PLATE_LETTERS[kind]
+        return "".join(rng.choice(list(letters), 2)) + " " + "".join(str(d) for d in rng.integers(0, 10, 3)) + \
+            " " + "".join(rng.choice(list(letters), 2))
+    return str(rng.choice(words))
+
+
+def render_text(img: np.ndarray, kind: str, rng: np.random.Generator, n: int = 7) -> tuple[np.ndarray, list[Box]]:
+    """Up to ``n`` sign/label/plate strings drawn with cv2.putText on a copy of a real frame, not overlapping;
+    returns the image and each string's ground-truth box: the tight box of its ink (x, y, w, h).
+
+    Fonts: five Hershey faces (upright or italic), cap heights ~9-45 px, 1-3 px strokes, dark or light ink,
+    drawn plain, outlined or on a contrasting plate."""
     out = img.copy()
     fonts = [cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX, cv2.FONT_HERSHEY_TRIPLEX,
              cv2.FONT_HERSHEY_PLAIN]
+    taken = np.zeros(SIZE, np.uint8)
+    gt: list[Box] = []
     for _ in range(n):
-        word = str(rng.choice(words))
-        font = int(rng.choice(fonts))
-        scale = float(rng.uniform(0.6, 2.0)) * (1.8 if font == cv2.FONT_HERSHEY_PLAIN else 1.0)
+        word = _strings(kind, rng)
+        font = int(rng.choice(fonts)) | (cv2.FONT_ITALIC if rng.random() < 0.2 else 0)
+        scale = float(rng.uniform(0.6, 1.6)) * (1.8 if font & 7 == cv2.FONT_HERSHEY_PLAIN else 1.0)
         thick = int(rng.integers(1, 4))
         (w, h), base = cv2.getTextSize(word, font, scale, thick)
-        if w >= SIZE[1] - 20 or h >= SIZE[0] - 20:
+        if w >= SIZE[1] - 30 or h >= SIZE[0] - 30:
             continue
-        x, y = int(rng.integers(5, SIZE[1] - w - 5)), int(rng.integers(h + 5, SIZE[0] - base - 5))
+        for _try in range(20):  # a place not overlapping another string (with a margin)
+            x, y = int(rng.integers(8, SIZE[1] - w - 8)), int(rng.integers(h + 8, SIZE[0] - base - 8))
+            if not taken[max(0, y - h - 12):y + base + 12, max(0, x - 12):x + w + 12].any():
+                break
+        else:
+            continue
         style = int(rng.integers(0, 3))
         ink = tuple(int(c) for c in rng.integers(0, 60, 3)) if rng.random() < 0.5 else \
             tuple(int(c) for c in rng.integers(200, 256, 3))
+        glyphs = np.zeros(SIZE, np.uint8)
+        cv2.putText(glyphs, word, (x, y), font, scale, 255, thick, cv2.LINE_AA)
         if style == 0:  # plate: text on a contrasting filled rectangle
-            plate = tuple(255 - c for c in ink)
-            cv2.rectangle(out, (x - 4, y - h - 4), (x + w + 4, y + base + 4), plate, -1)
+            cv2.rectangle(out, (x - 5, y - h - 5), (x + w + 5, y + base + 5), tuple(255 - c for c in ink), -1)
         elif style == 1:  # outlined text, readable on any background
             cv2.putText(out, word, (x, y), font, scale, tuple(255 - c for c in ink), thick + 3, cv2.LINE_AA)
         cv2.putText(out, word, (x, y), font, scale, ink, thick, cv2.LINE_AA)
-    return out
+        bx, by, bw, bh = cv2.boundingRect((glyphs > 64).astype(np.uint8))
+        gt.append((bx, by, bw, bh))
+        taken[y - h - 5:y + base + 5, x - 5:x + w + 5] = 1
+    return out, gt
 
 
 def _tensor(img: np.ndarray | Path) -> dict[str, np.ndarray]:
@@ -122,53 +192,139 @@ def _tensor(img: np.ndarray | Path) -> dict[str, np.ndarray]:
     return {"x": np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32)}
 
 
-def datasets(calibration_frames: int = 10, seed: int = 13) -> tuple[list[tuple[str, np.ndarray]],
-                                                                      list[tuple[str, np.ndarray]]]:
-    """(calibration, held-out) lists of (name, BGR image): disjoint recordings, images and words.
+CALIBRATION_FRAMES = {  # glob, limit, step, start
+    "radiate_tiny_foggy/data/radiate/tiny_foggy/zed_left/*.png": (50, 5, 0),
+    "euroc_v101_micro/MicroEurocDataset/mav0/cam0/data/*.png": (90, 9, 0),
+}
+HELDOUT_FRAMES = {
+    "radiate_tiny_foggy/data/radiate/tiny_foggy/zed_right/*.png": (50, 2, 1),
+    "euroc_v101_micro/MicroEurocDataset/mav0/cam0/data/*.png": (95, 9, 4),
+    "nuscenes_demo_sample/*.jpg": (12, 1, 0), "kitti_object_3frames/training/image_2/*.png": (12, 1, 0),
+    "opencalib_*/**/*.png": (12, 1, 0), "opencalib_*/**/*.jpg": (12, 1, 0),
+    "acfr_vlp16_quickstart/images/*.png": (12, 1, 0), "acfr_ouster_chessboard/*/images/*.png": (12, 1, 0),
+}
 
-    Calibration: 3 real text photos/scans + text rendered on RADIATE ZED-left and EuRoC frames.  Held-out:
-    6 other real text photos + text rendered on nuScenes, KITTI, OpenCalib and ACFR frames + the real street
-    frame of RADIATE ZED-right whose shop signs the FP32 detector finds (names: ``real:`` / ``rendered:``).
+
+def datasets(seed: int = 13, renders: int = 3, strings: int = 9) -> tuple[list[Frame], list[Frame]]:
+    """(calibration, held-out) frames: disjoint frames and disjoint strings.
+
+    Calibration: 3 real text photos/scans + strings rendered on RADIATE ZED-left and every 9th EuRoC frame.
+    Held-out: 6 other real text photos and the RADIATE ZED-right frame with shop signs (``real:``, no ground
+    truth) + strings rendered (``rendered:``, ground truth known) on other RADIATE ZED-right frames, other
+    EuRoC frames, nuScenes, KITTI, OpenCalib, ACFR frames and OpenCV's chessboard photos, ``renders`` times
+    each (other strings, places, fonts: ``#k`` in the name), up to ``strings`` strings per render.
     """
     rng = np.random.default_rng(seed)
-    calib = [(f"real:{n}", _image(TEXT / n)) for n in REAL_CALIBRATION]
-    for p in _frames(["radiate_tiny_foggy/data/radiate/tiny_foggy/zed_left/*.png"], 50)[::5][:calibration_frames] + \
-            _frames(["euroc_v101_micro/MicroEurocDataset/mav0/cam0/data/*.png"], 95)[::9][:calibration_frames]:
-        calib.append((f"rendered:{p.relative_to(DATA)}", render_text(_image(p), WORDS_CALIBRATION, rng)))
-    held = [(f"real:{n}", _image(TEXT / n)) for n in REAL_HELDOUT]
-    held.append(("real:radiate_tiny_foggy/zed_right/000002.png",
-                 _image(DATA / "radiate_tiny_foggy/data/radiate/tiny_foggy/zed_right/000002.png")))
-    for p in _frames(["nuscenes_demo_sample/*.jpg", "kitti_object_3frames/training/image_2/*.png",
-                      "opencalib_*/**/*.png", "opencalib_*/**/*.jpg", "acfr_vlp16_quickstart/images/*"], 12):
-        held.append((f"rendered:{p.relative_to(DATA)}", render_text(_image(p), WORDS_HELDOUT, rng)))
+    calib = [Frame(f"real:{n}", _image(TEXT / n)) for n in REAL_CALIBRATION]
+    for pattern, (limit, step, start) in CALIBRATION_FRAMES.items():
+        for p in _frames([pattern], limit, step, start):
+            img, gt = render_text(_image(p), "calibration", rng)
+            calib.append(Frame(f"rendered:{p.relative_to(DATA)}", img, gt))
+    signs = DATA / "radiate_tiny_foggy/data/radiate/tiny_foggy/zed_right/000002.png"
+    held = [Frame(f"real:{n}", _image(TEXT / n)) for n in REAL_HELDOUT]
+    held.append(Frame(f"real:{signs.relative_to(DATA)}", _image(signs)))
+    paths = [p for pattern, (limit, step, start) in HELDOUT_FRAMES.items()
+             for p in _frames([pattern], limit, step, start) if p != signs]
+    paths += sorted(TEXT.glob("left*.jpg"))
+    for p in paths:
+        clean = _image(p)
+        for k in range(renders):
+            img, gt = render_text(clean, "heldout", rng, strings)
+            held.append(Frame(f"rendered:{p.relative_to(DATA) if p.is_relative_to(DATA) else p.name}#{k}", img, gt,
+                              clean=clean))
     return calib, held
 
 
-def boxes(prob: np.ndarray, thresh: float = 0.3, box_thresh: float = 0.5) -> list[tuple[int, int, int, int]]:
-    """DB-style text boxes (x, y, w, h) of a (1, 1, H, W) probability map."""
+def boxes(prob: np.ndarray, unclip: float = 0.0) -> list[Box]:
+    """DB-style text boxes (x, y, w, h) of a (1, 1, H, W) probability map: contours of ``prob > DB_THRESH`` whose
+    mean probability is above ``BOX_THRESH``, min side ``MIN_SIDE``; ``unclip`` > 0 grows each box by DB's
+    offset (area * ratio / perimeter), as RapidOCR does before reporting it (the map marks shrunk text)."""
     p = prob[0, 0]
-    mask = (p > thresh).astype(np.uint8)
+    mask = (p > DB_THRESH).astype(np.uint8)
     contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
     out = []
     for c in contours:
         x, y, w, h = cv2.boundingRect(c)
-        if min(w, h) < 3:
+        if min(w, h) < MIN_SIDE:
             continue
         region = np.zeros_like(mask)
         cv2.drawContours(region, [c], -1, 1, thickness=-1)
-        if float(p[region.astype(bool)].mean()) > box_thresh:
-            out.append((x, y, w, h))
+        if float(p[region.astype(bool)].mean()) <= BOX_THRESH:
+            continue
+        if unclip > 0:
+            d = round(w * h * unclip / (2.0 * (w + h)))
+            x, y, w, h = max(0, x - d), max(0, y - d), w + 2 * d, h + 2 * d
+            w, h = min(w, SIZE[1] - x), min(h, SIZE[0] - y)
+        out.append((x, y, w, h))
     return out
 
 
-def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+def _iou(a: Box, b: Box) -> float:
     ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
     iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
     inter = ix * iy
     return inter / float(a[2] * a[3] + b[2] * b[3] - inter)
 
 
-def box_f1(ref: list[list[tuple[int, int, int, int]]], got: list[list[tuple[int, int, int, int]]]) -> dict[str, float]:
+def _inside(a: Box, b: Box) -> float:
+    """Fraction of box a's area inside box b."""
+    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    return ix * iy / float(max(1, a[2] * a[3]))
+
+
+def match_frame(gt: list[Box], det: list[Box], dontcare: list[Box], iou: float = 0.5) -> tuple[int, int, int]:
+    """ICDAR-style counts of one frame: (true positives, detections, ground-truth boxes).  Detections lying
+    mostly (> 50 % of their area) in a don't-care box are dropped first; then one-to-one matching, pairs taken
+    by decreasing IoU, a pair counting when its IoU >= ``iou``."""
+    det = [d for d in det if not any(_inside(d, c) > 0.5 for c in dontcare)]
+    pairs = sorted(((_iou(g, d), i, j) for i, g in enumerate(gt) for j, d in enumerate(det)), reverse=True)
+    used_g: set[int] = set()
+    used_d: set[int] = set()
+    for v, i, j in pairs:
+        if v < iou:
+            break
+        if i not in used_g and j not in used_d:
+            used_g.add(i)
+            used_d.add(j)
+    return len(used_g), len(det), len(gt)
+
+
+def detection_counts(frames: list[Frame], probs: list[np.ndarray]) -> np.ndarray:
+    """(frames, 3) array of (tp, detections, gt) over the frames with ground truth."""
+    return np.array([match_frame(f.gt, boxes(p, UNCLIP), f.dontcare) for f, p in zip(frames, probs, strict=True)
+                     if f.gt is not None], dtype=np.int64).reshape(-1, 3)
+
+
+def prh(counts: np.ndarray) -> dict[str, float]:
+    """Precision, recall and hmean (F1) of summed (tp, detections, gt) counts."""
+    tp, nd, ng = (int(v) for v in counts.sum(axis=0))
+    p = tp / nd if nd else 0.0
+    r = tp / ng if ng else 0.0
+    return {"precision": p, "recall": r, "hmean": 2 * p * r / (p + r) if p + r else 0.0, "tp": tp,
+            "detections": nd, "gt_boxes": ng}
+
+
+def _hmean(c: np.ndarray) -> np.ndarray:
+    """hmean of summed counts along axis -2 (vectorised for the bootstrap): 2 tp / (detections + gt)."""
+    s = c.sum(axis=-2)
+    den = s[..., 1] + s[..., 2]
+    return np.where(den > 0, 2.0 * s[..., 0] / np.maximum(den, 1), 0.0)
+
+
+def bootstrap(fp32: np.ndarray, int8: np.ndarray, reps: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """Paired bootstrap over frames of the hmean relative change (INT8 - FP32) / FP32: 95 % interval, std."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(fp32), (reps, len(fp32)))
+    hf, hi = _hmean(fp32[idx]), _hmean(int8[idx])
+    rel = (hi - hf) / np.where(hf > 0, hf, 1.0)
+    return {"reps": reps, "rel_change_ci95": [float(np.percentile(rel, 2.5)), float(np.percentile(rel, 97.5))],
+            "rel_change_std": float(rel.std()), "fp32_hmean_ci95": [float(np.percentile(hf, 2.5)),
+                                                                     float(np.percentile(hf, 97.5))]}
+
+
+def box_f1(ref: list[list[Box]], got: list[list[Box]]) -> dict[str, float]:
+    """Agreement of boxes with FP32's boxes (F1 at IoU >= 0.5, greedy): the old, hypersensitive figure."""
     tp = fp = fn = 0
     for r, g in zip(ref, got, strict=True):
         used: set[int] = set()
@@ -194,74 +350,180 @@ def _mask_f1(ref: list[np.ndarray], got: list[np.ndarray], thresh: float = 0.3) 
 
 
 def _scores(ref: list[np.ndarray], got: list[np.ndarray], real: list[int]) -> dict[str, Any]:
-    """Mask F1 (all held-out frames and the real-photo subset) and box F1 of ``got`` against ``ref``."""
+    """Agreement with FP32 (secondary): mask F1 (all held-out frames and the real-photo subset), box F1."""
     return {"mask_f1": _mask_f1(ref, got), "mask_f1_real": _mask_f1([ref[i] for i in real], [got[i] for i in real]),
             "box": box_f1([boxes(r) for r in ref], [boxes(g) for g in got])}
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", type=int, default=10)
-    ap.add_argument("--variants", default="qdq,qdq_percentile,qdq_conv,qdq_nohead,qdq_tensor,qoperator")
-    ap.add_argument("--calibration", type=int, default=10, help="frames per calibration recording (+3 real)")
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "int8.json"))
-    args = ap.parse_args()
+def _jpeg(img: np.ndarray, quality: int = 95) -> np.ndarray:
+    out = cv2.imdecode(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])[1], cv2.IMREAD_COLOR)
+    assert out is not None
+    return np.asarray(out)
+
+
+def _session(model: Path | str, threads: int = 0) -> Any:
     import onnxruntime as ort
 
-    model = detector_path()
-    calib, held = datasets(args.calibration)
-    calibration = [_tensor(im) for _, im in calib]
-    heldout = [_tensor(im) for _, im in held]
-    real = [i for i, (n, _) in enumerate(held) if n.startswith("real:")]
     so = ort.SessionOptions()
     so.log_severity_level = 3
-    fp32 = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    return ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
+
+
+def interleaved_latency(fp32: Path, int8: Path, feeds: list[dict[str, np.ndarray]], threads: int,
+                        runs: int) -> dict[str, float]:
+    """Median batch-1 latency (ms) of both models, runs alternating FP32/INT8 (order swapped every pair) so a
+    load change on the shared machine hits both alike."""
+    sessions = {"fp32": _session(fp32, threads), "int8": _session(int8, threads)}
+    times: dict[str, list[float]] = {"fp32": [], "int8": []}
+    for s in sessions.values():
+        s.run(None, feeds[0])
+    for i in range(runs):
+        for key in (("fp32", "int8") if i % 2 == 0 else ("int8", "fp32")):
+            t0 = time.perf_counter()
+            sessions[key].run(None, feeds[i % len(feeds)])
+            times[key].append((time.perf_counter() - t0) * 1e3)
+    f, q = float(np.median(times["fp32"])), float(np.median(times["int8"]))
+    return {"fp32": f, "int8": q, "speedup": f / q, "runs": runs}
+
+
+def _gt_figures(held: list[Frame], fp32: np.ndarray, probs: list[np.ndarray], select: np.ndarray) -> dict[str, Any]:
+    """GT task figures of a model's held-out maps against FP32's counts: all frames, bootstrap, and the two
+    halves (``select``: the frames the mixed-precision search was judged on; ``test``: the others)."""
+    c = detection_counts(held, probs)
+    h32 = prh(fp32)["hmean"]
+    out: dict[str, Any] = {"all": prh(c), "bootstrap": bootstrap(fp32, c)}
+    out["all"]["rel_change"] = (out["all"]["hmean"] - h32) / h32
+    for half, rows in (("select_half", select), ("test_half", ~select)):
+        a, b = prh(fp32[rows])["hmean"], prh(c[rows])["hmean"]
+        out[half] = {"fp32_hmean": a, "int8_hmean": b, "rel_change": (b - a) / a, "gt_boxes": int(c[rows, 2].sum())}
+    return out
+
+
+def mark_dontcare(held: list[Frame], fp32: Any) -> None:
+    """Don't-care boxes of the rendered frames: what FP32 finds on the frame before the strings were drawn,
+    away from every string (real signs, lettering in the background: not annotated, so neither a hit nor a
+    false alarm)."""
+    found_clean: dict[int, list[Box]] = {}
+    for f in held:
+        if f.clean is not None and f.gt is not None:
+            clean: np.ndarray = f.clean
+            if id(clean) not in found_clean:
+                found_clean[id(clean)] = boxes(fp32.run(None, _tensor(clean))[0], UNCLIP)
+            found = found_clean[id(clean)]
+            f.dontcare = [c for c in found if not any(_inside(c, g) > 0 or _inside(g, c) > 0 for g in f.gt)]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=30, help="latency runs per model and thread count")
+    ap.add_argument("--variants", default="qdq,qdq_percentile,qdq_auto")
+    ap.add_argument("--tolerance", type=float, default=0.01, help="mixed-precision target: largest relative "
+                                                                   "hmean drop")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "int8.json"))
+    args = ap.parse_args()
+    import logging
+
+    import onnxruntime as ort
+
+    logging.getLogger().setLevel(logging.ERROR)  # ORT's quantizer warns once per trial about BatchNorm axes
+    model = detector_path()
+    calib, held = datasets()
+    calibration = [_tensor(f.image) for f in calib]
+    heldout = [_tensor(f.image) for f in held]
+    real = [i for i, f in enumerate(held) if f.gt is None]
+    fp32 = _session(model)
+    mark_dontcare(held, fp32)
     ref = [fp32.run(None, h)[0] for h in heldout]
-    # the measurement itself: FP32 against FP32 (another session, 2 threads) must score 1; and what FP32 scores
-    # against itself on imperceptibly changed inputs (1 grey level of noise, JPEG quality 95) is the metric's floor
-    so2 = ort.SessionOptions()
-    so2.log_severity_level, so2.intra_op_num_threads = 3, 2
-    fp32b = ort.InferenceSession(str(model), so2, providers=["CPUExecutionProvider"])
+    gt_frames = [f for f in held if f.gt is not None]
+    select = np.arange(len(gt_frames)) % 2 == 0  # the mixed-precision search sees every other rendered frame
+    select_idx = [i for i, f in enumerate(held) if f.gt is not None][::2]
+    fp32_counts = detection_counts(held, ref)
+    fp32_gt = prh(fp32_counts)
+    print(f"FP32 vs ground truth: P {fp32_gt['precision']:.4f} R {fp32_gt['recall']:.4f} hmean "
+          f"{fp32_gt['hmean']:.4f} ({fp32_gt['gt_boxes']} boxes on {len(gt_frames)} frames, "
+          f"{sum(len(f.dontcare) for f in held)} don't-care)", flush=True)
+
+    def hmean_select(outputs: list[dict[str, np.ndarray]]) -> float:
+        """The task metric quantize_model judges on: hmean on the selection half of the rendered frames."""
+        probs = [next(iter(outputs[i].values())) for i in select_idx]
+        return prh(detection_counts([held[i] for i in select_idx], probs))["hmean"]
+
+    # the measurement itself: FP32 against FP32 (another session, 2 threads) must agree exactly; FP32 on
+    # imperceptibly changed inputs (1 grey level of Gaussian noise; JPEG quality 95) is the metrics' floor
+    fp32b = _session(model, 2)
     rng = np.random.default_rng(0)
-    floor = {"fp32_vs_fp32": _scores(ref, [fp32b.run(None, h)[0] for h in heldout], real),
-             "fp32_noise_1_grey_level": _scores(ref, [fp32.run(None, _tensor(np.clip(
-                 im + rng.normal(0, 1, im.shape), 0, 255).astype(np.uint8)))[0] for _, im in held], real),
-             "fp32_jpeg_q95": _scores(ref, [fp32.run(None, _tensor(cv2.imdecode(cv2.imencode(
-                 ".jpg", im, [cv2.IMWRITE_JPEG_QUALITY, 95])[1], cv2.IMREAD_COLOR)))[0] for _, im in held], real)}
-    for k, v in floor.items():
-        print(f"{k:24s} mask F1 {v['mask_f1']:.4f} (real {v['mask_f1_real']:.4f})  box F1 {v['box']['f1']:.4f}",
-              flush=True)
+    noisy = {"fp32_vs_fp32": [fp32b.run(None, h)[0] for h in heldout],
+             "fp32_noise_1_grey_level": [fp32.run(None, _tensor(np.clip(
+                 f.image + rng.normal(0, 1, f.image.shape), 0, 255).astype(np.uint8)))[0] for f in held],
+             "fp32_jpeg_q95": [fp32.run(None, _tensor(_jpeg(f.image)))[0] for f in held]}
+    floor = {}
+    for k, probs in noisy.items():
+        floor[k] = {"agreement": _scores(ref, probs, real), "gt": _gt_figures(held, fp32_counts, probs, select)}
+        g = floor[k]["gt"]
+        print(f"{k:24s} hmean {g['all']['hmean']:.4f} ({g['all']['rel_change']:+.2%})  mask F1 vs FP32 "
+              f"{floor[k]['agreement']['mask_f1']:.4f}", flush=True)
     result: dict[str, Any] = {
-        "model": model.name, "input": [1, 3, *SIZE], "threshold": 0.3,
-        "calibration": [n for n, _ in calib], "heldout": [n for n, _ in held],
+        "model": model.name, "input": [1, 3, *SIZE],
+        "postprocess": {"db_thresh": DB_THRESH, "box_thresh": BOX_THRESH, "unclip_ratio": UNCLIP,
+                        "min_side": MIN_SIDE},
+        "calibration": [f.name for f in calib], "heldout": [f.name for f in held],
+        "task_metric": "text detection precision/recall/hmean against the ground-truth boxes of the strings "
+                       "rendered on held-out frames, IoU >= 0.5, one-to-one matching, don't-care regions",
+        "fp32_gt": fp32_gt, "fp32_gt_bootstrap": bootstrap(fp32_counts, fp32_counts),
         "fp32_boxes": {"all": sum(len(boxes(r)) for r in ref), "real": sum(len(boxes(ref[i])) for i in real)},
-        "mask_fraction": float(np.mean([(r > 0.3).mean() for r in ref])),
-        "goal": "speedup >= 1.3 at 1 and 2 threads with mask F1 >= 0.99 (1 % relative drop)",
-        "metric_floor": floor, "environment": environment(), "ort": ort.__version__, "variants": {}}
+        "goal": "hmean (GT) within 1 % relative of FP32 and speedup >= 1.3 at 1 and 2 threads",
+        "metric_floor": floor, "environment": environment(), "ort": ort.__version__,
+        "loadavg_start": list(os.getloadavg()), "complete": False, "variants": {}}
     out_dir = Path(args.out).parent
     for name in args.variants.split(","):
-        # tolerance 1: every variant is written so that its boxes can be scored; the goal is judged here
-        opts = QuantizeOptions(metric="mask_f1", metric_threshold=0.3, tolerance=1.0, threads=(1, 2),
-                               latency_runs=args.runs, **VARIANTS[name])
+        spec = dict(VARIANTS[name])
+        # tolerance 1 for fixed variants: every model is written so that it can be scored; the goal is judged
+        # here.  The mixed-precision variants search for the tolerance asked.
+        tol = args.tolerance if spec.get("auto_exclude") else 1.0
+        opts = QuantizeOptions(metric="mask_f1", metric_threshold=DB_THRESH, tolerance=tol, threads=(1, 2),
+                               latency_runs=10, **spec)
         q_path = out_dir / f"ppocr_det.{name}.int8.onnx"
-        rep = quantize_model(model, calibration, heldout, q_path, options=opts, overwrite=True)
+        t0 = time.perf_counter()
+        rep = quantize_model(model, calibration, heldout, q_path, options=opts, overwrite=True,
+                             task_metric=hmean_select)
         entry = rep.as_dict()
-        entry.pop("verdict")
-        entry.pop("excluded")
-        entry["excluded_nodes"] = len(rep.excluded)
-        int8 = ort.InferenceSession(str(q_path), so, providers=["CPUExecutionProvider"])
-        entry["scores"] = _scores(ref, [int8.run(None, h)[0] for h in heldout], real)
+        for k in ("verdict", "excluded", "latency_ms", "model", "out"):
+            entry.pop(k)
+        entry["verdict"], entry["excluded_nodes"], entry["seconds"] = rep.verdict, len(rep.excluded), \
+            time.perf_counter() - t0
+        # quantize_model's own figure (FP32 then INT8, 10 runs each, not interleaved): the only latency of a
+        # refused model, which is not written
+        entry["latency_ms_sequential"] = rep.latency_ms
+        if not rep.written:
+            entry["goal_met"] = False
+            result["variants"][name] = entry
+            print(f"{name:15s} {rep.verdict}; speedup (sequential) " + "  ".join(
+                f"{k[8:]}t {v['speedup']:.2f}x" for k, v in rep.latency_ms.items()), flush=True)
+            Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+            continue
+        int8 = _session(q_path)
+        probs = [int8.run(None, h)[0] for h in heldout]
+        entry["gt"] = _gt_figures(held, fp32_counts, probs, select)
+        entry["agreement"] = _scores(ref, probs, real)
+        entry["loadavg"] = list(os.getloadavg())
+        lat = {f"threads_{t}": interleaved_latency(model, q_path, heldout, t, args.runs) for t in (1, 2)}
+        entry["latency_ms"] = lat
         q_path.unlink()
-        lat = rep.latency_ms
-        entry["goal_met"] = bool(rep.metric["relative_drop"] <= 0.01 and
-                                 min(v["speedup"] for v in lat.values()) >= 1.3)
+        g = entry["gt"]["all"]
+        entry["goal_met"] = bool(g["rel_change"] >= -0.01 and min(v["speedup"] for v in lat.values()) >= 1.3)
         result["variants"][name] = entry
-        sc = entry["scores"]
-        print(f"{name:15s} mask F1 {sc['mask_f1']:.4f} (real {sc['mask_f1_real']:.4f})  box F1 "
-              f"{sc['box']['f1']:.4f}  speedup 1t {lat['threads_1']['speedup']:.2f}x "
-              f"({lat['threads_1']['fp32']:.1f} -> {lat['threads_1']['int8']:.1f} ms)  2t "
-              f"{lat['threads_2']['speedup']:.2f}x ({lat['threads_2']['fp32']:.1f} -> "
-              f"{lat['threads_2']['int8']:.1f} ms)  goal {'met' if entry['goal_met'] else 'not met'}", flush=True)
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")  # survives a cut-off run
+        ci = entry["gt"]["bootstrap"]["rel_change_ci95"]
+        speed = "  ".join(f"{k[8:]}t {v['speedup']:.2f}x ({v['fp32']:.1f} -> {v['int8']:.1f} ms)"
+                          for k, v in lat.items())
+        print(f"{name:15s} hmean {g['hmean']:.4f} ({g['rel_change']:+.2%}, 95% CI {ci[0]:+.2%}..{ci[1]:+.2%}; "
+              f"test half {entry['gt']['test_half']['rel_change']:+.2%})  mask F1 vs FP32 "
+              f"{entry['agreement']['mask_f1']:.4f}  float nodes {len(rep.excluded)}  {speed}  "
+              f"goal {'met' if entry['goal_met'] else 'not met'}", flush=True)
+    result["loadavg_end"] = list(os.getloadavg())
+    result["complete"] = True
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return 0
 

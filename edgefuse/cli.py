@@ -212,13 +212,46 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     opts = QuantizeOptions(method=args.method, fmt=args.format, per_channel=not args.per_tensor,
                            reduce_range=args.reduce_range, activations=args.activations, metric=args.metric,
                            metric_threshold=args.metric_threshold, tolerance=args.tolerance,
-                           exclude=tuple(e.strip() for e in (args.exclude or "").split(",") if e.strip()))
+                           exclude=tuple(e.strip() for e in (args.exclude or "").split(",") if e.strip()),
+                           auto_exclude=args.auto_exclude, auto_max_float=args.auto_max_float)
     report = quantize_from_bag(args.model, resolve_pipeline(args.pipeline), args.bag, args.stage, args.out,
                                heldout_bag=args.heldout_bag, heldout_fraction=args.heldout_fraction, options=opts,
                                report_path=args.report, rig=args.rig, overwrite=args.overwrite)
     print(json.dumps(report.as_dict(), indent=2))
     print(report.verdict, file=sys.stderr)
     return 0 if report.written else EXIT_INPUT
+
+
+def _add_quantize_parser(sub: Any) -> None:
+    p = sub.add_parser("quantize", help="static INT8 quantization, calibrated on a bag replayed through a pipeline")
+    p.add_argument("model", help="FP32 .onnx model (its card beside it)")
+    p.add_argument("--pipeline", required=True, help="pipeline whose onnx_model stage runs MODEL")
+    p.add_argument("--bag", required=True, help="calibration recording")
+    p.add_argument("--stage", required=True, help="name of the onnx_model stage")
+    p.add_argument("--out", required=True, help="INT8 model to write (its card is written beside it)")
+    p.add_argument("--heldout-bag", help="judge on this recording (default: the last --heldout-fraction of --bag)")
+    p.add_argument("--heldout-fraction", type=float, default=0.25, help="held-out share of --bag (default 0.25)")
+    p.add_argument("--method", choices=["minmax", "entropy", "percentile"], default="minmax")
+    p.add_argument("--format", choices=["qdq", "qoperator"], default="qdq")
+    p.add_argument("--per-tensor", action="store_true", help="per-tensor instead of per-channel weights")
+    p.add_argument("--reduce-range", action="store_true", help="7-bit weights (CPUs without VNNI)")
+    p.add_argument("--activations", choices=["uint8", "int8"], default="uint8")
+    p.add_argument("--metric", default="cosine", help="cosine | argmax_agreement | mask_f1 (against FP32)")
+    p.add_argument("--metric-threshold", type=float, default=0.5, help="mask_f1's threshold")
+    p.add_argument("--tolerance", type=float, default=0.01, help="largest relative metric drop accepted")
+    p.add_argument("--exclude", help="comma-separated node names or operator types kept in float (e.g. "
+                                     "'ConvTranspose,Sigmoid' for a segmentation head); an entry matching no "
+                                     "node is an error")
+    p.add_argument("--auto-exclude", action="store_true",
+                   help="mixed precision: when the all-INT8 model misses --tolerance, keep its most sensitive "
+                        "blocks (conv + activation...) in float, the fewest that bring the held-out metric within it")
+    p.add_argument("--auto-max-float", type=float, default=0.25,
+                   help="most blocks --auto-exclude may keep in float, a fraction (default 0.25); beyond it the "
+                        "model is refused")
+    p.add_argument("--report", help="write the accuracy report (JSON) here")
+    p.add_argument("--rig", help="use this rig file instead of the pipeline's")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.set_defaults(func=_cmd_quantize)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -275,29 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=_cmd_record)
 
-    p = sub.add_parser("quantize", help="static INT8 quantization, calibrated on a bag replayed through a pipeline")
-    p.add_argument("model", help="FP32 .onnx model (its card beside it)")
-    p.add_argument("--pipeline", required=True, help="pipeline whose onnx_model stage runs MODEL")
-    p.add_argument("--bag", required=True, help="calibration recording")
-    p.add_argument("--stage", required=True, help="name of the onnx_model stage")
-    p.add_argument("--out", required=True, help="INT8 model to write (its card is written beside it)")
-    p.add_argument("--heldout-bag", help="judge on this recording (default: the last --heldout-fraction of --bag)")
-    p.add_argument("--heldout-fraction", type=float, default=0.25, help="held-out share of --bag (default 0.25)")
-    p.add_argument("--method", choices=["minmax", "entropy", "percentile"], default="minmax")
-    p.add_argument("--format", choices=["qdq", "qoperator"], default="qdq")
-    p.add_argument("--per-tensor", action="store_true", help="per-tensor instead of per-channel weights")
-    p.add_argument("--reduce-range", action="store_true", help="7-bit weights (CPUs without VNNI)")
-    p.add_argument("--activations", choices=["uint8", "int8"], default="uint8")
-    p.add_argument("--metric", default="cosine", help="cosine | argmax_agreement | mask_f1 (against FP32)")
-    p.add_argument("--metric-threshold", type=float, default=0.5, help="mask_f1's threshold")
-    p.add_argument("--tolerance", type=float, default=0.01, help="largest relative metric drop accepted")
-    p.add_argument("--exclude", help="comma-separated node names or operator types kept in float (e.g. "
-                                     "'ConvTranspose,Sigmoid' for a segmentation head); an entry matching no "
-                                     "node is an error")
-    p.add_argument("--report", help="write the accuracy report (JSON) here")
-    p.add_argument("--rig", help="use this rig file instead of the pipeline's")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    p.set_defaults(func=_cmd_quantize)
+    _add_quantize_parser(sub)
 
     from edgefuse.node.cli import add_parsers as add_node_parsers
 

@@ -6,14 +6,27 @@ statically (QDQ or QOperator format, per-channel weights by default, MinMax / en
 calibration), then compares the INT8 model with the FP32 one on *held-out* tensors: the task metric
 (:data:`METRICS`, each scored against the FP32 output, so FP32 scores 1), max and mean absolute difference
 of every output, and latency at batch 1 for each thread count.  A model whose metric drops by more than
-``tolerance`` (relative) is refused: nothing is written at ``out``, the report says why.
+``tolerance`` (relative) is refused: nothing is written at ``out``, the report says why.  A caller that
+knows the ground truth of its held-out sets passes ``task_metric`` (a score of the held-out outputs, e.g. text
+detection hmean against annotated boxes): the gate then compares INT8's score with FP32's on the task, and the
+agreement metric is still reported.
+
+Mixed precision (``QuantizeOptions.auto_exclude``): when the all-INT8 model misses the tolerance, each block
+(a weighted node — Conv, ConvTranspose, Gemm, MatMul — with the element-wise nodes that follow it) is kept in
+float one at a time and the loss of agreement with FP32 (``metric``, then the output mean squared error
+as tie-break) it removes on calibration sets is its sensitivity; the most sensitive
+blocks are then kept in float, 1, 2, 4, ... of them (then bisected to the fewest), until the held-out metric is
+within the tolerance or ``auto_max_float`` of the blocks are float (then the model is refused).  Calibration
+runs once (ONNX Runtime's calibration cache) for all the trial models.
 
 Needs the ``quantize`` extra (``pip install 'edgefuse[quantize]'``: the ``onnx`` package).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
+import math
 import shutil
 import statistics
 import tempfile
@@ -29,7 +42,8 @@ import numpy.typing as npt
 from edgefuse.errors import ModelError
 from edgefuse.infer.runtime import inspect_model
 
-__all__ = ["METRICS", "MIN_CALIBRATION_SETS", "QuantizeOptions", "QuantizeReport", "quantize_model"]
+__all__ = ["METRICS", "MIN_CALIBRATION_SETS", "WEIGHTED_OPS", "QuantizeOptions", "QuantizeReport", "blocks",
+           "quantize_model"]
 
 Feeds = dict[str, npt.NDArray[Any]]
 #: fewest calibration sets accepted (fewer give ranges that do not generalize)
@@ -88,7 +102,11 @@ class QuantizeOptions:
     to keep a sensitive head (ConvTranspose, Sigmoid) in float; ``exclude``: node names or operator types kept
     in float (ONNX Runtime's ``nodes_to_exclude``), matched against the pre-processed model: an entry that
     matches no node there is an error, not a silent no-op (pre-processing may fuse or rename nodes; the report's
-    ``excluded`` lists the nodes actually kept in float).
+    ``excluded`` lists the nodes actually kept in float).  ``auto_exclude``: mixed precision, the most
+    sensitive blocks kept in float until the metric is within ``tolerance`` (at most ``auto_max_float`` of the
+    blocks, a fraction; at least one), sensitivity measured on ``sensitivity_sets`` calibration sets.
+    ``extra``: further ONNX Runtime ``extra_options`` as (name, value) pairs, e.g.
+    ``(("ActivationSymmetric", True),)`` or ``(("CalibTensorRangeSymmetric", True),)``.
     """
 
     method: Literal["minmax", "entropy", "percentile"] = "minmax"
@@ -105,6 +123,10 @@ class QuantizeOptions:
     min_calibration: int = MIN_CALIBRATION_SETS
     op_types: tuple[str, ...] | None = None
     exclude: tuple[str, ...] = ()
+    auto_exclude: bool = False
+    auto_max_float: float = 0.25
+    sensitivity_sets: int = 8
+    extra: tuple[tuple[str, bool | float | int], ...] = ()
 
 
 @dataclass
@@ -124,6 +146,7 @@ class QuantizeReport:
     outputs: dict[str, dict[str, float]] = field(default_factory=dict)
     latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     excluded: list[str] = field(default_factory=list)
+    auto: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data."""
@@ -242,17 +265,100 @@ def _latency(sess: Any, sets: Sequence[Feeds], runs: int) -> dict[str, float]:
     return {"median": statistics.median(times), "min": min(times), "max": max(times)}
 
 
+#: operator types that start a block of the mixed-precision search (the nodes that carry weights)
+WEIGHTED_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
+
+
+def blocks(model: Path, skip: Sequence[str] = ()) -> list[list[str]]:
+    """The blocks of ``model`` in graph order: each weighted node (:data:`WEIGHTED_OPS`) with the quantizable
+    non-weighted nodes after it up to the next weighted one (activations, hard-swish, residual Add...); nodes
+    before the first weighted node form a block of their own.  Nodes named in ``skip`` (already float) and
+    nodes ONNX Runtime never quantizes (Constant, Shape...) are left out.  Unnamed nodes are named and
+    ``model`` saved again (the quantizer matches nodes by name)."""
+    onnx = _need_onnx()
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+    quantizable = set(QDQRegistry) | set(QLinearOpsRegistry) | WEIGHTED_OPS | {"Add", "Mul", "Div", "Sub"}
+    proto = onnx.load(str(model))
+    renamed = False
+    out: list[list[str]] = []
+    for i, node in enumerate(proto.graph.node):
+        if node.op_type not in quantizable or node.name in skip:
+            continue
+        if not node.name:
+            node.name = f"edgefuse_unnamed_{node.op_type}_{i}"
+            renamed = True
+        if node.op_type in WEIGHTED_OPS or not out:
+            out.append([])
+        out[-1].append(node.name)
+    if renamed:
+        onnx.save(proto, str(model))
+    return out
+
+
+def _output_error(ref: list[Feeds], got: list[Feeds]) -> float:
+    """Mean squared difference of all outputs over the sets."""
+    return float(np.mean([np.mean((np.asarray(r[k], np.float64) - np.asarray(g[k], np.float64)) ** 2)
+                          for r, g in zip(ref, got, strict=True) for k in r]))
+
+
+class _Quantizer:
+    """ONNX Runtime's static quantizer over one pre-processed model, calibrating once for every trial."""
+
+    def __init__(self, model: Path, pre: Path, calibration: Sequence[Feeds], opts: QuantizeOptions,
+                 work: Path) -> None:
+        from onnxruntime.quantization import CalibrationMethod, quantize_static
+
+        self.model, self.pre, self.opts, self.work = model, pre, opts, work
+        self.calibration = calibration
+        self.method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                       "percentile": CalibrationMethod.Percentile}[opts.method]
+        self.extra: dict[str, Any] = dict(opts.extra)
+        if opts.method == "percentile":
+            self.extra.setdefault("CalibPercentile", opts.percentile)
+        # calibration cache (ONNX Runtime >= 1.24): the ranges are computed once, then reused by every trial
+        self.cache = work / "ranges.json" if "calibration_cache_path" in inspect.signature(
+            quantize_static).parameters else None
+        self.trials = 0
+
+    def __call__(self, out: Path, excluded: Sequence[str]) -> Path:
+        from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+        opts = self.opts
+        cached = self.cache is not None and self.cache.is_file()
+        kwargs: dict[str, Any] = {} if self.cache is None else {"calibration_cache_path": str(self.cache)}
+        try:
+            quantize_static(
+                str(self.pre), str(out), None if cached else _Reader(self.calibration),
+                quant_format=QuantFormat.QDQ if opts.fmt == "qdq" else QuantFormat.QOperator,
+                per_channel=opts.per_channel, reduce_range=opts.reduce_range,
+                activation_type=QuantType.QUInt8 if opts.activations == "uint8" else QuantType.QInt8,
+                weight_type=QuantType.QInt8, calibrate_method=self.method, extra_options=dict(self.extra),
+                op_types_to_quantize=list(opts.op_types) if opts.op_types else None,
+                nodes_to_exclude=list(excluded) or None, **kwargs,
+            )
+        except Exception as exc:
+            raise ModelError(f"{self.model}: quantization failed: "
+                             f"{str(exc).splitlines()[0] if str(exc) else exc}", file=self.model) from None
+        self.trials += 1
+        return out
+
+
 def quantize_model(model: str | Path, calibration: Sequence[Feeds], heldout: Sequence[Feeds], out: str | Path, *,
                    options: QuantizeOptions | None = None, report_path: str | Path | None = None,
-                   overwrite: bool = False) -> QuantizeReport:
+                   overwrite: bool = False, task_metric: Callable[[list[Feeds]], float] | None = None
+                   ) -> QuantizeReport:
     """Quantize ``model`` with ``calibration`` sets, judge it on ``heldout`` sets, write it to ``out`` if it passes.
+
+    ``task_metric`` (optional): the task's score of a list of held-out outputs (one mapping output name →
+    array per held-out set, in order; higher is better, e.g. detection hmean against ground truth).  Given,
+    the gate is its relative drop from FP32 to INT8, and ``options.metric`` (agreement with FP32) is reported
+    beside it as ``metric["agreement"]``.
 
     Raises :class:`ModelError` for too few calibration sets (naming the count needed), no held-out set, an
     existing ``out`` without ``overwrite``, or a model the quantizer cannot handle.  A metric drop above the
     tolerance is not an exception: the report's ``written`` is False and ``verdict`` says why.
     """
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-
     opts = options or QuantizeOptions()
     model, out = Path(model), Path(out)
     if opts.metric not in METRICS:
@@ -263,61 +369,131 @@ def quantize_model(model: str | Path, calibration: Sequence[Feeds], heldout: Seq
     if not heldout:
         raise ModelError("no held-out sets to judge the INT8 model on (take them from another part of the "
                          "recording or another recording)")
+    if not 0.0 <= opts.auto_max_float <= 1.0:
+        raise ModelError(f"auto_max_float is a fraction of the blocks, in [0, 1]; got {opts.auto_max_float}")
     if out.exists() and not overwrite:
         raise ModelError(f"{out} exists (pass overwrite to replace it)", file=out)
     info = inspect_model(model)
     report = QuantizeReport(str(model), None, False, "", asdict(opts), len(calibration), len(heldout),
                             opset=dict(info.opsets))
-    method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-              "percentile": CalibrationMethod.Percentile}[opts.method]
-    extra: dict[str, Any] = {}
-    if opts.method == "percentile":
-        extra["CalibPercentile"] = opts.percentile
+    name = "task" if task_metric is not None else opts.metric
     with tempfile.TemporaryDirectory(prefix="edgefuse-quant-") as tmp:
         work = Path(tmp)
         pre = prepare_model(model, work, report.steps)
         report.excluded = excluded_nodes(pre, opts.exclude)
         if report.excluded:
             report.steps.append(f"{len(report.excluded)} node(s) kept in float (exclude: {', '.join(opts.exclude)})")
-        q_tmp = work / "int8.onnx"
-        try:
-            quantize_static(
-                str(pre), str(q_tmp), _Reader(calibration),
-                quant_format=QuantFormat.QDQ if opts.fmt == "qdq" else QuantFormat.QOperator,
-                per_channel=opts.per_channel, reduce_range=opts.reduce_range,
-                activation_type=QuantType.QUInt8 if opts.activations == "uint8" else QuantType.QInt8,
-                weight_type=QuantType.QInt8, calibrate_method=method, extra_options=extra,
-                op_types_to_quantize=list(opts.op_types) if opts.op_types else None,
-                nodes_to_exclude=report.excluded or None,
-            )
-        except Exception as exc:
-            raise ModelError(f"{model}: quantization failed: {str(exc).splitlines()[0] if str(exc) else exc}",
-                             file=model) from None
+        quantizer = _Quantizer(model, pre, calibration, opts, work)
+        fp32 = _session(model, 0)
+        ref = _run_all(fp32, heldout)
+        fp32_task = task_metric(ref) if task_metric is not None else 1.0
+
+        def judge(path: Path) -> tuple[list[Feeds], float, float, float]:
+            """(outputs, agreement, task score, relative drop) of a quantized model on the held-out sets."""
+            got = _run_all(_session(path, 0), heldout)
+            agreement = METRICS[opts.metric](ref, got, opts.metric_threshold)
+            if task_metric is None:
+                return got, agreement, agreement, 1.0 - agreement  # FP32 scores 1 against itself
+            score = task_metric(got)
+            return got, agreement, score, (fp32_task - score) / fp32_task if fp32_task else float(score < fp32_task)
+
+        q_tmp = quantizer(work / "int8.onnx", report.excluded)
         report.steps.append(f"quantize_static ({opts.fmt}, {opts.method}, per_channel={opts.per_channel}, "
-                            f"U8S8={opts.activations == 'uint8'}, reduce_range={opts.reduce_range})")
-        fp32, int8 = _session(model, 0), _session(q_tmp, 0)
-        ref, got = _run_all(fp32, heldout), _run_all(int8, heldout)
-        for name in ref[0]:
-            diff = np.concatenate([np.abs(np.asarray(r[name], np.float64) - np.asarray(g[name], np.float64)).ravel()
+                            f"U8S8={opts.activations == 'uint8'}, reduce_range={opts.reduce_range}"
+                            + (f", extra={dict(opts.extra)}" if opts.extra else "") + ")")
+        got, agreement, score, drop = judge(q_tmp)
+        if opts.auto_exclude and drop > opts.tolerance:
+            q_tmp, got, agreement, score, drop = _auto_exclude(quantizer, pre, fp32, judge, report=report,
+                                                                all_int8=(got, agreement, score, drop))
+        for oname in ref[0]:
+            diff = np.concatenate([np.abs(np.asarray(r[oname], np.float64) - np.asarray(g[oname], np.float64)).ravel()
                                    for r, g in zip(ref, got, strict=True)])
-            report.outputs[name] = {"max_abs_diff": float(diff.max(initial=0.0)), "mean_abs_diff": float(diff.mean())}
-        score = METRICS[opts.metric](ref, got, opts.metric_threshold)
-        drop = 1.0 - score  # FP32 scores 1 against itself
-        report.metric = {"name": opts.metric, "fp32": 1.0, "int8": score, "relative_drop": drop,
+            report.outputs[oname] = {"max_abs_diff": float(diff.max(initial=0.0)), "mean_abs_diff": float(diff.mean())}
+        report.metric = {"name": name, "fp32": fp32_task, "int8": score, "relative_drop": drop,
                          "tolerance": opts.tolerance, "threshold": opts.metric_threshold}
+        if task_metric is not None:
+            report.metric["agreement"] = {"name": opts.metric, "int8_vs_fp32": agreement}
         for threads in opts.threads:
             f = _latency(_session(model, threads), heldout, opts.latency_runs)
             q = _latency(_session(q_tmp, threads), heldout, opts.latency_runs)
             report.latency_ms[f"threads_{threads}"] = {"fp32": f["median"], "int8": q["median"],
                                                        "speedup": f["median"] / q["median"]}
         if drop > opts.tolerance:
-            report.verdict = (f"refused: {opts.metric} dropped by {drop:.4%} on {len(heldout)} held-out sets, more "
+            floats = len(report.auto.get("float_blocks", []))
+            how = f" even with {floats} block(s) in float" if opts.auto_exclude else ""
+            report.verdict = (f"refused: {name} dropped by {drop:.4%} on {len(heldout)} held-out sets{how}, more "
                               f"than the tolerance {opts.tolerance:.4%}; nothing written")
         else:
             out.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(q_tmp), str(out))
             report.out, report.written = str(out), True
-            report.verdict = f"written: {opts.metric} drop {drop:.4%} <= tolerance {opts.tolerance:.4%}"
+            report.verdict = f"written: {name} drop {drop:.4%} <= tolerance {opts.tolerance:.4%}"
     if report_path is not None:
         Path(report_path).write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")
     return report
+
+
+Judged = tuple[list[Feeds], float, float, float]
+
+
+def _auto_exclude(quantizer: _Quantizer, pre: Path, fp32: Any, judge: Callable[[Path], Judged], *,
+                  report: QuantizeReport, all_int8: Judged) -> tuple[Path, list[Feeds], float, float, float]:
+    """Mixed precision: rank the blocks by sensitivity, keep the fewest most sensitive ones in float that bring
+    the held-out drop within the tolerance (or the most allowed).  Returns the chosen model and its judgement;
+    fills ``report.auto`` (sensitivities, trials) and ``report.excluded``."""
+    opts = quantizer.opts
+    t0 = time.perf_counter()
+    work = quantizer.work
+    user = list(report.excluded)
+    units = blocks(pre, user)
+    sens_sets = list(quantizer.calibration[: max(1, opts.sensitivity_sets)])
+    sens_ref = _run_all(fp32, sens_sets)
+    metric = METRICS[opts.metric]
+
+    def errors(path: Path) -> tuple[float, float]:
+        got = _run_all(_session(path, 0), sens_sets)
+        return 1.0 - metric(sens_ref, got, opts.metric_threshold), _output_error(sens_ref, got)
+
+    base = errors(work / "int8.onnx")
+    gains: list[tuple[float, float]] = []
+    for unit in units:  # float-one-at-a-time: the agreement loss (then output error) each block's INT8 causes
+        e = errors(quantizer(work / "trial.onnx", user + unit))
+        gains.append((base[0] - e[0], base[1] - e[1]))
+    order = sorted(range(len(units)), key=lambda i: (-gains[i][0], -gains[i][1]))
+    limit = max(1, math.ceil(opts.auto_max_float * len(units)))
+    trials: dict[int, Judged] = {0: all_int8}
+    paths: dict[int, Path] = {0: work / "int8.onnx"}
+
+    def trial(k: int) -> Judged:
+        if k not in trials:
+            paths[k] = quantizer(work / f"float{k}.onnx", user + [n for i in order[:k] for n in units[i]])
+            trials[k] = judge(paths[k])
+        return trials[k]
+
+    k, lo = 1, 0  # doubling, then bisection between the last failing and the first passing count
+    while trial(min(k, limit))[3] > opts.tolerance and min(k, limit) < limit:
+        lo, k = min(k, limit), k * 2
+    hi = min(k, limit)
+    if trials[hi][3] <= opts.tolerance:
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if trial(mid)[3] <= opts.tolerance:
+                hi = mid
+            else:
+                lo = mid
+    chosen = hi
+    report.excluded = user + [n for i in order[:chosen] for n in units[i]]
+    report.auto = {
+        "blocks": len(units), "max_float_blocks": limit, "sensitivity_sets": len(sens_sets),
+        "all_int8": {f"{opts.metric}_loss": base[0], "output_mse": base[1]},
+        "sensitivity": [{"block": units[i][0], "nodes": len(units[i]), f"{opts.metric}_loss_removed": gains[i][0],
+                         "mse_removed": gains[i][1]}
+                        for i in order],
+        "trials": [{"float_blocks": k2, "int8": trials[k2][2], "relative_drop": trials[k2][3]}
+                   for k2 in sorted(trials)],
+        "float_blocks": [units[i][0] for i in order[:chosen]], "quantizer_runs": quantizer.trials,
+        "seconds": time.perf_counter() - t0,
+    }
+    report.steps.append(f"auto_exclude: {chosen} of {len(units)} block(s) kept in float "
+                        f"({len(report.excluded) - len(user)} node(s)), {quantizer.trials} quantizer runs")
+    return (paths[chosen], *trials[chosen])

@@ -158,3 +158,78 @@ def test_cli_quantize_exclude(demo: tuple[Path, Path, list[Any]], tmp_path: Path
     rep = json.loads(captured.out)
     assert code == 0 and out.is_file() and rep["options"]["exclude"] == ["Sigmoid", "Conv"]
     assert len(rep["excluded"]) == 3 and _float_convs(out) == 2
+
+
+def test_auto_exclude_keeps_the_most_sensitive_blocks_float_until_within_tolerance(
+        demo: tuple[Path, Path, list[Any]], tmp_path: Path) -> None:
+    model, _, sets = demo
+    calib, held = sets[:-8], sets[-8:]
+    plain = quantize_model(model, calib, held, tmp_path / "all.onnx", options=QuantizeOptions(**FAST))
+    assert plain.written and plain.auto == {}
+    tolerance = plain.metric["relative_drop"] / 2  # the all-INT8 model misses it
+    strict = QuantizeOptions(tolerance=tolerance, **FAST)
+    without = quantize_model(model, calib, held, tmp_path / "no.onnx", options=strict)
+    assert not without.written and not (tmp_path / "no.onnx").exists()
+    out = tmp_path / "mixed.onnx"
+    rep = quantize_model(model, calib, held, out, options=QuantizeOptions(
+        tolerance=tolerance, auto_exclude=True, auto_max_float=1.0, **FAST))
+    assert rep.written and out.is_file() and rep.metric["relative_drop"] <= tolerance
+    auto = rep.auto
+    # two blocks (conv3x3 + relu, conv1x1 + sigmoid), each measured, the most sensitive first
+    assert auto["blocks"] == 2 and len(auto["sensitivity"]) == 2
+    first, second = ((b["cosine_loss_removed"], b["mse_removed"]) for b in auto["sensitivity"])
+    assert first >= second and first[1] > 0
+    assert auto["trials"][0] == {"float_blocks": 0, "int8": plain.metric["int8"],
+                                 "relative_drop": plain.metric["relative_drop"]}
+    assert 1 <= len(auto["float_blocks"]) <= 2 and auto["float_blocks"][0] == auto["sensitivity"][0]["block"]
+    assert set(auto["float_blocks"]) <= set(rep.excluded) and f"{len(auto['float_blocks'])} of 2 block(s)" in \
+        rep.steps[-1]
+    assert _float_convs(out) == len(auto["float_blocks"])  # the chosen blocks' convs really stay float
+    # calibration ran once: every trial model reused the ranges
+    assert auto["quantizer_runs"] == 1 + 2 + (len(auto["trials"]) - 1)
+
+
+def test_auto_exclude_refuses_when_even_the_allowed_float_blocks_miss_the_tolerance(
+        demo: tuple[Path, Path, list[Any]], tmp_path: Path) -> None:
+    model, _, sets = demo
+    out = tmp_path / "q.onnx"
+    rep = quantize_model(model, sets[:-8], sets[-8:], out, options=QuantizeOptions(
+        tolerance=0.0, auto_exclude=True, auto_max_float=0.5, **FAST))
+    assert not rep.written and not out.exists()
+    assert rep.auto["max_float_blocks"] == 1 and [t["float_blocks"] for t in rep.auto["trials"]] == [0, 1]
+    assert "even with 1 block(s) in float" in rep.verdict and rep.verdict.startswith("refused: cosine dropped")
+
+
+def test_task_metric_judges_int8_against_fp32s_own_score(demo: tuple[Path, Path, list[Any]], tmp_path: Path) -> None:
+    model, _, sets = demo
+    held = sets[-8:]
+    truth = [s["image"].mean() > np.median([h["image"].mean() for h in held]) for s in held]
+
+    def accuracy(outputs: list[dict[str, Any]]) -> float:  # a toy task: is the frame brighter than the median
+        guess = [o["prob"].mean() > np.median([p["prob"].mean() for p in outputs]) for o in outputs]
+        return float(np.mean([g == t for g, t in zip(guess, truth, strict=True)]))
+
+    rep = quantize_model(model, sets[:-8], held, tmp_path / "q.onnx", options=QuantizeOptions(**FAST),
+                         task_metric=accuracy)
+    m = rep.metric
+    assert m["name"] == "task" and 0 < m["fp32"] <= 1 and m["relative_drop"] == pytest.approx(
+        (m["fp32"] - m["int8"]) / m["fp32"])
+    assert m["agreement"]["name"] == "cosine" and m["agreement"]["int8_vs_fp32"] > 0.99
+    assert rep.verdict.startswith("written: task drop")
+
+
+def test_cli_quantize_auto_exclude(demo: tuple[Path, Path, list[Any]], tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from edgefuse.cli import main
+
+    model, pipe, _ = demo
+    out = tmp_path / "q.onnx"
+    code = main(["quantize", str(model), "--pipeline", str(pipe), "--bag", str(DEMO), "--stage", "net",
+                 "--out", str(out), "--tolerance", "0", "--auto-exclude", "--auto-max-float", "0.5"])
+    captured = capsys.readouterr()
+    rep = json.loads(captured.out)
+    assert code == 2 and not out.exists() and rep["options"]["auto_exclude"] is True
+    assert rep["auto"]["blocks"] == 2 and len(rep["auto"]["trials"]) == 2
+    assert "even with 1 block(s) in float" in captured.err and "Traceback" not in captured.err
