@@ -308,6 +308,9 @@ class EdgeAlignmentCost:
                        if frame_weighting == "equal" else (1.0 / self.total_w if self.total_w > 0 else 0.0)
                        for f in self.frames]
         self._pc = [T0.apply(f.pts) for f in self.frames]  # edge points in the initial camera frame
+        ws = np.concatenate([f.w for f in self.frames]) if self.frames else np.zeros(0)
+        #: weighted centroid of the edge points in the initial camera frame (the "centroid" pivot)
+        self.centroid = (np.vstack(self._pc).T @ ws / ws.sum()) if ws.sum() > 0 else np.zeros(3)
 
     @staticmethod
     def transform_of(x: npt.ArrayLike, T0: Transform) -> Transform:
@@ -340,6 +343,13 @@ class TargetlessOptions:
     random_starts: int = 0               # >0: starts are the best of this many 6-D samples (see _random_starts)
     random_box: tuple[float, float] = (4.5, 0.3)  # ... drawn in +-4.5 deg per rotation axis, +-30 cm per axis
     nm_restarts: int = 0                 # Nelder-Mead restarts at each level while they improve (see _nelder_mead)
+    search_samples: int = 0              # >0: 6-D start search instead of the rotation grid: this many scrambled
+                                         # Sobol samples of all six parameters (see _sobol_starts) ...
+    search_box: tuple[float, float] = (3.5, 0.25)  # ... in +-3.5 deg per rotation axis, +-25 cm per axis ...
+    search_min_separation: float = 2.0   # ... the n_starts best at least this far apart (units 1 deg / 10 cm),
+                                         # all descended in 6-D from grid_level on
+    pivot: str = "camera"                # 6-D descents rotate about the camera centre or about the "centroid"
+                                         # of the edge points (decouples rotation from translation)
     first_level: int = 0                 # descents start at this level (coarser levels: grid starts only)
     min_jump_m: float = 0.3
     clean_window: int = 3
@@ -357,7 +367,7 @@ class TargetlessOptions:
     trans_grid_step_m: float = 0.1       # ... in 10 cm steps, before the first joint level
     tie_tolerance: float = 0.01          # relative: starts scoring within 1 % of the best are "ties"
     min_agreeing_starts: int = 2         # the best solution must be reached from this many starts
-    independent_start_deg: float = 1.5  # ... that began at least this far apart
+    independent_start_deg: float = 1.5  # ... that began at least this far apart (units 1 deg / 10 cm, 6-D)
     boundary_fraction: float = 0.8       # solutions beyond this fraction of the trust region: refused
     max_rot_spread_deg: float = 0.5
     max_trans_spread_m: float = 0.10
@@ -462,6 +472,45 @@ def _joint_curvature(cost: EdgeAlignmentCost, x: F64, level: int, c: float, n: i
     return w, V
 
 
+def _from_pivot(v: F64, c: F64) -> F64:
+    """``x = [δr, δt]`` of the motion that rotates by ``δr`` about the point ``c`` (camera frame) and then
+    translates by ``v[3:]``: ``p ↦ R(p − c) + c + v[3:]``.  For a scene a few metres away, rotating about
+    the scene's centroid barely moves it, so rotation and translation are far less coupled than about the
+    camera centre (where 20 cm of translation at 4 m looks like 3° of rotation)."""
+    R = exp_so3(v[:3])
+    return np.r_[v[:3], v[3:] + c - R @ c]
+
+
+def _to_pivot(x: F64, c: F64) -> F64:
+    """Inverse of :func:`_from_pivot`."""
+    R = exp_so3(x[:3])
+    return np.r_[x[:3], x[3:] - c + R @ c]
+
+
+def _sobol_starts(cost: EdgeAlignmentCost, opt: TargetlessOptions, evals_out: list[int]) -> list[F64]:
+    """6-D starts: ``opt.search_samples`` scrambled Sobol samples (seed ``opt.seed``: deterministic) of all six
+    parameters in the ``search_box`` around the guess (``x = [δr, δt]``, rotation about the camera centre:
+    the frame a perturbation prior is stated in, whatever ``opt.pivot`` the descents use), scored at
+    ``grid_level``; then greedily the best samples lying at least ``search_min_separation`` (units 1° / 10 cm)
+    from every one already taken, ``n_starts`` of them (distinct basins, not one basin's neighbours)."""
+    from scipy.stats import qmc  # scipy is a core dependency; qmc is only needed here
+
+    g = min(opt.grid_level, len(opt.gammas) - 1)
+    box = np.r_[[opt.search_box[0]] * 3, [opt.search_box[1] / 0.1] * 3]  # in units
+    n = 1 << max(1, int(np.ceil(np.log2(opt.search_samples))))  # Sobol: a power of two
+    S = (qmc.Sobol(6, scramble=True, seed=opt.seed).random(n)[: opt.search_samples] * 2.0 - 1.0) * box
+    X = [u * _UNIT for u in S]
+    v = np.array([cost(x, g) for x in X])
+    evals_out[0] += len(S)
+    taken: list[int] = []
+    for i in np.argsort(-v, kind="stable"):
+        if all(np.linalg.norm(S[i] - S[j]) >= opt.search_min_separation for j in taken):
+            taken.append(int(i))
+            if len(taken) == opt.n_starts:
+                break
+    return [X[i] for i in taken]
+
+
 def _random_starts(cost: EdgeAlignmentCost, opt: TargetlessOptions, evals_out: list[int]) -> list[F64]:
     """Starts for scenes where translation matters (near objects: 20 cm moves a point 3 m away by ~4 deg):
     ``opt.random_starts`` seeded uniform samples of all six parameters in the ``random_box`` around the guess,
@@ -538,9 +587,12 @@ def refine_lidar_camera(  # noqa: PLR0915 (one linear procedure, easier to read 
     def descend(x_start: F64, cost: EdgeAlignmentCost = cost) -> F64:
         nonlocal evals
         x = x_start.copy()
-        for level in range(min(opt.first_level, len(opt.gammas) - 1), len(opt.gammas)):
+        six_d = opt.random_starts > 0 or opt.search_samples > 0
+        first = max(opt.first_level, opt.grid_level) if opt.search_samples > 0 else opt.first_level
+        c = cost.centroid if opt.pivot == "centroid" else np.zeros(3)
+        for level in range(min(first, len(opt.gammas) - 1), len(opt.gammas)):
             g = level
-            rot_only = (level < opt.rotation_only_levels and opt.random_starts == 0) or not opt.refine_translation
+            rot_only = (level < opt.rotation_only_levels and not six_d) or not opt.refine_translation
             step = max(1.0 * 0.6**level, 0.15)
 
             def f(y: F64, g: int = g, rot_only: bool = rot_only, x: F64 = x) -> float:
@@ -548,7 +600,7 @@ def refine_lidar_camera(  # noqa: PLR0915 (one linear procedure, easier to read 
                 if rot_only:
                     z[:3] = y * _UNIT[:3]
                 else:
-                    z = y * _UNIT
+                    z = _from_pivot(y * _UNIT, c)
                 if np.linalg.norm(z[:3]) > rmax or np.linalg.norm(z[3:]) > opt.max_trans_m:
                     return 1.0  # outside the trust region: worse than any score
                 return -cost(z, g)
@@ -570,12 +622,14 @@ def refine_lidar_camera(  # noqa: PLR0915 (one linear procedure, easier to read 
                 y, _, n = _nelder_mead(f, x[:3] / _UNIT[:3], step, opt.nm_restarts)
                 x[:3] = y * _UNIT[:3]
             else:
-                y, _, n = _nelder_mead(f, x / _UNIT, step, opt.nm_restarts)
-                x = y * _UNIT
+                y, _, n = _nelder_mead(f, _to_pivot(x, c) / _UNIT, step, opt.nm_restarts)
+                x = _from_pivot(y * _UNIT, c)
             evals += n
         return x
 
-    pick = _random_starts if opt.random_starts > 0 else _grid_starts
+    if opt.pivot not in ("camera", "centroid"):
+        raise CalibrationError(f"pivot must be 'camera' or 'centroid', got {opt.pivot!r}")
+    pick = _sobol_starts if opt.search_samples > 0 else _random_starts if opt.random_starts > 0 else _grid_starts
     starts = [np.zeros(6), *pick(cost, opt, evals_out := [0])]
     evals += evals_out[0]
     fine = len(opt.gammas) - 1
@@ -624,8 +678,7 @@ def refine_lidar_camera(  # noqa: PLR0915 (one linear procedure, easier to read 
     # maxima are one basin, not two witnesses)
     independent: list[int] = []
     for k in agree:
-        if all(np.degrees(np.linalg.norm(starts[k][:3] - starts[m][:3])) >= opt.independent_start_deg
-               for m in independent):
+        if all(np.linalg.norm((starts[k] - starts[m]) / _UNIT) >= opt.independent_start_deg for m in independent):
             independent.append(k)
     res.metrics["n_agreeing_starts"] = len(independent)
     if opt.min_joint_curvature > 0:
