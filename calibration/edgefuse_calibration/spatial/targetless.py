@@ -343,13 +343,17 @@ class TargetlessOptions:
     random_starts: int = 0               # >0: starts are the best of this many 6-D samples (see _random_starts)
     random_box: tuple[float, float] = (4.5, 0.3)  # ... drawn in +-4.5 deg per rotation axis, +-30 cm per axis
     nm_restarts: int = 0                 # Nelder-Mead restarts at each level while they improve (see _nelder_mead)
-    search_samples: int = 0              # >0: 6-D start search instead of the rotation grid: this many scrambled
-                                         # Sobol samples of all six parameters (see _sobol_starts) ...
+    search: str = "auto"                 # starts: "grid" (rotation grid, see _grid_starts), "sobol6d" (6-D samples,
+                                         # see _sobol_starts) or "auto": sobol6d for a near scene, grid otherwise
+    near_scene_m: float = 8.0            # "auto": near = weighted median depth of the edge points <= this (20 cm
+                                         # of translation then moves them >= 1.4 deg: rotation alone cannot start)
+    search_samples: int = 2048           # sobol6d: this many scrambled Sobol samples of all six parameters ...
     search_box: tuple[float, float] = (3.5, 0.25)  # ... in +-3.5 deg per rotation axis, +-25 cm per axis ...
-    search_min_separation: float = 2.0   # ... the n_starts best at least this far apart (units 1 deg / 10 cm),
-                                         # all descended in 6-D from grid_level on
-    pivot: str = "camera"                # 6-D descents rotate about the camera centre or about the "centroid"
-                                         # of the edge points (decouples rotation from translation)
+    search_starts: int = 8               # ... this many of the best, each at least ...
+    search_min_separation: float = 2.0   # ... this far from the others (units 1 deg / 10 cm), all descended in
+                                         # 6-D from grid_level on
+    pivot: str = "centroid"              # 6-D descents rotate about the "centroid" of the edge points (decouples
+                                         # rotation from translation in a near scene) or the "camera" centre
     first_level: int = 0                 # descents start at this level (coarser levels: grid starts only)
     min_jump_m: float = 0.3
     clean_window: int = 3
@@ -487,12 +491,22 @@ def _to_pivot(x: F64, c: F64) -> F64:
     return np.r_[x[:3], x[3:] - c + R @ c]
 
 
+def _edge_depth(cost: EdgeAlignmentCost) -> float:
+    """Weighted median depth (m) of the edge points in the guess's camera frame (inf without edges)."""
+    z = np.concatenate([p[:, 2] for p in cost._pc]) if cost.frames else np.zeros(0)
+    w = np.concatenate([f.w for f in cost.frames]) if cost.frames else np.zeros(0)
+    if not len(z) or w.sum() <= 0:
+        return float("inf")
+    o = np.argsort(z, kind="stable")
+    return float(z[o][min(len(z) - 1, int(np.searchsorted(np.cumsum(w[o]), 0.5 * w.sum())))])
+
+
 def _sobol_starts(cost: EdgeAlignmentCost, opt: TargetlessOptions, evals_out: list[int]) -> list[F64]:
     """6-D starts: ``opt.search_samples`` scrambled Sobol samples (seed ``opt.seed``: deterministic) of all six
     parameters in the ``search_box`` around the guess (``x = [δr, δt]``, rotation about the camera centre:
     the frame a perturbation prior is stated in, whatever ``opt.pivot`` the descents use), scored at
     ``grid_level``; then greedily the best samples lying at least ``search_min_separation`` (units 1° / 10 cm)
-    from every one already taken, ``n_starts`` of them (distinct basins, not one basin's neighbours)."""
+    from every one already taken, ``search_starts`` of them (distinct basins, not one basin's neighbours)."""
     from scipy.stats import qmc  # scipy is a core dependency; qmc is only needed here
 
     g = min(opt.grid_level, len(opt.gammas) - 1)
@@ -506,7 +520,7 @@ def _sobol_starts(cost: EdgeAlignmentCost, opt: TargetlessOptions, evals_out: li
     for i in np.argsort(-v, kind="stable"):
         if all(np.linalg.norm(S[i] - S[j]) >= opt.search_min_separation for j in taken):
             taken.append(int(i))
-            if len(taken) == opt.n_starts:
+            if len(taken) == opt.search_starts:
                 break
     return [X[i] for i in taken]
 
@@ -584,11 +598,20 @@ def refine_lidar_camera(  # noqa: PLR0915 (one linear procedure, easier to read 
     rmax = float(np.deg2rad(opt.max_rot_deg))
     evals = 0
 
+    if opt.pivot not in ("camera", "centroid"):
+        raise CalibrationError(f"pivot must be 'camera' or 'centroid', got {opt.pivot!r}")
+    if opt.search not in ("auto", "grid", "sobol6d"):
+        raise CalibrationError(f"search must be 'auto', 'grid' or 'sobol6d', got {opt.search!r}")
+    depth = _edge_depth(cost)
+    sobol = opt.search == "sobol6d" or (opt.search == "auto" and opt.random_starts == 0 and depth <= opt.near_scene_m)
+    res.metrics.update(edge_median_depth_m=depth, search="sobol6d" if sobol else
+                       "random6d" if opt.random_starts > 0 else "grid")
+
     def descend(x_start: F64, cost: EdgeAlignmentCost = cost) -> F64:
         nonlocal evals
         x = x_start.copy()
-        six_d = opt.random_starts > 0 or opt.search_samples > 0
-        first = max(opt.first_level, opt.grid_level) if opt.search_samples > 0 else opt.first_level
+        six_d = opt.random_starts > 0 or sobol
+        first = max(opt.first_level, opt.grid_level) if sobol else opt.first_level
         c = cost.centroid if opt.pivot == "centroid" else np.zeros(3)
         for level in range(min(first, len(opt.gammas) - 1), len(opt.gammas)):
             g = level
@@ -627,9 +650,7 @@ def refine_lidar_camera(  # noqa: PLR0915 (one linear procedure, easier to read 
             evals += n
         return x
 
-    if opt.pivot not in ("camera", "centroid"):
-        raise CalibrationError(f"pivot must be 'camera' or 'centroid', got {opt.pivot!r}")
-    pick = _sobol_starts if opt.search_samples > 0 else _random_starts if opt.random_starts > 0 else _grid_starts
+    pick = _sobol_starts if sobol else _random_starts if opt.random_starts > 0 else _grid_starts
     starts = [np.zeros(6), *pick(cost, opt, evals_out := [0])]
     evals += evals_out[0]
     fine = len(opt.gammas) - 1
@@ -655,6 +676,9 @@ def refine_lidar_camera(  # noqa: PLR0915 (one linear procedure, easier to read 
     rot_spread = float(max(r for r, _ in spread))
     tr_spread = float(max(t for _, t in spread))
     dr, dt = pose_error(T_ref, T0)
+    offsets = [pose_error(EdgeAlignmentCost.transform_of(y, T0), EdgeAlignmentCost.transform_of(sols[best], T0))
+               for y in sols]
+    res.metrics.update(start_offsets_from_best=[[float(r), float(t)] for r, t in offsets])
     res.metrics.update(
         score_initial=c0, score_refined=c1, evaluations=evals, change_rot_deg=dr, change_trans_m=dt,
         n_starts=len(starts), start_scores=scores, n_tied_starts=len(ties),

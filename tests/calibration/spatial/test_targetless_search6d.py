@@ -10,6 +10,7 @@ from edgefuse_calibration.spatial import TargetlessOptions
 from edgefuse_calibration.spatial.targetless import (
     _UNIT,
     EdgeAlignmentCost,
+    _edge_depth,
     _FrameData,
     _from_pivot,
     _sobol_starts,
@@ -57,7 +58,7 @@ def test_sobol_starts_are_seeded_six_d_and_in_distinct_basins() -> None:
     blob's neighbours), translation is sampled too, and the same seed gives the same starts."""
     fd = _FrameData(np.array([[0.0, 0.0, 1.0]]), np.ones(1), {0: _blobs((108, 50), (78, 50))}, 0.1, CAM)
     cost = EdgeAlignmentCost([fd], Transform.identity())
-    opt = TargetlessOptions(gammas=(0.9,), grid_level=0, search_samples=3000, n_starts=4,
+    opt = TargetlessOptions(gammas=(0.9,), grid_level=0, search_samples=3000, search_starts=4,
                             search_box=(12.0, 0.25), search_min_separation=3.0)
     n = [0]
     starts = _sobol_starts(cost, opt, n)
@@ -78,6 +79,22 @@ def test_sobol_starts_are_seeded_six_d_and_in_distinct_basins() -> None:
     assert not all(np.array_equal(a, b) for a, b in zip(starts, other, strict=True))
 
 
+def test_auto_search_goes_six_d_for_near_scenes_only() -> None:
+    """The weighted median edge depth decides: a lab 3 m away gets the 6-D start search, a street 25 m away
+    the rotation grid (where 20 cm of translation moves points by under half a degree)."""
+    def cost(z: float, far_z: float) -> EdgeAlignmentCost:
+        pts = np.array([[0.0, 0.0, z], [0.1, 0.0, z], [0.0, 0.1, far_z]])
+        return EdgeAlignmentCost([_FrameData(pts, np.array([1.0, 1.0, 1.5]), {0: _blobs((100, 50))}, 0.1, CAM)],
+                                 Transform.identity())
+    assert _edge_depth(cost(3.0, 30.0)) == pytest.approx(3.0)
+    assert _edge_depth(cost(3.0, 30.0 + 1e-9)) <= TargetlessOptions().near_scene_m
+    assert _edge_depth(cost(25.0, 30.0)) > TargetlessOptions().near_scene_m
+    assert _edge_depth(EdgeAlignmentCost([], Transform.identity())) == float("inf")
+    pts = np.array([[0.0, 0.0, 2.0], [0.0, 0.0, 10.0]])
+    assert _edge_depth(EdgeAlignmentCost([_FrameData(pts, np.array([1.0, 3.0]), {0: _blobs((1, 1))}, 0.1, CAM)],
+                                         Transform.identity())) == pytest.approx(10.0)
+
+
 def test_unknown_pivot_is_a_calibration_error() -> None:
     from edgefuse_calibration.spatial import LidarCameraFrame, refine_lidar_camera
 
@@ -88,4 +105,7 @@ def test_unknown_pivot_is_a_calibration_error() -> None:
     xyz = np.c_[rng.uniform(-1, 1, (2000, 2)), rng.choice([2.0, 6.0], 2000)]
     with pytest.raises(CalibrationError, match="pivot"):
         refine_lidar_camera([LidarCameraFrame(xyz, img, camera=CAM)], CAM, Transform.identity(),
-                            options=TargetlessOptions(pivot="scene", min_edge_points=0))
+                            options=TargetlessOptions(pivot="scene", min_edge_points=0, min_texture_fraction=0))
+    with pytest.raises(CalibrationError, match="search"):
+        refine_lidar_camera([LidarCameraFrame(xyz, img, camera=CAM)], CAM, Transform.identity(),
+                            options=TargetlessOptions(search="everywhere", min_edge_points=0, min_texture_fraction=0))
