@@ -482,13 +482,15 @@ def _from_pivot(v: F64, c: F64) -> F64:
     the scene's centroid barely moves it, so rotation and translation are far less coupled than about the
     camera centre (where 20 cm of translation at 4 m looks like 3° of rotation)."""
     R = exp_so3(v[:3])
-    return np.r_[v[:3], v[3:] + c - R @ c]
+    out: F64 = np.r_[v[:3], v[3:] + c - R @ c]
+    return out
 
 
 def _to_pivot(x: F64, c: F64) -> F64:
     """Inverse of :func:`_from_pivot`."""
     R = exp_so3(x[:3])
-    return np.r_[x[:3], x[3:] - c + R @ c]
+    out: F64 = np.r_[x[:3], x[3:] - c + R @ c]
+    return out
 
 
 def _edge_depth(cost: EdgeAlignmentCost) -> float:
@@ -499,6 +501,20 @@ def _edge_depth(cost: EdgeAlignmentCost) -> float:
         return float("inf")
     o = np.argsort(z, kind="stable")
     return float(z[o][min(len(z) - 1, int(np.searchsorted(np.cumsum(w[o]), 0.5 * w.sum())))])
+
+
+def _use_sobol(cost: EdgeAlignmentCost, opt: TargetlessOptions, metrics: dict[str, Any]) -> bool:
+    """Whether the starts come from :func:`_sobol_starts` (``search="sobol6d"``, or ``"auto"`` in a near
+    scene); records the edge depth and the search used in ``metrics``."""
+    if opt.pivot not in ("camera", "centroid"):
+        raise CalibrationError(f"pivot must be 'camera' or 'centroid', got {opt.pivot!r}")
+    if opt.search not in ("auto", "grid", "sobol6d"):
+        raise CalibrationError(f"search must be 'auto', 'grid' or 'sobol6d', got {opt.search!r}")
+    depth = _edge_depth(cost)
+    sobol = opt.search == "sobol6d" or (opt.search == "auto" and opt.random_starts == 0 and depth <= opt.near_scene_m)
+    metrics.update(edge_median_depth_m=depth, search="sobol6d" if sobol else
+                   "random6d" if opt.random_starts > 0 else "grid")
+    return sobol
 
 
 def _sobol_starts(cost: EdgeAlignmentCost, opt: TargetlessOptions, evals_out: list[int]) -> list[F64]:
@@ -598,14 +614,7 @@ def refine_lidar_camera(  # noqa: PLR0915 (one linear procedure, easier to read 
     rmax = float(np.deg2rad(opt.max_rot_deg))
     evals = 0
 
-    if opt.pivot not in ("camera", "centroid"):
-        raise CalibrationError(f"pivot must be 'camera' or 'centroid', got {opt.pivot!r}")
-    if opt.search not in ("auto", "grid", "sobol6d"):
-        raise CalibrationError(f"search must be 'auto', 'grid' or 'sobol6d', got {opt.search!r}")
-    depth = _edge_depth(cost)
-    sobol = opt.search == "sobol6d" or (opt.search == "auto" and opt.random_starts == 0 and depth <= opt.near_scene_m)
-    res.metrics.update(edge_median_depth_m=depth, search="sobol6d" if sobol else
-                       "random6d" if opt.random_starts > 0 else "grid")
+    sobol = _use_sobol(cost, opt, res.metrics)
 
     def descend(x_start: F64, cost: EdgeAlignmentCost = cost) -> F64:
         nonlocal evals
