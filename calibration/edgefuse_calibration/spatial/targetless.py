@@ -352,7 +352,7 @@ class TargetlessOptions:
     search_starts: int = 8               # ... this many of the best, each at least ...
     search_min_separation: float = 2.0   # ... this far from the others (units 1 deg / 10 cm), all descended in
                                          # 6-D from grid_level on
-    pivot: str = "centroid"              # 6-D descents rotate about the "centroid" of the edge points (decouples
+    pivot: str = "centroid"              # sobol6d descents rotate about the "centroid" of the edge points (decouples
                                          # rotation from translation in a near scene) or the "camera" centre
     first_level: int = 0                 # descents start at this level (coarser levels: grid starts only)
     min_jump_m: float = 0.3
@@ -621,7 +621,7 @@ def refine_lidar_camera(  # noqa: PLR0915 (one linear procedure, easier to read 
         x = x_start.copy()
         six_d = opt.random_starts > 0 or sobol
         first = max(opt.first_level, opt.grid_level) if sobol else opt.first_level
-        c = cost.centroid if opt.pivot == "centroid" else np.zeros(3)
+        c = cost.centroid if sobol and opt.pivot == "centroid" else np.zeros(3)  # the grid path: camera centre
         for level in range(min(first, len(opt.gammas) - 1), len(opt.gammas)):
             g = level
             rot_only = (level < opt.rotation_only_levels and not six_d) or not opt.refine_translation
