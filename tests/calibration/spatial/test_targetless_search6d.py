@@ -1,12 +1,21 @@
 """The 6-D start search of the targetless LiDAR-camera refinement (issue 16): scrambled Sobol samples of all
 six parameters, distinct basins as starts, rotation about the edge points' centroid -- small synthetic
-inputs with known answers."""
+inputs with known answers, and one REAL near scene (the ACFR excerpt)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
-from edgefuse_calibration.spatial import TargetlessOptions
+from edgefuse_calibration.spatial import (
+    LidarCameraFrame,
+    TargetlessOptions,
+    perturb,
+    random_perturbation,
+    refine_lidar_camera,
+)
+from edgefuse_calibration.spatial._common import pose_error
 from edgefuse_calibration.spatial.targetless import (
     _UNIT,
     EdgeAlignmentCost,
@@ -17,7 +26,10 @@ from edgefuse_calibration.spatial.targetless import (
     _to_pivot,
 )
 
+from edgefuse.errors import CalibrationError
 from edgefuse.rig import CameraModel, Transform
+from tests.calibration.spatial.test_board import CAM as FISHEYE
+from tests.calibration.spatial.test_board import _image, _published, _scan
 
 CAM = CameraModel(name="cam", frame_id="cam", width=200, height=100,
                   K=np.array([[100.0, 0, 100], [0, 100.0, 50], [0, 0, 1]]), D=np.zeros(0))
@@ -96,10 +108,6 @@ def test_auto_search_goes_six_d_for_near_scenes_only() -> None:
 
 
 def test_unknown_pivot_is_a_calibration_error() -> None:
-    from edgefuse_calibration.spatial import LidarCameraFrame, refine_lidar_camera
-
-    from edgefuse.errors import CalibrationError
-
     rng = np.random.default_rng(0)
     img = (rng.random((100, 200, 3)) * 255).astype(np.uint8)
     xyz = np.c_[rng.uniform(-1, 1, (2000, 2)), rng.choice([2.0, 6.0], 2000)]
@@ -109,3 +117,36 @@ def test_unknown_pivot_is_a_calibration_error() -> None:
     with pytest.raises(CalibrationError, match="search"):
         refine_lidar_camera([LidarCameraFrame(xyz, img, camera=CAM)], CAM, Transform.identity(),
                             options=TargetlessOptions(search="everywhere", min_edge_points=0, min_texture_fraction=0))
+
+
+def test_real_near_scene_six_d_search_lands_near_the_published_pose_and_stays_refused() -> None:
+    """REAL data: ACFR Ouster-64 + fisheye poses 2 and 6 (tests/data/acfr_ouster_chessboard_excerpt, a lab
+    scene ~3 m away), the bench's 5th seeded 3 deg / 20 cm perturbation.  The rotation-grid search locks a
+    compensating rotation in (its best candidate ~2.7 deg / 17 cm from the published extrinsic); the 6-D
+    search ("auto" picks it for a scene this near) ends within 0.5 deg / 5 cm of it.  The starts do not
+    corroborate one another there (the score has competing optima), so the verdict stays refused: nothing
+    is written that the checks do not support."""
+    frames = []
+    for i in (2, 6):
+        org = _scan(i, intensity=False)
+        ring = np.repeat(np.arange(org.shape[0]), org.shape[1])
+        xyz = org.reshape(-1, 3)
+        ok = np.isfinite(xyz).all(axis=1) & (np.linalg.norm(xyz, axis=1) > 0.1)
+        frames.append(LidarCameraFrame(xyz[ok], _image(i), ring=ring[ok], camera=FISHEYE))
+    Tref = _published()
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        dr, dt = random_perturbation(rng, 3.0, 0.2)
+    T0 = perturb(Tref, dr, dt)
+    opt = TargetlessOptions(edge_map="nms", occlusion_deg=0.5)  # the bench's multi-frame score
+    out = {}
+    for search in ("auto", "grid"):
+        res = refine_lidar_camera(frames, FISHEYE, T0, options=replace(opt, search=search))
+        if res.T is not None and res.verdict == "ok":  # an accepted result must be within the goal
+            rot, tr = pose_error(res.T, Tref)
+            assert rot <= 0.5 and tr <= 0.05
+        out[res.metrics["search"]] = pose_error(Transform(np.asarray(res.metrics["candidate_T_cam_from_lidar"]),
+                                                          normalize=True), Tref)
+        assert res.metrics["edge_median_depth_m"] < 5.0
+    assert out["sobol6d"][0] < 0.5 and out["sobol6d"][1] < 0.05
+    assert out["grid"][0] > 1.5 and out["grid"][1] > 0.10
