@@ -24,9 +24,16 @@ code is our own):
   (``edge_map="nms_across"``), decay per degree rather than per pixel (``gamma_focal_px``), 6-D random
   starts (``random_starts``) and Nelder-Mead restarts (``nm_restarts``).
 - **Search**: ``T = exp(δr)·(I, δt)·T₀`` (perturbation in the camera frame).  Nelder-Mead, in units of
-  1° and 10 cm: rotation only at the coarse levels (a translation error of decimetres moves far points
-  by a few pixels only, so it would just absorb rotation error), then all six parameters at the finer
-  levels, inside a trust region (``max_rot_deg``, ``max_trans_m``) around the guess.
+  1° and 10 cm, inside a trust region (``max_rot_deg``, ``max_trans_m``) around the guess.  Starts
+  (``search``): in a *far* scene (weighted median edge depth above ``near_scene_m`` = 8 m: streets) a
+  rotation grid, and the descents move rotation only at the coarse levels (a translation error of
+  decimetres moves far points by a few pixels only, so it would just absorb rotation error), then all six
+  parameters; in a *near* scene (a lab 3 m away, where 20 cm of translation moves points by ~4°, so a
+  rotation-only start locks in a compensating rotation) ``search_samples`` scrambled Sobol samples (seeded)
+  of all six parameters in ±``search_box`` are scored at ``grid_level``, the ``search_starts`` best that
+  lie ``search_min_separation`` apart are descended in 6-D through the finer levels, rotating about the
+  edge points' centroid (``pivot="centroid"``: that keeps rotation and translation apart in a near scene).
+  The winner is the best finest-level score.
 - **Verdict** (:class:`edgefuse_calibration.spatial.SpatialResult`):
   ``refused`` when too few LiDAR edges or too little image texture is in view; ``no_improvement`` (the
   guess is kept) when the refined score does not beat the guess's at the finest level; ``refused``
