@@ -323,6 +323,7 @@ def targetless(name: str, frames: list[LidarCameraFrame], Tref: Transform, trial
         cand = res.metrics.get("candidate_T_cam_from_lidar")
         rows.append({"verdict": res.verdict, **_diff(res.T if res.ok else None, Tref),
                      "candidate": _diff(Transform(np.asarray(cand), normalize=True), Tref) if cand else None,
+                     "search": res.metrics.get("search"), "edge_median_depth_m": res.metrics.get("edge_median_depth_m"),
                      "reasons": res.reasons, "seconds": time.perf_counter() - t})
         print(name, rows[-1]["verdict"], rows[-1]["rot_deg"], rows[-1]["trans_cm"], res.reasons[:1], flush=True)
     ok = [r for r in rows if r["verdict"] == "ok"]

@@ -24,9 +24,16 @@ code is our own):
   (``edge_map="nms_across"``), decay per degree rather than per pixel (``gamma_focal_px``), 6-D random
   starts (``random_starts``) and Nelder-Mead restarts (``nm_restarts``).
 - **Search**: ``T = exp(δr)·(I, δt)·T₀`` (perturbation in the camera frame).  Nelder-Mead, in units of
-  1° and 10 cm: rotation only at the coarse levels (a translation error of decimetres moves far points
-  by a few pixels only, so it would just absorb rotation error), then all six parameters at the finer
-  levels, inside a trust region (``max_rot_deg``, ``max_trans_m``) around the guess.
+  1° and 10 cm, inside a trust region (``max_rot_deg``, ``max_trans_m``) around the guess.  Starts
+  (``search``): in a *far* scene (weighted median edge depth above ``near_scene_m`` = 8 m: streets) a
+  rotation grid, and the descents move rotation only at the coarse levels (a translation error of
+  decimetres moves far points by a few pixels only, so it would just absorb rotation error), then all six
+  parameters; in a *near* scene (a lab 3 m away, where 20 cm of translation moves points by ~4°, so a
+  rotation-only start locks in a compensating rotation) ``search_samples`` scrambled Sobol samples (seeded)
+  of all six parameters in ±``search_box`` are scored at ``grid_level``, the ``search_starts`` best that
+  lie ``search_min_separation`` apart are descended in 6-D through the finer levels, rotating about the
+  edge points' centroid (``pivot="centroid"``: that keeps rotation and translation apart in a near scene).
+  The winner is the best finest-level score.
 - **Verdict** (:class:`edgefuse_calibration.spatial.SpatialResult`):
   ``refused`` when too few LiDAR edges or too little image texture is in view; ``no_improvement`` (the
   guess is kept) when the refined score does not beat the guess's at the finest level; ``refused``
@@ -308,6 +315,9 @@ class EdgeAlignmentCost:
                        if frame_weighting == "equal" else (1.0 / self.total_w if self.total_w > 0 else 0.0)
                        for f in self.frames]
         self._pc = [T0.apply(f.pts) for f in self.frames]  # edge points in the initial camera frame
+        ws = np.concatenate([f.w for f in self.frames]) if self.frames else np.zeros(0)
+        #: weighted centroid of the edge points in the initial camera frame (the "centroid" pivot)
+        self.centroid = (np.vstack(self._pc).T @ ws / ws.sum()) if ws.sum() > 0 else np.zeros(3)
 
     @staticmethod
     def transform_of(x: npt.ArrayLike, T0: Transform) -> Transform:
@@ -340,6 +350,17 @@ class TargetlessOptions:
     random_starts: int = 0               # >0: starts are the best of this many 6-D samples (see _random_starts)
     random_box: tuple[float, float] = (4.5, 0.3)  # ... drawn in +-4.5 deg per rotation axis, +-30 cm per axis
     nm_restarts: int = 0                 # Nelder-Mead restarts at each level while they improve (see _nelder_mead)
+    search: str = "auto"                 # starts: "grid" (rotation grid, see _grid_starts), "sobol6d" (6-D samples,
+                                         # see _sobol_starts) or "auto": sobol6d for a near scene, grid otherwise
+    near_scene_m: float = 8.0            # "auto": near = weighted median depth of the edge points <= this (20 cm
+                                         # of translation then moves them >= 1.4 deg: rotation alone cannot start)
+    search_samples: int = 2048           # sobol6d: this many scrambled Sobol samples of all six parameters ...
+    search_box: tuple[float, float] = (3.5, 0.25)  # ... in +-3.5 deg per rotation axis, +-25 cm per axis ...
+    search_starts: int = 8               # ... this many of the best, each at least ...
+    search_min_separation: float = 2.0   # ... this far from the others (units 1 deg / 10 cm), all descended in
+                                         # 6-D from grid_level on
+    pivot: str = "centroid"              # sobol6d descents rotate about the "centroid" of the edge points (decouples
+                                         # rotation from translation in a near scene) or the "camera" centre
     first_level: int = 0                 # descents start at this level (coarser levels: grid starts only)
     min_jump_m: float = 0.3
     clean_window: int = 3
@@ -357,7 +378,7 @@ class TargetlessOptions:
     trans_grid_step_m: float = 0.1       # ... in 10 cm steps, before the first joint level
     tie_tolerance: float = 0.01          # relative: starts scoring within 1 % of the best are "ties"
     min_agreeing_starts: int = 2         # the best solution must be reached from this many starts
-    independent_start_deg: float = 1.5  # ... that began at least this far apart
+    independent_start_deg: float = 1.5  # ... that began at least this far apart (units 1 deg / 10 cm, 6-D)
     boundary_fraction: float = 0.8       # solutions beyond this fraction of the trust region: refused
     max_rot_spread_deg: float = 0.5
     max_trans_spread_m: float = 0.10
@@ -462,6 +483,71 @@ def _joint_curvature(cost: EdgeAlignmentCost, x: F64, level: int, c: float, n: i
     return w, V
 
 
+def _from_pivot(v: F64, c: F64) -> F64:
+    """``x = [δr, δt]`` of the motion that rotates by ``δr`` about the point ``c`` (camera frame) and then
+    translates by ``v[3:]``: ``p ↦ R(p − c) + c + v[3:]``.  For a scene a few metres away, rotating about
+    the scene's centroid barely moves it, so rotation and translation are far less coupled than about the
+    camera centre (where 20 cm of translation at 4 m looks like 3° of rotation)."""
+    R = exp_so3(v[:3])
+    out: F64 = np.r_[v[:3], v[3:] + c - R @ c]
+    return out
+
+
+def _to_pivot(x: F64, c: F64) -> F64:
+    """Inverse of :func:`_from_pivot`."""
+    R = exp_so3(x[:3])
+    out: F64 = np.r_[x[:3], x[3:] - c + R @ c]
+    return out
+
+
+def _edge_depth(cost: EdgeAlignmentCost) -> float:
+    """Weighted median depth (m) of the edge points in the guess's camera frame (inf without edges)."""
+    z = np.concatenate([p[:, 2] for p in cost._pc]) if cost.frames else np.zeros(0)
+    w = np.concatenate([f.w for f in cost.frames]) if cost.frames else np.zeros(0)
+    if not len(z) or w.sum() <= 0:
+        return float("inf")
+    o = np.argsort(z, kind="stable")
+    return float(z[o][min(len(z) - 1, int(np.searchsorted(np.cumsum(w[o]), 0.5 * w.sum())))])
+
+
+def _use_sobol(cost: EdgeAlignmentCost, opt: TargetlessOptions, metrics: dict[str, Any]) -> bool:
+    """Whether the starts come from :func:`_sobol_starts` (``search="sobol6d"``, or ``"auto"`` in a near
+    scene); records the edge depth and the search used in ``metrics``."""
+    if opt.pivot not in ("camera", "centroid"):
+        raise CalibrationError(f"pivot must be 'camera' or 'centroid', got {opt.pivot!r}")
+    if opt.search not in ("auto", "grid", "sobol6d"):
+        raise CalibrationError(f"search must be 'auto', 'grid' or 'sobol6d', got {opt.search!r}")
+    depth = _edge_depth(cost)
+    sobol = opt.search == "sobol6d" or (opt.search == "auto" and opt.random_starts == 0 and depth <= opt.near_scene_m)
+    metrics.update(edge_median_depth_m=depth, search="sobol6d" if sobol else
+                   "random6d" if opt.random_starts > 0 else "grid")
+    return sobol
+
+
+def _sobol_starts(cost: EdgeAlignmentCost, opt: TargetlessOptions, evals_out: list[int]) -> list[F64]:
+    """6-D starts: ``opt.search_samples`` scrambled Sobol samples (seed ``opt.seed``: deterministic) of all six
+    parameters in the ``search_box`` around the guess (``x = [δr, δt]``, rotation about the camera centre:
+    the frame a perturbation prior is stated in, whatever ``opt.pivot`` the descents use), scored at
+    ``grid_level``; then greedily the best samples lying at least ``search_min_separation`` (units 1° / 10 cm)
+    from every one already taken, ``search_starts`` of them (distinct basins, not one basin's neighbours)."""
+    from scipy.stats import qmc  # scipy is a core dependency; qmc is only needed here
+
+    g = min(opt.grid_level, len(opt.gammas) - 1)
+    box = np.r_[[opt.search_box[0]] * 3, [opt.search_box[1] / 0.1] * 3]  # in units
+    n = 1 << max(1, int(np.ceil(np.log2(opt.search_samples))))  # Sobol: a power of two
+    S = (qmc.Sobol(6, scramble=True, seed=opt.seed).random(n)[: opt.search_samples] * 2.0 - 1.0) * box
+    X = [u * _UNIT for u in S]
+    v = np.array([cost(x, g) for x in X])
+    evals_out[0] += len(S)
+    taken: list[int] = []
+    for i in np.argsort(-v, kind="stable"):
+        if all(np.linalg.norm(S[i] - S[j]) >= opt.search_min_separation for j in taken):
+            taken.append(int(i))
+            if len(taken) == opt.search_starts:
+                break
+    return [X[i] for i in taken]
+
+
 def _random_starts(cost: EdgeAlignmentCost, opt: TargetlessOptions, evals_out: list[int]) -> list[F64]:
     """Starts for scenes where translation matters (near objects: 20 cm moves a point 3 m away by ~4 deg):
     ``opt.random_starts`` seeded uniform samples of all six parameters in the ``random_box`` around the guess,
@@ -535,12 +621,17 @@ def refine_lidar_camera(  # noqa: PLR0915 (one linear procedure, easier to read 
     rmax = float(np.deg2rad(opt.max_rot_deg))
     evals = 0
 
+    sobol = _use_sobol(cost, opt, res.metrics)
+
     def descend(x_start: F64, cost: EdgeAlignmentCost = cost) -> F64:
         nonlocal evals
         x = x_start.copy()
-        for level in range(min(opt.first_level, len(opt.gammas) - 1), len(opt.gammas)):
+        six_d = opt.random_starts > 0 or sobol
+        first = max(opt.first_level, opt.grid_level) if sobol else opt.first_level
+        c = cost.centroid if sobol and opt.pivot == "centroid" else np.zeros(3)  # the grid path: camera centre
+        for level in range(min(first, len(opt.gammas) - 1), len(opt.gammas)):
             g = level
-            rot_only = (level < opt.rotation_only_levels and opt.random_starts == 0) or not opt.refine_translation
+            rot_only = (level < opt.rotation_only_levels and not six_d) or not opt.refine_translation
             step = max(1.0 * 0.6**level, 0.15)
 
             def f(y: F64, g: int = g, rot_only: bool = rot_only, x: F64 = x) -> float:
@@ -548,7 +639,7 @@ def refine_lidar_camera(  # noqa: PLR0915 (one linear procedure, easier to read 
                 if rot_only:
                     z[:3] = y * _UNIT[:3]
                 else:
-                    z = y * _UNIT
+                    z = _from_pivot(y * _UNIT, c)
                 if np.linalg.norm(z[:3]) > rmax or np.linalg.norm(z[3:]) > opt.max_trans_m:
                     return 1.0  # outside the trust region: worse than any score
                 return -cost(z, g)
@@ -570,12 +661,12 @@ def refine_lidar_camera(  # noqa: PLR0915 (one linear procedure, easier to read 
                 y, _, n = _nelder_mead(f, x[:3] / _UNIT[:3], step, opt.nm_restarts)
                 x[:3] = y * _UNIT[:3]
             else:
-                y, _, n = _nelder_mead(f, x / _UNIT, step, opt.nm_restarts)
-                x = y * _UNIT
+                y, _, n = _nelder_mead(f, _to_pivot(x, c) / _UNIT, step, opt.nm_restarts)
+                x = _from_pivot(y * _UNIT, c)
             evals += n
         return x
 
-    pick = _random_starts if opt.random_starts > 0 else _grid_starts
+    pick = _sobol_starts if sobol else _random_starts if opt.random_starts > 0 else _grid_starts
     starts = [np.zeros(6), *pick(cost, opt, evals_out := [0])]
     evals += evals_out[0]
     fine = len(opt.gammas) - 1
@@ -601,6 +692,9 @@ def refine_lidar_camera(  # noqa: PLR0915 (one linear procedure, easier to read 
     rot_spread = float(max(r for r, _ in spread))
     tr_spread = float(max(t for _, t in spread))
     dr, dt = pose_error(T_ref, T0)
+    offsets = [pose_error(EdgeAlignmentCost.transform_of(y, T0), EdgeAlignmentCost.transform_of(sols[best], T0))
+               for y in sols]
+    res.metrics.update(start_offsets_from_best=[[float(r), float(t)] for r, t in offsets])
     res.metrics.update(
         score_initial=c0, score_refined=c1, evaluations=evals, change_rot_deg=dr, change_trans_m=dt,
         n_starts=len(starts), start_scores=scores, n_tied_starts=len(ties),
@@ -624,8 +718,7 @@ def refine_lidar_camera(  # noqa: PLR0915 (one linear procedure, easier to read 
     # maxima are one basin, not two witnesses)
     independent: list[int] = []
     for k in agree:
-        if all(np.degrees(np.linalg.norm(starts[k][:3] - starts[m][:3])) >= opt.independent_start_deg
-               for m in independent):
+        if all(np.linalg.norm((starts[k] - starts[m]) / _UNIT) >= opt.independent_start_deg for m in independent):
             independent.append(k)
     res.metrics["n_agreeing_starts"] = len(independent)
     if opt.min_joint_curvature > 0:
