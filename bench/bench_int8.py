@@ -57,12 +57,12 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _env import environment
+from _env import environment, shared_data
 
 from edgefuse.infer.quantize import QuantizeOptions, quantize_model
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent.parent / "shared" / "data"
+DATA = shared_data()
 #: real photographs and scans of text (OpenCV's sample data, copied with SOURCE.md into tests/data)
 TEXT = ROOT / "tests" / "data" / "opencv_samples"
 REAL_CALIBRATION = ["text_imageTextN.png", "text_sudoku.png", "text_box.png"]

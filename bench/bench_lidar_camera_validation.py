@@ -29,7 +29,7 @@ from typing import Any
 
 import cv2
 import numpy as np
-from _env import environment
+from _env import environment, shared_data
 from edgefuse_calibration.spatial import (
     LidarCameraFrame,
     TargetlessOptions,
@@ -57,8 +57,7 @@ from edgefuse_calibration.spatial.targetless import local_optimum
 from edgefuse.rig import CameraModel, Transform, from_kitti_object
 
 HERE = Path(__file__).resolve().parent
-DATA = next((p / "shared" / "data" for p in (HERE.parents[1], HERE.parents[2]) if (p / "shared" / "data").is_dir()),
-            HERE.parents[1] / "shared" / "data")
+DATA = shared_data()
 OUSTER = DATA / "acfr_ouster_chessboard"
 VLP = DATA / "acfr_vlp16_quickstart"
 OCAL = DATA / "opencalib_autocalib_v2" / "auto_calib_v2.0" / "data" / "ours"
