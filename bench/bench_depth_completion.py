@@ -1,6 +1,7 @@
 """Depth completion per frame on the bundled demo (RADIATE fog, HDL-32E → ZED left): pre-processing, model
 (ONNX Runtime, FP32 and INT8, 1 and 2 intra-op threads, the latter also without spin-waiting) and IP-Basic at
-the same resolution, p50 / p99.
+the same resolution, p50 / p99.  ``isolated``: the same six configurations, each session alone in its own
+process (as a pipeline runs one model), rotating over rounds -- the figures to compare thread counts by.
 
 Per frame: ``pre`` = downscale the 672 x 376 image to 336 x 188 (``cv2.INTER_AREA``), crop to 336 x 184, RGB
 float CHW, and project the whole LiDAR sweep (about 21k points) into that image with a warm
@@ -61,6 +62,67 @@ def _frames() -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+def _child(inputs: Path, model: str, threads: int, spin: bool, runs: int) -> None:
+    """One session alone in this process (as a pipeline has it): warm up, then ``runs`` timed runs over the
+    saved inputs; prints the times (s) as JSON."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    sess = ort.InferenceSession(str(MODELS / f"depth_completion_concat{'.int8' if model == 'int8' else ''}.onnx"),
+                                opts, providers=["CPUExecutionProvider"])
+    data = np.load(inputs)
+    feeds = [{"image": data["image"][i], "sparse_depth": data["sparse"][i]} for i in range(len(data["image"]))]
+    for f in feeds:
+        sess.run(["depth"], f)
+    times = []
+    for k in range(runs):
+        t = time.perf_counter()
+        sess.run(["depth"], feeds[k % len(feeds)])
+        times.append(time.perf_counter() - t)
+    print(json.dumps(times))
+
+
+def _isolated(inputs: Path, rounds: int, runs: int) -> dict[str, Any]:
+    """Each (model, threads, spin) in its own process, one session at a time, the configurations rotating
+    over ``rounds`` rounds so that load changes hit them alike.  Interleaving six sessions in one process
+    (the main figures) leaves one session's spinning pool threads competing with the next session's run,
+    which a pipeline with one model never sees; this is the deployment case."""
+    import subprocess
+
+    keys = [(m, label, threads, spin) for label, threads, spin in CONFIGS for m in ("fp32", "int8")]
+    times: dict[tuple[str, str], list[float]] = {(m, label): [] for m, label, _, _ in keys}
+    for r in range(rounds):
+        for m, label, threads, spin in keys[r % len(keys):] + keys[:r % len(keys)]:
+            out = subprocess.run([sys.executable, __file__, "--child", str(inputs), m, str(threads),
+                                  "1" if spin else "0", str(runs)], capture_output=True, text=True, check=True)
+            times[m, label] += json.loads(out.stdout.strip().splitlines()[-1])
+    res: dict[str, Any] = {}
+    for label, _, _ in CONFIGS:
+        fp32, int8 = _pct(times["fp32", label]), _pct(times["int8", label])
+        res[label] = {"model_fp32": fp32, "model_int8": int8,
+                      "speedup_int8_p50": round(fp32["p50_ms"] / int8["p50_ms"], 3),
+                      "speedup_int8_p99": round(fp32["p99_ms"] / int8["p99_ms"], 3)}
+    return {"method": f"one session per process, {rounds} rounds x {runs} runs per configuration, rotating order",
+            "by_threads": res}
+
+
+def _isolated_on(frames: list[tuple[np.ndarray, np.ndarray]], proj: Projector, rounds: int,
+                 runs: int) -> dict[str, Any]:
+    """:func:`_isolated` on the model inputs of ``frames`` (pre-processed once, saved for the children)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = Path(tmp) / "inputs.npz"
+        imgs, sparses = [], []
+        for bgr, xyz in frames:
+            small = cv2.resize(bgr, (336, 188), interpolation=cv2.INTER_AREA)[4:]
+            imgs.append((small[:, :, ::-1].transpose(2, 0, 1) * np.float32(1 / 255))[None].astype(np.float32))
+            sparses.append(proj.project(xyz).depth[None, None].copy())
+        np.savez(saved, image=np.stack(imgs), sparse=np.stack(sparses))
+        return _isolated(saved, rounds, runs)
+
+
 def _pct(v: list[float]) -> dict[str, float]:
     a = np.asarray(v) * 1e3
     return {"p50_ms": round(float(np.percentile(a, 50)), 3), "p99_ms": round(float(np.percentile(a, 99)), 3)}
@@ -71,7 +133,12 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=25)
     ap.add_argument("--threads", type=int, default=2, help="the thread count of the top-level figures")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "depth_completion.json")
+    ap.add_argument("--rounds", type=int, default=6, help="rounds of the one-session-per-process measurement")
+    ap.add_argument("--child", nargs=5, metavar=("INPUTS", "MODEL", "THREADS", "SPIN", "RUNS"), help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.child:
+        _child(Path(a.child[0]), a.child[1], int(a.child[2]), a.child[3] == "1", int(a.child[4]))
+        return
     rig = load_rig(ROOT / "edgefuse" / "data" / "demo" / "rig.yaml")
     cam = rig.camera("zed_left")
     model_id, K, D = cam.kernel_params()
@@ -121,6 +188,7 @@ def main() -> None:
             if rep:
                 t_pre.append(t1 - t0)
                 t_ip.append(time.perf_counter() - t3)
+    isolated = _isolated_on(frames, proj, a.rounds, 4 * a.reps // a.rounds + 1)
     load_after = os.getloadavg()
     pre = _pct(t_pre)
     per_threads: dict[str, dict[str, Any]] = {}
@@ -134,7 +202,7 @@ def main() -> None:
     top = per_threads[str(a.threads)]  # spinning: ONNX Runtime's default
     out = {"benchmark": "depth_completion", "threads": a.threads, "input": [1, 3, 184, 336],
            "frames": len(t_pre), "pre": pre, "model_fp32": top["model_fp32"], "model_int8": top["model_int8"],
-           "by_threads": per_threads, "ip_basic_same_resolution": _pct(t_ip),
+           "by_threads": per_threads, "isolated": isolated, "ip_basic_same_resolution": _pct(t_ip),
            "cpu_time_1_thread": {"model_fp32": cpu["fp32"], "model_int8": cpu["int8"],
                                  "speedup_int8_p50": cpu_speedup},
            "pre_over_model_fp32_p50": round(pre["p50_ms"] / top["model_fp32"]["p50_ms"], 4),
