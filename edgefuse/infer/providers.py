@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Literal
 
 from edgefuse.errors import ModelError
+from edgefuse.infer._protobuf import fields
 
 __all__ = [
     "GPU_PROVIDERS",
@@ -88,37 +89,13 @@ class ProviderSettings:
 
 
 # -- the model's operators (protobuf read directly: no onnx package needed) ----------------------------
-def _varint(data: memoryview, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if pos >= len(data) or shift > 63:
-            raise ModelError("malformed protobuf varint")
-        b = data[pos]
-        pos += 1
-        value |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return value, pos
-        shift += 7
-
-
 def _length_fields(data: memoryview) -> Iterator[tuple[int, memoryview]]:
     """The length-delimited fields ``(number, bytes)`` of one protobuf message (other wire types skipped)."""
-    pos = 0
-    while pos < len(data):
-        tag, pos = _varint(data, pos)
-        wire = tag & 7
-        if wire == 0:
-            _, pos = _varint(data, pos)
-        elif wire == 2:
-            size, pos = _varint(data, pos)
-            if pos + size > len(data):
-                raise ModelError("truncated protobuf field")
-            yield tag >> 3, data[pos:pos + size]
-            pos += size
-        elif wire in (1, 5):
-            pos += 8 if wire == 1 else 4
-        else:
-            raise ModelError(f"protobuf wire type {wire} is not used by ONNX")
+    try:
+        found = fields(data)
+    except EOFError:
+        raise ModelError("truncated protobuf field") from None
+    return ((number, value) for number, wire, value in found if wire == 2)
 
 
 def model_op_types(model: str | Path | bytes) -> frozenset[str]:

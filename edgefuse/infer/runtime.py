@@ -36,6 +36,8 @@ import numpy.typing as npt
 from edgefuse import config as runtime_config
 from edgefuse.errors import InputDataError, ModelError
 from edgefuse.infer._kernels import _count_nonfinite
+from edgefuse.infer._protobuf import NotProtobufError
+from edgefuse.infer._protobuf import fields as read_fields
 from edgefuse.infer.card import DTYPES, ModelCard, check_sha256, sha256_of
 from edgefuse.infer.providers import (
     GPU_PROVIDERS,
@@ -85,54 +87,6 @@ class ModelInfo:
     size: int
 
 
-class _NotProtobufError(ModelError):
-    """Bytes that are no protobuf message (private: :func:`inspect_model` turns it into a ModelError)."""
-
-
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if pos >= len(data):
-            raise EOFError
-        b = data[pos]
-        pos += 1
-        value |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return value, pos
-        shift += 7
-        if shift > 63:
-            raise _NotProtobufError("varint too long")
-
-
-def _fields(data: bytes) -> list[tuple[int, int, Any]]:
-    """Top-level protobuf fields ``(number, wire type, value)``; EOFError when the data ends inside one,
-    _NotProtobufError for bytes that are no protobuf."""
-    out: list[tuple[int, int, Any]] = []
-    pos = 0
-    while pos < len(data):
-        tag, pos = _varint(data, pos)
-        number, wire = tag >> 3, tag & 7
-        if number == 0:
-            raise _NotProtobufError("field number 0")
-        value: int | bytes
-        if wire == 0:
-            value, pos = _varint(data, pos)
-        elif wire == 2:
-            size, pos = _varint(data, pos)
-            if pos + size > len(data):
-                raise EOFError
-            value, pos = data[pos:pos + size], pos + size
-        elif wire in (1, 5):
-            size = 8 if wire == 1 else 4
-            if pos + size > len(data):
-                raise EOFError
-            value, pos = data[pos:pos + size], pos + size
-        else:
-            raise _NotProtobufError(f"wire type {wire}")
-        out.append((number, wire, value))
-    return out
-
-
 def inspect_model(path: str | Path, data: bytes | None = None) -> ModelInfo:
     """Read a model file's header fields without ONNX Runtime.
 
@@ -147,11 +101,11 @@ def inspect_model(path: str | Path, data: bytes | None = None) -> ModelInfo:
         raise ModelError(f"{path} is not an ONNX model (an ONNX file starts with its IR version; this one starts "
                          f"with {data[:8]!r})", file=path)
     try:
-        fields = _fields(data)
+        fields = read_fields(data)
     except EOFError:
         raise ModelError(f"{path} is truncated ({len(data)} bytes; the file ends inside a field); re-export or "
                          "re-download it", file=path) from None
-    except _NotProtobufError:
+    except NotProtobufError:
         raise ModelError(f"{path} is not an ONNX model (its bytes are not a protobuf ModelProto)", file=path) from None
     numbers = {n for n, _, _ in fields}
     if 7 not in numbers:
@@ -161,8 +115,8 @@ def inspect_model(path: str | Path, data: bytes | None = None) -> ModelInfo:
     for n, w, v in fields:
         if n == 8 and w == 2:
             try:
-                sub = _fields(v)
-            except (EOFError, _NotProtobufError):
+                sub = read_fields(v)
+            except (EOFError, NotProtobufError):
                 raise ModelError(f"{path}: malformed opset_import entry", file=path) from None
             domain = next((bytes(x).decode("utf-8", "replace") for m, ww, x in sub if m == 1 and ww == 2), "")
             version = next((int(x) for m, ww, x in sub if m == 2 and ww == 0), 0)
