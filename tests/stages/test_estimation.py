@@ -3,30 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from edgefuse.bag import open_bag
 from edgefuse.pipeline import PipelineRunner, load_pipeline
 from edgefuse.pipeline.config import OutputSpec
+from tests.stages._sinks import ListSink
 
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINE = ROOT / "edgefuse" / "data" / "pipelines" / "husky_localization.yaml"
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.items: list[tuple[str, int, Any]] = []
-
-    def open(self, outputs: Any) -> None:
-        del outputs
-
-    def write(self, topic: str, stamp_ns: int, payload: Any) -> None:
-        self.items.append((topic, stamp_ns, payload))
-
-    def close(self) -> None:
-        pass
 
 
 def test_husky_pipeline_first_20_seconds() -> None:

@@ -24,6 +24,7 @@ from edgefuse.msgs.types import PointCloud
 from edgefuse.pipeline.config import load_pipeline
 from edgefuse.pipeline.runner import PipelineRunner
 from edgefuse.stages.pillars import PillarsInputStage
+from tests.stages._sinks import ListSink
 
 ROOT = Path(__file__).resolve().parents[2]
 KITTI = ROOT / "tests" / "data" / "kitti_object_3frames" / "training" / "velodyne"
@@ -124,20 +125,6 @@ outputs:
   - {topic: /objects/raw, from: decode.detections}
   - {topic: /objects, from: fuse.detections}
 """
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.items: list[tuple[str, int, Any]] = []
-
-    def open(self, outputs: Any) -> None:
-        del outputs
-
-    def write(self, topic: str, stamp_ns: int, payload: Any) -> None:
-        self.items.append((topic, stamp_ns, payload))
-
-    def close(self) -> None:
-        pass
 
 
 def _cloud(name: str, stamp_ns: int) -> PointCloud:
