@@ -217,5 +217,17 @@ def main() -> None:
     print(json.dumps({k: v for k, v in out.items() if k != "environment"}, indent=1))
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 if __name__ == "__main__":
-    main()
+    import signal
+
+    signal.signal(signal.SIGTERM, _interrupted)  # unwinds like Ctrl-C: the temporary inputs are removed
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.stderr.write("bench_depth_completion: interrupted; nothing written (the results file is written only "
+                         "by a complete run)\n")
+        sys.exit(130)
