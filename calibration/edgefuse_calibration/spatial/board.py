@@ -803,11 +803,8 @@ def read_acfr_calibration(path: str | Path) -> tuple[Transform, F64]:
     return T_l_c.inverse(), a
 
 
-def read_acfr_poses(path: str | Path) -> tuple[list[BoardFeatures], list[BoardFeatures]]:
-    """ACFR ``poses.csv``: 19 rows of 3 values per sample (camera-frame centre [mm], normal, 4 corners
-    [mm]; LiDAR-frame centre, normal, 4 corners; then board statistics).  Returns (camera features,
-    LiDAR features) in metres, normals pointing to each sensor.  Corners written as one repeated point
-    (the Ouster session's camera corners) are returned as NaN: the solver then leaves them out."""
+def _acfr_samples(path: str | Path) -> F64:
+    """ACFR's ``poses.csv`` as (samples, 19, 3): 19 rows of 3 values per recorded board sample."""
     p = Path(path)
     try:
         a = np.loadtxt(p, delimiter=",", ndmin=2)
@@ -815,7 +812,15 @@ def read_acfr_poses(path: str | Path) -> tuple[list[BoardFeatures], list[BoardFe
         raise CalibrationError(f"cannot read the ACFR poses: {exc}", file=p) from None
     if a.shape[1] != 3 or len(a) % 19 or len(a) == 0:
         raise CalibrationError(f"expected 19 rows of 3 values per sample, got {a.shape}", file=p)
-    s = a.reshape(-1, 19, 3)
+    return a.reshape(-1, 19, 3)
+
+
+def read_acfr_poses(path: str | Path) -> tuple[list[BoardFeatures], list[BoardFeatures]]:
+    """ACFR ``poses.csv``: 19 rows of 3 values per sample (camera-frame centre [mm], normal, 4 corners
+    [mm]; LiDAR-frame centre, normal, 4 corners; then board statistics).  Returns (camera features,
+    LiDAR features) in metres, normals pointing to each sensor.  Corners written as one repeated point
+    (the Ouster session's camera corners) are returned as NaN: the solver then leaves them out."""
+    s = _acfr_samples(path)
     cams: list[BoardFeatures] = []
     lids: list[BoardFeatures] = []
     for k in s:
@@ -905,14 +910,7 @@ def read_acfr_sample_stats(path: str | Path) -> tuple[F64, F64]:
     (``widths_heights_m`` (N, 4): the two LiDAR-measured widths then the two heights, metres;
     ``pixel_to_metre`` (N,)), the inputs of :func:`solve_board_features_acfr`'s set ranking and
     reprojection term."""
-    p = Path(path)
-    try:
-        a = np.loadtxt(p, delimiter=",", ndmin=2)
-    except (OSError, ValueError) as exc:
-        raise CalibrationError(f"cannot read the ACFR poses: {exc}", file=p) from None
-    if a.shape[1] != 3 or len(a) % 19 or len(a) == 0:
-        raise CalibrationError(f"expected 19 rows of 3 values per sample, got {a.shape}", file=p)
-    s = a.reshape(-1, 19, 3)
+    s = _acfr_samples(path)
     wh: F64 = np.c_[s[:, 14, :2], s[:, 15, :2]] / 1000.0
     p2m: F64 = s[:, 17, 0].copy()
     return wh, p2m
