@@ -84,7 +84,7 @@ def cmd_node(args: argparse.Namespace, resolve: Callable[[str], Path]) -> int:
         transport=args.transport, transport_options=parse_options(args.option), remap=parse_remaps(args.remap),
         record=args.record, overwrite=args.overwrite, clock=args.clock, queue_depth=args.queue_depth,
         stale_after_s=args.stale_after, drain_timeout_s=args.drain_timeout, rig=args.rig,
-        node_name=args.name)
+        node_name=args.name, input_qos=args.input_qos)
     if options.queue_depth < 1:
         raise NodeError(f"--queue-depth must be >= 1, got {options.queue_depth}")
     node = EdgefuseNode(resolve(args.pipeline), options)
@@ -136,7 +136,8 @@ def cmd_play(args: argparse.Namespace) -> int:
     try:
         player = Player(args.bag, transport, rate=args.rate, loop=args.loop, clock=args.clock,
                         clock_hz=args.clock_hz, topics=args.topics, remap=parse_remaps(args.remap),
-                        delay_s=args.delay)
+                        delay_s=args.delay, wait_subscribers=args.wait_subscribers,
+                        wait_timeout_s=args.wait_timeout)
         stopped_by = None
         try:
             _say(f"play: publishing {args.bag} on {args.transport} at {args.rate}x"
@@ -190,6 +191,9 @@ def add_parsers(sub: Any, resolve: Callable[[str], Path]) -> None:
     p.add_argument("--duration", type=float, help="stop after this many seconds (default: until SIGINT/SIGTERM)")
     p.add_argument("--check-budgets", action="store_true", help="exit 3 when a latency budget was breached")
     p.add_argument("--rig", help="use this rig file instead of the pipeline's")
+    p.add_argument("--input-qos", choices=["sensor_data", "reliable"], default="sensor_data",
+                   help="QoS of the input subscriptions: sensor_data (best effort, default) or reliable "
+                        "(no sample of a reliable publisher lost, e.g. to check a played bag)")
     p.set_defaults(func=lambda a: cmd_node(a, resolve))
 
     p = sub.add_parser("play", help="publish a recording onto a transport at its recorded pace")
@@ -202,4 +206,9 @@ def add_parsers(sub: Any, resolve: Callable[[str], Path]) -> None:
     p.add_argument("--topics", nargs="+", help="only these topics")
     p.add_argument("--delay", type=float, default=1.0,
                    help="seconds between advertising and the first message, for subscribers to match (default 1)")
+    p.add_argument("--wait-subscribers", type=int, default=0, metavar="N",
+                   help="before playing, wait until every played topic has N matched subscriptions (ros2; "
+                        "choose the topics with --topics); an error after --wait-timeout")
+    p.add_argument("--wait-timeout", type=float, default=30.0,
+                   help="seconds --wait-subscribers waits (default 30)")
     p.set_defaults(func=cmd_play)

@@ -68,6 +68,10 @@ class NodeOptions:
     drain_timeout_s: float = 10.0
     rig: str | Path | None = None
     node_name: str = "edgefuse"
+    #: QoS of the input subscriptions: "sensor_data" (best effort, what sensor drivers publish with; a sample
+    #: the middleware drops is counted in ``transport_stats``) or "reliable" (every sample of a reliable
+    #: publisher is delivered or retried, e.g. a bag played to check that live equals replay)
+    input_qos: Literal["sensor_data", "reliable"] = "sensor_data"
 
 
 class EdgefuseNode(Lifecycle):
@@ -170,12 +174,13 @@ class EdgefuseNode(Lifecycle):
         assert self.config is not None
         self._stop.clear()
         self.inputs.reopen()
+        input_qos = RELIABLE if self.options.input_qos == "reliable" else SENSOR_DATA
         self.active_since_ns = time.monotonic_ns()
         try:
             for name in self.config.inputs:
                 c = self.inputs.counters[name]
                 self._subs.append(self.transport.subscribe(c.wire_topic, c.msgtype, self.inputs.callback(name),
-                                                           SENSOR_DATA))
+                                                           input_qos))
             if self.options.clock == "sim":
                 self._subs.append(self.transport.subscribe(CLOCK_TOPIC, CLOCK_TYPE, self._on_clock, SENSOR_DATA))
         except BaseException:

@@ -6,7 +6,12 @@ converted to CDR and back the other way, by rosbags).  ``clock``: ``rosgraph_msg
 ``/clock`` at ``clock_hz`` (and just before every message), carrying the recording's time, so that a node
 run with ``--clock sim`` lives in the recording's time.  ``loop``: start again at the end (until stopped).
 ``delay_s``: wait this long after advertising before the first message, so that subscribers have matched
-(discovery takes a moment on every middleware).
+(discovery takes a moment on every middleware).  ``wait_subscribers``: before that delay, wait until every
+played topic has this many matched subscriptions (on a transport whose publishers can tell: ROS 2), so that a
+subscriber slow to discover the player (a loaded machine) does not miss the first messages; a
+:class:`NodeError` after ``wait_timeout_s``.  At the end, a transport whose reliable publishers can wait for
+their subscribers' acknowledgements (ROS 2) is given up to ``ack_timeout_s`` before the publishers close, so
+that the last messages are not lost with the closing writer; topics still unacknowledged are reported.
 
 The report says how many messages were published per topic and how late each was against its schedule
 (p50/p99/max): a player that cannot keep the pace shows it there instead of silently stretching time.
@@ -35,14 +40,26 @@ class Player:
     def __init__(self, bag: str | Path | Sequence[str | Path], transport: Transport, *, rate: float = 1.0,
                  loop: bool = False, clock: bool = False, clock_hz: float = 40.0,
                  topics: Sequence[str] | None = None, remap: dict[str, str] | None = None,
-                 delay_s: float = 1.0) -> None:
+                 delay_s: float = 1.0, wait_subscribers: int = 0, wait_timeout_s: float = 30.0,
+                 ack_timeout_s: float = 5.0) -> None:
         if not (rate > 0 and np.isfinite(rate)):
             raise NodeError(f"--rate must be a finite number > 0, got {rate}")
         if not (clock_hz > 0 and np.isfinite(clock_hz)):
             raise NodeError(f"--clock-hz must be a finite number > 0, got {clock_hz}")
         if not (delay_s >= 0 and np.isfinite(delay_s)):
             raise NodeError(f"--delay must be a finite number >= 0, got {delay_s}")
+        if wait_subscribers < 0:
+            raise NodeError(f"--wait-subscribers must be >= 0, got {wait_subscribers}")
+        if not (wait_timeout_s > 0 and np.isfinite(wait_timeout_s)):
+            raise NodeError(f"--wait-timeout must be a finite number > 0, got {wait_timeout_s}")
         self.bag = bag
+        self.wait_subscribers = int(wait_subscribers)
+        self.wait_timeout_s = float(wait_timeout_s)
+        self.ack_timeout_s = float(ack_timeout_s)
+        #: topic → matched subscriptions when playing started (with ``wait_subscribers``)
+        self.matched: dict[str, int] = {}
+        #: topics whose reliable publisher still had unacknowledged messages when it closed
+        self.unacknowledged: list[str] = []
         self.transport = transport
         self.rate = float(rate)
         self.loop = loop
@@ -102,6 +119,8 @@ class Player:
                 self._clock_pub = self.transport.advertise(CLOCK_TOPIC, CLOCK_TYPE, SENSOR_DATA)
             clock_thread = None
             try:
+                if self.wait_subscribers and not self._wait_matched(pubs):
+                    return self.report()
                 if self._stop.wait(self.delay_s):
                     return self.report()
                 if self.clock:
@@ -119,11 +138,45 @@ class Player:
                 self._stop.set()
                 if clock_thread is not None:
                     clock_thread.join(2.0)
+                self._wait_acknowledged(pubs)
                 for pub in pubs.values():
                     pub.close()
                 if self._clock_pub is not None:
                     self._clock_pub.close()
         return self.report()
+
+    def _wait_matched(self, pubs: dict[str, Publisher]) -> bool:
+        """Wait until each publisher has ``wait_subscribers`` matched subscriptions; False if stopped meanwhile.
+
+        Raises:
+            NodeError: the transport cannot count subscriptions, or they did not match in time.
+        """
+        counts = {topic: getattr(pub, "subscription_count", None) for topic, pub in pubs.items()}
+        if any(c is None for c in counts.values()):
+            raise NodeError(f"--wait-subscribers: the {getattr(self.transport, 'name', '?')} transport cannot "
+                            "count a publisher's subscriptions (ros2 can)")
+        deadline = time.monotonic() + self.wait_timeout_s
+        while True:
+            self.matched = {topic: int(count()) for topic, count in counts.items() if count is not None}
+            short = {t: n for t, n in self.matched.items() if n < self.wait_subscribers}
+            if not short:
+                return True
+            if time.monotonic() >= deadline:
+                raise NodeError(f"--wait-subscribers {self.wait_subscribers}: after {self.wait_timeout_s:g} s "
+                                + ", ".join(f"{t} has {n}" for t, n in sorted(short.items()))
+                                + " (choose the topics with --topics)")
+            if self._stop.wait(0.05):
+                return False
+
+    def _wait_acknowledged(self, pubs: dict[str, Publisher]) -> None:
+        """Give reliable publishers that can wait for acknowledgements up to ``ack_timeout_s`` in all."""
+        deadline = time.monotonic() + self.ack_timeout_s
+        for topic, pub in pubs.items():
+            wait = getattr(pub, "wait_acknowledged", None)
+            if wait is None or not self.published.get(topic):
+                continue
+            if not wait(max(0.0, deadline - time.monotonic())):
+                self.unacknowledged.append(topic)
 
     def _play_once(self, reader: Any, wanted: list[str], pubs: dict[str, Publisher],
                    src_fmt: WireFormat) -> None:
@@ -199,4 +252,5 @@ class Player:
                 "loops": self.loops, "published": dict(self.published),
                 "skipped_topics": dict(self.skipped_topics), "errors": dict(self.errors),
                 "first_errors": list(self.first_errors), "clock_messages": self.clock_published,
-                "lateness": lateness, "wall_s": self.wall_s}
+                "lateness": lateness, "wall_s": self.wall_s, "matched_subscriptions": dict(self.matched),
+                "unacknowledged": list(self.unacknowledged)}

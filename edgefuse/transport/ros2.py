@@ -329,6 +329,19 @@ class Ros2Publisher:
         """How many subscriptions are matched with this publisher now."""
         return int(self._pub.get_subscription_count())
 
+    def wait_acknowledged(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` until every reliable subscription has acknowledged every message sent;
+        True when they have (always for a best-effort publisher: nothing is acknowledged), False on timeout or
+        when the middleware cannot tell."""
+        if self._closed:
+            return False
+        from rclpy.duration import Duration
+
+        try:
+            return bool(self._pub.wait_for_all_acked(Duration(nanoseconds=int(max(0.0, timeout_s) * 1e9))))
+        except Exception:  # rclpy raises its own types (RCLError) when the middleware does not support it
+            return False
+
     def close(self) -> None:
         if self._closed:
             return

@@ -49,10 +49,57 @@ def test_loop_plays_again_until_stopped() -> None:
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [({"rate": 0}, "--rate"), ({"rate": float("nan")}, "--rate"),
-                                                 ({"delay_s": -1}, "--delay"), ({"clock_hz": 0}, "--clock-hz")])
+                                                 ({"delay_s": -1}, "--delay"), ({"clock_hz": 0}, "--clock-hz"),
+                                                 ({"wait_subscribers": -1}, "--wait-subscribers"),
+                                                 ({"wait_timeout_s": 0}, "--wait-timeout")])
 def test_bad_options_are_refused(kwargs: dict[str, float], message: str) -> None:
     with pytest.raises(NodeError, match=message):
         Player(DEMO, None, **kwargs)  # type: ignore[arg-type]
+
+
+def test_wait_subscribers_needs_a_transport_that_counts_them() -> None:
+    pytest.importorskip("zenoh")
+    with open_transport("zenoh", node_name="play", connect=[], listen=[], multicast_scouting=False) as pub:
+        player = Player(DEMO, pub, topics=["/radar/polar/compressed"], delay_s=0, wait_subscribers=1)
+        with pytest.raises(NodeError, match="cannot count"):
+            player.run()
+    assert player.published == {"/radar/polar/compressed": 0}
+
+
+def _ros2_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    pytest.importorskip("rclpy", reason="rclpy is not installed (pip install 'edgefuse[ros2]')")
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(100 + (os.getpid() + 37) % 100))
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+
+def test_wait_subscribers_times_out_naming_the_topics_without_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    _ros2_env(monkeypatch)
+    with open_transport("ros2", node_name="play_alone") as pub:
+        player = Player(DEMO, pub, topics=["/radar/polar/compressed", "/zed_left/camera_info"], delay_s=0,
+                        wait_subscribers=1, wait_timeout_s=0.5)
+        with pytest.raises(NodeError, match=r"after 0.5 s /radar/polar/compressed has 0, /zed_left/camera_info "
+                                            r"has 0"):
+            player.run()
+    assert sum(player.published.values()) == 0  # nothing was played into the void
+
+
+def test_wait_subscribers_then_every_message_arrives_and_is_acknowledged(monkeypatch: pytest.MonkeyPatch) -> None:
+    _ros2_env(monkeypatch)
+    got: queue.Queue[Received] = queue.Queue()
+    with open_transport("ros2", node_name="sub_reliable") as sub, open_transport("ros2", node_name="play") as pub:
+        sub.subscribe("/radar/polar/compressed", "sensor_msgs/msg/CompressedImage", got.put, RELIABLE)
+        player = Player(DEMO, pub, rate=4.0, topics=["/radar/polar/compressed"], delay_s=0, wait_subscribers=1,
+                        wait_timeout_s=30)
+        report = player.run()
+        deadline = time.monotonic() + 10
+        while got.qsize() < 14 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert report["matched_subscriptions"] == {"/radar/polar/compressed": 1}
+    assert report["published"] == {"/radar/polar/compressed": 14}
+    assert report["unacknowledged"] == []
+    assert got.qsize() == 14
 
 
 def test_transcode_cdr_to_ros1_and_back() -> None:
