@@ -478,6 +478,10 @@ class Ros1Publisher:
     def connections(self) -> int:
         return 0 if self._pub is None or self._closed else int(self._pub.get_num_connections())
 
+    def subscription_count(self) -> int:
+        """Subscribers connected to this publisher now (what ``edgefuse play --wait-subscribers`` waits for)."""
+        return self.connections()
+
     def close(self) -> None:
         if self._closed:
             return

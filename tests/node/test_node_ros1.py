@@ -7,6 +7,7 @@ rospy subscriber (Debian's python3) receives the node's /diagnostics.
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.node._live import check_demo_live_equals_replay, cli, process, stop, wait_for
+from tests.node._live import DEMO_INPUTS, check_demo_live_equals_replay, cli, process, stop, wait_for
 from tests.transport.test_ros1 import _peer_env, _start_master, _stop, _why_skip
 
 DEMO_BAG = Path(__file__).resolve().parents[2] / "edgefuse" / "data" / "demo" / "demo.mcap"
@@ -47,7 +48,8 @@ def test_demo_live_over_ros1_equals_replay(tmp_path: Path) -> None:
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             try:
                 with process(cli("play", str(DEMO_BAG), "--transport", "ros1", "-o", f"master_uri={uri}",
-                                 "--name", "player", "--delay", "1.5", "--report", str(tmp_path / "play.json")),
+                                 "--name", "player", "--delay", "0.5", "--topics", *DEMO_INPUTS.values(),
+                                 "--wait-subscribers", "1", "--report", str(tmp_path / "play.json")),
                              tmp_path / "play.log") as play:
                     assert play.wait(90) == 0, (tmp_path / "play.log").read_text()
                 echo_out, _ = echo.communicate(timeout=40)
@@ -59,6 +61,8 @@ def test_demo_live_over_ros1_equals_replay(tmp_path: Path) -> None:
     finally:
         _stop(master)
     report = check_demo_live_equals_replay(tmp_path)
+    played = json.loads((tmp_path / "play.json").read_text())
+    assert played["matched_subscriptions"] == {topic: 1 for topic in DEMO_INPUTS.values()}, played
     assert len(report["output_digests"]) == 4
     count, names = echo_out.strip().split(" ", 1)
     assert int(count) >= 1, echo_out
