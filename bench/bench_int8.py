@@ -37,7 +37,9 @@ WeightSymmetric=False), ``qdq_conv`` (only Conv quantized), ``qdq_nohead`` (the 
 BatchNormalization, Sigmoid float), ``qdq_nofirst_nohead`` (+ the first conv), ``qdq_float_stem`` (the first
 three convs float), ``qdq_float_act`` (hard-swish Clip/Div float), ``qdq_auto`` / ``qdq_percentile_auto``
 (mixed precision: ``QuantizeOptions.auto_exclude``, the most sensitive blocks kept float until the hmean drop
-on the selection half is within ``--tolerance``).
+on the selection half is within ``--tolerance``), ``qat`` (the ``qdq`` path applied to the detector fine-tuned
+by quantization-aware distillation, ``bench/qat_ppocr.py``, on calibration-side frames and strings only; scored
+against the ORIGINAL FP32 model, the fine-tuned FP32 model's own hmean reported as ``qat_fp32``).
 
     .venv/bin/python bench/bench_int8.py [--runs 30] [--variants qdq,qdq_auto] [--out bench/results/int8.json]
 """
@@ -95,7 +97,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "qdq_weight_asym": {"extra": (("WeightSymmetric", False),)},
     "qdq_auto": {"auto_exclude": True},
     "qdq_percentile_auto": {"method": "percentile", "auto_exclude": True},
+    "qat": {},  # the qdq path applied to the QAT fine-tuned FP32 model (bench/qat_ppocr.py), judged against FP32
 }
+#: where bench/qat_ppocr.py writes the fine-tuned FP32 detector (kept out of git; ``--qat-model`` to change)
+QAT_MODEL = Path(__file__).resolve().parent / "results" / "ppocr_det.qat.fp32.onnx"
 
 Box = tuple[int, int, int, int]  # x, y, w, h
 
@@ -422,6 +427,8 @@ def main() -> int:
     ap.add_argument("--tolerance", type=float, default=0.01, help="mixed-precision target: largest relative "
                                                                    "hmean drop")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "int8.json"))
+    ap.add_argument("--qat-model", default=str(QAT_MODEL), help="the fine-tuned FP32 model the qat variant "
+                                                                 "quantizes (made by bench/qat_ppocr.py)")
     args = ap.parse_args()
     import logging
 
@@ -479,6 +486,23 @@ def main() -> int:
     out_dir = Path(args.out).parent
     for name in args.variants.split(","):
         spec = dict(VARIANTS[name])
+        source = model
+        if name == "qat":
+            source = Path(args.qat_model)
+            if not source.is_file():
+                print(f"qat: {source} missing; make it with `pip install -e '.[train,int8bench]'` and "
+                      "`.venv/bin/python bench/qat_ppocr.py` (CPU, ~15 min)", flush=True)
+                continue
+            qat_fp32 = _session(source)
+            qat_counts = detection_counts(held, [qat_fp32.run(None, h)[0] for h in heldout])
+            qat_gt = prh(qat_counts)
+            qat_gt["rel_change"] = (qat_gt["hmean"] - fp32_gt["hmean"]) / fp32_gt["hmean"]
+            result["qat_fp32"] = {"model": str(source), "gt": qat_gt, "bootstrap": bootstrap(fp32_counts, qat_counts)}
+            info = source.with_suffix(".json")
+            if info.is_file():
+                result["qat_fp32"]["training"] = json.loads(info.read_text(encoding="utf-8"))
+            print(f"qat FP32 (fine-tuned, not quantized) hmean {qat_gt['hmean']:.4f} ({qat_gt['rel_change']:+.2%})",
+                  flush=True)
         # tolerance 1 for fixed variants: every model is written so that it can be scored; the goal is judged
         # here.  The mixed-precision variants search for the tolerance asked.
         tol = args.tolerance if spec.get("auto_exclude") else 1.0
@@ -486,7 +510,7 @@ def main() -> int:
                                latency_runs=10, **spec)
         q_path = out_dir / f"ppocr_det.{name}.int8.onnx"
         t0 = time.perf_counter()
-        rep = quantize_model(model, calibration, heldout, q_path, options=opts, overwrite=True,
+        rep = quantize_model(source, calibration, heldout, q_path, options=opts, overwrite=True,
                              task_metric=hmean_select)
         entry = rep.as_dict()
         for k in ("verdict", "excluded", "latency_ms", "model", "out"):

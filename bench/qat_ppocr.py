@@ -1,0 +1,439 @@
+"""Quantization-aware fine-tuning (QAT) by distillation of the PP-OCRv4 text detector, for ``bench_int8.py``.
+
+The float weights of ``ch_PP-OCRv4_det_infer.onnx`` are fine-tuned under simulated INT8 so that ONNX Runtime's
+own static QDQ quantization of the result (the bench's ``qdq`` path, unchanged) loses less text-detection hmean.
+
+How.  ONNX Runtime quantizes the model once with the bench's calibration frames (``quantize_model``'s
+pre-processing and ``quantize_static``: per-channel S8 weights, U8 activations, MinMax).  That QDQ graph is
+executed by a small PyTorch interpreter (:class:`Interpreter`, the ops this detector has): every activation
+``QuantizeLinear``/``DequantizeLinear`` pair becomes a fake quantization with ORT's scale and zero point (fixed;
+the straight-through estimator passes gradients inside the range, so a Clip that ORT folded into the quantizer's
+saturation still clips), and every Conv/ConvTranspose weight ``DequantizeLinear`` becomes a per-channel symmetric
+int8 fake quantization of a trainable float weight (scale max|w| / 127 along ORT's axis, recomputed every step as
+ORT will on re-quantization).  Conv biases are trainable floats; the other constants stay as ORT quantized them.
+
+Teacher: the original FP32 model (ONNX Runtime); student: the simulated INT8 model.  Loss: binary cross-entropy
+of the student's probability map against the teacher's, weighted toward text (weight 1 + 4 p_teacher).  Data:
+CALIBRATION side only, i.e. the bench's calibration frames (RADIATE ZED-left, every 9th EuRoC frame, the 3
+calibration text photos) with freshly rendered calibration strings (``render_text(..., "calibration")``: the
+calibration word list and plate alphabet), random 320x320 crops.  No held-out frame or string is ever used.
+
+The trained weights are written back into a copy of the ORIGINAL FP32 ONNX file (same graph, only the values of
+the weight constants change; the two convolutions that ORT's pre-processing fuses with a BatchNormalization are
+un-fused into the conv weight and the BN shift).  ``bench_int8.py --variants qat`` then quantizes that file with
+the same ``quantize_model`` call as ``qdq`` and scores it against the ORIGINAL FP32 model.
+
+    pip install -e '.[train,int8bench]'
+    .venv/bin/python bench/qat_ppocr.py [--steps 400] [--out bench/results/ppocr_det.qat.fp32.onnx]
+    .venv/bin/python bench/bench_int8.py --variants qdq,qat --runs 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+QAT_MODEL = Path(__file__).resolve().parent / "results" / "ppocr_det.qat.fp32.onnx"
+
+
+# ----------------------------------------------------------------------------------------------- ONNX helpers
+
+def constants(model: Any) -> dict[str, np.ndarray]:
+    """Every constant tensor of an ONNX model: initializers and ``Constant`` nodes' values, by name."""
+    from onnx import numpy_helper
+
+    out = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Constant":
+            for a in node.attribute:
+                if a.name == "value":
+                    out[node.output[0]] = numpy_helper.to_array(a.t)
+    return out
+
+
+def write_back(original: Path, weights: dict[str, np.ndarray], out: Path) -> list[str]:
+    """Copy ``original`` (ONNX) to ``out`` with new values for the weights named in ``weights`` (names of the
+    pre-processed graph ORT quantizes).  A weight that exists in the original (as an initializer or a Constant
+    node) is replaced in place, same name, shape and dtype.  ``ConvBnFusion_W_<w>`` / ``ConvBnFusion_BN_B_<b>``
+    (a conv that ORT fused with its BatchNormalization) are un-fused: the conv weight ``<w>`` becomes
+    W_fused * sqrt(var + eps) / gamma, the BN shift ``<b>`` becomes B_fused + mean * gamma / sqrt(var + eps), so
+    that the original graph computes the fused one.  Returns the names written; nothing but values changes."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(original))
+    consts = constants(model)
+    bn_of: dict[str, Any] = {}  # conv weight name -> its BatchNormalization node
+    producer = {o: n for n in model.graph.node for o in n.output}
+    for node in model.graph.node:
+        if node.op_type == "BatchNormalization" and node.input[0] in producer:
+            conv = producer[node.input[0]]
+            if conv.op_type == "Conv":
+                bn_of[conv.input[1]] = node
+    new: dict[str, np.ndarray] = {}
+    for name, value in weights.items():
+        if name.startswith("ConvBnFusion_W_"):
+            w = name[len("ConvBnFusion_W_"):]
+            bn = bn_of[w]
+            eps = next((a.f for a in bn.attribute if a.name == "epsilon"), 1e-5)
+            gamma, var = consts[bn.input[1]].astype(np.float64), consts[bn.input[4]].astype(np.float64)
+            k = gamma / np.sqrt(var + eps)
+            new[w] = (value.astype(np.float64) / k.reshape(-1, *[1] * (value.ndim - 1))).astype(consts[w].dtype)
+        elif name.startswith("ConvBnFusion_BN_B_"):
+            b = name[len("ConvBnFusion_BN_B_"):]
+            bn = next(n for n in bn_of.values() if n.input[2] == b)
+            eps = next((a.f for a in bn.attribute if a.name == "epsilon"), 1e-5)
+            gamma, mean, var = (consts[bn.input[i]].astype(np.float64) for i in (1, 3, 4))
+            new[b] = (value.astype(np.float64) + mean * gamma / np.sqrt(var + eps)).astype(consts[b].dtype)
+        elif name in consts:
+            new[name] = value.astype(consts[name].dtype)
+        else:
+            raise KeyError(f"{name}: no such constant in {original}")
+    for name, value in new.items():
+        if value.shape != consts[name].shape:
+            raise ValueError(f"{name}: shape {value.shape} != {consts[name].shape}")
+    for init in model.graph.initializer:
+        if init.name in new:
+            init.CopyFrom(numpy_helper.from_array(new[init.name], init.name))
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.output[0] in new:
+            for a in node.attribute:
+                if a.name == "value":
+                    a.t.CopyFrom(numpy_helper.from_array(new[node.output[0]], a.t.name))
+    onnx.save(model, str(out))
+    return sorted(new)
+
+
+# ------------------------------------------------------------------------------------------ torch interpreter
+
+def _attrs(node: Any) -> dict[str, Any]:
+    from onnx import helper
+
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def build_interpreter(graph_path: Path, float_weights: dict[str, np.ndarray] | None = None) -> Any:
+    """A torch module executing the ONNX graph at ``graph_path`` (the pre-processed FP32 graph or ORT's QDQ
+    graph).  In a QDQ graph, activation Q/DQ pairs become fake quantization with ORT's scale/zero point and the
+    int8 Conv/ConvTranspose weights become trainable float weights (from ``float_weights``: the pre-processed
+    graph's values) under per-channel symmetric int8 fake quantization."""
+    import onnx
+    import torch
+    import torch.nn.functional as F  # noqa: N812
+    from torch import nn
+
+    model = onnx.load(str(graph_path))
+    consts = constants(model)
+    fw = float_weights or {}
+
+    class Interpreter(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.params = nn.ParameterDict()
+            self.pnames: dict[str, str] = {}  # onnx name -> parameter key
+            self.wq: dict[str, tuple[str, int]] = {}  # DQ output -> (weight name, axis) fake-quantized weights
+            self.buffers_: dict[str, torch.Tensor] = {}
+            self.nodes = [n for n in model.graph.node if n.op_type != "Constant"]
+            self.quant = True
+            consumers: dict[str, list[Any]] = {}
+            for n in self.nodes:
+                for i in n.input:
+                    consumers.setdefault(i, []).append(n)
+            for n in self.nodes:
+                if n.op_type == "DequantizeLinear" and n.input[0] in consts:
+                    q = consts[n.input[0]]
+                    name = n.input[0][:-len("_quantized")] if n.input[0].endswith("_quantized") else n.input[0]
+                    users = consumers.get(n.output[0], [])
+                    weight_of = [u for u in users if u.op_type in ("Conv", "ConvTranspose") and u.input[1] == n.output[0]]
+                    bias_of = [u for u in users if u.op_type == "Conv" and len(u.input) > 2 and u.input[2] == n.output[0]]
+                    if q.dtype == np.int8 and weight_of and name in fw:
+                        self._param(name, fw[name])
+                        self.wq[n.output[0]] = (name, int(_attrs(n).get("axis", 1)))
+                        continue
+                    if bias_of and name in fw:
+                        self._param(name, fw[name])
+                        self.pnames[n.output[0]] = self.pnames[name]
+                        continue
+            for n in self.nodes:  # float graph: conv weights/biases are the trainable parameters
+                if n.op_type in ("Conv", "ConvTranspose"):
+                    for i in n.input[1:]:
+                        if i in consts and i not in self.pnames:
+                            self._param(i, consts[i])
+
+        def _param(self, name: str, value: np.ndarray) -> None:
+            key = name.replace(".", "__")
+            self.params[key] = nn.Parameter(torch.from_numpy(np.array(value, np.float32)))
+            self.pnames[name] = key
+
+        def weights(self) -> dict[str, np.ndarray]:
+            return {n: self.params[k].detach().numpy().copy() for n, k in self.pnames.items() if n == k.replace("__", ".")}
+
+        def _const(self, name: str) -> torch.Tensor:
+            if name not in self.buffers_:
+                self.buffers_[name] = torch.from_numpy(np.array(consts[name]))
+            return self.buffers_[name]
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            env: dict[str, torch.Tensor] = {model.graph.input[0].name: x}
+
+            def get(name: str) -> torch.Tensor:
+                if name in env:
+                    return env[name]
+                if name in self.pnames:
+                    return self.params[self.pnames[name]]
+                return self._const(name)
+
+            for n in self.nodes:
+                op, a = n.op_type, _attrs(n)
+                if op == "QuantizeLinear":
+                    env[n.output[0]] = get(n.input[0])  # paired with its DequantizeLinear below
+                    env[n.output[0] + "#q"] = torch.stack([self._const(n.input[1]).float().reshape(()),
+                                                          self._const(n.input[2]).float().reshape(())])
+                    continue
+                if op == "DequantizeLinear":
+                    if n.output[0] in self.wq:
+                        w_name, axis = self.wq[n.output[0]]
+                        w = self.params[self.pnames[w_name]]
+                        if not self.quant:
+                            env[n.output[0]] = w
+                            continue
+                        dims = [d for d in range(w.dim()) if d != axis]
+                        scale = (w.detach().abs().amax(dim=dims) / 127.0).clamp_min(1e-12)
+                        env[n.output[0]] = torch.fake_quantize_per_channel_affine(
+                            w, scale, torch.zeros_like(scale, dtype=torch.int32), axis, -127, 127)
+                        continue
+                    if n.output[0] in self.pnames:
+                        continue
+                    if n.input[0] in env:  # activation: fake quantization with ORT's range
+                        sz = env[n.input[0] + "#q"]
+                        v = env[n.input[0]]
+                        if self.quant:
+                            v = torch.fake_quantize_per_tensor_affine(v, float(sz[0]), int(sz[1]), 0, 255)
+                        env[n.output[0]] = v
+                        continue
+                    q = self._const(n.input[0]).float()
+                    s, z = self._const(n.input[1]).float(), self._const(n.input[2]).float()
+                    axis = int(a.get("axis", 1))
+                    if s.dim() == 1 and s.numel() > 1:
+                        shape = [1] * q.dim()
+                        shape[axis] = -1
+                        s, z = s.reshape(shape), z.reshape(shape)
+                    env[n.output[0]] = (q - z) * s
+                    continue
+                ins = [get(i) if i else None for i in n.input]
+                if op == "Conv":
+                    p = a.get("pads", [0, 0, 0, 0])
+                    y = F.conv2d(ins[0], ins[1], ins[2] if len(ins) > 2 else None, a.get("strides", [1, 1]),
+                                 (p[0], p[1]), a.get("dilations", [1, 1]), a.get("group", 1))
+                elif op == "ConvTranspose":
+                    p = a.get("pads", [0, 0, 0, 0])
+                    y = F.conv_transpose2d(ins[0], ins[1], ins[2] if len(ins) > 2 else None, a.get("strides", [1, 1]),
+                                           (p[0], p[1]), 0, a.get("group", 1), a.get("dilations", [1, 1]))
+                elif op == "Add":
+                    y = ins[0] + ins[1]
+                elif op == "Mul":
+                    y = ins[0] * ins[1]
+                elif op == "Div":
+                    y = ins[0] / ins[1]
+                elif op == "Clip":
+                    y = torch.clamp(ins[0], float(ins[1]), float(ins[2]))
+                elif op == "Relu":
+                    y = torch.relu(ins[0])
+                elif op == "Sigmoid":
+                    y = torch.sigmoid(ins[0])
+                elif op == "HardSigmoid":
+                    y = torch.clamp(a.get("alpha", 0.2) * ins[0] + a.get("beta", 0.5), 0.0, 1.0)
+                elif op == "GlobalAveragePool":
+                    y = ins[0].mean(dim=(2, 3), keepdim=True)
+                elif op == "Concat":
+                    y = torch.cat([t for t in ins if t is not None], dim=a["axis"])
+                elif op == "Resize":
+                    scales = [float(v) for v in ins[2].tolist()] if len(ins) > 2 and ins[2] is not None and \
+                        ins[2].numel() else None
+                    if scales is None:
+                        size = [int(v) for v in ins[3].tolist()][2:]
+                        y = F.interpolate(ins[0], size=size, mode="nearest")
+                    else:
+                        y = F.interpolate(ins[0], scale_factor=scales[2:], mode="nearest")
+                elif op == "BatchNormalization":
+                    y = F.batch_norm(ins[0], ins[3], ins[4], ins[1], ins[2], False, 0.0, a.get("epsilon", 1e-5))
+                else:
+                    raise NotImplementedError(op)
+                env[n.output[0]] = y
+            return env[model.graph.output[0].name]
+
+    return Interpreter()
+
+
+# ------------------------------------------------------------------------------------------------- training
+
+def calibration_sampler(seed: int) -> Any:
+    """Endless calibration-side training images: a calibration frame (bench_int8's CALIBRATION_FRAMES or one of
+    its calibration text photos) with freshly rendered calibration strings (or, 1 in 8, as is)."""
+    import bench_int8 as b
+
+    frames = [b._image(p) for pattern, (limit, step, start) in b.CALIBRATION_FRAMES.items()
+              for p in b._frames([pattern], limit, step, start)]
+    photos = [b._image(b.TEXT / n) for n in b.REAL_CALIBRATION]
+    rng = np.random.default_rng(seed)
+    while True:
+        if rng.random() < 0.15:
+            img = photos[int(rng.integers(len(photos)))]
+        else:
+            img = frames[int(rng.integers(len(frames)))]
+            if rng.random() < 0.875:
+                img, _ = b.render_text(img, "calibration", rng, int(rng.integers(4, 10)))
+        if rng.random() < 0.5:
+            img = img[:, ::-1]  # mirrored frame (the strings become unreadable glyph rows: still text-like)
+        yield np.ascontiguousarray(img)
+
+
+def validation_set(seed: int, n: int = 40) -> list[Any]:
+    """Calibration-side validation frames with ground truth: calibration frames, new calibration strings."""
+    import bench_int8 as b
+
+    frames = [b._image(p) for pattern, (limit, step, start) in b.CALIBRATION_FRAMES.items()
+              for p in b._frames([pattern], limit, step, start)]
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        img, gt = b.render_text(frames[i % len(frames)], "calibration", rng, 9)
+        out.append(b.Frame(f"val{i}", img, gt))
+    return out
+
+
+def _crop(img: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    h, w = img.shape[:2]
+    y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+    return img[y:y + size, x:x + size]
+
+
+def quantized_graph(model: Path, work: Path) -> tuple[Path, Path]:
+    """(pre-processed FP32, ORT QDQ) graphs of ``model``, quantized exactly as bench_int8's ``qdq`` variant."""
+    import bench_int8 as b
+
+    from edgefuse.infer.quantize import QuantizeOptions, _Quantizer, prepare_model
+
+    calib, _ = b.datasets()
+    pre = prepare_model(model, work, [])
+    q = _Quantizer(model, pre, [b._tensor(f.image) for f in calib], QuantizeOptions(), work)
+    return pre, q(work / "qdq.onnx", [])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--batch", type=int, default=2)
+    ap.add_argument("--crop", type=int, default=320)
+    ap.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate relative to each weight tensor's "
+                                                          "mean magnitude")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--minutes", type=float, default=20.0, help="stop training after this long")
+    ap.add_argument("--eval-every", type=int, default=100)
+    ap.add_argument("--check", action="store_true", help="only check the interpreter against ONNX Runtime")
+    ap.add_argument("--out", default=str(QAT_MODEL))
+    args = ap.parse_args()
+    import logging
+
+    import onnxruntime as ort
+    import torch
+
+    import bench_int8 as b
+
+    logging.getLogger().setLevel(logging.ERROR)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    model = b.detector_path()
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    so.intra_op_num_threads = args.threads
+    teacher = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
+    with tempfile.TemporaryDirectory(prefix="qat-") as tmp:
+        work = Path(tmp)
+        pre, qdq = quantized_graph(model, work)
+        import onnx
+
+        fw = constants(onnx.load(str(pre)))
+        student = build_interpreter(qdq, fw)
+        calib, _ = b.datasets()
+        x = b._tensor(calib[3].image)["x"]
+        with torch.no_grad():
+            t_fp = teacher.run(None, {"x": x})[0]
+            t_q = ort.InferenceSession(str(qdq), so, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+            s_fp = build_interpreter(pre)(torch.from_numpy(x)).numpy()
+            s_q = student(torch.from_numpy(x)).numpy()
+        check = {"float_vs_ort_fp32_max_abs": float(np.abs(s_fp - t_fp).max()),
+                 "sim_int8_vs_ort_int8_max_abs": float(np.abs(s_q - t_q).max()),
+                 "sim_int8_vs_ort_int8_mean_abs": float(np.abs(s_q - t_q).mean()),
+                 "ort_int8_vs_fp32_mean_abs": float(np.abs(t_q - t_fp).mean()),
+                 "sim_int8_mask_agreement_with_ort_int8": float(np.mean((s_q > 0.3) == (t_q > 0.3)))}
+        print(json.dumps(check), flush=True)
+        if args.check:
+            return 0
+        val = validation_set(args.seed + 100)
+        t_counts = b.detection_counts(val, [teacher.run(None, b._tensor(f.image))[0] for f in val])
+
+        def validate() -> dict[str, float]:
+            """Student's hmean on calibration-side validation renders (GT known) vs the FP32 teacher's."""
+            with torch.no_grad():
+                probs = [student(torch.from_numpy(b._tensor(f.image)["x"])).numpy() for f in val]
+            hs, ht = b.prh(b.detection_counts(val, probs))["hmean"], b.prh(t_counts)["hmean"]
+            return {"student": round(hs, 4), "teacher": round(ht, 4), "rel": round((hs - ht) / ht, 4)}
+
+        print(f"  calibration-side validation before: {validate()}", flush=True)
+        # one learning rate relative to each tensor's magnitude: the weights span 5 orders of magnitude (a conv
+        # whose fused BatchNorm scale is tiny has |w| ~ 2e-5, where one Adam step of 1e-5 would wreck it)
+        groups = [{"params": [p], "scale": float(p.detach().abs().mean()) or 1.0} for p in student.parameters()]
+        opt = torch.optim.Adam(groups, lr=args.lr)
+        sampler = calibration_sampler(args.seed)
+        rng = np.random.default_rng(args.seed + 1)
+        t0 = time.perf_counter()
+        log = []
+        step = 0
+        for step in range(args.steps):
+            lr = args.lr * 0.5 * (1 + np.cos(np.pi * step / args.steps))
+            for g in opt.param_groups:
+                g["lr"] = lr * g["scale"]
+            xs = np.concatenate([b._tensor(_crop(next(sampler), args.crop, rng))["x"] for _ in range(args.batch)])
+            target = torch.from_numpy(teacher.run(None, {"x": xs})[0])
+            pred = student(torch.from_numpy(xs)).clamp(1e-6, 1 - 1e-6)
+            weight = 1.0 + 4.0 * target
+            tc = target.clamp(1e-6, 1 - 1e-6)
+            entropy = -(tc * tc.log() + (1 - tc) * (1 - tc).log())  # BCE - entropy = KL: 0 when equal
+            loss = ((torch.nn.functional.binary_cross_entropy(pred, target, reduction="none") - entropy)
+                    * weight).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            log.append(float(loss.detach()))
+            if (step + 1) % args.eval_every == 0:
+                print(f"  calibration-side validation: {validate()}", flush=True)
+            if step % 20 == 0 or step == args.steps - 1:
+                print(f"step {step:4d} loss {np.mean(log[-20:]):.5f} lr {lr:.2e} "
+                      f"{time.perf_counter() - t0:.0f} s", flush=True)
+            if time.perf_counter() - t0 > args.minutes * 60:
+                print(f"time limit: stopped after {step + 1} steps", flush=True)
+                break
+        written = write_back(model, student.weights(), Path(args.out))
+        info = {"steps": step + 1, "batch": args.batch, "crop": args.crop, "lr": args.lr, "seed": args.seed,
+                "seconds": time.perf_counter() - t0, "weights_written": len(written), "check": check,
+                "loss_first20": float(np.mean(log[:20])), "loss_last20": float(np.mean(log[-20:])),
+                "torch": torch.__version__}
+        Path(args.out).with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {args.out} ({len(written)} weights) in {info['seconds']:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
