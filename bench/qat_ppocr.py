@@ -38,7 +38,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -122,6 +121,52 @@ def _attrs(node: Any) -> dict[str, Any]:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
+def _apply(op: str, a: dict[str, Any], ins: list[Any]) -> Any:
+    """One float ONNX operator of the detector, in torch."""
+    import torch
+    import torch.nn.functional as F  # noqa: N812
+
+    if op == "Conv":
+        p = a.get("pads", [0, 0, 0, 0])
+        y = F.conv2d(ins[0], ins[1], ins[2] if len(ins) > 2 else None, a.get("strides", [1, 1]),
+                     (p[0], p[1]), a.get("dilations", [1, 1]), a.get("group", 1))
+    elif op == "ConvTranspose":
+        p = a.get("pads", [0, 0, 0, 0])
+        y = F.conv_transpose2d(ins[0], ins[1], ins[2] if len(ins) > 2 else None, a.get("strides", [1, 1]),
+                               (p[0], p[1]), 0, a.get("group", 1), a.get("dilations", [1, 1]))
+    elif op == "Add":
+        y = ins[0] + ins[1]
+    elif op == "Mul":
+        y = ins[0] * ins[1]
+    elif op == "Div":
+        y = ins[0] / ins[1]
+    elif op == "Clip":
+        y = torch.clamp(ins[0], float(ins[1]), float(ins[2]))
+    elif op == "Relu":
+        y = torch.relu(ins[0])
+    elif op == "Sigmoid":
+        y = torch.sigmoid(ins[0])
+    elif op == "HardSigmoid":
+        y = torch.clamp(a.get("alpha", 0.2) * ins[0] + a.get("beta", 0.5), 0.0, 1.0)
+    elif op == "GlobalAveragePool":
+        y = ins[0].mean(dim=(2, 3), keepdim=True)
+    elif op == "Concat":
+        y = torch.cat([t for t in ins if t is not None], dim=a["axis"])
+    elif op == "Resize":
+        scales = [float(v) for v in ins[2].tolist()] if len(ins) > 2 and ins[2] is not None and \
+            ins[2].numel() else None
+        if scales is None:
+            size = [int(v) for v in ins[3].tolist()][2:]
+            y = F.interpolate(ins[0], size=size, mode="nearest")
+        else:
+            y = F.interpolate(ins[0], scale_factor=scales[2:], mode="nearest")
+    elif op == "BatchNormalization":
+        y = F.batch_norm(ins[0], ins[3], ins[4], ins[1], ins[2], False, 0.0, a.get("epsilon", 1e-5))
+    else:
+        raise NotImplementedError(op)
+    return y
+
+
 def build_interpreter(graph_path: Path, float_weights: dict[str, np.ndarray] | None = None) -> Any:
     """A torch module executing the ONNX graph at ``graph_path`` (the pre-processed FP32 graph or ORT's QDQ
     graph).  In a QDQ graph, activation Q/DQ pairs become fake quantization with ORT's scale/zero point and the
@@ -129,7 +174,6 @@ def build_interpreter(graph_path: Path, float_weights: dict[str, np.ndarray] | N
     graph's values) under per-channel symmetric int8 fake quantization."""
     import onnx
     import torch
-    import torch.nn.functional as F  # noqa: N812
     from torch import nn
 
     model = onnx.load(str(graph_path))
@@ -154,8 +198,10 @@ def build_interpreter(graph_path: Path, float_weights: dict[str, np.ndarray] | N
                     q = consts[n.input[0]]
                     name = n.input[0][:-len("_quantized")] if n.input[0].endswith("_quantized") else n.input[0]
                     users = consumers.get(n.output[0], [])
-                    weight_of = [u for u in users if u.op_type in ("Conv", "ConvTranspose") and u.input[1] == n.output[0]]
-                    bias_of = [u for u in users if u.op_type == "Conv" and len(u.input) > 2 and u.input[2] == n.output[0]]
+                    weight_of = [u for u in users if u.op_type in ("Conv", "ConvTranspose")
+                                 and u.input[1] == n.output[0]]
+                    bias_of = [u for u in users if u.op_type == "Conv" and len(u.input) > 2
+                               and u.input[2] == n.output[0]]
                     if q.dtype == np.int8 and weight_of and name in fw:
                         self._param(name, fw[name])
                         self.wq[n.output[0]] = (name, int(_attrs(n).get("axis", 1)))
@@ -176,7 +222,9 @@ def build_interpreter(graph_path: Path, float_weights: dict[str, np.ndarray] | N
             self.pnames[name] = key
 
         def weights(self) -> dict[str, np.ndarray]:
-            return {n: self.params[k].detach().numpy().copy() for n, k in self.pnames.items() if n == k.replace("__", ".")}
+            """The trainable weights by their ONNX names (the pre-processed graph's)."""
+            return {n: self.params[k].detach().numpy().copy() for n, k in self.pnames.items()
+                    if n == k.replace("__", ".")}
 
         def _const(self, name: str) -> torch.Tensor:
             if name not in self.buffers_:
@@ -190,7 +238,8 @@ def build_interpreter(graph_path: Path, float_weights: dict[str, np.ndarray] | N
                 if name in env:
                     return env[name]
                 if name in self.pnames:
-                    return self.params[self.pnames[name]]
+                    param: torch.Tensor = self.params[self.pnames[name]]
+                    return param
                 return self._const(name)
 
             for n in self.nodes:
@@ -231,45 +280,7 @@ def build_interpreter(graph_path: Path, float_weights: dict[str, np.ndarray] | N
                     env[n.output[0]] = (q - z) * s
                     continue
                 ins = [get(i) if i else None for i in n.input]
-                if op == "Conv":
-                    p = a.get("pads", [0, 0, 0, 0])
-                    y = F.conv2d(ins[0], ins[1], ins[2] if len(ins) > 2 else None, a.get("strides", [1, 1]),
-                                 (p[0], p[1]), a.get("dilations", [1, 1]), a.get("group", 1))
-                elif op == "ConvTranspose":
-                    p = a.get("pads", [0, 0, 0, 0])
-                    y = F.conv_transpose2d(ins[0], ins[1], ins[2] if len(ins) > 2 else None, a.get("strides", [1, 1]),
-                                           (p[0], p[1]), 0, a.get("group", 1), a.get("dilations", [1, 1]))
-                elif op == "Add":
-                    y = ins[0] + ins[1]
-                elif op == "Mul":
-                    y = ins[0] * ins[1]
-                elif op == "Div":
-                    y = ins[0] / ins[1]
-                elif op == "Clip":
-                    y = torch.clamp(ins[0], float(ins[1]), float(ins[2]))
-                elif op == "Relu":
-                    y = torch.relu(ins[0])
-                elif op == "Sigmoid":
-                    y = torch.sigmoid(ins[0])
-                elif op == "HardSigmoid":
-                    y = torch.clamp(a.get("alpha", 0.2) * ins[0] + a.get("beta", 0.5), 0.0, 1.0)
-                elif op == "GlobalAveragePool":
-                    y = ins[0].mean(dim=(2, 3), keepdim=True)
-                elif op == "Concat":
-                    y = torch.cat([t for t in ins if t is not None], dim=a["axis"])
-                elif op == "Resize":
-                    scales = [float(v) for v in ins[2].tolist()] if len(ins) > 2 and ins[2] is not None and \
-                        ins[2].numel() else None
-                    if scales is None:
-                        size = [int(v) for v in ins[3].tolist()][2:]
-                        y = F.interpolate(ins[0], size=size, mode="nearest")
-                    else:
-                        y = F.interpolate(ins[0], scale_factor=scales[2:], mode="nearest")
-                elif op == "BatchNormalization":
-                    y = F.batch_norm(ins[0], ins[3], ins[4], ins[1], ins[2], False, 0.0, a.get("epsilon", 1e-5))
-                else:
-                    raise NotImplementedError(op)
-                env[n.output[0]] = y
+                env[n.output[0]] = _apply(op, a, ins)
             return env[model.graph.output[0].name]
 
     return Interpreter()
@@ -330,6 +341,87 @@ def quantized_graph(model: Path, work: Path) -> tuple[Path, Path]:
     return pre, q(work / "qdq.onnx", [])
 
 
+def _check(teacher: Any, pre: Path, qdq: Path, student: Any, x: np.ndarray) -> dict[str, float]:
+    """The interpreter against ONNX Runtime on one frame: float graph vs FP32, simulated vs ORT's INT8."""
+    import onnxruntime as ort
+    import torch
+
+    with torch.no_grad():
+        t_fp = teacher.run(None, {"x": x})[0]
+        t_q = ort.InferenceSession(str(qdq), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+        s_fp = build_interpreter(pre)(torch.from_numpy(x)).numpy()
+        s_q = student(torch.from_numpy(x)).numpy()
+    return {"float_vs_ort_fp32_max_abs": float(np.abs(s_fp - t_fp).max()),
+            "sim_int8_vs_ort_int8_max_abs": float(np.abs(s_q - t_q).max()),
+            "sim_int8_vs_ort_int8_mean_abs": float(np.abs(s_q - t_q).mean()),
+            "ort_int8_vs_fp32_mean_abs": float(np.abs(t_q - t_fp).mean()),
+            "sim_int8_mask_agreement_with_ort_int8": float(np.mean((s_q > 0.3) == (t_q > 0.3)))}
+
+
+def train(args: argparse.Namespace, teacher: Any, student: Any) -> dict[str, Any]:
+    """Distillation under simulated INT8; the student ends with the weights that scored best on the
+    calibration-side validation renders (hmean against their ground truth).  Returns the training record."""
+    import bench_int8 as b
+    import torch
+
+    val = validation_set(args.seed + 100)
+    t_counts = b.detection_counts(val, [teacher.run(None, b._tensor(f.image))[0] for f in val])
+
+    def validate() -> dict[str, float]:
+        """Student's hmean on calibration-side validation renders (GT known) vs the FP32 teacher's."""
+        with torch.no_grad():
+            probs = [student(torch.from_numpy(b._tensor(f.image)["x"])).numpy() for f in val]
+        hs, ht = b.prh(b.detection_counts(val, probs))["hmean"], b.prh(t_counts)["hmean"]
+        return {"student": round(hs, 4), "teacher": round(ht, 4), "rel": round((hs - ht) / ht, 4)}
+
+    history = [{"step": 0, **validate()}]
+    print(f"  calibration-side validation: {history[-1]}", flush=True)
+    best = (history[-1]["student"], {k: v.detach().clone() for k, v in student.params.items()})
+    # one learning rate relative to each tensor's magnitude: the weights span 5 orders of magnitude (a conv
+    # whose fused BatchNorm scale is tiny has |w| ~ 2e-5, where one Adam step of 1e-5 would wreck it)
+    groups = [{"params": [p], "scale": float(p.detach().abs().mean()) or 1.0} for p in student.parameters()]
+    opt = torch.optim.Adam(groups, lr=args.lr)
+    sampler = calibration_sampler(args.seed)
+    rng = np.random.default_rng(args.seed + 1)
+    t0 = time.perf_counter()
+    log: list[float] = []
+    for step in range(args.steps):
+        lr = args.lr * 0.5 * (1 + np.cos(np.pi * step / args.steps))
+        for g in opt.param_groups:
+            g["lr"] = lr * g["scale"]
+        xs = np.concatenate([b._tensor(_crop(next(sampler), args.crop, rng))["x"] for _ in range(args.batch)])
+        target = torch.from_numpy(teacher.run(None, {"x": xs})[0])
+        pred = student(torch.from_numpy(xs)).clamp(1e-6, 1 - 1e-6)
+        tc = target.clamp(1e-6, 1 - 1e-6)
+        entropy = -(tc * tc.log() + (1 - tc) * (1 - tc).log())  # BCE - entropy = KL: 0 when equal
+        loss = ((torch.nn.functional.binary_cross_entropy(pred, target, reduction="none") - entropy)
+                * (1.0 + args.text_weight * target)).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        log.append(float(loss.detach()))
+        if step % 20 == 0 or step == args.steps - 1:
+            print(f"step {step:4d} loss {np.mean(log[-20:]):.5f} lr {lr:.2e} {time.perf_counter() - t0:.0f} s",
+                  flush=True)
+        stop = time.perf_counter() - t0 > args.minutes * 60
+        if (step + 1) % args.eval_every == 0 or step == args.steps - 1 or stop:
+            history.append({"step": step + 1, **validate()})
+            print(f"  calibration-side validation: {history[-1]}", flush=True)
+            if history[-1]["student"] > best[0]:
+                best = (history[-1]["student"], {k: v.detach().clone() for k, v in student.params.items()})
+        if stop:
+            print(f"time limit: stopped after {step + 1} steps", flush=True)
+            break
+    with torch.no_grad():
+        for k, v in student.params.items():
+            v.copy_(best[1][k])
+    return {"steps": len(log), "batch": args.batch, "crop": args.crop, "lr_relative": args.lr,
+            "text_weight": args.text_weight, "seed": args.seed, "seconds": time.perf_counter() - t0,
+            "validation": history, "kept_step": next(h["step"] for h in history if h["student"] == best[0]),
+            "loss_first20": float(np.mean(log[:20])), "loss_last20": float(np.mean(log[-20:])),
+            "torch": torch.__version__}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=400)
@@ -337,6 +429,7 @@ def main() -> int:
     ap.add_argument("--crop", type=int, default=320)
     ap.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate relative to each weight tensor's "
                                                           "mean magnitude")
+    ap.add_argument("--text-weight", type=float, default=4.0, help="loss weight 1 + this x teacher probability")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--minutes", type=float, default=20.0, help="stop training after this long")
@@ -346,10 +439,10 @@ def main() -> int:
     args = ap.parse_args()
     import logging
 
+    import bench_int8 as b
+    import onnx
     import onnxruntime as ort
     import torch
-
-    import bench_int8 as b
 
     logging.getLogger().setLevel(logging.ERROR)
     torch.set_num_threads(args.threads)
@@ -360,78 +453,18 @@ def main() -> int:
     so.intra_op_num_threads = args.threads
     teacher = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
     with tempfile.TemporaryDirectory(prefix="qat-") as tmp:
-        work = Path(tmp)
-        pre, qdq = quantized_graph(model, work)
-        import onnx
-
-        fw = constants(onnx.load(str(pre)))
-        student = build_interpreter(qdq, fw)
-        calib, _ = b.datasets()
-        x = b._tensor(calib[3].image)["x"]
-        with torch.no_grad():
-            t_fp = teacher.run(None, {"x": x})[0]
-            t_q = ort.InferenceSession(str(qdq), so, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
-            s_fp = build_interpreter(pre)(torch.from_numpy(x)).numpy()
-            s_q = student(torch.from_numpy(x)).numpy()
-        check = {"float_vs_ort_fp32_max_abs": float(np.abs(s_fp - t_fp).max()),
-                 "sim_int8_vs_ort_int8_max_abs": float(np.abs(s_q - t_q).max()),
-                 "sim_int8_vs_ort_int8_mean_abs": float(np.abs(s_q - t_q).mean()),
-                 "ort_int8_vs_fp32_mean_abs": float(np.abs(t_q - t_fp).mean()),
-                 "sim_int8_mask_agreement_with_ort_int8": float(np.mean((s_q > 0.3) == (t_q > 0.3)))}
-        print(json.dumps(check), flush=True)
-        if args.check:
-            return 0
-        val = validation_set(args.seed + 100)
-        t_counts = b.detection_counts(val, [teacher.run(None, b._tensor(f.image))[0] for f in val])
-
-        def validate() -> dict[str, float]:
-            """Student's hmean on calibration-side validation renders (GT known) vs the FP32 teacher's."""
-            with torch.no_grad():
-                probs = [student(torch.from_numpy(b._tensor(f.image)["x"])).numpy() for f in val]
-            hs, ht = b.prh(b.detection_counts(val, probs))["hmean"], b.prh(t_counts)["hmean"]
-            return {"student": round(hs, 4), "teacher": round(ht, 4), "rel": round((hs - ht) / ht, 4)}
-
-        print(f"  calibration-side validation before: {validate()}", flush=True)
-        # one learning rate relative to each tensor's magnitude: the weights span 5 orders of magnitude (a conv
-        # whose fused BatchNorm scale is tiny has |w| ~ 2e-5, where one Adam step of 1e-5 would wreck it)
-        groups = [{"params": [p], "scale": float(p.detach().abs().mean()) or 1.0} for p in student.parameters()]
-        opt = torch.optim.Adam(groups, lr=args.lr)
-        sampler = calibration_sampler(args.seed)
-        rng = np.random.default_rng(args.seed + 1)
-        t0 = time.perf_counter()
-        log = []
-        step = 0
-        for step in range(args.steps):
-            lr = args.lr * 0.5 * (1 + np.cos(np.pi * step / args.steps))
-            for g in opt.param_groups:
-                g["lr"] = lr * g["scale"]
-            xs = np.concatenate([b._tensor(_crop(next(sampler), args.crop, rng))["x"] for _ in range(args.batch)])
-            target = torch.from_numpy(teacher.run(None, {"x": xs})[0])
-            pred = student(torch.from_numpy(xs)).clamp(1e-6, 1 - 1e-6)
-            weight = 1.0 + 4.0 * target
-            tc = target.clamp(1e-6, 1 - 1e-6)
-            entropy = -(tc * tc.log() + (1 - tc) * (1 - tc).log())  # BCE - entropy = KL: 0 when equal
-            loss = ((torch.nn.functional.binary_cross_entropy(pred, target, reduction="none") - entropy)
-                    * weight).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            log.append(float(loss.detach()))
-            if (step + 1) % args.eval_every == 0:
-                print(f"  calibration-side validation: {validate()}", flush=True)
-            if step % 20 == 0 or step == args.steps - 1:
-                print(f"step {step:4d} loss {np.mean(log[-20:]):.5f} lr {lr:.2e} "
-                      f"{time.perf_counter() - t0:.0f} s", flush=True)
-            if time.perf_counter() - t0 > args.minutes * 60:
-                print(f"time limit: stopped after {step + 1} steps", flush=True)
-                break
-        written = write_back(model, student.weights(), Path(args.out))
-        info = {"steps": step + 1, "batch": args.batch, "crop": args.crop, "lr": args.lr, "seed": args.seed,
-                "seconds": time.perf_counter() - t0, "weights_written": len(written), "check": check,
-                "loss_first20": float(np.mean(log[:20])), "loss_last20": float(np.mean(log[-20:])),
-                "torch": torch.__version__}
-        Path(args.out).with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.out} ({len(written)} weights) in {info['seconds']:.0f} s", flush=True)
+        pre, qdq = quantized_graph(model, Path(tmp))
+        student = build_interpreter(qdq, constants(onnx.load(str(pre))))
+        check = _check(teacher, pre, qdq, student, b._tensor(b.datasets()[0][3].image)["x"])
+    print(json.dumps(check), flush=True)
+    if args.check:
+        return 0
+    info = train(args, teacher, student)
+    written = write_back(model, student.weights(), Path(args.out))
+    info.update(check=check, weights_written=len(written))
+    Path(args.out).with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.out} ({len(written)} weights, step {info['kept_step']}) after {info['seconds']:.0f} s",
+          flush=True)
     return 0
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from qat_ppocr import constants, write_back  # noqa: E402
 from edgefuse.infer.quantize import prepare_model  # noqa: E402
 
 
-def _const(name: str, value: np.ndarray) -> object:
+def _const(name: str, value: np.ndarray) -> Any:
     from onnx import helper, numpy_helper
 
     return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(value.astype(np.float32), name))
