@@ -288,7 +288,7 @@ def build_interpreter(graph_path: Path, float_weights: dict[str, np.ndarray] | N
 
 # ------------------------------------------------------------------------------------------------- training
 
-def calibration_sampler(seed: int) -> Any:
+def calibration_sampler(seed: int, flip: bool = True) -> Any:
     """Endless calibration-side training images: a calibration frame (bench_int8's CALIBRATION_FRAMES or one of
     its calibration text photos) with freshly rendered calibration strings (or, 1 in 8, as is)."""
     import bench_int8 as b
@@ -304,7 +304,7 @@ def calibration_sampler(seed: int) -> Any:
             img = frames[int(rng.integers(len(frames)))]
             if rng.random() < 0.875:
                 img, _ = b.render_text(img, "calibration", rng, int(rng.integers(4, 10)))
-        if rng.random() < 0.5:
+        if flip and rng.random() < 0.5:
             img = img[:, ::-1]  # mirrored frame (the strings become unreadable glyph rows: still text-like)
         yield np.ascontiguousarray(img)
 
@@ -358,21 +358,34 @@ def _check(teacher: Any, pre: Path, qdq: Path, student: Any, x: np.ndarray) -> d
             "sim_int8_mask_agreement_with_ort_int8": float(np.mean((s_q > 0.3) == (t_q > 0.3)))}
 
 
+def distill_loss(pred: Any, target: Any, text_weight: float) -> Any:
+    """Mean KL divergence of the student's per-pixel Bernoulli map from the teacher's (BCE minus the teacher's
+    entropy: 0 when equal), weighted 1 + ``text_weight`` x teacher probability toward text."""
+    p, t = pred.clamp(1e-6, 1 - 1e-6), target.clamp(1e-6, 1 - 1e-6)
+    kl = t * (t.log() - p.log()) + (1 - t) * ((1 - t).log() - (1 - p).log())
+    return (kl * (1.0 + text_weight * target)).mean()
+
+
 def train(args: argparse.Namespace, teacher: Any, student: Any) -> dict[str, Any]:
     """Distillation under simulated INT8; the student ends with the weights that scored best on the
     calibration-side validation renders (hmean against their ground truth).  Returns the training record."""
     import bench_int8 as b
     import torch
 
-    val = validation_set(args.seed + 100)
-    t_counts = b.detection_counts(val, [teacher.run(None, b._tensor(f.image))[0] for f in val])
+    val = validation_set(args.seed + 100, args.val_frames)
+    t_probs = [teacher.run(None, b._tensor(f.image))[0] for f in val]
+    t_counts = b.detection_counts(val, t_probs)
 
     def validate() -> dict[str, float]:
-        """Student's hmean on calibration-side validation renders (GT known) vs the FP32 teacher's."""
+        """Student's hmean on calibration-side validation renders (GT known) vs the FP32 teacher's, and the
+        distillation loss there."""
         with torch.no_grad():
-            probs = [student(torch.from_numpy(b._tensor(f.image)["x"])).numpy() for f in val]
-        hs, ht = b.prh(b.detection_counts(val, probs))["hmean"], b.prh(t_counts)["hmean"]
-        return {"student": round(hs, 4), "teacher": round(ht, 4), "rel": round((hs - ht) / ht, 4)}
+            probs = [student(torch.from_numpy(b._tensor(f.image)["x"])) for f in val]
+            kl = float(np.mean([float(distill_loss(p, torch.from_numpy(t), args.text_weight))
+                                for p, t in zip(probs, t_probs, strict=True)]))
+        hs, ht = b.prh(b.detection_counts(val, [p.numpy() for p in probs]))["hmean"], b.prh(t_counts)["hmean"]
+        return {"student": round(hs, 4), "teacher": round(ht, 4), "rel": round((hs - ht) / ht, 4),
+                "loss": round(kl, 5)}
 
     history = [{"step": 0, **validate()}]
     print(f"  calibration-side validation: {history[-1]}", flush=True)
@@ -381,7 +394,7 @@ def train(args: argparse.Namespace, teacher: Any, student: Any) -> dict[str, Any
     # whose fused BatchNorm scale is tiny has |w| ~ 2e-5, where one Adam step of 1e-5 would wreck it)
     groups = [{"params": [p], "scale": float(p.detach().abs().mean()) or 1.0} for p in student.parameters()]
     opt = torch.optim.Adam(groups, lr=args.lr)
-    sampler = calibration_sampler(args.seed)
+    sampler = calibration_sampler(args.seed, not args.no_flip)
     rng = np.random.default_rng(args.seed + 1)
     t0 = time.perf_counter()
     log: list[float] = []
@@ -389,13 +402,17 @@ def train(args: argparse.Namespace, teacher: Any, student: Any) -> dict[str, Any
         lr = args.lr * 0.5 * (1 + np.cos(np.pi * step / args.steps))
         for g in opt.param_groups:
             g["lr"] = lr * g["scale"]
-        xs = np.concatenate([b._tensor(_crop(next(sampler), args.crop, rng))["x"] for _ in range(args.batch)])
+        xs = np.concatenate([b._tensor(_crop(next(sampler), args.crop, rng) if args.crop else next(sampler))["x"]
+                             for _ in range(args.batch)])
         target = torch.from_numpy(teacher.run(None, {"x": xs})[0])
-        pred = student(torch.from_numpy(xs)).clamp(1e-6, 1 - 1e-6)
-        tc = target.clamp(1e-6, 1 - 1e-6)
-        entropy = -(tc * tc.log() + (1 - tc) * (1 - tc).log())  # BCE - entropy = KL: 0 when equal
-        loss = ((torch.nn.functional.binary_cross_entropy(pred, target, reduction="none") - entropy)
-                * (1.0 + args.text_weight * target)).mean()
+        pred = student(torch.from_numpy(xs))
+        loss = distill_loss(pred, target, args.text_weight)
+        if not torch.isfinite(loss):
+            bad = [k for k, v in student.params.items() if not torch.isfinite(v).all()]
+            print(f"step {step}: non-finite loss (non-finite weights: {bad[:5]}; prediction finite: "
+                  f"{bool(torch.isfinite(pred).all())}, target finite: {bool(torch.isfinite(target).all())}); "
+                  "step skipped", flush=True)
+            continue
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -407,7 +424,7 @@ def train(args: argparse.Namespace, teacher: Any, student: Any) -> dict[str, Any
         if (step + 1) % args.eval_every == 0 or step == args.steps - 1 or stop:
             history.append({"step": step + 1, **validate()})
             print(f"  calibration-side validation: {history[-1]}", flush=True)
-            if history[-1]["student"] > best[0]:
+            if history[-1]["student"] > best[0] or args.keep == "last":
                 best = (history[-1]["student"], {k: v.detach().clone() for k, v in student.params.items()})
         if stop:
             print(f"time limit: stopped after {step + 1} steps", flush=True)
@@ -417,7 +434,7 @@ def train(args: argparse.Namespace, teacher: Any, student: Any) -> dict[str, Any
             v.copy_(best[1][k])
     return {"steps": len(log), "batch": args.batch, "crop": args.crop, "lr_relative": args.lr,
             "text_weight": args.text_weight, "seed": args.seed, "seconds": time.perf_counter() - t0,
-            "validation": history, "kept_step": next(h["step"] for h in history if h["student"] == best[0]),
+            "validation": history, "kept_step": next(h["step"] for h in history[::-1] if h["student"] == best[0]),
             "loss_first20": float(np.mean(log[:20])), "loss_last20": float(np.mean(log[-20:])),
             "torch": torch.__version__}
 
@@ -426,7 +443,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--batch", type=int, default=2)
-    ap.add_argument("--crop", type=int, default=320)
+    ap.add_argument("--crop", type=int, default=320, help="random square crops of this side (0: whole frames)")
+    ap.add_argument("--no-flip", action="store_true", help="no mirrored frames")
     ap.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate relative to each weight tensor's "
                                                           "mean magnitude")
     ap.add_argument("--text-weight", type=float, default=4.0, help="loss weight 1 + this x teacher probability")
@@ -434,6 +452,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--minutes", type=float, default=20.0, help="stop training after this long")
     ap.add_argument("--eval-every", type=int, default=100)
+    ap.add_argument("--val-frames", type=int, default=40, help="calibration-side validation renders")
+    ap.add_argument("--keep", choices=("best", "last"), default="best",
+                    help="the weights written: best on the calibration-side validation, or the last")
     ap.add_argument("--check", action="store_true", help="only check the interpreter against ONNX Runtime")
     ap.add_argument("--out", default=str(QAT_MODEL))
     args = ap.parse_args()
