@@ -323,7 +323,7 @@ def build_interpreter(graph_path: Path, float_weights: dict[str, np.ndarray] | N
 
 # ------------------------------------------------------------------------------------------------- training
 
-def calibration_sampler(seed: int, flip: bool = True) -> Any:
+def calibration_sampler(seed: int, flip: bool = True, augmented: bool = False) -> Any:
     """Endless calibration-side training images: a calibration frame (bench_int8's CALIBRATION_FRAMES or one of
     its calibration text photos) with freshly rendered calibration strings (or, 1 in 8, as is)."""
     import bench_int8 as b
@@ -341,7 +341,32 @@ def calibration_sampler(seed: int, flip: bool = True) -> Any:
                 img, _ = b.render_text(img, "calibration", rng, int(rng.integers(4, 10)))
         if flip and rng.random() < 0.5:
             img = img[:, ::-1]  # mirrored frame (the strings become unreadable glyph rows: still text-like)
-        yield np.ascontiguousarray(img)
+        yield augment(np.ascontiguousarray(img), rng) if augmented else np.ascontiguousarray(img)
+
+
+def augment(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Photometric and scale variety for the few calibration frames (the teacher labels whatever it is shown):
+    zoom 0.7-1.5x back to the frame size, contrast/brightness, channel order, blur."""
+    import cv2
+
+    h, w = img.shape[:2]
+    if rng.random() < 0.5:
+        s = float(rng.uniform(0.7, 1.5))
+        big = cv2.resize(img, (max(w, round(w * s)), max(h, round(h * s))), interpolation=cv2.INTER_LINEAR)
+        if s < 1.0:  # zoom out: the smaller frame pasted on its own border replication
+            small = cv2.resize(img, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+            y, x = int(rng.integers(0, h - small.shape[0] + 1)), int(rng.integers(0, w - small.shape[1] + 1))
+            big = cv2.copyMakeBorder(small, y, h - small.shape[0] - y, x, w - small.shape[1] - x,
+                                     cv2.BORDER_REFLECT)
+        y, x = int(rng.integers(0, big.shape[0] - h + 1)), int(rng.integers(0, big.shape[1] - w + 1))
+        img = big[y:y + h, x:x + w]
+    if rng.random() < 0.5:
+        img = np.clip(img.astype(np.float32) * rng.uniform(0.6, 1.4) + rng.uniform(-40, 40), 0, 255).astype(np.uint8)
+    if rng.random() < 0.3:
+        img = img[:, :, rng.permutation(3)]
+    if rng.random() < 0.2:
+        img = cv2.GaussianBlur(img, (3, 3), 0)
+    return np.ascontiguousarray(img)
 
 
 def validation_set(seed: int, n: int = 40) -> list[Any]:
@@ -447,7 +472,7 @@ def train(args: argparse.Namespace, teacher: Any, student: Any, float_model: Any
     # whose fused BatchNorm scale is tiny has |w| ~ 2e-5, where one Adam step of 1e-5 would wreck it)
     groups = [{"params": [p], "scale": float(p.detach().abs().mean()) or 1.0} for p in student.parameters()]
     opt = torch.optim.Adam(groups, lr=args.lr)
-    sampler = calibration_sampler(args.seed, not args.no_flip)
+    sampler = calibration_sampler(args.seed, not args.no_flip, args.augment)
     rng = np.random.default_rng(args.seed + 1)
     t0 = time.perf_counter()
     log: list[float] = []
@@ -488,8 +513,8 @@ def train(args: argparse.Namespace, teacher: Any, student: Any, float_model: Any
         for k, v in student.params.items():
             v.copy_(best[1][k])
     return {"steps": len(log), "batch": args.batch, "crop": args.crop, "lr_relative": args.lr,
-            "text_weight": args.text_weight, "seed": args.seed, "recalibrate_every": args.recalibrate_every,
-            "seconds": time.perf_counter() - t0,
+            "text_weight": args.text_weight, "seed": args.seed, "augment": args.augment,
+            "recalibrate_every": args.recalibrate_every, "seconds": time.perf_counter() - t0,
             "validation": history, "kept_step": next(h["step"] for h in history[::-1] if h["student"] == best[0]),
             "loss_first20": float(np.mean(log[:20])), "loss_last20": float(np.mean(log[-20:])),
             "torch": torch.__version__}
@@ -501,6 +526,7 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--crop", type=int, default=0, help="random square crops of this side (0: whole frames)")
     ap.add_argument("--no-flip", action="store_true", help="no mirrored frames")
+    ap.add_argument("--augment", action="store_true", help="zoom, contrast/brightness, channel order, blur")
     ap.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate relative to each weight tensor's "
                                                           "mean magnitude")
     ap.add_argument("--text-weight", type=float, default=0.0, help="loss weight 1 + this x teacher probability "
