@@ -48,6 +48,8 @@ from typing import Any
 
 import numpy as np
 
+from edgefuse.errors import ModelError
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 QAT_MODEL = Path(__file__).resolve().parent / "results" / "ppocr_det.qat.fp32.onnx"
@@ -105,10 +107,10 @@ def write_back(original: Path, weights: dict[str, np.ndarray], out: Path) -> lis
         elif name in consts:
             new[name] = value.astype(consts[name].dtype)
         else:
-            raise KeyError(f"{name}: no such constant in {original}")
+            raise ModelError(f"no constant named {name}", file=original)
     for name, value in new.items():
         if value.shape != consts[name].shape:
-            raise ValueError(f"{name}: shape {value.shape} != {consts[name].shape}")
+            raise ModelError(f"{name}: shape {value.shape} != {consts[name].shape}", file=original)
     for init in model.graph.initializer:
         if init.name in new:
             init.CopyFrom(numpy_helper.from_array(new[init.name], init.name))
@@ -171,7 +173,7 @@ def _apply(op: str, a: dict[str, Any], ins: list[Any]) -> Any:
     elif op == "BatchNormalization":
         y = F.batch_norm(ins[0], ins[3], ins[4], ins[1], ins[2], False, 0.0, a.get("epsilon", 1e-5))
     else:
-        raise NotImplementedError(op)
+        raise ModelError(f"operator {op} is not supported by the QAT interpreter")
     return y
 
 
