@@ -37,7 +37,9 @@ WeightSymmetric=False), ``qdq_conv`` (only Conv quantized), ``qdq_nohead`` (the 
 BatchNormalization, Sigmoid float), ``qdq_nofirst_nohead`` (+ the first conv), ``qdq_float_stem`` (the first
 three convs float), ``qdq_float_act`` (hard-swish Clip/Div float), ``qdq_auto`` / ``qdq_percentile_auto``
 (mixed precision: ``QuantizeOptions.auto_exclude``, the most sensitive blocks kept float until the hmean drop
-on the selection half is within ``--tolerance``).
+on the selection half is within ``--tolerance``), ``qat`` (the ``qdq`` path applied to the detector fine-tuned
+by quantization-aware distillation, ``bench/qat_ppocr.py``, on calibration-side frames and strings only; scored
+against the ORIGINAL FP32 model, the fine-tuned FP32 model's own hmean reported as ``qat_fp32``).
 
     .venv/bin/python bench/bench_int8.py [--runs 30] [--variants qdq,qdq_auto] [--out bench/results/int8.json]
 """
@@ -95,7 +97,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "qdq_weight_asym": {"extra": (("WeightSymmetric", False),)},
     "qdq_auto": {"auto_exclude": True},
     "qdq_percentile_auto": {"method": "percentile", "auto_exclude": True},
+    "qat": {},  # the qdq path applied to the QAT fine-tuned FP32 model (bench/qat_ppocr.py), judged against FP32
 }
+#: where bench/qat_ppocr.py writes the fine-tuned FP32 detector (kept out of git; ``--qat-model`` to change)
+QAT_MODEL = Path(__file__).resolve().parent / "results" / "ppocr_det.qat.fp32.onnx"
 
 Box = tuple[int, int, int, int]  # x, y, w, h
 
@@ -415,13 +420,48 @@ def mark_dontcare(held: list[Frame], fp32: Any) -> None:
             f.dontcare = [c for c in found if not any(_inside(c, g) > 0 or _inside(g, c) > 0 for g in f.gt)]
 
 
-def main() -> int:
+def variant_sources(names: list[str], model: Path, qat_model: Path) -> dict[str, Path]:
+    """The FP32 model each variant quantizes: the original, or for ``qat`` the fine-tuned one (skipped, saying
+    how to make it, when it is missing)."""
+    out = {}
+    for name in names:
+        if name != "qat":
+            out[name] = model
+        elif qat_model.is_file():
+            out[name] = qat_model
+        else:
+            print(f"qat: {qat_model} missing; make it with `pip install -e '.[train,int8bench]'` and "
+                  "`.venv/bin/python bench/qat_ppocr.py` (CPU, ~15 min)", flush=True)
+    return out
+
+
+def qat_fp32_figures(source: Path, held: list[Frame], heldout: list[dict[str, np.ndarray]],
+                     fp32_counts: np.ndarray) -> dict[str, Any]:
+    """The fine-tuned FP32 model's own hmean (not quantized) against the ORIGINAL FP32's, and its training
+    record (``bench/qat_ppocr.py`` writes it beside the model)."""
+    sess = _session(source)
+    counts = detection_counts(held, [sess.run(None, h)[0] for h in heldout])
+    gt, h32 = prh(counts), prh(fp32_counts)["hmean"]
+    gt["rel_change"] = (gt["hmean"] - h32) / h32
+    out: dict[str, Any] = {"model": str(source), "gt": gt, "bootstrap": bootstrap(fp32_counts, counts)}
+    info = source.with_suffix(".json")
+    if info.is_file():
+        out["training"] = json.loads(info.read_text(encoding="utf-8"))
+    ci = out["bootstrap"]["rel_change_ci95"]
+    print(f"qat FP32 (fine-tuned, not quantized) hmean {gt['hmean']:.4f} ({gt['rel_change']:+.2%}, 95% CI "
+          f"{ci[0]:+.2%}..{ci[1]:+.2%})", flush=True)
+    return out
+
+
+def main() -> int:  # noqa: PLR0915 (one linear procedure: data, FP32 floors, then each variant)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=30, help="latency runs per model and thread count")
     ap.add_argument("--variants", default="qdq,qdq_percentile,qdq_auto")
     ap.add_argument("--tolerance", type=float, default=0.01, help="mixed-precision target: largest relative "
                                                                    "hmean drop")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "int8.json"))
+    ap.add_argument("--qat-model", default=str(QAT_MODEL), help="the fine-tuned FP32 model the qat variant "
+                                                                 "quantizes (made by bench/qat_ppocr.py)")
     args = ap.parse_args()
     import logging
 
@@ -477,8 +517,10 @@ def main() -> int:
         "metric_floor": floor, "environment": environment(), "ort": ort.__version__,
         "loadavg_start": list(os.getloadavg()), "complete": False, "variants": {}}
     out_dir = Path(args.out).parent
-    for name in args.variants.split(","):
+    for name, source in variant_sources(args.variants.split(","), model, Path(args.qat_model)).items():
         spec = dict(VARIANTS[name])
+        if name == "qat":
+            result["qat_fp32"] = qat_fp32_figures(source, held, heldout, fp32_counts)
         # tolerance 1 for fixed variants: every model is written so that it can be scored; the goal is judged
         # here.  The mixed-precision variants search for the tolerance asked.
         tol = args.tolerance if spec.get("auto_exclude") else 1.0
@@ -486,7 +528,7 @@ def main() -> int:
                                latency_runs=10, **spec)
         q_path = out_dir / f"ppocr_det.{name}.int8.onnx"
         t0 = time.perf_counter()
-        rep = quantize_model(model, calibration, heldout, q_path, options=opts, overwrite=True,
+        rep = quantize_model(source, calibration, heldout, q_path, options=opts, overwrite=True,
                              task_metric=hmean_select)
         entry = rep.as_dict()
         for k in ("verdict", "excluded", "latency_ms", "model", "out"):
