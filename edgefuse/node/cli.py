@@ -207,8 +207,8 @@ def add_parsers(sub: Any, resolve: Callable[[str], Path]) -> None:
     p.add_argument("--delay", type=float, default=1.0,
                    help="seconds between advertising and the first message, for subscribers to match (default 1)")
     p.add_argument("--wait-subscribers", type=int, default=0, metavar="N",
-                   help="before playing, wait until every played topic has N matched subscriptions (ros2, ros1; "
-                        "choose the topics with --topics); an error after --wait-timeout")
+                   help="before playing, wait until every played topic has N matched subscriptions "
+                        "(choose the topics with --topics); an error after --wait-timeout")
     p.add_argument("--wait-timeout", type=float, default=30.0,
                    help="seconds --wait-subscribers waits (default 30)")
     p.set_defaults(func=cmd_play)

@@ -7,7 +7,7 @@ converted to CDR and back the other way, by rosbags).  ``clock``: ``rosgraph_msg
 run with ``--clock sim`` lives in the recording's time.  ``loop``: start again at the end (until stopped).
 ``delay_s``: wait this long after advertising before the first message, so that subscribers have matched
 (discovery takes a moment on every middleware).  ``wait_subscribers``: before that delay, wait until every
-played topic has this many matched subscriptions (on a transport whose publishers can tell: ROS 2, ROS 1), so that a
+played topic has this many matched subscriptions (on a transport whose publishers can tell: all three), so that a
 subscriber slow to discover the player (a loaded machine) does not miss the first messages; a
 :class:`NodeError` after ``wait_timeout_s``.  At the end, a transport whose reliable publishers can wait for
 their subscribers' acknowledgements (ROS 2) is given up to ``ack_timeout_s`` before the publishers close, so
@@ -154,7 +154,7 @@ class Player:
         counts = {topic: getattr(pub, "subscription_count", None) for topic, pub in pubs.items()}
         if any(c is None for c in counts.values()):
             raise NodeError(f"--wait-subscribers: the {getattr(self.transport, 'name', '?')} transport cannot "
-                            "count a publisher's subscriptions (ros2 and ros1 can)")
+                            "count a publisher's subscriptions (zenoh, ros2 and ros1 can)")
         deadline = time.monotonic() + self.wait_timeout_s
         while True:
             self.matched = {topic: int(count()) for topic, count in counts.items() if count is not None}

@@ -368,6 +368,32 @@ class ZenohPublisher:
                 raise TransportError(f"zenoh put on {self.key_expr} failed: {err}") from None
         self._transport._counters.add("published")
 
+    def subscription_count(self, timeout_s: float = 1.0) -> int:
+        """Subscriptions that receive this publisher's messages now: the rmw_zenoh liveliness tokens of
+        subscriptions (``MS``) of this topic and type, from any node, counted only once Zenoh's own matching
+        status says a subscriber's declaration has reached this publisher (a token alone can arrive first).
+
+        Raises:
+            TransportError: the session refused the liveliness query.
+        """
+        with self._lock:
+            if self._closed:
+                return 0
+            pub = self._pub
+        transport = self._transport
+        try:
+            status = getattr(pub, "matching_status", None)
+            if status is not None and not status.matching:
+                return 0
+            key = (f"{ADMIN_SPACE}/{transport.domain_id}/*/*/*/MS/*/*/*/{_mangle(self.topic)}/"
+                   f"{dds_type_name(self.msgtype)}/*/*")
+            replies = transport._require_session().liveliness().get(key, timeout=timeout_s)
+            return len({str(r.ok.key_expr) for r in replies if r.ok is not None})
+        except TransportError:
+            raise
+        except Exception as err:  # zenoh.ZError (session closed, ...)
+            raise TransportError(f"zenoh liveliness query for subscriptions of {self.topic} failed: {err}") from None
+
     def close(self) -> None:
         with self._lock:
             if self._closed:

@@ -28,7 +28,7 @@ from edgefuse.msgs.types import CompressedImageData
 from edgefuse.msgs.typestore import get_typestore
 from edgefuse.node.node import TRANSITION_QOS
 from edgefuse.transport import RELIABLE, Received, open_transport
-from tests.node._live import cli, free_port, process, start_node, stop, wait_for, zenoh_client_options
+from tests.node._live import DEMO_INPUTS, cli, free_port, process, start_node, stop, wait_for, zenoh_client_options
 
 DEMO_BAG = Path(__file__).resolve().parents[2] / "edgefuse" / "data" / "demo" / "demo.mcap"
 DIAG = "diagnostic_msgs/msg/DiagnosticArray"
@@ -53,8 +53,9 @@ def test_demo_live_equals_replay_with_record_diagnostics_and_lifecycle(tmp_path:
             obs.subscribe("/edgefuse/transition_event", "lifecycle_msgs/msg/TransitionEvent", got.put,
                           TRANSITION_QOS)
             with process(cli("play", str(DEMO_BAG), "-o", f"connect=tcp/127.0.0.1:{port}", "-o",
-                             "multicast_scouting=false", "--delay", "1.0", "--report",
-                             str(tmp_path / "play.json")), tmp_path / "play.log") as play:
+                             "multicast_scouting=false", "--delay", "0.5", "--topics", *DEMO_INPUTS.values(),
+                             "--wait-subscribers", "1", "--report", str(tmp_path / "play.json")),
+                         tmp_path / "play.log") as play:
                 assert play.wait(60) == 0, (tmp_path / "play.log").read_text()
             report_path = tmp_path / "node.json"
             # everything played was received and processed before the stop
@@ -65,6 +66,7 @@ def test_demo_live_equals_replay_with_record_diagnostics_and_lifecycle(tmp_path:
                 msgs.append(got.get_nowait())
     report: dict[str, Any] = json.loads(report_path.read_text())
     play_report = json.loads((tmp_path / "play.json").read_text())
+    assert play_report["matched_subscriptions"] == {topic: 1 for topic in DEMO_INPUTS.values()}, play_report
     # nothing dropped anywhere: every input message played was received and fed
     for name, topic in {"lidar": "/velodyne_points", "camera": "/zed_left/image_raw/compressed",
                         "radar": "/radar/polar/compressed"}.items():

@@ -57,13 +57,59 @@ def test_bad_options_are_refused(kwargs: dict[str, float], message: str) -> None
         Player(DEMO, None, **kwargs)  # type: ignore[arg-type]
 
 
+class _PlainPublisher:
+    """A publisher of a transport that cannot count its subscribers (a user's own transport, say)."""
+
+    def __init__(self, topic: str, msgtype: str) -> None:
+        self.topic, self.msgtype = topic, msgtype
+
+    def publish(self, data: bytes | memoryview, *, stamp_ns: int | None = None) -> None:
+        raise AssertionError("nothing may be played before the wait")
+
+    def close(self) -> None:
+        pass
+
+
+class _PlainTransport:
+    name = "plain"
+    fmt = "cdr"
+
+    def advertise(self, topic: str, msgtype: str, qos: object) -> _PlainPublisher:
+        return _PlainPublisher(topic, msgtype)
+
+
 def test_wait_subscribers_needs_a_transport_that_counts_them() -> None:
-    pytest.importorskip("zenoh")
-    with open_transport("zenoh", node_name="play", connect=[], listen=[], multicast_scouting=False) as pub:
-        player = Player(DEMO, pub, topics=["/radar/polar/compressed"], delay_s=0, wait_subscribers=1)
-        with pytest.raises(NodeError, match="cannot count"):
-            player.run()
+    player = Player(DEMO, _PlainTransport(), topics=["/radar/polar/compressed"], delay_s=0,  # type: ignore[arg-type]
+                    wait_subscribers=1)
+    with pytest.raises(NodeError, match="plain transport cannot count"):
+        player.run()
     assert player.published == {"/radar/polar/compressed": 0}
+
+
+def test_wait_subscribers_over_zenoh_counts_subscriptions_of_the_topic_and_type() -> None:
+    pytest.importorskip("zenoh")
+    port = free_port()
+    got: queue.Queue[Received] = queue.Queue()
+    with open_transport("zenoh", node_name="sub", listen=[f"tcp/127.0.0.1:{port}"], connect=[],
+                        multicast_scouting=False) as sub, \
+         open_transport("zenoh", node_name="play", connect=[f"tcp/127.0.0.1:{port}"], listen=[],
+                        multicast_scouting=False) as pub:
+        sub.subscribe("/radar/polar/compressed", "sensor_msgs/msg/Image", got.put, RELIABLE)  # another type
+        alone = Player(DEMO, pub, topics=["/radar/polar/compressed"], delay_s=0, wait_subscribers=1,
+                       wait_timeout_s=0.5)
+        with pytest.raises(NodeError, match="/radar/polar/compressed has 0"):
+            alone.run()
+        sub.subscribe("/radar/polar/compressed", "sensor_msgs/msg/CompressedImage", got.put, RELIABLE)
+        sub.subscribe("/radar/polar/compressed", "sensor_msgs/msg/CompressedImage", got.put, RELIABLE)
+        player = Player(DEMO, pub, rate=4.0, topics=["/radar/polar/compressed"], delay_s=0, wait_subscribers=2,
+                        wait_timeout_s=30)
+        report = player.run()
+        deadline = time.monotonic() + 10
+        while got.qsize() < 2 * 14 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert report["matched_subscriptions"] == {"/radar/polar/compressed": 2}
+    assert report["published"] == {"/radar/polar/compressed": 14}
+    assert got.qsize() == 2 * 14  # both subscriptions got every scan, the first included
 
 
 def _ros2_env(monkeypatch: pytest.MonkeyPatch) -> None:
