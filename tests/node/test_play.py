@@ -3,9 +3,11 @@ and the transcoding it relies on (a ROS 2 message rebuilt with ROS 1 definitions
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,20 +16,27 @@ from edgefuse.errors import NodeError
 from edgefuse.msgs import deserialize
 from edgefuse.msgs.transcode import transcode
 from edgefuse.node.play import Player
-from edgefuse.transport import RELIABLE, Received, open_transport
+from edgefuse.transport import RELIABLE, Received, Transport, open_transport
 from tests.node._live import free_port
 
 DEMO = Path(__file__).resolve().parents[2] / "edgefuse" / "data" / "demo" / "demo.mcap"
 
 
-def test_loop_plays_again_until_stopped() -> None:
+@contextlib.contextmanager
+def _zenoh_pair() -> Iterator[tuple[Transport, Transport]]:
+    """A subscribing and a playing Zenoh session, linked over TCP on 127.0.0.1 (no scouting)."""
     pytest.importorskip("zenoh")
     port = free_port()
-    got: queue.Queue[Received] = queue.Queue()
     with open_transport("zenoh", node_name="sub", listen=[f"tcp/127.0.0.1:{port}"], connect=[],
                         multicast_scouting=False) as sub, \
          open_transport("zenoh", node_name="play", connect=[f"tcp/127.0.0.1:{port}"], listen=[],
                         multicast_scouting=False) as pub:
+        yield sub, pub
+
+
+def test_loop_plays_again_until_stopped() -> None:
+    got: queue.Queue[Received] = queue.Queue()
+    with _zenoh_pair() as (sub, pub):
         sub.subscribe("/radar/polar/compressed", "sensor_msgs/msg/CompressedImage", got.put, RELIABLE)
         player = Player(DEMO, pub, rate=8.0, loop=True, topics=["/radar/polar/compressed"], delay_s=0.5)
         result: dict[str, object] = {}
@@ -87,13 +96,8 @@ def test_wait_subscribers_needs_a_transport_that_counts_them() -> None:
 
 
 def test_wait_subscribers_over_zenoh_counts_subscriptions_of_the_topic_and_type() -> None:
-    pytest.importorskip("zenoh")
-    port = free_port()
     got: queue.Queue[Received] = queue.Queue()
-    with open_transport("zenoh", node_name="sub", listen=[f"tcp/127.0.0.1:{port}"], connect=[],
-                        multicast_scouting=False) as sub, \
-         open_transport("zenoh", node_name="play", connect=[f"tcp/127.0.0.1:{port}"], listen=[],
-                        multicast_scouting=False) as pub:
+    with _zenoh_pair() as (sub, pub):
         sub.subscribe("/radar/polar/compressed", "sensor_msgs/msg/Image", got.put, RELIABLE)  # another type
         alone = Player(DEMO, pub, topics=["/radar/polar/compressed"], delay_s=0, wait_subscribers=1,
                        wait_timeout_s=0.5)
