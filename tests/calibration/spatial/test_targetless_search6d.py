@@ -27,12 +27,10 @@ from edgefuse_calibration.spatial.targetless import (
 )
 
 from edgefuse.errors import CalibrationError
-from edgefuse.rig import CameraModel, Transform
+from edgefuse.rig import Transform
 from tests.calibration.spatial.test_board import CAM as FISHEYE
 from tests.calibration.spatial.test_board import _image, _published, _scan
-
-CAM = CameraModel(name="cam", frame_id="cam", width=200, height=100,
-                  K=np.array([[100.0, 0, 100], [0, 100.0, 50], [0, 0, 1]]), D=np.zeros(0))
+from tests.calibration.spatial.test_targetless_score import CAM
 
 
 def _blobs(*centres: tuple[float, float]) -> np.ndarray:
