@@ -157,7 +157,7 @@ class Player:
                             "count a publisher's subscriptions (zenoh, ros2 and ros1 can)")
         deadline = time.monotonic() + self.wait_timeout_s
         while True:
-            self.matched = {topic: int(count()) for topic, count in counts.items() if count is not None}
+            self.matched = {topic: int(count()) for topic, count in counts.items()}
             short = {t: n for t, n in self.matched.items() if n < self.wait_subscribers}
             if not short:
                 return True
