@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -151,10 +151,13 @@ class Player:
         Raises:
             NodeError: the transport cannot count subscriptions, or they did not match in time.
         """
-        counts = {topic: getattr(pub, "subscription_count", None) for topic, pub in pubs.items()}
-        if any(c is None for c in counts.values()):
-            raise NodeError(f"--wait-subscribers: the {getattr(self.transport, 'name', '?')} transport cannot "
-                            "count a publisher's subscriptions (zenoh, ros2 and ros1 can)")
+        counts: dict[str, Callable[[], int]] = {}
+        for topic, pub in pubs.items():
+            count = getattr(pub, "subscription_count", None)
+            if count is None:
+                raise NodeError(f"--wait-subscribers: the {getattr(self.transport, 'name', '?')} transport cannot "
+                                "count a publisher's subscriptions (zenoh, ros2 and ros1 can)")
+            counts[topic] = count
         deadline = time.monotonic() + self.wait_timeout_s
         while True:
             self.matched = {topic: int(count()) for topic, count in counts.items()}
