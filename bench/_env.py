@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import platform
+import signal
 import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def unwind_on_sigterm() -> None:
+    """Make SIGTERM unwind like Ctrl-C (``KeyboardInterrupt``), so that a bench killed with ``kill`` still runs
+    its ``finally`` blocks and removes its temporary files."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
 def shared_data() -> Path:

@@ -38,7 +38,7 @@ import onnxruntime as ort
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench._env import environment  # noqa: E402
+from bench._env import environment, unwind_on_sigterm  # noqa: E402
 from edgefuse.fusion.densify import DepthCompleter  # noqa: E402
 from edgefuse.fusion.projection import Projector  # noqa: E402
 from edgefuse.rig import load_rig  # noqa: E402
@@ -217,14 +217,8 @@ def main() -> None:
     print(json.dumps({k: v for k, v in out.items() if k != "environment"}, indent=1))
 
 
-def _interrupted(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 if __name__ == "__main__":
-    import signal
-
-    signal.signal(signal.SIGTERM, _interrupted)  # unwinds like Ctrl-C: the temporary inputs are removed
+    unwind_on_sigterm()  # the temporary inputs are removed
     try:
         main()
     except KeyboardInterrupt:

@@ -65,11 +65,13 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _env import environment, shared_data
+from _env import environment, shared_data, unwind_on_sigterm
 
 from edgefuse.infer.quantize import QuantizeOptions, quantize_model
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the quantized models this run writes (removed when it is interrupted)
+_WRITING: list[Path] = []
 DATA = shared_data()
 #: real photographs and scans of text (OpenCV's sample data, copied with SOURCE.md into tests/data)
 TEXT = ROOT / "tests" / "data" / "opencv_samples"
@@ -585,6 +587,7 @@ def main() -> int:  # noqa: PLR0915 (one linear procedure: data, FP32 floors, th
         opts = QuantizeOptions(metric="mask_f1", metric_threshold=DB_THRESH, tolerance=tol, threads=(1, 2),
                                latency_runs=10, **spec)
         q_path = out_dir / f"ppocr_det.{name}.int8.onnx"
+        _WRITING.append(q_path)
         t0 = time.perf_counter()
         rep = quantize_model(source, calibration, heldout, q_path, options=opts, overwrite=True,
                              task_metric=hmean_select)
@@ -642,4 +645,12 @@ if __name__ == "__main__":
     if len(sys.argv) == 6 and sys.argv[1] == "--child":
         _child(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
         sys.exit(0)
-    sys.exit(main())
+    unwind_on_sigterm()
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        for leftover in _WRITING:
+            leftover.unlink(missing_ok=True)
+        sys.stderr.write("bench_int8: interrupted; the results file holds the variants finished so far, if any "
+                         "(complete: false)\n")
+        sys.exit(130)
