@@ -27,10 +27,12 @@ plate alphabet), mirrored half the time, zoomed 0.7-1.5x, contrast/brightness/ch
 validation renders (calibration frames, other calibration strings, their ground truth).  No held-out frame or
 string is ever used.
 
-The trained weights are written back into a copy of the ORIGINAL FP32 ONNX file (:func:`write_back`: same graph,
-only the values of the weight constants change; the two convolutions that ORT's pre-processing fuses with a
-BatchNormalization are un-fused into the conv weight and the BN shift).  ``bench_int8.py --variants qat`` then
-quantizes that file with the same ``quantize_model`` call as ``qdq`` and scores it against the ORIGINAL FP32 model.
+The graph fine-tuned is the original with ``quantize_model``'s constant folds applied (:func:`fold_source`,
+:mod:`edgefuse.infer.fold`: the same model up to float rounding, what the ``qdq`` path quantizes), and the trained
+weights are written back into that FP32 file (:func:`write_back`: same graph, only the values of the weight
+constants change; the two convolutions that ORT's pre-processing fuses with a BatchNormalization are un-fused into
+the conv weight and the BN shift).  ``bench_int8.py --variants qat`` then quantizes that file with the same
+``quantize_model`` call as ``qdq`` and scores it against the ORIGINAL FP32 model.
 
     pip install -e '.[train,int8bench]'
     .venv/bin/python bench/qat_ppocr.py [--steps 1000] [--out bench/results/ppocr_det.qat.fp32.onnx]
@@ -392,15 +394,31 @@ def _crop(img: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
     return img[y:y + size, x:x + size]
 
 
-def quantized_graph(model: Path, work: Path) -> tuple[Path, Path]:
-    """(pre-processed FP32, ORT QDQ) graphs of ``model``, quantized exactly as bench_int8's ``qdq`` variant."""
+def fold_source(model: Path, out: Path) -> Path:
+    """``model`` with edgefuse's constant folds applied (what ``quantize_model`` quantizes; the same function),
+    saved at ``out``: the FP32 graph that is fine-tuned and written back to."""
+    import onnx
+
+    from edgefuse.infer.fold import fold_graph
+
+    proto = onnx.load(str(model))
+    fold_graph(proto)
+    onnx.save(proto, str(out))
+    return out
+
+
+def quantized_graph(model: Path, work: Path, *, fold: bool = True) -> tuple[Path, Path]:
+    """(pre-processed FP32, ORT QDQ) graphs of ``model``, quantized exactly as bench_int8's ``qdq`` variant
+    (``fold=False``: as it was before the folds, ``QuantizeOptions(fold=False)``)."""
     import bench_int8 as b
 
     from edgefuse.infer.quantize import QuantizeOptions, _Quantizer, prepare_model
 
     calib, _ = b.datasets()
-    pre = prepare_model(model, work, [])
-    q = _Quantizer(model, pre, [b._tensor(f.image) for f in calib], QuantizeOptions(), work)
+    pre, folded = prepare_model(model, work, [], fold=fold)
+    if folded is not None:  # the weights of a folded graph have no counterpart in ``model`` to write back to
+        raise ModelError(f"{model} is not folded: quantize_model would fold it first (see fold_source)", file=model)
+    q = _Quantizer(model, pre, [b._tensor(f.image) for f in calib], QuantizeOptions(fold=fold), work)
     return pre, q(work / "qdq.onnx", [])
 
 
@@ -449,7 +467,9 @@ def distill_loss(pred: Any, target: Any, text_weight: float) -> Any:
 def train(args: argparse.Namespace, teacher: Any, student: Any, float_model: Any,
           calibration: list[np.ndarray]) -> dict[str, Any]:
     """Distillation under simulated INT8; the student ends with the weights that scored best on the
-    calibration-side validation renders (hmean against their ground truth).  Returns the training record."""
+    calibration-side validation renders (hmean against their ground truth), or ``--keep last``, or ``--keep
+    average``: the mean of the weights over the second half of the steps (stochastic weight averaging: no
+    choice made on the small, noisy validation set).  Returns the training record."""
     import bench_int8 as b
     import torch
 
@@ -479,6 +499,8 @@ def train(args: argparse.Namespace, teacher: Any, student: Any, float_model: Any
     rng = np.random.default_rng(args.seed + 1)
     t0 = time.perf_counter()
     log: list[float] = []
+    average: dict[str, Any] = {}
+    averaged = 0
     for step in range(args.steps):
         lr = args.lr * 0.5 * (1 + np.cos(np.pi * step / args.steps))
         for g in opt.param_groups:
@@ -498,6 +520,12 @@ def train(args: argparse.Namespace, teacher: Any, student: Any, float_model: Any
         loss.backward()
         opt.step()
         log.append(float(loss.detach()))
+        if args.keep == "average" and step >= args.steps // 2:
+            averaged += 1
+            with torch.no_grad():
+                for k, v in student.params.items():
+                    w = v.detach()
+                    average[k] = w.clone() if averaged == 1 else average[k] + (w - average[k]) / averaged
         if args.recalibrate_every and (step + 1) % args.recalibrate_every == 0:
             recalibrate(student, float_model, calibration)  # the ranges ORT will calibrate for these weights
         if step % 20 == 0 or step == args.steps - 1:
@@ -514,11 +542,17 @@ def train(args: argparse.Namespace, teacher: Any, student: Any, float_model: Any
             break
     with torch.no_grad():
         for k, v in student.params.items():
-            v.copy_(best[1][k])
-    return {"steps": len(log), "batch": args.batch, "crop": args.crop, "lr_relative": args.lr,
+            v.copy_(average[k] if average else best[1][k])
+    if average:
+        recalibrate(student, float_model, calibration)
+        history.append({"step": "average", **validate()})
+        print(f"  calibration-side validation of the average of the last {averaged} steps: {history[-1]}", flush=True)
+    return {"keep": args.keep, "averaged_steps": averaged, "steps": len(log), "batch": args.batch,
+            "crop": args.crop, "lr_relative": args.lr,
             "text_weight": args.text_weight, "seed": args.seed, "augment": args.augment,
             "recalibrate_every": args.recalibrate_every, "seconds": time.perf_counter() - t0,
-            "validation": history, "kept_step": next(h["step"] for h in history[::-1] if h["student"] == best[0]),
+            "validation": history, "kept_step": "average" if average else next(
+                h["step"] for h in history[::-1] if h["student"] == best[0]),
             "loss_first20": float(np.mean(log[:20])), "loss_last20": float(np.mean(log[-20:])),
             "torch": torch.__version__}
 
@@ -542,9 +576,13 @@ def main() -> int:
     ap.add_argument("--recalibrate-every", type=int, default=50, help="redo ORT's MinMax activation ranges for "
                                                                      "the current weights every N steps (0: never)")
     ap.add_argument("--val-frames", type=int, default=40, help="calibration-side validation renders")
-    ap.add_argument("--keep", choices=("best", "last"), default="best",
-                    help="the weights written: best on the calibration-side validation, or the last")
+    ap.add_argument("--keep", choices=("best", "last", "average"), default="best",
+                    help="the weights written: best on the calibration-side validation, the last, or the average "
+                         "over the second half of the steps")
     ap.add_argument("--check", action="store_true", help="only check the interpreter against ONNX Runtime")
+    ap.add_argument("--no-fold", dest="fold", action="store_false",
+                    help="fine-tune the original graph as ORT quantizes it WITHOUT edgefuse's folds (the recipe of "
+                         "the model trained before the folds existed) and write back into the original")
     ap.add_argument("--out", default=str(QAT_MODEL))
     args = ap.parse_args()
     import logging
@@ -564,16 +602,17 @@ def main() -> int:
     teacher = ort.InferenceSession(str(model), so, providers=["CPUExecutionProvider"])
     calibration = [b._tensor(f.image)["x"] for f in b.datasets()[0]]  # what ORT calibrates on
     with tempfile.TemporaryDirectory(prefix="qat-") as tmp:
-        pre, qdq = quantized_graph(model, Path(tmp))
+        source = fold_source(model, Path(tmp) / "folded.onnx") if args.fold else model
+        pre, qdq = quantized_graph(source, Path(tmp), fold=args.fold)
         student = build_interpreter(qdq, constants(onnx.load(str(pre))))
         float_model = build_interpreter(pre)
         check = _check(teacher, pre, qdq, student, calibration[3])
-    print(json.dumps(check), flush=True)
-    if args.check:
-        return 0
-    info = train(args, teacher, student, float_model, calibration)
-    written = write_back(model, student.weights(), Path(args.out))
-    info.update(check=check, weights_written=len(written))
+        print(json.dumps(check), flush=True)
+        if args.check:
+            return 0
+        info = train(args, teacher, student, float_model, calibration)
+        written = write_back(source, student.weights(), Path(args.out))
+    info.update(check=check, weights_written=len(written), folded_graph=args.fold)
     Path(args.out).with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.out} ({len(written)} weights, step {info['kept_step']}) after {info['seconds']:.0f} s",
           flush=True)

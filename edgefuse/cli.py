@@ -213,7 +213,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
                            reduce_range=args.reduce_range, activations=args.activations, metric=args.metric,
                            metric_threshold=args.metric_threshold, tolerance=args.tolerance,
                            exclude=tuple(e.strip() for e in (args.exclude or "").split(",") if e.strip()),
-                           auto_exclude=args.auto_exclude, auto_max_float=args.auto_max_float)
+                           auto_exclude=args.auto_exclude, auto_max_float=args.auto_max_float, fold=not args.no_fold)
     report = quantize_from_bag(args.model, resolve_pipeline(args.pipeline), args.bag, args.stage, args.out,
                                heldout_bag=args.heldout_bag, heldout_fraction=args.heldout_fraction, options=opts,
                                report_path=args.report, rig=args.rig, overwrite=args.overwrite)
@@ -248,6 +248,9 @@ def _add_quantize_parser(sub: Any) -> None:
     p.add_argument("--auto-max-float", type=float, default=0.25,
                    help="most blocks --auto-exclude may keep in float, a fraction (default 0.25); beyond it the "
                         "model is refused")
+    p.add_argument("--no-fold", action="store_true",
+                   help="quantize the graph as it is, without folding constant Div/Mul/Add chains into Mul and "
+                        "the Convs next to them first (the folds are checked against the original either way)")
     p.add_argument("--report", help="write the accuracy report (JSON) here")
     p.add_argument("--rig", help="use this rig file instead of the pipeline's")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")

@@ -1,12 +1,14 @@
 """Static INT8 quantization of an ONNX model from calibration tensors, with an accuracy gate.
 
-:func:`quantize_model` upgrades the opset where ONNX Runtime's quantizer needs it (per-channel QDQ needs
-opset 13), runs ONNX Runtime's model pre-processing (shape inference, graph optimization), quantizes
-statically (QDQ or QOperator format, per-channel weights by default, MinMax / entropy / percentile
-calibration), then compares the INT8 model with the FP32 one on *held-out* tensors: the task metric
-(:data:`METRICS`, each scored against the FP32 output, so FP32 scores 1), max and mean absolute difference
-of every output, and latency at batch 1 for each thread count.  A model whose metric drops by more than
-``tolerance`` (relative) is refused: nothing is written at ``out``, the report says why.  A caller that
+:func:`quantize_model` upgrades the opset where ONNX Runtime's quantizer needs it (per-channel QDQ needs opset 13),
+folds constant element-wise chains (:mod:`edgefuse.infer.fold`: ``Div`` by a constant, scale/bias ``Mul``/``Add``
+next to a Conv; checked against the original on the held-out sets), runs ONNX Runtime's model pre-processing (shape
+inference, graph optimization), quantizes statically (QDQ or QOperator format, per-channel weights by default,
+MinMax / entropy / percentile calibration), then compares the INT8 model with the FP32 one on *held-out* tensors:
+the task metric (:data:`METRICS`, each scored against the FP32 output, so FP32 scores 1), max and mean absolute
+difference of every output, and latency at batch 1 for each thread count, against the faster of the original and the
+folded FP32 model (the folds speed FP32 up too: the baseline is the stronger of the two). A model whose metric drops
+by more than ``tolerance`` (relative) is refused: nothing is written at ``out``, the report says why. A caller that
 knows the ground truth of its held-out sets passes ``task_metric`` (a score of the held-out outputs, e.g. text
 detection hmean against annotated boxes): the gate then compares INT8's score with FP32's on the task, and the
 agreement metric is still reported.
@@ -24,6 +26,7 @@ Needs the ``quantize`` extra (``pip install 'edgefuse[quantize]'``: the ``onnx``
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import math
@@ -106,7 +109,9 @@ class QuantizeOptions:
     sensitive blocks kept in float until the metric is within ``tolerance`` (at most ``auto_max_float`` of the
     blocks, a fraction; at least one), sensitivity measured on ``sensitivity_sets`` calibration sets.
     ``extra``: further ONNX Runtime ``extra_options`` as (name, value) pairs, e.g.
-    ``(("ActivationSymmetric", True),)`` or ``(("CalibTensorRangeSymmetric", True),)``.
+    ``(("ActivationSymmetric", True),)`` or ``(("CalibTensorRangeSymmetric", True),)``.  ``fold``: fold constant
+    element-wise chains before quantizing (:func:`edgefuse.infer.fold.fold_graph`; ``exclude`` names are matched
+    after it, so a folded-away ``Div`` cannot be excluded: pass ``fold=False`` for that).
     """
 
     method: Literal["minmax", "entropy", "percentile"] = "minmax"
@@ -127,6 +132,12 @@ class QuantizeOptions:
     auto_max_float: float = 0.25
     sensitivity_sets: int = 8
     extra: tuple[tuple[str, bool | float | int], ...] = ()
+    fold: bool = True
+
+
+#: largest difference of a folded model's outputs from the original's accepted, relative to the outputs' largest
+#: magnitude (float rounding of the folded constants; anything larger means a fold was wrong: not used)
+FOLD_RTOL = 1e-3
 
 
 @dataclass
@@ -147,6 +158,8 @@ class QuantizeReport:
     latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     excluded: list[str] = field(default_factory=list)
     auto: dict[str, Any] = field(default_factory=dict)
+    #: largest difference of the folded FP32 model's outputs from the original's, relative to their magnitude
+    fold_error: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data."""
@@ -174,8 +187,9 @@ class _Reader:
         return None
 
 
-def prepare_model(model: Path, workdir: Path, steps: list[str]) -> Path:
-    """Opset upgrade (to :data:`QUANT_OPSET` when older) and ONNX Runtime's quantization pre-processing."""
+def prepare_model(model: Path, workdir: Path, steps: list[str], *, fold: bool = False) -> tuple[Path, Path | None]:
+    """Opset upgrade (to :data:`QUANT_OPSET` when older), the constant folds (``fold``) and ONNX Runtime's
+    quantization pre-processing: (the pre-processed model, the folded FP32 model or None when nothing folded)."""
     onnx = _need_onnx()
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -193,14 +207,29 @@ def prepare_model(model: Path, workdir: Path, steps: list[str]) -> Path:
         src = workdir / "upgraded.onnx"
         onnx.save(upgraded, str(src))
         steps.append(f"opset {opset} -> {QUANT_OPSET} (onnx.version_converter)")
-    pre = workdir / "preprocessed.onnx"
-    try:
-        quant_pre_process(str(src), str(pre), skip_symbolic_shape=False)
-        steps.append("quant_pre_process (shape inference, graph optimization)")
-    except Exception as exc:  # symbolic shape inference fails on some graphs: retry without it
-        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-        steps.append(f"quant_pre_process without symbolic shape inference ({str(exc).splitlines()[0][:120]})")
-    return pre
+    folded = None
+    if fold:
+        from edgefuse.infer.fold import fold_graph
+
+        proto = onnx.load(str(src))
+        done = fold_graph(proto)
+        if done:
+            folded = workdir / "folded.onnx"
+            onnx.save(proto, str(folded))
+            src = folded
+            steps.append("folded " + ", ".join(f"{n} {k}" for k, n in sorted(done.items())))
+    pre = workdir.resolve() / "preprocessed.onnx"
+    src = src.resolve()
+    # in the work folder: ONNX Runtime's symbolic shape inference, when it gives up, saves its partial model as
+    # sym_shape_infer_temp.onnx in the current folder, the user's
+    with contextlib.chdir(workdir):
+        try:
+            quant_pre_process(str(src), str(pre), skip_symbolic_shape=False)
+            steps.append("quant_pre_process (shape inference, graph optimization)")
+        except Exception as exc:  # symbolic shape inference fails on some graphs: retry without it
+            quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+            steps.append(f"quant_pre_process without symbolic shape inference ({str(exc).splitlines()[0][:120]})")
+    return pre, folded
 
 
 def excluded_nodes(model: Path, exclude: Sequence[str]) -> list[str]:
@@ -296,6 +325,20 @@ def blocks(model: Path, skip: Sequence[str] = ()) -> list[list[str]]:
     return out
 
 
+def _fold_error(ref: list[Feeds], got: list[Feeds]) -> float:
+    """Largest absolute difference of any output over the sets, relative to that output's largest magnitude."""
+    worst = 0.0
+    for k in ref[0]:
+        a = np.concatenate([np.asarray(r[k], np.float64).ravel() for r in ref])
+        b = np.concatenate([np.asarray(g[k], np.float64).ravel() for g in got])
+        if not np.array_equal(np.isfinite(a), np.isfinite(b)):
+            return math.inf
+        fin = np.isfinite(a)
+        scale = float(np.abs(a[fin]).max(initial=0.0)) or 1.0
+        worst = max(worst, float(np.abs(a[fin] - b[fin]).max(initial=0.0)) / scale)
+    return worst
+
+
 def _output_error(ref: list[Feeds], got: list[Feeds]) -> float:
     """Mean squared difference of all outputs over the sets."""
     return float(np.mean([np.mean((np.asarray(r[k], np.float64) - np.asarray(g[k], np.float64)) ** 2)
@@ -379,13 +422,20 @@ def quantize_model(model: str | Path, calibration: Sequence[Feeds], heldout: Seq
     name = "task" if task_metric is not None else opts.metric
     with tempfile.TemporaryDirectory(prefix="edgefuse-quant-") as tmp:
         work = Path(tmp)
-        pre = prepare_model(model, work, report.steps)
+        fp32 = _session(model, 0)
+        ref = _run_all(fp32, heldout)
+        pre, folded = prepare_model(model, work, report.steps, fold=opts.fold)
+        if folded is not None:
+            err = _fold_error(ref, _run_all(_session(folded, 0), heldout))
+            report.fold_error = err
+            if err > FOLD_RTOL:  # a wrong fold: quantize the unfolded model, say so
+                report.steps.append(f"folds not used: the folded model differs from the original by {err:.2e} "
+                                    f"of the outputs' magnitude (> {FOLD_RTOL:g})")
+                pre, folded = prepare_model(model, work, [], fold=False)
         report.excluded = excluded_nodes(pre, opts.exclude)
         if report.excluded:
             report.steps.append(f"{len(report.excluded)} node(s) kept in float (exclude: {', '.join(opts.exclude)})")
         quantizer = _Quantizer(model, pre, calibration, opts, work)
-        fp32 = _session(model, 0)
-        ref = _run_all(fp32, heldout)
         fp32_task = task_metric(ref) if task_metric is not None else 1.0
 
         def judge(path: Path) -> tuple[list[Feeds], float, float, float]:
@@ -414,10 +464,15 @@ def quantize_model(model: str | Path, calibration: Sequence[Feeds], heldout: Seq
         if task_metric is not None:
             report.metric["agreement"] = {"name": opts.metric, "int8_vs_fp32": agreement}
         for threads in opts.threads:
-            f = _latency(_session(model, threads), heldout, opts.latency_runs)
-            q = _latency(_session(q_tmp, threads), heldout, opts.latency_runs)
-            report.latency_ms[f"threads_{threads}"] = {"fp32": f["median"], "int8": q["median"],
-                                                       "speedup": f["median"] / q["median"]}
+            f = _latency(_session(model, threads), heldout, opts.latency_runs)["median"]
+            q = _latency(_session(q_tmp, threads), heldout, opts.latency_runs)["median"]
+            row = {"fp32": f, "int8": q}
+            if folded is not None:  # the baseline is the faster FP32
+                row["fp32_original"] = f
+                row["fp32_folded"] = _latency(_session(folded, threads), heldout, opts.latency_runs)["median"]
+                row["fp32"] = min(f, row["fp32_folded"])
+            row["speedup"] = row["fp32"] / q
+            report.latency_ms[f"threads_{threads}"] = row
         if drop > opts.tolerance:
             floats = len(report.auto.get("float_blocks", []))
             how = f" even with {floats} block(s) in float" if opts.auto_exclude else ""

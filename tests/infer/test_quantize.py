@@ -233,3 +233,53 @@ def test_cli_quantize_auto_exclude(demo: tuple[Path, Path, list[Any]], tmp_path:
     assert code == 2 and not out.exists() and rep["options"]["auto_exclude"] is True
     assert rep["auto"]["blocks"] == 2 and len(rep["auto"]["trials"]) == 2
     assert "even with 1 block(s) in float" in captured.err and "Traceback" not in captured.err
+
+
+def _skip_connection_model(path: Path) -> Path:
+    """x (1, 3, h, w) -> stride-2 conv c1 -> stride-2 conv -> 2x nearest upsample -> + c1: an FPN-style skip
+    whose two branches' symbolic sizes ONNX Runtime's symbolic shape inference cannot prove equal."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.full((3, 3, 3, 3), 0.1, np.float32), "w")
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c1"], pads=[1, 1, 1, 1], strides=[2, 2]),
+             helper.make_node("Conv", ["c1", "w"], ["c2"], pads=[1, 1, 1, 1], strides=[2, 2]),
+             helper.make_node("Resize", ["c2", "", "scales"], ["r"], mode="nearest"),
+             helper.make_node("Add", ["r", "c1"], ["y"])]
+    graph = helper.make_graph(nodes, "skip", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, "h", "w"])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, "h2", "w2"])], [w, scales])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_failed_symbolic_shape_inference_leaves_nothing_in_the_users_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ONNX Runtime saves its partial model as sym_shape_infer_temp.onnx in the current folder when symbolic shape
+    inference gives up; quantize retries without it, and the file must not land in the user's folder."""
+    _skip_connection_model(tmp_path / "skip.onnx")
+    cwd = tmp_path / "user"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    rng = np.random.default_rng(0)
+    sets = [{"x": rng.standard_normal((1, 3, 32, 32)).astype(np.float32)} for _ in range(10)]
+    rep = quantize_model(Path("..") / "skip.onnx", sets[:8], sets[8:], "q.onnx", options=QuantizeOptions(**FAST))
+    assert rep.written and (cwd / "q.onnx").is_file()  # relative paths still mean the user's folder
+    assert any(s.startswith("quant_pre_process without symbolic shape inference") for s in rep.steps)
+    assert sorted(p.name for p in cwd.iterdir()) == ["q.onnx"]
+
+
+def test_cli_quantize_no_fold_reaches_the_options(demo: tuple[Path, Path, list[Any]], tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from edgefuse.cli import main
+
+    model, pipe, _ = demo
+    code = main(["quantize", str(model), "--pipeline", str(pipe), "--bag", str(DEMO), "--stage", "net",
+                 "--out", str(tmp_path / "q.onnx"), "--no-fold"])
+    rep = json.loads(capsys.readouterr().out)
+    assert code == 0 and rep["options"]["fold"] is False and rep["fold_error"] is None
+    assert not any(s.startswith("folded") for s in rep["steps"])
