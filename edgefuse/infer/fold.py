@@ -32,10 +32,11 @@ __all__ = ["fold_graph"]
 class _Graph:
     """Indexes over one ONNX graph: constants (initializers and Constant nodes), producers, consumers."""
 
-    def __init__(self, graph: Any) -> None:
+    def __init__(self, graph: Any, taken: set[str]) -> None:
         from onnx import numpy_helper
 
         self.g = graph
+        self.taken = taken  # every tensor name in the model, kept across folds: new names never collide
         self.np = numpy_helper
         inputs = {i.name for i in graph.input}
         self.consts: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in graph.initializer
@@ -48,16 +49,18 @@ class _Graph:
         self.consumers: Counter[str] = Counter(i for n in graph.node for i in n.input)
         self.consumers.update(_subgraph_reads(graph.node))  # an If/Loop body reading a tensor is a consumer
         self.producer = {o: n for n in graph.node for o in n.output}
-        self.fresh = 0
 
     def const(self, name: str) -> np.ndarray | None:
         value = self.consts.get(name)
         return value if value is not None and value.dtype in (np.float32, np.float64, np.float16) else None
 
     def add_const(self, like: str, value: np.ndarray) -> str:
-        """A new initializer named after ``like``."""
-        self.fresh += 1
-        name = f"{like}_edgefuse_fold{self.fresh}"
+        """A new initializer named after ``like``, under a name no tensor of the model has."""
+        n = 1
+        while f"{like}_edgefuse_fold{n}" in self.taken:
+            n += 1
+        name = f"{like}_edgefuse_fold{n}"
+        self.taken.add(name)
         self.g.initializer.append(self.np.from_array(value, name))
         self.consts[name] = value
         return name
@@ -95,6 +98,22 @@ def _subgraph_reads(nodes: Any) -> list[str]:
     return out
 
 
+def _cast(value: np.ndarray, dtype: Any) -> np.ndarray | None:
+    """``value`` (float64) in ``dtype`` when that keeps it: finite, and within 1e-3 relative of every element
+    (no overflow to inf, no underflow to zero or to a subnormal's few bits); None otherwise (no fold)."""
+    with np.errstate(over="ignore", under="ignore"):
+        out = np.asarray(value).astype(dtype)
+    back = out.astype(np.float64)
+    if not np.all(np.isfinite(back)) or not np.all(np.abs(back - value) <= 1e-3 * np.abs(value)):
+        return None
+    return out
+
+
+def _standard(node: Any) -> bool:
+    """An operator of the default ONNX domain (a custom domain's ``Div`` or ``Conv`` is something else)."""
+    return node.domain in ("", "ai.onnx")
+
+
 def _per_channel(value: np.ndarray, channels: int, spatial: int) -> np.ndarray | None:
     """``value`` as a (channels,) vector when it broadcasts over an NC<spatial> tensor per channel only."""
     target = (1, channels) + (1,) * spatial
@@ -117,7 +136,7 @@ def _attr(node: Any, name: str, default: Any) -> Any:
 
 def _conv_params(gr: _Graph, conv: Any) -> tuple[np.ndarray, np.ndarray] | None:
     """(weights, bias) of a Conv whose weights (and bias, if any) are constants, as float64."""
-    if conv.op_type != "Conv" or len(conv.input) < 2:
+    if conv.op_type != "Conv" or not _standard(conv) or len(conv.input) < 2:
         return None
     w = gr.const(conv.input[1])
     if w is None:
@@ -128,14 +147,18 @@ def _conv_params(gr: _Graph, conv: Any) -> tuple[np.ndarray, np.ndarray] | None:
     return w.astype(np.float64), bias.astype(np.float64)
 
 
-def _set_conv(gr: _Graph, conv: Any, w: np.ndarray, bias: np.ndarray, dtype: Any) -> None:
-    conv.input[1] = gr.add_const(conv.input[1], w.astype(dtype))
-    name = gr.add_const(conv.input[2] if len(conv.input) > 2 and conv.input[2] else conv.name or "conv_bias",
-                        bias.astype(dtype))
+def _set_conv(gr: _Graph, conv: Any, w: np.ndarray, bias: np.ndarray, dtype: Any) -> bool:
+    """New weights and bias for ``conv`` (False, nothing changed, when they do not fit ``dtype``)."""
+    w_cast, b_cast = _cast(w, dtype), _cast(bias, dtype)
+    if w_cast is None or b_cast is None:
+        return False
+    conv.input[1] = gr.add_const(conv.input[1], w_cast)
+    name = gr.add_const(conv.input[2] if len(conv.input) > 2 and conv.input[2] else f"{conv.input[1]}_bias", b_cast)
     if len(conv.input) > 2:
         conv.input[2] = name
     else:
         conv.input.append(name)
+    return True
 
 
 def _absorb(gr: _Graph, prev: Any, node: Any) -> None:
@@ -158,13 +181,16 @@ def _bypass(gr: _Graph, node: Any, keep_input: str) -> None:
 def _fold_once(gr: _Graph) -> str | None:
     for node in gr.g.node:
         op = node.op_type
+        if not _standard(node):
+            continue
         if op == "Div" and len(node.input) == 2 and gr.const(node.input[1]) is not None \
                 and gr.const(node.input[0]) is None:
             c = gr.const(node.input[1])
             assert c is not None
-            if np.all(c != 0) and np.all(np.isfinite(c)):
+            inv = _cast(1.0 / c.astype(np.float64), c.dtype) if np.all(c != 0) and np.all(np.isfinite(c)) else None
+            if inv is not None:
                 node.op_type = "Mul"
-                node.input[1] = gr.add_const(node.input[1], (1.0 / c.astype(np.float64)).astype(c.dtype))
+                node.input[1] = gr.add_const(node.input[1], inv)
                 return "div_to_mul"
         if op in ("Mul", "Add"):
             co = gr.const_operand(node)
@@ -179,9 +205,11 @@ def _fold_once(gr: _Graph) -> str | None:
                 pk, pc = pco
                 merged = pc.astype(np.float64) * c if op == "Mul" else pc.astype(np.float64) + c
                 shape = pc.shape if pc.ndim >= c.ndim else c.shape  # the higher rank: broadcasting keeps it
-                prev.input[1 - pk] = gr.add_const(prev.input[1 - pk], merged.astype(pc.dtype).reshape(shape))
-                _absorb(gr, prev, node)
-                return f"{op.lower()}_{op.lower()}"
+                fits = _cast(merged, pc.dtype)
+                if fits is not None and (op == "Add" or np.all(fits != 0)):
+                    prev.input[1 - pk] = gr.add_const(prev.input[1 - pk], fits.reshape(shape))
+                    _absorb(gr, prev, node)
+                    return f"{op.lower()}_{op.lower()}"
             # Conv -> Mul/Add(per-channel constant) into the Conv
             params = _conv_params(gr, prev) if prev is not None else None
             if prev is not None and params is not None:
@@ -193,13 +221,14 @@ def _fold_once(gr: _Graph) -> str | None:
                         bias = bias * vec
                     else:
                         bias = bias + vec
-                    _set_conv(gr, prev, w, bias, gr.const(prev.input[1]).dtype)  # type: ignore[union-attr]
-                    _absorb(gr, prev, node)
-                    return f"conv_{op.lower()}"
-            # Mul/Add(scalar) -> unpadded Conv into the Conv
+                    if _set_conv(gr, prev, w, bias, gr.const(prev.input[1]).dtype):  # type: ignore[union-attr]
+                        _absorb(gr, prev, node)
+                        return f"conv_{op.lower()}"
+            # Mul/Add(scalar) -> unpadded Conv into the Conv.  The constant has at most one dimension: then x has
+            # the Conv input's rank (>= 3) already, and the Conv may read x directly
             nxt = gr.only_consumer(node.output[0])
             nparams = _conv_params(gr, nxt) if nxt is not None and nxt.input[0] == node.output[0] else None
-            if nparams is not None and c.size == 1 and not any(_attr(nxt, "pads", [])) \
+            if nparams is not None and c.size == 1 and c.ndim <= 1 and not any(_attr(nxt, "pads", [])) \
                     and _attr(nxt, "auto_pad", b"NOTSET") in (b"NOTSET", b"VALID", "NOTSET", "VALID"):
                 w, bias = nparams
                 s = float(c.reshape(()))
@@ -207,22 +236,40 @@ def _fold_once(gr: _Graph) -> str | None:
                     w = w * s
                 else:
                     bias = bias + s * w.reshape(w.shape[0], -1).sum(axis=1)
-                _set_conv(gr, nxt, w, bias, gr.const(nxt.input[1]).dtype)  # type: ignore[union-attr]
-                _bypass(gr, node, src)
-                return f"{op.lower()}_conv"
+                if _set_conv(gr, nxt, w, bias, gr.const(nxt.input[1]).dtype):  # type: ignore[union-attr]
+                    _bypass(gr, node, src)
+                    return f"{op.lower()}_conv"
     return None
 
 
-def _prune(graph: Any) -> None:
-    """Drop initializers, Constant nodes and value_info nothing reads any more."""
-    used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
-    used |= set(_subgraph_reads(graph.node))
-    keep = [i for i in graph.initializer if i.name in used]
+def _names(graph: Any) -> set[str]:
+    """Every tensor name of ``graph`` and of its subgraphs."""
+    out = {i.name for i in graph.initializer} | {v.name for v in (*graph.input, *graph.output, *graph.value_info)}
+    for n in graph.node:
+        out |= set(n.input) | set(n.output)
+        for a in n.attribute:
+            for g in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+                out |= _names(g)
+    return out
+
+
+def _used(graph: Any) -> set[str]:
+    return ({i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+            | set(_subgraph_reads(graph.node)))
+
+
+def _prune(graph: Any, unused_before: set[str]) -> None:
+    """Drop the initializers, Constant nodes and value_info that the folds left unread: not those nothing read
+    before (not ours to remove), nor an initializer that is also a graph input (the input would become required)."""
+    used = _used(graph)
+    inputs = {i.name for i in graph.input}
+    keep = [i for i in graph.initializer if i.name in used or i.name in inputs or i.name in unused_before]
     del graph.initializer[:]
     graph.initializer.extend(keep)
-    for n in [n for n in graph.node if n.op_type == "Constant" and n.output[0] not in used]:
+    for n in [n for n in graph.node if n.op_type == "Constant" and n.output[0] not in used
+              and n.output[0] not in unused_before]:
         graph.node.remove(n)
-    live = used | {o for n in graph.node for o in n.output}
+    live = used | {o for n in graph.node for o in n.output} | inputs
     keep_vi = [v for v in graph.value_info if v.name in live]
     del graph.value_info[:]
     graph.value_info.extend(keep_vi)
@@ -231,13 +278,24 @@ def _prune(graph: Any) -> None:
 def fold_graph(model: Any) -> Counter[str]:
     """Fold ``model`` (an ``onnx.ModelProto``, changed in place; main graph only); returns the folds applied
     by kind (``div_to_mul``, ``mul_mul``, ``add_add``, ``conv_mul``, ``conv_add``, ``mul_conv``, ``add_conv``)."""
+    from onnx import helper
+
+    graph = model.graph
     done: Counter[str] = Counter()
+    used = _used(graph)
+    unused_before = ({i.name for i in graph.initializer}
+                     | {n.output[0] for n in graph.node if n.op_type == "Constant"}) - used
+    taken = _names(graph)
     while True:
-        gr = _Graph(model.graph)  # rebuilt after each fold: the indexes are small next to the graph's tensors
+        gr = _Graph(graph, taken)  # rebuilt after each fold: the indexes are small next to the graph's tensors
         kind = _fold_once(gr)
         if kind is None:
             break
         done[kind] += 1
     if done:
-        _prune(model.graph)
+        _prune(graph, unused_before)
+        if model.ir_version < 4:  # before IR 4 every initializer must also be a graph input
+            inputs = {i.name for i in graph.input}
+            graph.input.extend(helper.make_tensor_value_info(i.name, i.data_type, list(i.dims))
+                               for i in graph.initializer if i.name not in inputs)
     return done

@@ -201,3 +201,89 @@ def test_a_fold_that_changes_the_outputs_is_not_used(tmp_path: Path, monkeypatch
     assert rep.written and rep.metric["int8"] > 0.99  # the unfolded model was quantized: it still agrees
     q_ops = Counter(n.op_type for n in onnx.load(str(tmp_path / "q.onnx")).graph.node)
     assert q_ops["Div"] == 1
+
+
+def _tiny(nodes: list[Any], inputs: list[Any], outputs: list[str], inits: dict[str, Any],
+          out_type: int = TensorProto.FLOAT) -> Any:
+    graph = helper.make_graph(nodes, "tiny", inputs, [helper.make_tensor_value_info(o, out_type, None)
+                                                      for o in outputs],
+                              [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("my.custom", 1)])
+    model.ir_version = 8
+    return model
+
+
+def _feeds_equal(model: Any, feeds: dict[str, np.ndarray]) -> Counter[str]:
+    """Fold ``model``; assert the folded model computes what it did; return the folds."""
+    ref = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
+    done = fold_graph(model)
+    got = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
+    for r, g in zip(ref, got, strict=True):
+        np.testing.assert_allclose(g, r, rtol=1e-5, atol=1e-6)
+    return done
+
+
+def test_shared_constants_get_distinct_new_names() -> None:
+    """Two chains that share a constant (and a conv weight) fold into constants named apart, not one shared."""
+    f32 = np.float32
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 5, 5])
+    model = _tiny([helper.make_node("Mul", ["x", "a"], ["m1"]), helper.make_node("Mul", ["m1", "b1"], ["y1"]),
+                   helper.make_node("Mul", ["x", "a"], ["m2"]), helper.make_node("Mul", ["m2", "b2"], ["y2"]),
+                   helper.make_node("Conv", ["x", "w"], ["c1"]), helper.make_node("Mul", ["c1", "s1"], ["y3"]),
+                   helper.make_node("Conv", ["x", "w"], ["c2"]), helper.make_node("Mul", ["c2", "s2"], ["y4"])],
+                  [x], ["y1", "y2", "y3", "y4"],
+                  {"a": f32(2), "b1": f32(3), "b2": f32(10), "s1": f32(0.5), "s2": f32(4),
+                   "w": np.random.default_rng(0).standard_normal((2, 3, 1, 1)).astype(f32)})
+    feeds = {"x": np.random.default_rng(1).standard_normal((1, 3, 5, 5)).astype(f32)}
+    assert _feeds_equal(model, feeds) == Counter({"mul_mul": 2, "conv_mul": 2})
+    names = [i.name for i in model.graph.initializer]
+    assert len(names) == len(set(names))
+
+
+def test_constants_that_do_not_fit_the_type_are_not_folded() -> None:
+    """1/1e-5 overflows float16; 1e-4 * 1e-4 underflows it: the Div and the Mul pair stay."""
+    h = helper.make_tensor_value_info("x", TensorProto.FLOAT16, [1, 3])
+    model = _tiny([helper.make_node("Div", ["x", "d"], ["y"]), helper.make_node("Mul", ["x", "a"], ["m"]),
+                   helper.make_node("Mul", ["m", "b"], ["z"])], [h], ["y", "z"],
+                  {"d": np.array(1e-5, np.float16), "a": np.array(1e-4, np.float16), "b": np.array(1e-4, np.float16)},
+                  TensorProto.FLOAT16)
+    assert not _feeds_equal(model, {"x": np.array([[1e-3, 0.5, 6e4]], np.float16)})
+
+
+def test_rank_raising_constant_in_front_of_a_conv_is_not_folded() -> None:
+    """Mul(x [3,6,6], s [1,1,1,1]) feeds a 2-D Conv only because the constant adds the batch axis."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 6, 6])
+    model = _tiny([helper.make_node("Mul", ["x", "s"], ["m"]), helper.make_node("Conv", ["m", "w"], ["y"])],
+                  [x], ["y"], {"s": np.full((1, 1, 1, 1), 2.0, np.float32),
+                               "w": np.ones((4, 3, 3, 3), np.float32)})
+    assert not _feeds_equal(model, {"x": np.ones((3, 6, 6), np.float32)})
+
+
+def test_initializers_that_are_inputs_and_custom_domains_are_left_alone() -> None:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
+    opt = helper.make_tensor_value_info("opt", TensorProto.FLOAT, [2])
+    model = _tiny([helper.make_node("Div", ["x", "d"], ["y"]), helper.make_node("Identity", ["x"], ["y2"]),
+                   helper.make_node("Div", ["x", "d"], ["y3"], domain="my.custom")],
+                  [x, opt], ["y", "y2"], {"d": np.float32(4), "opt": np.zeros(2, np.float32)})
+    done = fold_graph(model)
+    assert done == Counter({"div_to_mul": 1})  # the standard Div only
+    assert [n.op_type for n in model.graph.node if n.domain == "my.custom"] == ["Div"]
+    assert "opt" in {i.name for i in model.graph.initializer}  # unused, but an input's default: kept
+
+
+def test_a_folded_model_that_does_not_load_is_not_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import edgefuse.infer.fold as fold_module
+
+    def broken_fold(model: Any) -> Counter[str]:
+        model.graph.node[0].input[1] = "no_such_tensor"
+        return Counter({"conv_mul": 1})
+
+    monkeypatch.setattr(fold_module, "fold_graph", broken_fold)
+    src = tmp_path / "net.onnx"
+    onnx.save(hardswish_net(), str(src))
+    rng = np.random.default_rng(1)
+    sets = [{"x": (rng.standard_normal((1, 3, 24, 32)) * 2).astype(np.float32)} for _ in range(10)]
+    rep = quantize_model(src, sets[:8], sets[8:], tmp_path / "q.onnx",
+                         options=QuantizeOptions(latency_runs=2, threads=(1,), tolerance=1.0))
+    assert rep.written and rep.fold_error == float("inf")
+    assert any(s.startswith("folds not used: ONNX Runtime cannot run the folded model") for s in rep.steps)
