@@ -178,6 +178,16 @@ def test_a_tensor_read_inside_an_if_body_is_not_folded_away() -> None:
     np.testing.assert_allclose(y, 1.25 * z / 3.0, rtol=1e-6)
 
 
+def _quantize_hardswish(tmp_path: Path) -> Any:
+    """quantize_model on :func:`hardswish_net` (8 calibration, 4 held-out sets; every result written)."""
+    src = tmp_path / "net.onnx"
+    onnx.save(hardswish_net(), str(src))
+    rng = np.random.default_rng(1)
+    sets = [{"x": (rng.standard_normal((1, 3, 24, 32)) * 2).astype(np.float32)} for _ in range(12)]
+    return quantize_model(src, sets[:8], sets[8:], tmp_path / "q.onnx",
+                          options=QuantizeOptions(latency_runs=2, threads=(1,), tolerance=1.0))
+
+
 def test_a_fold_that_changes_the_outputs_is_not_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The safety net: quantize_model compares the folded FP32 model with the original on the held-out sets and
     quantizes the unfolded model when they differ (here a deliberately wrong fold doubling a weight)."""
@@ -189,12 +199,7 @@ def test_a_fold_that_changes_the_outputs_is_not_used(tmp_path: Path, monkeypatch
         return Counter({"conv_mul": 1})
 
     monkeypatch.setattr(fold_module, "fold_graph", wrong_fold)
-    src = tmp_path / "net.onnx"
-    onnx.save(hardswish_net(), str(src))
-    rng = np.random.default_rng(1)
-    sets = [{"x": (rng.standard_normal((1, 3, 24, 32)) * 2).astype(np.float32)} for _ in range(12)]
-    rep = quantize_model(src, sets[:8], sets[8:], tmp_path / "q.onnx",
-                         options=QuantizeOptions(latency_runs=2, threads=(1,), tolerance=1.0))
+    rep = _quantize_hardswish(tmp_path)
     assert rep.fold_error is not None and rep.fold_error > 0.1
     assert any(s.startswith("folds not used: the folded model differs") for s in rep.steps)
     assert "fp32_folded" not in rep.latency_ms["threads_1"]
@@ -279,11 +284,6 @@ def test_a_folded_model_that_does_not_load_is_not_used(tmp_path: Path, monkeypat
         return Counter({"conv_mul": 1})
 
     monkeypatch.setattr(fold_module, "fold_graph", broken_fold)
-    src = tmp_path / "net.onnx"
-    onnx.save(hardswish_net(), str(src))
-    rng = np.random.default_rng(1)
-    sets = [{"x": (rng.standard_normal((1, 3, 24, 32)) * 2).astype(np.float32)} for _ in range(10)]
-    rep = quantize_model(src, sets[:8], sets[8:], tmp_path / "q.onnx",
-                         options=QuantizeOptions(latency_runs=2, threads=(1,), tolerance=1.0))
+    rep = _quantize_hardswish(tmp_path)
     assert rep.written and rep.fold_error == float("inf")
     assert any(s.startswith("folds not used: ONNX Runtime cannot run the folded model") for s in rep.steps)
