@@ -71,7 +71,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _env import environment, shared_data, unwind_on_sigterm
 
-from edgefuse.infer.quantize import QuantizeOptions, quantize_model
+from edgefuse.infer.quantize import QuantizeOptions, latency_times, quantize_model
 
 ROOT = Path(__file__).resolve().parents[1]
 #: the quantized models this run writes (removed when it is interrupted)
@@ -484,16 +484,8 @@ def qat_fp32_figures(source: Path, held: list[Frame], heldout: list[dict[str, np
 def _child(model: str, inputs: str, threads: int, runs: int) -> None:
     """One session alone in this process (as a pipeline runs one model): warm up, ``runs`` timed runs over the
     saved inputs, the times (ms) printed as JSON."""
-    sess = _session(model, threads)
     data = np.load(inputs)["x"]
-    feeds = [{"x": data[i]} for i in range(len(data))]
-    sess.run(None, feeds[0])
-    times = []
-    for k in range(runs):
-        t0 = time.perf_counter()
-        sess.run(None, feeds[k % len(feeds)])
-        times.append((time.perf_counter() - t0) * 1e3)
-    print(json.dumps(times))
+    print(json.dumps(latency_times(_session(model, threads), [{"x": data[i]} for i in range(len(data))], runs)))
 
 
 def isolated_latency(models: dict[str, Path], feeds: list[dict[str, np.ndarray]], rounds: int,
@@ -526,16 +518,12 @@ def fold_fp32(model: Path, out: Path, heldout: list[dict[str, np.ndarray]], ref:
     """The original detector with :func:`edgefuse.infer.fold.fold_graph` applied (what ``quantize_model``
     quantizes), written to ``out`` as the second FP32 baseline; its folds and largest output difference from
     the original on the held-out frames go to ``result["fp32_folded"]``."""
-    import onnx
+    from edgefuse.infer.fold import fold_file
 
-    from edgefuse.infer.fold import fold_graph
-
-    proto = onnx.load(str(model))
-    done = fold_graph(proto)
+    _WRITING.append(out)
+    done = fold_file(model, out)
     if not done:
         return None
-    _WRITING.append(out)
-    onnx.save(proto, str(out))
     sess = _session(out)
     diff = max(float(np.abs(sess.run(None, h)[0] - r).max()) for h, r in zip(heldout, ref, strict=True))
     result["fp32_folded"] = {"folds": dict(done), "max_abs_diff_vs_original": diff}

@@ -401,13 +401,9 @@ def _crop(img: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
 def fold_source(model: Path, out: Path) -> Path:
     """``model`` with edgefuse's constant folds applied (what ``quantize_model`` quantizes; the same function),
     saved at ``out``: the FP32 graph that is fine-tuned and written back to."""
-    import onnx
+    from edgefuse.infer.fold import fold_file
 
-    from edgefuse.infer.fold import fold_graph
-
-    proto = onnx.load(str(model))
-    fold_graph(proto)
-    onnx.save(proto, str(out))
+    fold_file(model, out, write_unchanged=True)
     return out
 
 
@@ -492,7 +488,7 @@ def train(args: argparse.Namespace, teacher: Any, student: Any, float_model: Any
         return {"student": round(hs, 4), "teacher": round(ht, 4), "rel": round((hs - ht) / ht, 4),
                 "loss": round(kl, 5)}
 
-    history = [{"step": 0, **validate()}]
+    history: list[dict[str, Any]] = [{"step": 0, **validate()}]
     print(f"  calibration-side validation: {history[-1]}", flush=True)
     best = (history[-1]["student"], {k: v.detach().clone() for k, v in student.params.items()})
     # one learning rate relative to each tensor's magnitude: the weights span 5 orders of magnitude (a conv

@@ -22,29 +22,37 @@ folded model against the original on the held-out sets before using it.
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["fold_graph"]
+__all__ = ["fold_file", "fold_graph"]
 
 
 class _Graph:
     """Indexes over one ONNX graph: constants (initializers and Constant nodes), producers, consumers."""
 
-    def __init__(self, graph: Any, taken: set[str]) -> None:
+    def __init__(self, graph: Any, taken: set[str], arrays: dict[str, np.ndarray]) -> None:
         from onnx import numpy_helper
 
         self.g = graph
         self.taken = taken  # every tensor name in the model, kept across folds: new names never collide
-        self.np = numpy_helper
+        # ``arrays``: the constants converted so far, by name, kept across folds (a name is never reused and a
+        # constant's value never changes, so each is converted once per fold_graph)
+        self.arrays = arrays
         inputs = {i.name for i in graph.input}
-        self.consts: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in graph.initializer
-                                              if i.name not in inputs}  # an initializer that is also an input
-        # can be overridden by the caller: not a constant
+        self.consts: dict[str, np.ndarray] = {}
+        for i in graph.initializer:
+            if i.name not in inputs:  # an initializer that is also an input can be overridden: not a constant
+                if i.name not in arrays:
+                    arrays[i.name] = numpy_helper.to_array(i)
+                self.consts[i.name] = arrays[i.name]
         for n in graph.node:
             if n.op_type == "Constant" and len(n.attribute) == 1 and n.attribute[0].name == "value":
-                self.consts[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
+                if n.output[0] not in arrays:
+                    arrays[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)
+                self.consts[n.output[0]] = arrays[n.output[0]]
         self.outputs = {o.name for o in graph.output}
         self.consumers: Counter[str] = Counter(i for n in graph.node for i in n.input)
         self.consumers.update(_subgraph_reads(graph.node))  # an If/Loop body reading a tensor is a consumer
@@ -56,13 +64,15 @@ class _Graph:
 
     def add_const(self, like: str, value: np.ndarray) -> str:
         """A new initializer named after ``like``, under a name no tensor of the model has."""
+        from onnx import numpy_helper
+
         n = 1
         while f"{like}_edgefuse_fold{n}" in self.taken:
             n += 1
         name = f"{like}_edgefuse_fold{n}"
         self.taken.add(name)
-        self.g.initializer.append(self.np.from_array(value, name))
-        self.consts[name] = value
+        self.g.initializer.append(numpy_helper.from_array(value, name))
+        self.consts[name] = self.arrays[name] = value
         return name
 
     def single_use(self, name: str) -> bool:
@@ -286,8 +296,9 @@ def fold_graph(model: Any) -> Counter[str]:
     unused_before = ({i.name for i in graph.initializer}
                      | {n.output[0] for n in graph.node if n.op_type == "Constant"}) - used
     taken = _names(graph)
+    arrays: dict[str, np.ndarray] = {}
     while True:
-        gr = _Graph(graph, taken)  # rebuilt after each fold: the indexes are small next to the graph's tensors
+        gr = _Graph(graph, taken, arrays)  # indexes rebuilt after each fold; the constants' arrays are reused
         kind = _fold_once(gr)
         if kind is None:
             break
@@ -298,4 +309,16 @@ def fold_graph(model: Any) -> Counter[str]:
             inputs = {i.name for i in graph.input}
             graph.input.extend(helper.make_tensor_value_info(i.name, i.data_type, list(i.dims))
                                for i in graph.initializer if i.name not in inputs)
+    return done
+
+
+def fold_file(src: Path, out: Path, *, write_unchanged: bool = False) -> Counter[str]:
+    """Load the ONNX model ``src``, fold it (:func:`fold_graph`) and save it at ``out``; returns the folds.  With
+    nothing to fold, ``out`` is written only when ``write_unchanged``."""
+    import onnx
+
+    model = onnx.load(str(src))
+    done = fold_graph(model)
+    if done or write_unchanged:
+        onnx.save(model, str(out))
     return done

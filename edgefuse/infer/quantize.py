@@ -209,14 +209,11 @@ def prepare_model(model: Path, workdir: Path, steps: list[str], *, fold: bool = 
         steps.append(f"opset {opset} -> {QUANT_OPSET} (onnx.version_converter)")
     folded = None
     if fold:
-        from edgefuse.infer.fold import fold_graph
+        from edgefuse.infer.fold import fold_file
 
-        proto = onnx.load(str(src))
-        done = fold_graph(proto)
+        done = fold_file(src, workdir / "folded.onnx")
         if done:
-            folded = workdir / "folded.onnx"
-            onnx.save(proto, str(folded))
-            src = folded
+            folded = src = workdir / "folded.onnx"
             steps.append("folded " + ", ".join(f"{n} {k}" for k, n in sorted(done.items())))
     pre = workdir.resolve() / "preprocessed.onnx"
     src = src.resolve()
@@ -283,7 +280,8 @@ def _run_all(sess: Any, sets: Sequence[Feeds]) -> list[Feeds]:
     return [dict(zip(names, sess.run(names, s), strict=True)) for s in sets]
 
 
-def _latency(sess: Any, sets: Sequence[Feeds], runs: int) -> dict[str, float]:
+def latency_times(sess: Any, sets: Sequence[Feeds], runs: int) -> list[float]:
+    """Times (ms) of ``runs`` runs of an ONNX Runtime session over ``sets`` in turn, after one warm-up run."""
     names = [o.name for o in sess.get_outputs()]
     sess.run(names, sets[0])
     times = []
@@ -291,6 +289,11 @@ def _latency(sess: Any, sets: Sequence[Feeds], runs: int) -> dict[str, float]:
         t0 = time.perf_counter()
         sess.run(names, sets[i % len(sets)])
         times.append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
+def _latency(sess: Any, sets: Sequence[Feeds], runs: int) -> dict[str, float]:
+    times = latency_times(sess, sets, runs)
     return {"median": statistics.median(times), "min": min(times), "max": max(times)}
 
 
