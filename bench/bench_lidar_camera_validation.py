@@ -54,7 +54,7 @@ from edgefuse_calibration.spatial.board import (
     solve_board_features_acfr,
 )
 from edgefuse_calibration.spatial.pcd import pcd_organized_scan, pcd_organized_xyz, read_pcd
-from edgefuse_calibration.spatial.targetless import local_optimum
+from edgefuse_calibration.spatial.targetless import _prepare, local_optimum
 
 from edgefuse.rig import CameraModel, Transform, from_kitti_object
 
@@ -345,6 +345,28 @@ def radiate(max_dt_s: float = 0.010) -> tuple[list[LidarCameraFrame], Transform,
 MULTI = TargetlessOptions(edge_map="nms", occlusion_deg=0.5)
 
 
+def valley_spread(frames: list[LidarCameraFrame], Tref: Transform, rot_deg: float = 1.5) -> dict[str, float]:
+    """How much the edge set can tell a rotation from a translation: the edges' depths (camera z, weighted
+    quantiles) and the weight fraction that moves more than 2 / 5 / 10 px when the pose slides along the
+    rotation-translation valley (``rot_deg`` of rotation and the translation that keeps the median-depth
+    edges in place: edges at depth z move by ``f * rot * |1 - z_median / z|``).  Near a single depth
+    (a wall, a lab) little moves and the score cannot separate the two; in a street most edges move."""
+    cam = frames[0].camera
+    assert cam is not None
+    data = _prepare(frames, cam, Tref, MULTI)
+    z = np.concatenate([Tref.apply(d.pts)[:, 2] for d in data])
+    w = np.concatenate([d.w for d in data])
+    o = np.argsort(z, kind="stable")
+    cw = np.cumsum(w[o]) / w.sum()
+
+    def q(p: float) -> float:
+        return float(z[o][min(len(z) - 1, int(np.searchsorted(cw, p)))])
+    shift = float(cam.K[0, 0]) * np.deg2rad(rot_deg) * np.abs(1.0 - q(0.5) / z)
+    return {"n_edges": len(z), "depth_q10_m": q(0.1), "depth_median_m": q(0.5), "depth_q90_m": q(0.9),
+            "valley_rot_deg": rot_deg, "valley_trans_cm": q(0.5) * np.deg2rad(rot_deg) * 100,
+            **{f"weight_moving_over_{px}px": float(w[shift > px].sum() / w.sum()) for px in (2, 5, 10)}}
+
+
 def targetless(name: str, frames: list[LidarCameraFrame], Tref: Transform, trials: int,
                extra: dict[str, Any] | None = None) -> dict[str, Any]:
     cam = frames[0].camera
@@ -373,7 +395,7 @@ def targetless(name: str, frames: list[LidarCameraFrame], Tref: Transform, trial
             "accepted_max_rot_deg": max((r["rot_deg"] for r in ok), default=None),
             "accepted_max_trans_cm": max((r["trans_cm"] for r in ok), default=None),
             "score_bias_at_published": {**_diff(To, Tref), "score_published": s0, "score_local_optimum": s1},
-            **(extra or {}), "rows": rows}
+            "valley": valley_spread(frames, Tref), **(extra or {}), "rows": rows}
 
 
 #: the targetless sets, by the name ``--sets`` takes

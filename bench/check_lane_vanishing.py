@@ -17,12 +17,13 @@ from typing import Any
 
 import cv2
 import numpy as np
+from _env import environment, shared_data
 from edgefuse_calibration.spatial.pcd import read_pcd
 
 from edgefuse.rig import from_kitti_object
 
 HERE = Path(__file__).resolve().parent
-SHARED = HERE.parents[1] / "shared" / "data" if (HERE.parents[1] / "shared").exists() else Path("/work/shared/data")
+SHARED = shared_data()
 OCAL = SHARED / "opencalib_autocalib_v2" / "auto_calib_v2.0" / "data" / "ours"
 KITTI = SHARED / "kitti_object_3frames" / "training"
 OUT = HERE.parent / "out"
@@ -313,7 +314,8 @@ def main() -> None:
     for n, r in res.items():
         if "plane_vs_vp_tol_deg" in r:
             print(f"{n}: (pitch, yaw) vs vanishing-point tolerance {r['plane_vs_vp_tol_deg']}")
-    RESULT.write_text(json.dumps(res, indent=1, default=float))
+    res["environment"] = environment()
+    RESULT.write_text(json.dumps(res, indent=1, default=float) + "\n")
 
 
 if __name__ == "__main__":
