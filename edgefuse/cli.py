@@ -11,7 +11,8 @@
 
 Bad input prints one clear line on stderr and exits non-zero (2 for usage/input errors and failed writes,
 3 for a budget breach; 130/143 after SIGINT/SIGTERM, once outputs are closed and the report is written);
-``--trace`` shows the traceback instead.
+``--trace`` shows the traceback instead.  ``node`` and ``play`` are stopped by SIGINT/SIGTERM as a matter of
+course: they finalize (the report says ``stopped_by``) and exit 0 (``node --check-budgets``: 3 after a breach).
 """
 
 from __future__ import annotations
