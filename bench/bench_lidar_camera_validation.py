@@ -381,6 +381,7 @@ def targetless(name: str, frames: list[LidarCameraFrame], Tref: Transform, trial
         res = refine_lidar_camera(frames, cam, T0, options=MULTI)
         cand = res.metrics.get("candidate_T_cam_from_lidar")
         rows.append({"verdict": res.verdict, **_diff(res.T if res.ok else None, Tref),
+                     "guess_offset_cam_cm": (np.asarray(dt) * 100).tolist(),  # the 20 cm, camera x, y, z
                      "candidate": _diff(Transform(np.asarray(cand), normalize=True), Tref) if cand else None,
                      "search": res.metrics.get("search"), "edge_median_depth_m": res.metrics.get("edge_median_depth_m"),
                      "reasons": res.reasons, "seconds": time.perf_counter() - t})
@@ -392,6 +393,8 @@ def targetless(name: str, frames: list[LidarCameraFrame], Tref: Transform, trial
             "candidate_median_trans_cm": float(np.median([c["trans_cm"] for c in cands])) if cands else None,
             "verdicts": {v: sum(r["verdict"] == v for r in rows) for v in ("ok", "refused", "no_improvement")},
             "accepted_within_0.5deg_5cm": sum(r["rot_deg"] <= 0.5 and r["trans_cm"] <= 5 for r in ok),
+            # trials whose guess is off by more than 5 cm along the optical axis, which a far scene barely sees
+            "guesses_over_5cm_along_optical_axis": sum(abs(r["guess_offset_cam_cm"][2]) > 5 for r in rows),
             "accepted_max_rot_deg": max((r["rot_deg"] for r in ok), default=None),
             "accepted_max_trans_cm": max((r["trans_cm"] for r in ok), default=None),
             "score_bias_at_published": {**_diff(To, Tref), "score_published": s0, "score_local_optimum": s1},
