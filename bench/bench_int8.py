@@ -59,7 +59,9 @@ import argparse
 import json
 import math
 import os
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,7 +76,7 @@ from _env import environment, shared_data, unwind_on_sigterm
 from edgefuse.infer.quantize import QuantizeOptions, latency_times, quantize_model
 
 ROOT = Path(__file__).resolve().parents[1]
-#: the quantized models this run writes (removed when it is interrupted)
+#: what this run writes besides its results (its folder of temporary models; removed when it is interrupted)
 _WRITING: list[Path] = []
 DATA = shared_data()
 #: real photographs and scans of text (OpenCV's sample data, copied with SOURCE.md into tests/data)
@@ -495,7 +497,6 @@ def isolated_latency(models: dict[str, Path], feeds: list[dict[str, np.ndarray]]
     interleaved figure) leave one session's spinning pool threads competing with the other's run at 2 threads,
     which a pipeline running one model never has."""
     import subprocess
-    import tempfile
 
     keys = [(m, t) for t in (1, 2) for m in models]
     times: dict[tuple[str, int], list[float]] = {k: [] for k in keys}
@@ -520,7 +521,6 @@ def fold_fp32(model: Path, out: Path, heldout: list[dict[str, np.ndarray]], ref:
     the original on the held-out frames go to ``result["fp32_folded"]``."""
     from edgefuse.infer.fold import fold_file
 
-    _WRITING.append(out)
     done = fold_file(model, out)
     if not done:
         return None
@@ -600,8 +600,11 @@ def main() -> int:  # noqa: PLR0915 (one linear procedure: data, FP32 floors, th
         "goal": "hmean (GT) within 1 % relative of FP32 and speedup >= 1.3 at 1 and 2 threads",
         "metric_floor": floor, "environment": environment(), "ort": ort.__version__,
         "loadavg_start": list(os.getloadavg()), "complete": False, "variants": {}}
-    out_dir = Path(args.out).parent
-    folded = fold_fp32(model, out_dir / "ppocr_det.folded.fp32.onnx", heldout, ref, result)
+    # the temporary models of this run in a folder of their own beside the results (two runs writing into one
+    # folder must not overwrite each other's); removed at the end and on SIGINT/SIGTERM
+    work = Path(tempfile.mkdtemp(prefix=".bench_int8-", dir=Path(args.out).parent))
+    _WRITING.append(work)
+    folded = fold_fp32(model, work / "ppocr_det.folded.fp32.onnx", heldout, ref, result)
     for name, source in variant_sources(args.variants.split(","), model, Path(args.qat_model)).items():
         spec = dict(VARIANTS[name])
         if name == "qat":
@@ -611,8 +614,7 @@ def main() -> int:  # noqa: PLR0915 (one linear procedure: data, FP32 floors, th
         tol = args.tolerance if spec.get("auto_exclude") else 1.0
         opts = QuantizeOptions(metric="mask_f1", metric_threshold=DB_THRESH, tolerance=tol, threads=(1, 2),
                                latency_runs=10, **spec)
-        q_path = out_dir / f"ppocr_det.{name}.int8.onnx"
-        _WRITING.append(q_path)
+        q_path = work / f"ppocr_det.{name}.int8.onnx"
         t0 = time.perf_counter()
         rep = quantize_model(source, calibration, heldout, q_path, options=opts, overwrite=True,
                              task_metric=hmean_select)
@@ -661,8 +663,7 @@ def main() -> int:  # noqa: PLR0915 (one linear procedure: data, FP32 floors, th
             print(f"{'':15s} isolated (one session per process): " + "  ".join(
                 f"{t}t {iso[f'threads_{t}']['speedup']:.2f}x ({iso[f'threads_{t}']['fp32']:.1f} -> "
                 f"{iso[f'threads_{t}']['int8']:.1f} ms)" for t in (1, 2)), flush=True)
-    if folded:
-        folded.unlink()
+    shutil.rmtree(work, ignore_errors=True)
     result["loadavg_end"] = list(os.getloadavg())
     result["complete"] = True
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
@@ -678,7 +679,10 @@ if __name__ == "__main__":
         sys.exit(main())
     except KeyboardInterrupt:
         for leftover in _WRITING:
-            leftover.unlink(missing_ok=True)
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
         sys.stderr.write("bench_int8: interrupted; the results file holds the variants finished so far, if any "
                          "(complete: false)\n")
         sys.exit(130)
