@@ -312,16 +312,13 @@ def radiate(max_dt_s: float = 0.010) -> tuple[list[LidarCameraFrame], Transform,
     the extrinsic (``from_radiate(rectified=True)``: the rectifying rotation R1 is not applied to the
     points).  The frames were chosen by this rule before any score was looked at."""
     from edgefuse.convert.plan import parse_radiate_timestamps
-    from edgefuse.rig.importers import from_radiate, radiate_stereo_rectification
+    from edgefuse.rig.importers import from_radiate, radiate_rectify_maps, radiate_stereo_rectification
 
     seq = RADIATE / "data" / "radiate" / "tiny_foggy"
     calib = RADIATE / "config" / "default-calib.yaml"
     rig = from_radiate(calib, rectified=True)
     cam, Tref = rig.cameras["zed_left"], rig.transform("zed_left", "lidar")
-    raw = from_radiate(calib).cameras["zed_left"]
-    rect = radiate_stereo_rectification(calib)
-    mx, my = cv2.initUndistortRectifyMap(raw.K, raw.D[:4], rect["R1"], rect["P1"][:, :3], (cam.width, cam.height),
-                                         cv2.CV_32FC1)
+    mx, my = radiate_rectify_maps(calib, "left")
     lid = {k: v[0] for k, v in parse_radiate_timestamps(seq / "velo_lidar.txt").items()
            if (seq / "velo_lidar" / f"{k:06d}.csv").is_file()}
     img = {k: v[0] for k, v in parse_radiate_timestamps(seq / "zed_left.txt").items()
@@ -335,7 +332,7 @@ def radiate(max_dt_s: float = 0.010) -> tuple[list[LidarCameraFrame], Transform,
         image = cv2.remap(_imread(seq / "zed_left" / f"{cf:06d}.png"), mx, my, cv2.INTER_LINEAR)
         frames.append(LidarCameraFrame(a[:, :3], np.asarray(image), ring=a[:, 4].astype(int), camera=cam))
         pairs.append({"lidar": lf, "camera": cf, "dt_ms": (img[cf] - lt) / 1e6})
-    r1 = float(np.degrees(np.linalg.norm(cv2.Rodrigues(rect["R1"])[0])))
+    r1 = float(np.degrees(np.linalg.norm(cv2.Rodrigues(radiate_stereo_rectification(calib)["R1"])[0])))
     return frames, Tref, {"pairs": pairs, "rectifying_rotation_deg": r1}
 
 

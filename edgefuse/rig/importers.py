@@ -412,6 +412,22 @@ def radiate_stereo_rectification(calib_path: str | Path) -> dict[str, F64]:
     return {k: np.asarray(v, dtype=np.float64) for k, v in (("R1", R1), ("R2", R2), ("P1", P1), ("P2", P2))}
 
 
+def radiate_rectify_maps(calib_path: str | Path, side: str = "left") -> tuple[npt.NDArray[np.float32],
+                                                                            npt.NDArray[np.float32]]:
+    """``cv2.remap`` maps that rectify a RADIATE ZED ``side`` image (``left``/``right``) as the RADIATE SDK
+    does before it overlays LiDAR points: the unrectified plumb_bob camera to the ``pinhole`` camera of
+    ``from_radiate(calib_path, rectified=True)`` (same size).  ``cv2.remap(img, *maps, cv2.INTER_LINEAR)``."""
+    import cv2
+
+    if side not in ("left", "right"):
+        raise CalibrationError(f"side must be 'left' or 'right', got {side!r}", file=calib_path)
+    K, D, size = _radiate_intrinsics(_radiate_doc(calib_path), f"{side}_cam_calib", calib_path)
+    rect = radiate_stereo_rectification(calib_path)
+    R, P = (rect["R1"], rect["P1"]) if side == "left" else (rect["R2"], rect["P2"])
+    mx, my = cv2.initUndistortRectifyMap(K, D[:4], R, P[:, :3], size, cv2.CV_32FC1)
+    return np.asarray(mx, dtype=np.float32), np.asarray(my, dtype=np.float32)
+
+
 def _radiate_doc(calib_path: str | Path) -> Mapping[str, Any]:
     doc = _load_yaml(calib_path)
     if not isinstance(doc, Mapping):

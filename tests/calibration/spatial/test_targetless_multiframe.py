@@ -74,7 +74,6 @@ def test_frames_paired_with_the_wrong_images_are_refused() -> None:
     assert res.T is None or res.T.allclose(_guess(T, 1), 1e-12)  # refused, or the guess kept unchanged
 
 
-
 RADIATE = Path(__file__).resolve().parents[2] / "data" / "radiate_tiny_foggy"
 _ROOT = Path(__file__).resolve().parents[3]
 # ../shared/data beside the checkout (a worktree one level deeper also finds it)
@@ -87,15 +86,13 @@ MULTI = TargetlessOptions(edge_map="nms", occlusion_deg=0.5)
 def _radiate(root: Path, pairs: list[tuple[int, int]]) -> tuple[list[LidarCameraFrame], CameraModel, Transform]:
     """RADIATE sweeps paired with left images, the images rectified as the RADIATE SDK does (its
     convention for the extrinsic: ``from_radiate(rectified=True)``)."""
-    from edgefuse.rig.importers import from_radiate, radiate_stereo_rectification
+    from edgefuse.rig.importers import from_radiate, radiate_rectify_maps
 
     calib = root / "config" / "default-calib.yaml"
     seq = root / "data" / "radiate" / "tiny_foggy"
     rig = from_radiate(calib, rectified=True)
     cam, Tref = rig.cameras["zed_left"], rig.transform("zed_left", "lidar")
-    raw, rect = from_radiate(calib).cameras["zed_left"], radiate_stereo_rectification(calib)
-    mx, my = cv2.initUndistortRectifyMap(raw.K, raw.D[:4], rect["R1"], rect["P1"][:, :3], (cam.width, cam.height),
-                                         cv2.CV_32FC1)
+    mx, my = radiate_rectify_maps(calib, "left")
     frames = []
     for lf, cf in pairs:
         img = cv2.imread(str(seq / "zed_left" / f"{cf:06d}.png"))
